@@ -1,0 +1,163 @@
+/**
+ * Turning request bodies into proposed updates. A merge patch (RFC 7396) or a JSON patch (RFC 6902) is applied to
+ * the node's current attributes to get the target, and the difference between current and target becomes updates,
+ * split where other providers own sub-paths (`interfaces[eth0].mac`) so that each update reaches its owner.
+ */
+import jsonPatch from 'fast-json-patch';
+import type { Operation } from 'fast-json-patch';
+import { InputError, PreconditionFailedError } from './errors.js';
+import { deepEqual } from './json.js';
+import type { Attrs, JsonObject, JsonValue, UpdateRequest } from './model.js';
+import { isJsonObject, PRESENT_ATTR } from './model.js';
+import type { Path } from './paths.js';
+import { formatPath } from './paths.js';
+import type { KindSchema } from './schema.js';
+
+/** Applies an RFC 7396 merge patch: null removes a member, objects merge recursively, anything else replaces. */
+export function applyMergePatch(target: JsonValue | undefined, patch: JsonValue): JsonValue {
+  if (!isJsonObject(patch)) return patch;
+  const result: Record<string, JsonValue> = isJsonObject(target) ? { ...target } : {};
+  for (const [name, value] of Object.entries(patch)) {
+    if (value === null) delete result[name];
+    else result[name] = applyMergePatch(result[name], value);
+  }
+  return result;
+}
+
+/** True when some provider other than the owner of `path` owns a path below it. */
+function needsSplit(schema: KindSchema, path: Path): boolean {
+  const owner = schema.authorityOf(path);
+  return schema.subAuthorities(path).some((provider) => provider !== owner);
+}
+
+function diffObject(schema: KindSchema, path: Path, before: JsonObject, after: JsonObject, out: UpdateRequest[]): void {
+  const fields = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+  for (const field of fields) {
+    diffValue(schema, [...path, { prop: field }], before[field], after[field], out);
+  }
+}
+
+/** A new object or map item: one `set` with the fields its owner keeps, plus updates for sub-owned fields. */
+function createSplit(schema: KindSchema, path: Path, value: JsonObject, keyField: string | undefined, out: UpdateRequest[]): void {
+  const owner = schema.authorityOf(path);
+  const own: Record<string, JsonValue> = {};
+  const rest: [string, JsonValue][] = [];
+  for (const [field, fieldValue] of Object.entries(value)) {
+    const fieldPath: Path = [...path, { prop: field }];
+    if (field !== keyField && (schema.authorityOf(fieldPath) !== owner || needsSplit(schema, fieldPath))) {
+      rest.push([field, fieldValue]);
+    } else own[field] = fieldValue;
+  }
+  out.push({ path: formatPath(path), op: 'set', value: own });
+  for (const [field, fieldValue] of rest.sort(([a], [b]) => a.localeCompare(b))) {
+    diffValue(schema, [...path, { prop: field }], undefined, fieldValue, out);
+  }
+}
+
+function diffValue(
+  schema: KindSchema,
+  path: Path,
+  before: JsonValue | undefined,
+  after: JsonValue | undefined,
+  out: UpdateRequest[],
+): void {
+  if (deepEqual(before, after)) return;
+  const where = formatPath(path);
+  if (after === undefined) {
+    out.push({ path: where, op: 'unset' });
+    return;
+  }
+  if (schema.schemaAt(path) === undefined) schema.resolvePath(where);
+  const semantics = schema.listSemanticsAt(path);
+  if (semantics?.type === 'set' && Array.isArray(before) && Array.isArray(after)) {
+    const was = before as readonly JsonValue[];
+    const now = after as readonly JsonValue[];
+    for (const item of was) if (!now.some((x) => deepEqual(x, item))) out.push({ path: where, op: 'remove', value: item });
+    for (const item of now) if (!was.some((x) => deepEqual(x, item))) out.push({ path: where, op: 'add', value: item });
+    if (new Set(now.map((x) => JSON.stringify(x))).size !== now.length) {
+      throw new InputError(`"${where}" is a set list and cannot hold the same item twice`);
+    }
+    return;
+  }
+  if (!needsSplit(schema, path)) {
+    out.push({ path: where, op: 'set', value: after });
+    return;
+  }
+  if (semantics?.type === 'map' && Array.isArray(after)) {
+    const key = semantics.key;
+    const was = (Array.isArray(before) ? before : []) as readonly JsonValue[];
+    const now = after as readonly JsonValue[];
+    const keyOf = (item: JsonValue): string => {
+      if (!isJsonObject(item) || typeof item[key] !== 'string') {
+        throw new InputError(`items of "${where}" need a string "${key}"`);
+      }
+      return item[key];
+    };
+    const nowKeys = now.map(keyOf);
+    if (new Set(nowKeys).size !== nowKeys.length) throw new InputError(`"${where}" has two items with the same ${key}`);
+    for (const item of was) {
+      const itemKey = keyOf(item);
+      if (!nowKeys.includes(itemKey)) out.push({ path: `${where}[${itemKey}]`, op: 'unset' });
+    }
+    for (const item of now) {
+      const itemKey = keyOf(item);
+      const itemPath: Path = [...path, { key: itemKey }];
+      const old = was.find((x) => keyOf(x) === itemKey);
+      if (old === undefined) createSplit(schema, itemPath, item as JsonObject, key, out);
+      else diffObject(schema, itemPath, old as JsonObject, item as JsonObject, out);
+    }
+    return;
+  }
+  if (isJsonObject(after)) {
+    if (isJsonObject(before)) diffObject(schema, path, before, after, out);
+    else createSplit(schema, path, after, undefined, out);
+    return;
+  }
+  out.push({ path: where, op: 'set', value: after });
+}
+
+/**
+ * The updates that turn `before` into `after`, each addressed to one owner. Throws `UnknownAttributeError` for a
+ * path the kind does not have and `InputError` for list values that break their list type.
+ */
+export function diffToUpdates(schema: KindSchema, before: Attrs, after: Attrs): UpdateRequest[] {
+  const out: UpdateRequest[] = [];
+  for (const attribute of [...new Set([...Object.keys(before), ...Object.keys(after)])].sort()) {
+    if (attribute === PRESENT_ATTR) {
+      if (!deepEqual(before[attribute], after[attribute])) {
+        throw new InputError(`"${PRESENT_ATTR}" cannot be patched: create or delete the node instead`);
+      }
+      continue;
+    }
+    if (!deepEqual(before[attribute], after[attribute])) schema.resolvePath(attribute);
+    diffValue(schema, [{ prop: attribute }], before[attribute], after[attribute], out);
+  }
+  return out;
+}
+
+/** Updates for an RFC 7396 merge patch against the current attributes; throws `InputError` for a non-object. */
+export function mergePatchToUpdates(schema: KindSchema, current: Attrs, patch: unknown): UpdateRequest[] {
+  if (!isJsonObject(patch)) throw new InputError('a merge patch must be a JSON object');
+  return diffToUpdates(schema, current, applyMergePatch(current, patch) as Attrs);
+}
+
+/**
+ * Updates for an RFC 6902 JSON patch against the current attributes. A failed `test` throws
+ * `PreconditionFailedError`; a malformed patch or a path that does not exist throws `InputError`.
+ */
+export function jsonPatchToUpdates(schema: KindSchema, current: Attrs, patch: unknown): UpdateRequest[] {
+  if (!Array.isArray(patch)) throw new InputError('a JSON patch must be an array of operations');
+  let target: unknown;
+  try {
+    target = jsonPatch.applyPatch(structuredClone(current), patch as Operation[], true, false).newDocument;
+  } catch (error) {
+    const name = (error as { name?: unknown }).name;
+    const message = (error as Error).message.split('\n')[0] ?? 'invalid patch';
+    if (name === 'TEST_OPERATION_FAILED') {
+      throw new PreconditionFailedError(`JSON patch test failed: ${message}`, { cause: error });
+    }
+    throw new InputError(`invalid JSON patch: ${message}`, { cause: error });
+  }
+  if (!isJsonObject(target as JsonValue)) throw new InputError('a JSON patch must leave the attributes an object');
+  return diffToUpdates(schema, current, target as Attrs);
+}

@@ -1,0 +1,30 @@
+/** Plugins: a named bundle of kinds and providers with a config schema (DESIGN.md §6). */
+import { InvalidClaimError } from './errors.js';
+import type { Logger, NodeProvider } from './provider.js';
+import type { JsonSchema, KindDefinition } from './schema.js';
+
+/** What the host hands a plugin when it builds its providers. */
+export interface PluginServices {
+  readonly logger: Logger;
+}
+
+/** A plugin as `definePlugin` returns it. */
+export interface PluginDefinition<Config = unknown> {
+  readonly id: string;
+  /** JSON Schema of the plugin's config section; the host validates config against it before `providers`. */
+  readonly configSchema: JsonSchema;
+  readonly kinds?: readonly KindDefinition[];
+  readonly providers: (config: Config, services: PluginServices) => readonly NodeProvider[];
+}
+
+const PLUGIN_ID = /^[a-z][a-z0-9-]{0,62}$/;
+
+/** Declares a plugin; throws `InvalidClaimError` for an id that is not a lowercase name. */
+export function definePlugin<Config>(definition: PluginDefinition<Config>): PluginDefinition<Config> {
+  if (!PLUGIN_ID.test(definition.id)) {
+    throw new InvalidClaimError(`invalid plugin id "${definition.id}": use a-z, 0-9 and '-', starting with a letter`, {
+      details: { plugin: definition.id },
+    });
+  }
+  return definition;
+}
