@@ -315,10 +315,11 @@ export class TransitionPlanner {
       });
       const waits = updated.filter((t) => t.status === 'waiting').map((t) => t.notBefore);
       const next = tasks.length > 0 ? { ...state, round: { ...round, tasks: updated } } : state;
-      return { state: next, tasks, wakeAt: waits.length > 0 ? Math.min(...waits) : null };
+      return { state: next, tasks, wakeAt: waits.length > 0 ? Math.min(state.deadline, ...waits) : null };
     }
-    if (now < state.notBefore) return { state, tasks: [], wakeAt: state.notBefore };
-    const ready = state.pending.filter((p) => p.status === 'ready');
+    if (now < state.notBefore) return { state, tasks: [], wakeAt: Math.min(state.notBefore, state.deadline) };
+    // After a wait without progress every deferred update is asked again: the world may have changed.
+    const ready = state.pending.filter((p) => p.status === 'ready' || (state.idleStreak > 0 && p.status === 'deferred'));
     const providers = [...new Set(ready.map((p) => p.provider))].sort();
     const number = state.rounds.length + 1;
     const taskStates: TaskState[] = providers.map((provider) => ({
@@ -441,6 +442,7 @@ export class TransitionPlanner {
       const path = parsePath(change.path);
       for (const watch of this.schema.watchersOf(path)) {
         if (watch.provider === change.by) continue;
+        if (watch.onRemovalOnly === true && getAt(state.attrs, watch.pattern, this.schema) !== undefined) continue;
         const already = [...state.pending, ...added].some(
           (p) =>
             p.provider === watch.provider &&
@@ -779,7 +781,7 @@ export class TransitionPlanner {
     const idleStreak = state.idleStreak + 1;
     return {
       ...next,
-      pending: readied.map((p) => (p.status === 'deferred' ? { ...p, status: 'ready' as const } : p)),
+      pending: readied,
       progressRounds,
       idleStreak,
       notBefore: now + backoffDelay(this.options.idleBackoff, idleStreak),

@@ -53,6 +53,8 @@ export interface Watch {
   readonly provider: string;
   readonly pattern: Path;
   readonly path: string;
+  /** The implicit watch every provider has on `present`: it fires only when the node is being deleted. */
+  readonly onRemovalOnly?: boolean;
 }
 
 type MutableSchema = { [keyword: string]: unknown };
@@ -145,7 +147,7 @@ export class KindSchema {
     this.validateDocument = ajv.compile(document);
   }
 
-  /** Every watch declared on this kind, including each provider's implicit watch on `present`. */
+  /** Every watch declared on this kind, including each provider's implicit watch on `present` (for deletes). */
   get watches(): readonly Watch[] {
     return this.watchList;
   }
@@ -446,7 +448,9 @@ export function buildKindSchemas(
     const watches: Watch[] = [];
     const draft = new KindSchema(kind.name, kind.description, ajv, document, authority, [], []);
     for (const d of mine) {
-      watches.push({ provider: d.name, pattern: [{ prop: PRESENT_ATTR }], path: PRESENT_ATTR });
+      if (!(d.watches ?? []).includes(PRESENT_ATTR)) {
+        watches.push({ provider: d.name, pattern: [{ prop: PRESENT_ATTR }], path: PRESENT_ATTR, onRemovalOnly: true });
+      }
       for (const text of d.watches ?? []) {
         let pattern: Path;
         try {
