@@ -172,7 +172,7 @@ export function applyUpdate(
       edit = (old) => {
         if (!Array.isArray(old)) return old;
         const list = old as readonly JsonValue[];
-        return list.some((x) => deepEqual(x, item)) ? list.filter((x) => !deepEqual(x, item)) : old;
+        return list.some((x) => deepEqual(x, item)) ? list.filter((x) => !deepEqual(x, item)) : list;
       };
       break;
     }

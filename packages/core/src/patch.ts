@@ -158,6 +158,6 @@ export function jsonPatchToUpdates(schema: KindSchema, current: Attrs, patch: un
     }
     throw new InputError(`invalid JSON patch: ${message}`, { cause: error });
   }
-  if (!isJsonObject(target as JsonValue)) throw new InputError('a JSON patch must leave the attributes an object');
-  return diffToUpdates(schema, current, target as Attrs);
+  if (!isJsonObject(target)) throw new InputError('a JSON patch must leave the attributes an object');
+  return diffToUpdates(schema, current, target);
 }

@@ -418,7 +418,10 @@ export class TransitionPlanner {
     );
     if (broken.length === 0) return this.end(state, 'succeeded', undefined, now);
     const found = broken
-      .map((u) => `${describe(u)} (found ${JSON.stringify(getAt(state.attrs, parsePath(u.path), this.schema)) ?? 'nothing'})`)
+      .map((u) => {
+        const found = getAt(state.attrs, parsePath(u.path), this.schema);
+        return `${describe(u)} (found ${found === undefined ? 'nothing' : JSON.stringify(found)})`;
+      })
       .join('; ');
     return this.end(
       state,

@@ -42,7 +42,7 @@ export class OutcomeBuilder {
       propose: this.propose,
       operations: this.operations,
     }).filter(([, v]) => (Array.isArray(v) ? v.length > 0 : Object.keys(v).length > 0));
-    return Object.fromEntries(entries) as ExplainOutcome;
+    return Object.fromEntries(entries);
   }
 }
 
@@ -154,7 +154,7 @@ export function provisioningWorld(options: Partial<PlannerOptions> = {}) {
           backends.ipam.allocated.set(task.name, ip);
         }
         out.set['interfaces[eth0].ip'] = ip;
-        out.operations.push({ action: 'allocate-ip', target: String(update.value), detail: ip, durationMs: 1 });
+        out.operations.push({ action: 'allocate-ip', target: JSON.stringify(update.value), detail: ip, durationMs: 1 });
       }
       out.accepted.push(update.id);
     },
@@ -174,7 +174,7 @@ export function provisioningWorld(options: Partial<PlannerOptions> = {}) {
         out.accepted.push(update.id);
       } else if (update.path === 'hwspec') {
         const mac = domain?.mac ?? '52:54:00:00:00:01';
-        if (!out.dry) backends.libvirt.set(task.name, { hwspec: String(update.value), mac, running: domain?.running ?? false });
+        if (!out.dry) backends.libvirt.set(task.name, { hwspec: update.value as string, mac, running: domain?.running ?? false });
         out.set['hypervisor'] = 'hv-3';
         out.set['interfaces[eth0].mac'] = mac;
         out.operations.push({ action: 'define', target: `hv-3/${task.name}`, durationMs: 1 });
@@ -205,15 +205,21 @@ export function provisioningWorld(options: Partial<PlannerOptions> = {}) {
         return;
       }
       const eth0 = interfaces(task.node).find((i) => i['name'] === 'eth0');
-      const mac = eth0?.['mac'];
-      const ip = eth0?.['ip'];
-      const known = (v: JsonValue | undefined): v is string => typeof v === 'string' || task.later !== undefined;
-      if (!known(mac) || !known(ip)) {
+      // In explain, a value another provider fills in later stands as a placeholder naming that provider.
+      const field = (name: string): string | undefined => {
+        const value = eth0?.[name];
+        if (typeof value === 'string') return value;
+        const from = task.later?.[`interfaces[eth0].${name}`];
+        return from === undefined ? undefined : `<${name} from ${from}>`;
+      };
+      const mac = field('mac');
+      const ip = field('ip');
+      if (mac === undefined || ip === undefined) {
         out.deferred.push({ id: update.id, reason: 'waiting for a MAC and an IP', waitFor: ['interfaces'] });
         return;
       }
-      if (!out.dry) backends.cobbler.set(task.name, { mac: String(mac), ip: String(ip), netboot: true });
-      out.operations.push({ action: 'save_system', target: task.name, detail: `${String(mac)} ${String(ip)}`, durationMs: 1 });
+      if (!out.dry) backends.cobbler.set(task.name, { mac, ip, netboot: true });
+      out.operations.push({ action: 'save_system', target: task.name, detail: `${mac} ${ip}`, durationMs: 1 });
       if (task.node['netboot'] !== true) out.set['netboot'] = true;
       out.accepted.push(update.id);
     },

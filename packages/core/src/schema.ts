@@ -249,7 +249,7 @@ export class KindSchema {
 }
 
 function clone(schema: JsonSchema): MutableSchema {
-  return structuredClone(schema) as MutableSchema;
+  return structuredClone<MutableSchema>(schema);
 }
 
 function checkListAnnotations(provider: string, path: string, schema: JsonSchema): void {
