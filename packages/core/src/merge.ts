@@ -7,7 +7,7 @@ import { deepEqual } from './json.js';
 import type { Attrs, JsonObject, JsonValue, UpdateOp } from './model.js';
 import { isJsonObject } from './model.js';
 import type { Path } from './paths.js';
-import { formatPath } from './paths.js';
+import { formatPath, rootOf } from './paths.js';
 import type { ListSemantics } from './schema.js';
 
 /** What merging needs to know about the kind: how the list at a path behaves. */
@@ -246,5 +246,40 @@ export function updateHolds(
       return Array.isArray(actual) && (actual as readonly JsonValue[]).some((x) => deepEqual(x, value));
     case 'remove':
       return !Array.isArray(actual) || !(actual as readonly JsonValue[]).some((x) => deepEqual(x, value));
+  }
+}
+
+/**
+ * A working copy of a node's attributes for applying many updates: the top level is copied once, and each update
+ * copies only its own attribute, so a round over a wide node stays linear in the number of updates.
+ */
+export class AttrsDraft {
+  private readonly values: Record<string, JsonValue>;
+
+  constructor(
+    base: Attrs,
+    private readonly source: ListSemanticsSource,
+  ) {
+    this.values = { ...base };
+  }
+
+  /** Applies one update (see `applyUpdate`); throws `InputError` when the operation does not fit. */
+  apply(path: Path, op: UpdateOp, value: JsonValue | undefined): void {
+    const attribute = rootOf(path);
+    const current = Object.hasOwn(this.values, attribute) ? { [attribute]: this.values[attribute] as JsonValue } : {};
+    const next = applyUpdate(current, path, op, value, this.source);
+    if (next === current) return;
+    if (Object.hasOwn(next, attribute)) this.values[attribute] = next[attribute] as JsonValue;
+    else delete this.values[attribute];
+  }
+
+  /** The value at a path in the working copy. */
+  get(path: Path): JsonValue | undefined {
+    return getAt(this.values, path, this.source);
+  }
+
+  /** The attributes as they stand; the draft must not be used afterwards. */
+  result(): Attrs {
+    return this.values;
   }
 }

@@ -6,7 +6,7 @@ import type { Attrs, UpdateRequest } from './model.js';
 import type { PlannerOptions, PlannerState } from './planner.js';
 import { conditionsOf, DEFAULT_PLANNER_OPTIONS, operationsOf, TransitionPlanner, valueAt } from './planner.js';
 import type { NodeProvider } from './provider.js';
-import { CREATE_WEB_01, handlerProvider, HOST_KIND, provisioningWorld } from './provisioning.fixture.js';
+import { CREATE_WEB_01, handlerProvider, HOST_KIND, provisioningWorld } from './provisioning-fixture.js';
 import type { AttributeClaim } from './schema.js';
 import { buildKindSchemas } from './schema.js';
 

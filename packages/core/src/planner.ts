@@ -8,11 +8,11 @@ import { createHash } from 'node:crypto';
 import type { ErrorCode, ErrorInfo } from './errors.js';
 import { InputError, SchemaViolationError, toErrorInfo } from './errors.js';
 import { canonicalJson, deepEqual } from './json.js';
-import { applyUpdate, getAt, updateHolds } from './merge.js';
-import type { Attrs, JsonValue, ProposedUpdate, UpdateRequest } from './model.js';
+import { applyUpdate, AttrsDraft, getAt, updateHolds } from './merge.js';
+import type { Attrs, JsonValue, ProposedUpdate, UpdateOp, UpdateRequest } from './model.js';
 import { CORE_PROVIDER, USER_ORIGIN } from './model.js';
 import type { Path } from './paths.js';
-import { formatPath, overlaps, parsePath, pathEquals } from './paths.js';
+import { formatPath, overlaps, parsePath, pathEquals, rootOf } from './paths.js';
 import type { ApplyOutcome, ExplainOutcome, Operation, ProviderTask } from './provider.js';
 import type { KindSchema } from './schema.js';
 
@@ -204,6 +204,19 @@ function describe(update: ProposedUpdate): string {
   return update.op === 'set' ? `${update.path}${value}` : `${update.op} ${update.path}${value}`;
 }
 
+/** A proposed update from a request, built field by field (spreading caller objects is slow and copies extras). */
+function proposedUpdate(id: string, origin: string, request: UpdateRequest): ProposedUpdate {
+  const update: { -readonly [K in keyof ProposedUpdate]: ProposedUpdate[K] } = {
+    id,
+    path: request.path,
+    op: request.op,
+    origin,
+  };
+  if (request.value !== undefined) update.value = request.value;
+  if (request.reason !== undefined) update.reason = request.reason;
+  return update;
+}
+
 function hash(text: string): string {
   return createHash('sha1').update(text).digest('base64url');
 }
@@ -222,18 +235,23 @@ export class TransitionPlanner {
    */
   start(input: PlanInput, now: number): PlannerState {
     if (input.updates.length === 0) throw new InputError('a change needs at least one update');
-    const userUpdates: ProposedUpdate[] = input.updates.map((request, i) => ({
-      ...request,
-      id: `u${i + 1}`,
-      origin: USER_ORIGIN,
-    }));
+    const userUpdates: ProposedUpdate[] = input.updates.map((request, i) =>
+      proposedUpdate(`u${i + 1}`, USER_ORIGIN, request),
+    );
     const paths = userUpdates.map((u) => this.schema.resolvePath(u.path));
+    // Only updates of the same attribute can overlap; grouping keeps the pairwise check linear for wide requests.
+    const byAttribute = new Map<string, number[]>();
+    paths.forEach((path, i) => {
+      const root = rootOf(path);
+      byAttribute.set(root, [...(byAttribute.get(root) ?? []), i]);
+    });
     userUpdates.forEach((update, i) => {
       if (update.op === 'sync') throw new InputError(`"sync" is not an operation a request can ask for (${update.path})`);
       const path = paths[i] as Path;
       const exclusive = update.op === 'set' || update.op === 'unset' || update.op === 'merge';
-      userUpdates.forEach((other, j) => {
-        if (j === i || !overlaps(path, paths[j] as Path)) return;
+      for (const j of byAttribute.get(rootOf(path)) ?? []) {
+        const other = userUpdates[j] as ProposedUpdate;
+        if (j === i || !overlaps(path, paths[j] as Path)) continue;
         const bothListItems = !exclusive && (other.op === 'add' || other.op === 'remove');
         if (!bothListItems) {
           throw new InputError(`updates "${describe(update)}" and "${describe(other)}" touch the same path`, {
@@ -243,7 +261,7 @@ export class TransitionPlanner {
         if (other.op !== update.op && deepEqual(other.value, update.value)) {
           throw new InputError(`cannot both add and remove ${JSON.stringify(update.value)} in ${update.path}`);
         }
-      });
+      }
       if (update.op === 'add' || update.op === 'remove') {
         const problems = update.value === undefined ? [] : this.schema.checkValue(path, [update.value]);
         if (problems.length > 0) {
@@ -254,11 +272,11 @@ export class TransitionPlanner {
       }
     });
     // Trial-apply everything to check the result against the kind's schema before any backend is touched.
-    let trial = input.current;
+    const trial = new AttrsDraft(input.current, this.schema);
     userUpdates.forEach((update, i) => {
-      trial = applyUpdate(trial, paths[i] as Path, update.op, update.value, this.schema);
+      trial.apply(paths[i] as Path, update.op, update.value);
     });
-    this.schema.assertValid(trial);
+    this.schema.assertValid(trial.result());
 
     let attrs = input.current;
     const pending: PendingUpdate[] = [];
@@ -478,17 +496,17 @@ export class TransitionPlanner {
     const version = state.version + 1;
     const byId = new Map(state.pending.map((p) => [p.update.id, p]));
     const tasks = [...round.tasks].sort((a, b) => a.provider.localeCompare(b.provider));
-    let attrs = state.attrs;
+    const draft = new AttrsDraft(state.attrs, this.schema);
     const later: Record<string, string> = { ...state.later };
     const changed: { path: string; by: string }[] = [];
     const settled = new Set<string>();
     const deferred = new Map<string, PendingUpdate>();
     let accepted = 0;
 
-    const record = (path: Path, by: string, mutate: () => void): void => {
-      const before = getAt(attrs, path, this.schema);
-      mutate();
-      if (!deepEqual(before, getAt(attrs, path, this.schema))) changed.push({ path: formatPath(path), by });
+    const record = (path: Path, by: string, op: UpdateOp, value: JsonValue | undefined): void => {
+      const before = draft.get(path);
+      draft.apply(path, op, value);
+      if (!deepEqual(before, draft.get(path))) changed.push({ path: formatPath(path), by });
     };
 
     for (const task of tasks) {
@@ -535,9 +553,7 @@ export class TransitionPlanner {
         const update = (byId.get(id) as PendingUpdate).update;
         const path = parsePath(update.path);
         try {
-          record(path, task.provider, () => {
-            attrs = applyUpdate(attrs, path, update.op, update.value, this.schema);
-          });
+          record(path, task.provider, update.op, update.value);
         } catch (error) {
           fold.fail({ code: 'INVALID_INPUT', message: `${describe(update)}: ${(error as Error).message}` });
         }
@@ -577,17 +593,13 @@ export class TransitionPlanner {
           contract(`reported an invalid value for ${text}: ${problems.join('; ')}`);
           continue;
         }
-        record(path, task.provider, () => {
-          attrs = applyUpdate(attrs, path, 'set', value, this.schema);
-        });
+        record(path, task.provider, 'set', value);
         delete later[formatPath(path)];
       }
       for (const text of outcome.unset ?? []) {
         const path = owned(text);
         if (path !== undefined) {
-          record(path, task.provider, () => {
-            attrs = applyUpdate(attrs, path, 'unset', undefined, this.schema);
-          });
+          record(path, task.provider, 'unset', undefined);
         }
       }
       for (const text of outcome.later ?? []) {
@@ -599,13 +611,14 @@ export class TransitionPlanner {
       }
     }
 
+    const attrs = draft.result();
     // Proposals, in provider order, after all values of the round are merged.
     const proposals: PendingUpdate[] = [];
     const proposers = new Set<string>();
     for (const task of tasks) {
       for (const request of task.outcome?.propose ?? []) {
         const id = `p${round.number}.${proposals.length + 1}`;
-        const update: ProposedUpdate = { ...request, id, origin: task.provider };
+        const update = proposedUpdate(id, task.provider, request);
         let path: Path;
         try {
           path = this.schema.resolvePath(request.path);

@@ -1,0 +1,34 @@
+# Consortium: `make dev` runs it, `make test` passes every test. Both set up what they need first.
+PNPM_VERSION := 10.34.9
+MANIFESTS := package.json pnpm-lock.yaml pnpm-workspace.yaml $(wildcard packages/*/package.json plugins/*/package.json test/*/package.json bench/package.json)
+
+.PHONY: setup build test lint format bench clean
+
+# pnpm is pinned and installed by the project itself, so a fresh machine needs only Node.js.
+node_modules/.setup-stamp: $(MANIFESTS)
+	@if [ "$$(pnpm --version 2>/dev/null)" != "$(PNPM_VERSION)" ]; then npm install -g pnpm@$(PNPM_VERSION); fi
+	pnpm install --frozen-lockfile
+	@touch $@
+
+setup: node_modules/.setup-stamp
+
+build: setup
+	pnpm exec tsc --build
+
+test: build
+	node scripts/run-tests.mjs
+
+lint: setup
+	pnpm exec tsc -p tsconfig.check.json
+	pnpm exec eslint . --max-warnings 0
+	pnpm exec prettier --check .
+
+format: setup
+	pnpm exec prettier --write .
+
+# `make bench` runs every benchmark; `make bench BENCH=planner` one of them.
+bench: build
+	node --import tsx bench/run.ts $(BENCH)
+
+clean:
+	rm -rf node_modules packages/*/dist plugins/*/dist test/*/dist .ci/out

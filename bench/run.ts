@@ -1,0 +1,13 @@
+/** Runs the benchmarks named on the command line (all when none): `pnpm bench [planner ...]`. */
+import { plannerBench } from './planner.js';
+
+const benches: Record<string, () => Promise<void>> = { planner: plannerBench };
+const wanted = process.argv.slice(2);
+for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {
+  const bench = benches[name];
+  if (bench === undefined) {
+    console.error(`unknown benchmark "${name}" (known: ${Object.keys(benches).join(', ')})`);
+    process.exit(2);
+  }
+  await bench();
+}
