@@ -1,11 +1,16 @@
 /** Plugins: a named bundle of kinds and providers with a config schema (DESIGN.md §6). */
 import { InvalidClaimError } from './errors.js';
+import type { Store } from './ports/store.js';
 import type { Logger, NodeProvider } from './provider.js';
 import type { JsonSchema, KindDefinition } from './schema.js';
 
 /** What the host hands a plugin when it builds its providers. */
 export interface PluginServices {
   readonly logger: Logger;
+  /** Consortium's own store: other nodes (subnets for IPAM) and unique reservations. */
+  readonly store: Store;
+  /** The current time in milliseconds. */
+  now(): number;
 }
 
 /** A plugin as `definePlugin` returns it. */

@@ -33,5 +33,7 @@ export type {
   ProposedUpdate,
   ProviderContext,
   ProviderTask,
+  Store,
+  StoredNode,
   UpdateRequest,
 } from '@consortium/core';

@@ -1,0 +1,179 @@
+/**
+ * The store port: the inventory cache, jobs with every round, job events, the audit log, API tokens and unique
+ * reservations (IP addresses). Adapters: SQLite (embedded default) and ArangoDB. Every node write compares the
+ * node's revision (optimistic concurrency); the revision is the node's ETag.
+ */
+import type { ErrorInfo } from '../errors.js';
+import type { Attrs, JsonObject, JsonValue, UpdateRequest } from '../model.js';
+import type { JobFailure, PlannerState } from '../planner.js';
+
+/** A node as the store keeps it: the merged attributes plus what each provider last observed. */
+export interface StoredNode {
+  readonly kind: string;
+  readonly name: string;
+  readonly attrs: Attrs;
+  /** Starts at 1 on insert and grows by one on every write. */
+  readonly revision: number;
+  /** Per provider: the values it last observed in its backend, and when (ms since epoch). */
+  readonly observed: Readonly<Record<string, { readonly attrs: Attrs | null; readonly at: number }>>;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** A comparison in a filter; `field` is `name` or an attribute path such as `datacenter` or `interfaces.ip`. */
+export type Filter =
+  | { readonly op: 'and' | 'or'; readonly args: readonly Filter[] }
+  | { readonly op: 'not'; readonly arg: Filter }
+  | { readonly op: 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge'; readonly field: string; readonly value: JsonValue }
+  | { readonly op: 'in'; readonly field: string; readonly values: readonly JsonValue[] }
+  /** A set list (or any array) holds the value. */
+  | { readonly op: 'has'; readonly field: string; readonly value: JsonValue }
+  /** Shell-style glob on a string: `*` any run, `?` one character. */
+  | { readonly op: 'glob'; readonly field: string; readonly pattern: string }
+  | { readonly op: 'exists'; readonly field: string };
+
+/** A page of results and the cursor of the next page, if there is one. */
+export interface Page<T> {
+  readonly items: readonly T[];
+  readonly next?: string;
+}
+
+/** Options of `listNodes`: filter, page size, and the cursor returned by the previous page. */
+export interface ListNodesOptions {
+  readonly filter?: Filter;
+  readonly limit: number;
+  readonly cursor?: string;
+}
+
+/** The states of a job; `queued` until the master takes it. */
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'expired' | 'cancelled';
+
+/** What a job was asked to do. */
+export type JobAction = 'create' | 'patch' | 'delete';
+
+/** One user request and everything it caused. */
+export interface JobRecord {
+  readonly id: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly action: JobAction;
+  readonly state: JobState;
+  /** Who asked (token id or `dev`). */
+  readonly actor: string;
+  readonly updates: readonly UpdateRequest[];
+  /** The node's attributes when the job was accepted, for the audit log. */
+  readonly before: Attrs | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly startedAt?: number;
+  readonly endedAt?: number;
+  /** The planner's state, persisted after every step so that a new master can resume the job. */
+  readonly plan?: PlannerState;
+  readonly failure?: JobFailure;
+  /** Set when someone asked to cancel; the master ends the job as `cancelled`. */
+  readonly cancelRequested?: { readonly by: string; readonly at: number };
+}
+
+/** Fields of a job the master updates as it runs. */
+export type JobPatch = Partial<Pick<JobRecord, 'state' | 'startedAt' | 'endedAt' | 'plan' | 'failure' | 'cancelRequested'>>;
+
+/** Options of `listJobs`: newest first. */
+export interface ListJobsOptions {
+  readonly states?: readonly JobState[];
+  readonly kind?: string;
+  readonly name?: string;
+  readonly limit: number;
+  readonly cursor?: string;
+}
+
+/** One event of a job, in order (`seq` from 1). */
+export interface JobEvent {
+  readonly jobId: string;
+  readonly seq: number;
+  readonly at: number;
+  readonly type: string;
+  readonly data: JsonObject;
+}
+
+/** One change, as the audit log keeps it. */
+export interface AuditEntry {
+  readonly at: number;
+  readonly actor: string;
+  readonly action: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly jobId?: string;
+  readonly before: Attrs | null;
+  readonly after: Attrs | null;
+}
+
+/** Roles, from least to most allowed. */
+export type Role = 'reader' | 'operator' | 'admin';
+
+/** An API token as stored: only its hash. */
+export interface TokenRecord {
+  readonly id: string;
+  readonly hash: string;
+  readonly role: Role;
+  readonly description?: string;
+  readonly createdAt: number;
+  readonly expiresAt?: number;
+}
+
+/** A value reserved for one owner in a namespace (an IP address in a subnet). */
+export interface Reservation {
+  readonly key: string;
+  readonly owner: string;
+}
+
+/**
+ * The store. Methods throw `NotFoundError` for a missing node or job where one is required, `ConflictError` when
+ * inserting a node that exists, and `PreconditionFailedError` when an expected revision does not match.
+ */
+export interface Store {
+  getNode(kind: string, name: string): Promise<StoredNode | undefined>;
+  /** Nodes of a kind in name order, filtered. */
+  listNodes(kind: string, options: ListNodesOptions): Promise<Page<StoredNode>>;
+  /** Inserts a node with revision 1; throws `ConflictError` if it exists. */
+  insertNode(kind: string, name: string, attrs: Attrs, at: number): Promise<StoredNode>;
+  /**
+   * Replaces a node's attributes and bumps its revision. With `expectedRevision`, throws
+   * `PreconditionFailedError` when the node's revision differs.
+   */
+  updateNode(kind: string, name: string, attrs: Attrs, at: number, expectedRevision?: number): Promise<StoredNode>;
+  /** Deletes a node; with `expectedRevision`, only at that revision. Deleting an absent node is a no-op. */
+  deleteNode(kind: string, name: string, expectedRevision?: number): Promise<void>;
+  /** Records what one provider observed for a node (null: absent in its backend); does not bump the revision. */
+  putObservation(kind: string, name: string, provider: string, attrs: Attrs | null, at: number): Promise<void>;
+
+  createJob(job: JobRecord): Promise<void>;
+  getJob(id: string): Promise<JobRecord | undefined>;
+  /** Updates some fields of a job and returns it; throws `NotFoundError`. */
+  updateJob(id: string, patch: JobPatch, at: number): Promise<JobRecord>;
+  listJobs(options: ListJobsOptions): Promise<Page<JobRecord>>;
+
+  /** Appends an event to a job's stream and returns it with its sequence number. */
+  appendEvent(jobId: string, type: string, data: JsonObject, at: number): Promise<JobEvent>;
+  /** Events of a job with `seq` greater than `afterSeq`, in order. */
+  listEvents(jobId: string, afterSeq: number): Promise<readonly JobEvent[]>;
+
+  appendAudit(entry: AuditEntry): Promise<void>;
+  /** Audit entries, newest first, optionally for one node. */
+  listAudit(options: { readonly kind?: string; readonly name?: string; readonly limit: number }): Promise<readonly AuditEntry[]>;
+
+  putToken(token: TokenRecord): Promise<void>;
+  findToken(hash: string): Promise<TokenRecord | undefined>;
+  listTokens(): Promise<readonly TokenRecord[]>;
+  deleteToken(id: string): Promise<void>;
+
+  /** Reserves `key` in `namespace` for `owner`: true if now (or already) the owner's, false if someone else's. */
+  reserve(namespace: string, key: string, owner: string): Promise<boolean>;
+  /** Releases every reservation of `owner` in `namespace` (or only `key`); releasing nothing is a no-op. */
+  release(namespace: string, owner: string, key?: string): Promise<void>;
+  listReservations(namespace: string): Promise<readonly Reservation[]>;
+
+  close(): Promise<void>;
+}
+
+/** Describes an error for a job or an event. */
+export type { ErrorInfo };
