@@ -11,3 +11,5 @@ export * from './planner.js';
 export * from './plugin.js';
 export * from './provider.js';
 export * from './schema.js';
+export * from './ports/coordinator.js';
+export * from './ports/store.js';
