@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// The consortium binary; the code lives in dist/ (run `make build` first).
+import '../dist/main.js';
