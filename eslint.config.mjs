@@ -16,12 +16,18 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
-      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowNumber: true, allowBoolean: true },
+      ],
       '@typescript-eslint/no-unnecessary-condition': ['error', { allowConstantLoopConditions: true }],
       'import-x/no-cycle': 'error',
       // JSON values are edited on fresh copies; deleting a computed key from a copy is the plain way to drop it.
       '@typescript-eslint/no-dynamic-delete': 'off',
-      'no-restricted-syntax': ['error', { selector: 'ExportDefaultDeclaration', message: 'Use named exports.' }],
+      'no-restricted-syntax': [
+        'error',
+        { selector: 'ExportDefaultDeclaration', message: 'Use named exports.' },
+      ],
     },
   },
   {
@@ -31,7 +37,10 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['@consortium/*', '!@consortium/plugin-api'], message: 'Plugins import only @consortium/plugin-api.' },
+            {
+              group: ['@consortium/*', '!@consortium/plugin-api'],
+              message: 'Plugins import only @consortium/plugin-api.',
+            },
             { group: ['**/src/**', '../../packages/**'], message: "Never import another package's src/." },
           ],
         },

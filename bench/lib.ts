@@ -22,7 +22,12 @@ export async function measure(name: string, fn: () => unknown, ms = 1_000): Prom
     iterations += 16;
   }
   const elapsed = performance.now() - start;
-  return { name, iterations, opsPerSecond: (iterations / elapsed) * 1000, meanMicros: (elapsed * 1000) / iterations };
+  return {
+    name,
+    iterations,
+    opsPerSecond: (iterations / elapsed) * 1000,
+    meanMicros: (elapsed * 1000) / iterations,
+  };
 }
 
 /** Prints measurements as an aligned table. */

@@ -41,11 +41,16 @@ function drive(
     const d = planner.dispatch(state, now);
     state = d.state;
     for (const task of d.tasks) {
-      state = planner.step(state, { taskId: task.id, attempt: task.attempt, outcome: answer(task), durationMs: 0 }, now);
+      state = planner.step(
+        state,
+        { taskId: task.id, attempt: task.attempt, outcome: answer(task), durationMs: 0 },
+        now,
+      );
     }
     if (d.tasks.length === 0) now = d.wakeAt ?? now + 1;
   }
-  if (state.phase !== 'succeeded') throw new Error(`benchmark plan ended ${state.phase}: ${state.failure?.message}`);
+  if (state.phase !== 'succeeded')
+    throw new Error(`benchmark plan ended ${state.phase}: ${state.failure?.message}`);
   return state.rounds.length;
 }
 
@@ -63,13 +68,19 @@ export async function plannerBench(): Promise<void> {
   const clock = { now: () => 0, sleep: () => Promise.resolve() };
   const live = await runPlan(
     world.planner,
-    world.planner.start({ jobId: 'bench', kind: 'host', name: 'web-01', current: {}, updates: CREATE_WEB_01 }, 0),
+    world.planner.start(
+      { jobId: 'bench', kind: 'host', name: 'web-01', current: {}, updates: CREATE_WEB_01 },
+      0,
+    ),
     world.providers,
     { clock },
   );
   const recorded = new Map<string, object>();
-  for (const round of live.rounds) for (const task of round.tasks) recorded.set(`${round.round}/${task.provider}`, task.outcome ?? {});
-  const exampleRounds = drive(world.planner, CREATE_WEB_01, (task) => recorded.get(`${task.round}/${task.provider}`)!);
+  for (const round of live.rounds)
+    for (const task of round.tasks) recorded.set(`${round.round}/${task.provider}`, task.outcome ?? {});
+  const exampleRounds = drive(world.planner, CREATE_WEB_01, (task) =>
+    recorded.get(`${task.round}/${task.provider}`)!,
+  );
   const example = await measure(`DESIGN §2 example, whole job (${exampleRounds} rounds)`, () =>
     drive(world.planner, CREATE_WEB_01, (task) => recorded.get(`${task.round}/${task.provider}`)!),
   );
@@ -104,8 +115,12 @@ export async function plannerBench(): Promise<void> {
 
   report('planner', [baseline, wideRound, example, perRound, merge]);
   const ratio = (m: Measurement) => (m.meanMicros / baseline.meanMicros).toFixed(3);
-  console.log(`\n  ratio to one loopback round trip (lower is better; < 1 means cheaper than the network floor):`);
+  console.log(
+    `\n  ratio to one loopback round trip (lower is better; < 1 means cheaper than the network floor):`,
+  );
   console.log(`    full 6-provider/40-attribute round: ${ratio(wideRound)}`);
-  console.log(`    one round of the DESIGN §2 example: ${ratio(perRound)}  (target: < 0.1 ms → ${perRound.meanMicros < 100 ? 'met' : 'NOT met'})`);
+  console.log(
+    `    one round of the DESIGN §2 example: ${ratio(perRound)}  (target: < 0.1 ms → ${perRound.meanMicros < 100 ? 'met' : 'NOT met'})`,
+  );
   console.log(`    one merge:                          ${ratio(merge)}`);
 }

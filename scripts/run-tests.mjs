@@ -10,7 +10,15 @@ mkdirSync(out, { recursive: true });
 rmSync(report, { force: true });
 const run = spawnSync(
   'pnpm',
-  ['exec', 'vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)],
+  [
+    'exec',
+    'vitest',
+    'run',
+    '--reporter=default',
+    '--reporter=json',
+    `--outputFile.json=${report}`,
+    ...process.argv.slice(2),
+  ],
   { stdio: 'inherit' },
 );
 let passed = 0;
@@ -22,7 +30,9 @@ try {
   failed = json.numFailedTests;
   skipped = json.numPendingTests + json.numTodoTests;
   // A file that fails to load has no tests in the counts; count it so that it cannot pass silently.
-  failed += json.testResults.filter((file) => file.status === 'failed' && file.assertionResults.length === 0).length;
+  failed += json.testResults.filter(
+    (file) => file.status === 'failed' && file.assertionResults.length === 0,
+  ).length;
 } catch {
   failed = Math.max(failed, 1);
 }

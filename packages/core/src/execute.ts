@@ -3,7 +3,15 @@
  * in-process master and by tests), `explainPlan` runs the same loop over providers' side-effect-free `explain`.
  */
 import { toErrorInfo } from './errors.js';
-import type { JobFailure, PlanInput, PlannerState, RoundRecord, TaskResult, TransitionPlanner, Condition } from './planner.js';
+import type {
+  JobFailure,
+  PlanInput,
+  PlannerState,
+  RoundRecord,
+  TaskResult,
+  TransitionPlanner,
+  Condition,
+} from './planner.js';
 import { conditionsOf, isTerminal } from './planner.js';
 import type { Logger, NodeProvider, ProviderTask } from './provider.js';
 import { silentLogger } from './provider.js';
@@ -40,7 +48,8 @@ async function runTask(
       fencingToken: options.fencingToken ?? '0',
       now: () => options.clock.now(),
     };
-    const outcome = mode === 'apply' ? await provider.apply(task, context) : await provider.explain(task, context);
+    const outcome =
+      mode === 'apply' ? await provider.apply(task, context) : await provider.explain(task, context);
     return { ...base, outcome, durationMs: options.clock.now() - started };
   } catch (error) {
     return { ...base, error: toErrorInfo(error), durationMs: options.clock.now() - started };
@@ -106,7 +115,9 @@ export async function explainPlan(
     state = dispatch.state;
     if (dispatch.tasks.length > 0) {
       const results = await Promise.all(
-        dispatch.tasks.map((task) => runTask(providers.get(task.provider), task, 'explain', { ...options, clock })),
+        dispatch.tasks.map((task) =>
+          runTask(providers.get(task.provider), task, 'explain', { ...options, clock }),
+        ),
       );
       for (const result of results) state = planner.step(state, result, now);
       if (state.idleStreak > 0 && !isTerminal(state)) {

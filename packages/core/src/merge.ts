@@ -18,7 +18,9 @@ export interface ListSemanticsSource {
 function mapKeyAt(source: ListSemanticsSource, path: Path, at: number): string {
   const semantics = source.listSemanticsAt(path.slice(0, at));
   if (semantics?.type !== 'map') {
-    throw new InputError(`"${formatPath(path.slice(0, at))}" is not a map list, so "${formatPath(path)}" has no item key`);
+    throw new InputError(
+      `"${formatPath(path.slice(0, at))}" is not a map list, so "${formatPath(path)}" has no item key`,
+    );
   }
   return semantics.key;
 }
@@ -30,7 +32,8 @@ export function getAt(attrs: Attrs, path: Path, source: ListSemanticsSource): Js
     const segment = path[i] as Path[number];
     if (current === undefined) return undefined;
     if ('prop' in segment) {
-      current = isJsonObject(current) && Object.hasOwn(current, segment.prop) ? current[segment.prop] : undefined;
+      current =
+        isJsonObject(current) && Object.hasOwn(current, segment.prop) ? current[segment.prop] : undefined;
     } else {
       const key = mapKeyAt(source, path, i);
       current = Array.isArray(current)
@@ -54,7 +57,9 @@ function editAt(
   const segment = path[at] as Path[number];
   if ('prop' in segment) {
     if (container !== undefined && !isJsonObject(container)) {
-      throw new InputError(`cannot set "${formatPath(path)}": "${formatPath(path.slice(0, at))}" is not an object`);
+      throw new InputError(
+        `cannot set "${formatPath(path)}": "${formatPath(path.slice(0, at))}" is not an object`,
+      );
     }
     const object: JsonObject = container ?? {};
     const old = Object.hasOwn(object, segment.prop) ? object[segment.prop] : undefined;
@@ -67,7 +72,9 @@ function editAt(
   }
   const key = mapKeyAt(source, path, at);
   if (container !== undefined && !Array.isArray(container)) {
-    throw new InputError(`cannot set "${formatPath(path)}": "${formatPath(path.slice(0, at))}" is not a list`);
+    throw new InputError(
+      `cannot set "${formatPath(path)}": "${formatPath(path.slice(0, at))}" is not a list`,
+    );
   }
   const list = (container ?? []) as readonly JsonValue[];
   const index = list.findIndex((item) => isJsonObject(item) && item[key] === segment.key);
@@ -75,7 +82,8 @@ function editAt(
   let next = editAt(old, path, at + 1, edit, source);
   if (next === old) return container;
   if (next !== undefined) {
-    if (!isJsonObject(next)) throw new InputError(`items of "${formatPath(path.slice(0, at))}" must be objects`);
+    if (!isJsonObject(next))
+      throw new InputError(`items of "${formatPath(path.slice(0, at))}" must be objects`);
     if (next[key] === undefined) next = { [key]: segment.key, ...next };
     else if (next[key] !== segment.key) {
       throw new InputError(
@@ -201,7 +209,9 @@ export function satisfies(
     if (!isJsonObject(actual)) return false;
     return Object.entries(desired).every(([field, value]) => {
       const here = Object.hasOwn(actual, field) ? actual[field] : undefined;
-      return value === null ? here === undefined || here === null : satisfies(here, value, [...path, { prop: field }], source);
+      return value === null
+        ? here === undefined || here === null
+        : satisfies(here, value, [...path, { prop: field }], source);
     });
   }
   if (Array.isArray(desired)) {
@@ -216,7 +226,8 @@ export function satisfies(
         return typeof key === 'string' && satisfies(have, want, [...path, { key }], source);
       });
     }
-    if (semantics?.type === 'set') return (desired as readonly JsonValue[]).every((want) => items.some((x) => deepEqual(x, want)));
+    if (semantics?.type === 'set')
+      return (desired as readonly JsonValue[]).every((want) => items.some((x) => deepEqual(x, want)));
     return deepEqual(actual, desired);
   }
   return deepEqual(actual, desired);
@@ -224,7 +235,8 @@ export function satisfies(
 
 /**
  * True when an update holds in `attrs`: a `set` value is satisfied (other owners may have added fields below it),
- * an `unset` path is absent, an `add`ed item is present, a `remove`d one absent, a `merge` satisfied.
+ * an `unset` path is absent, an `add`ed item is present, a `remove`d one absent, and a `merge` would change
+ * nothing if applied again (a map-list merge names only some items; the others may stay).
  */
 export function updateHolds(
   attrs: Attrs,
@@ -240,8 +252,16 @@ export function updateHolds(
     case 'unset':
       return actual === undefined;
     case 'set':
-    case 'merge':
       return value !== undefined && satisfies(actual, value, path, source);
+    case 'merge': {
+      if (value === undefined) return false;
+      try {
+        return deepEqual(getAt(applyUpdate(attrs, path, op, value, source), path, source), actual);
+      } catch (error) {
+        if (error instanceof InputError) return false;
+        throw error;
+      }
+    }
     case 'add':
       return Array.isArray(actual) && (actual as readonly JsonValue[]).some((x) => deepEqual(x, value));
     case 'remove':
@@ -266,7 +286,9 @@ export class AttrsDraft {
   /** Applies one update (see `applyUpdate`); throws `InputError` when the operation does not fit. */
   apply(path: Path, op: UpdateOp, value: JsonValue | undefined): void {
     const attribute = rootOf(path);
-    const current = Object.hasOwn(this.values, attribute) ? { [attribute]: this.values[attribute] as JsonValue } : {};
+    const current = Object.hasOwn(this.values, attribute)
+      ? { [attribute]: this.values[attribute] as JsonValue }
+      : {};
     const next = applyUpdate(current, path, op, value, this.source);
     if (next === current) return;
     if (Object.hasOwn(next, attribute)) this.values[attribute] = next[attribute] as JsonValue;

@@ -30,15 +30,27 @@ function needsSplit(schema: KindSchema, path: Path): boolean {
   return schema.subAuthorities(path).some((provider) => provider !== owner);
 }
 
-function diffObject(schema: KindSchema, path: Path, before: JsonObject, after: JsonObject, out: UpdateRequest[]): void {
+function diffObject(
+  schema: KindSchema,
+  path: Path,
+  before: JsonObject,
+  after: JsonObject,
+  out: UpdateRequest[],
+): void {
   const fields = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
   for (const field of fields) {
     diffValue(schema, [...path, { prop: field }], before[field], after[field], out);
   }
 }
 
-/** A new object or map item: one `set` with the fields its owner keeps, plus updates for sub-owned fields. */
-function createSplit(schema: KindSchema, path: Path, value: JsonObject, keyField: string | undefined, out: UpdateRequest[]): void {
+/** A new object or map item: one `merge` with the fields its owner keeps, plus updates for sub-owned fields. */
+function createSplit(
+  schema: KindSchema,
+  path: Path,
+  value: JsonObject,
+  keyField: string | undefined,
+  out: UpdateRequest[],
+): void {
   const owner = schema.authorityOf(path);
   const own: Record<string, JsonValue> = {};
   const rest: [string, JsonValue][] = [];
@@ -48,7 +60,8 @@ function createSplit(schema: KindSchema, path: Path, value: JsonObject, keyField
       rest.push([field, fieldValue]);
     } else own[field] = fieldValue;
   }
-  out.push({ path: formatPath(path), op: 'set', value: own });
+  // A merge, not a set: it creates the object without wiping fields other owners fill in the same round.
+  out.push({ path: formatPath(path), op: 'merge', value: own });
   for (const [field, fieldValue] of rest.sort(([a], [b]) => a.localeCompare(b))) {
     diffValue(schema, [...path, { prop: field }], undefined, fieldValue, out);
   }
@@ -72,8 +85,10 @@ function diffValue(
   if (semantics?.type === 'set' && Array.isArray(before) && Array.isArray(after)) {
     const was = before as readonly JsonValue[];
     const now = after as readonly JsonValue[];
-    for (const item of was) if (!now.some((x) => deepEqual(x, item))) out.push({ path: where, op: 'remove', value: item });
-    for (const item of now) if (!was.some((x) => deepEqual(x, item))) out.push({ path: where, op: 'add', value: item });
+    for (const item of was)
+      if (!now.some((x) => deepEqual(x, item))) out.push({ path: where, op: 'remove', value: item });
+    for (const item of now)
+      if (!was.some((x) => deepEqual(x, item))) out.push({ path: where, op: 'add', value: item });
     if (new Set(now.map((x) => JSON.stringify(x))).size !== now.length) {
       throw new InputError(`"${where}" is a set list and cannot hold the same item twice`);
     }
@@ -94,7 +109,13 @@ function diffValue(
       return item[key];
     };
     const nowKeys = now.map(keyOf);
-    if (new Set(nowKeys).size !== nowKeys.length) throw new InputError(`"${where}" has two items with the same ${key}`);
+    if (new Set(nowKeys).size !== nowKeys.length)
+      throw new InputError(`"${where}" has two items with the same ${key}`);
+    // No item to create it with: an absent list becomes an empty one only by setting it.
+    if (now.length === 0 && !Array.isArray(before)) {
+      out.push({ path: where, op: 'set', value: [] });
+      return;
+    }
     for (const item of was) {
       const itemKey = keyOf(item);
       if (!nowKeys.includes(itemKey)) out.push({ path: `${where}[${itemKey}]`, op: 'unset' });

@@ -43,7 +43,8 @@ export function parsePath(text: string, options: { allowWildcard?: boolean } = {
       if (close < 0) fail("unclosed '['");
       const key = text.slice(i + 1, close);
       if (key.length === 0) fail('empty list key');
-      if (key === ANY_KEY && options.allowWildcard !== true) fail("wildcard '[*]' is only allowed in patterns");
+      if (key === ANY_KEY && options.allowWildcard !== true)
+        fail("wildcard '[*]' is only allowed in patterns");
       if (key.includes('[')) fail("'[' inside a list key");
       segments.push({ key });
       i = close + 1;
@@ -77,7 +78,9 @@ export function toPattern(path: Path): Path {
 
 function segmentMatches(pattern: PathSegment, concrete: PathSegment): boolean {
   if ('prop' in pattern) return 'prop' in concrete && concrete.prop === pattern.prop;
-  return 'key' in concrete && (pattern.key === ANY_KEY || concrete.key === ANY_KEY || pattern.key === concrete.key);
+  return (
+    'key' in concrete && (pattern.key === ANY_KEY || concrete.key === ANY_KEY || pattern.key === concrete.key)
+  );
 }
 
 /** True when `prefix` (a pattern or a path) is a prefix of, or equal to, `path`. */

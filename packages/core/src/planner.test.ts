@@ -1,10 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { BackendError, BackendUnavailableError, InputError, SchemaViolationError, UnknownAttributeError } from './errors.js';
+import {
+  BackendError,
+  BackendUnavailableError,
+  InputError,
+  SchemaViolationError,
+  UnknownAttributeError,
+} from './errors.js';
 import type { Clock } from './execute.js';
 import { explainPlan, runPlan } from './execute.js';
+import { jsonPatchToUpdates } from './patch.js';
 import type { Attrs, UpdateRequest } from './model.js';
 import type { PlannerOptions, PlannerState } from './planner.js';
-import { conditionsOf, DEFAULT_PLANNER_OPTIONS, operationsOf, TransitionPlanner, valueAt } from './planner.js';
+import {
+  conditionsOf,
+  DEFAULT_PLANNER_OPTIONS,
+  operationsOf,
+  TransitionPlanner,
+  valueAt,
+} from './planner.js';
 import type { NodeProvider } from './provider.js';
 import { CREATE_WEB_01, handlerProvider, HOST_KIND, provisioningWorld } from './provisioning-fixture.js';
 import type { AttributeClaim } from './schema.js';
@@ -32,7 +45,10 @@ async function run(
   current: Attrs = {},
   clock = virtualClock(),
 ): Promise<PlannerState> {
-  const state = planner.start({ jobId: 'job-1', kind: 'host', name: 'web-01', current, updates }, clock.now());
+  const state = planner.start(
+    { jobId: 'job-1', kind: 'host', name: 'web-01', current, updates },
+    clock.now(),
+  );
   return runPlan(planner, state, providers, { clock });
 }
 
@@ -49,7 +65,8 @@ function expectError(fn: () => unknown, type: new (...args: never[]) => Error, m
 }
 
 /** The providers of each round, in order: the shape of a job at a glance. */
-const roundShape = (state: PlannerState): string[][] => state.rounds.map((r) => r.tasks.map((t) => t.provider));
+const roundShape = (state: PlannerState): string[][] =>
+  state.rounds.map((r) => r.tasks.map((t) => t.provider));
 
 /** A one-kind world of handler providers, for the termination rules. */
 function world(providers: ReturnType<typeof handlerProvider>[], options: Partial<PlannerOptions> = {}) {
@@ -96,8 +113,16 @@ describe('the DESIGN.md §2 provisioning example', () => {
       netboot: true,
       interfaces: [{ name: 'eth0', ip: '10.1.2.34', mac: '52:54:00:00:00:01' }],
     });
-    expect(w.backends.cobbler.get('web-01')).toEqual({ mac: '52:54:00:00:00:01', ip: '10.1.2.34', netboot: true });
-    expect(w.backends.libvirt.get('web-01')).toEqual({ hwspec: 'small', mac: '52:54:00:00:00:01', running: true });
+    expect(w.backends.cobbler.get('web-01')).toEqual({
+      mac: '52:54:00:00:00:01',
+      ip: '10.1.2.34',
+      netboot: true,
+    });
+    expect(w.backends.libvirt.get('web-01')).toEqual({
+      hwspec: 'small',
+      mac: '52:54:00:00:00:01',
+      running: true,
+    });
     expect(operationsOf(state).map((o) => `${o.round}:${o.provider}:${o.action}`)).toEqual([
       '1:cmdb:upsert-record',
       '1:cmdb:upsert-record',
@@ -117,12 +142,15 @@ describe('the DESIGN.md §2 provisioning example', () => {
 
     expect(deleted.phase).toBe('succeeded');
     expect(roundShape(deleted)).toEqual([['cmdb', 'cobbler', 'inventory', 'ipam', 'libvirt']]);
-    expect(deleted.rounds[0]!.tasks.every((t) => t.updates.every((u) => u.op === 'sync' && u.path === 'present'))).toBe(
-      true,
-    );
-    expect([w.backends.cmdb.size, w.backends.libvirt.size, w.backends.cobbler.size, w.backends.ipam.allocated.size]).toEqual([
-      0, 0, 0, 0,
-    ]);
+    expect(
+      deleted.rounds[0]!.tasks.every((t) => t.updates.every((u) => u.op === 'sync' && u.path === 'present')),
+    ).toBe(true);
+    expect([
+      w.backends.cmdb.size,
+      w.backends.libvirt.size,
+      w.backends.cobbler.size,
+      w.backends.ipam.allocated.size,
+    ]).toEqual([0, 0, 0, 0]);
   });
 
   it('is deterministic: the same request gives the same rounds, ids and node', async () => {
@@ -152,16 +180,23 @@ describe('the DESIGN.md §2 provisioning example', () => {
     );
 
     expect(plan.outcome).toBe('succeeded');
-    expect(plan.rounds.map((r) => r.tasks.map((t) => t.provider))).toEqual([['cmdb', 'ipam', 'libvirt'], ['cobbler'], ['libvirt']]);
+    expect(plan.rounds.map((r) => r.tasks.map((t) => t.provider))).toEqual([
+      ['cmdb', 'ipam', 'libvirt'],
+      ['cobbler'],
+      ['libvirt'],
+    ]);
     expect(plan.later).toEqual([
       { path: 'interfaces[eth0].ip', provider: 'ipam' },
       { path: 'hypervisor', provider: 'libvirt' },
       { path: 'interfaces[eth0].mac', provider: 'libvirt' },
     ]);
     expect(plan.rounds[1]!.tasks[0]!.outcome?.operations?.[0]?.action).toBe('save_system');
-    expect([w.backends.cmdb.size, w.backends.libvirt.size, w.backends.cobbler.size, w.backends.ipam.allocated.size]).toEqual([
-      0, 0, 0, 0,
-    ]);
+    expect([
+      w.backends.cmdb.size,
+      w.backends.libvirt.size,
+      w.backends.cobbler.size,
+      w.backends.ipam.allocated.size,
+    ]).toEqual([0, 0, 0, 0]);
   });
 });
 
@@ -214,7 +249,13 @@ describe('start', () => {
   it('succeeds at once when only the core is involved and nobody watches', () => {
     const solo = world([handlerProvider('a', [claim('x')], (_t, u, o) => o.accepted.push(u.id))]);
     const state = solo.planner.start(
-      { jobId: 'j', kind: 'host', name: 'n', current: {}, updates: [{ path: 'present', op: 'set', value: true }] },
+      {
+        jobId: 'j',
+        kind: 'host',
+        name: 'n',
+        current: {},
+        updates: [{ path: 'present', op: 'set', value: true }],
+      },
       5,
     );
     expect(state.phase).toBe('succeeded');
@@ -229,7 +270,11 @@ describe('termination rules', () => {
     ]);
     const state = await run(w.planner, w.providers, [{ path: 'x', op: 'set', value: 'v' }]);
     expect(state.phase).toBe('failed');
-    expect(state.failure).toEqual({ code: 'REJECTED', message: 'a rejected x="v": x is frozen', providers: ['a'] });
+    expect(state.failure).toEqual({
+      code: 'REJECTED',
+      message: 'a rejected x="v": x is frozen',
+      providers: ['a'],
+    });
     expect(state.rounds).toHaveLength(1);
   });
 
@@ -281,7 +326,9 @@ describe('termination rules', () => {
     const state = await run(w.planner, w.providers, [{ path: 'x', op: 'set', value: 'v' }]);
     expect(state.phase).toBe('succeeded');
     expect(roundShape(state)).toEqual([['a'], ['b']]);
-    expect(state.rounds[1]!.tasks[0]!.updates).toEqual([{ id: 'p1.1', path: 'y', op: 'set', value: 5, origin: 'a' }]);
+    expect(state.rounds[1]!.tasks[0]!.updates).toEqual([
+      { id: 'p1.1', path: 'y', op: 'set', value: 5, origin: 'a' },
+    ]);
     expect(state.attrs).toEqual({ x: 'v', y: 5 });
   });
 
@@ -324,7 +371,11 @@ describe('termination rules', () => {
     const w = world([broken]);
     const clock = virtualClock();
     const state = await run(w.planner, w.providers, [{ path: 'x', op: 'set', value: 'v' }], {}, clock);
-    expect(state.failure).toEqual({ code: 'BACKEND_ERROR', message: 'a failed: no such profile', providers: ['a'] });
+    expect(state.failure).toEqual({
+      code: 'BACKEND_ERROR',
+      message: 'a failed: no such profile',
+      providers: ['a'],
+    });
     expect(clock.sleeps).toEqual([]);
   });
 
@@ -407,10 +458,12 @@ describe('termination rules', () => {
   });
 
   it('fails when every provider answered but a desired value does not hold', async () => {
-    const w = world([handlerProvider('a', [claim('x')], (_t, u, o) => {
-      o.accepted.push(u.id);
-      o.set['x'] = 'something else';
-    })]);
+    const w = world([
+      handlerProvider('a', [claim('x')], (_t, u, o) => {
+        o.accepted.push(u.id);
+        o.set['x'] = 'something else';
+      }),
+    ]);
     const state = await run(w.planner, w.providers, [{ path: 'x', op: 'set', value: 'v' }]);
     // The accepted value is merged first, then the provider's own report of x overrides it.
     expect(state.failure).toEqual({
@@ -424,7 +477,10 @@ describe('termination rules', () => {
 describe('watches and deferrals', () => {
   it('sends a watcher one sync per change it has not seen, and none when the value did not change', async () => {
     const watcher = handlerProvider('w', [claim('seen')], (_t, u, o) => o.accepted.push(u.id), ['x']);
-    const w = world([handlerProvider('a', [claim('x'), claim('z')], (_t, u, o) => o.accepted.push(u.id)), watcher]);
+    const w = world([
+      handlerProvider('a', [claim('x'), claim('z')], (_t, u, o) => o.accepted.push(u.id)),
+      watcher,
+    ]);
     const changed = await run(w.planner, w.providers, [{ path: 'x', op: 'set', value: 'v' }]);
     expect(roundShape(changed)).toEqual([['a'], ['w']]);
     expect(watcher.calls[0]!.updates).toEqual([
@@ -476,7 +532,10 @@ describe('watches and deferrals', () => {
 
   it('reports conditions: which provider holds which update and why', () => {
     const w = provisioningWorld();
-    let state = w.planner.start({ jobId: 'j', kind: 'host', name: 'web-01', current: {}, updates: CREATE_WEB_01 }, 0);
+    let state = w.planner.start(
+      { jobId: 'j', kind: 'host', name: 'web-01', current: {}, updates: CREATE_WEB_01 },
+      0,
+    );
     const first = w.planner.dispatch(state, 0);
     state = first.state;
     for (const task of first.tasks) {
@@ -497,21 +556,46 @@ describe('the state machine', () => {
   it('ignores a late result of a superseded attempt and results after the end', () => {
     const w = provisioningWorld();
     let state = w.planner.start(
-      { jobId: 'j', kind: 'host', name: 'web-01', current: { present: true }, updates: [{ path: 'hwspec', op: 'set', value: 'large' }] },
+      {
+        jobId: 'j',
+        kind: 'host',
+        name: 'web-01',
+        current: { present: true },
+        updates: [{ path: 'hwspec', op: 'set', value: 'large' }],
+      },
       0,
     );
     const d = w.planner.dispatch(state, 0);
     state = d.state;
     const task = d.tasks[0]!;
-    state = w.planner.step(state, { taskId: task.id, attempt: 1, error: { code: 'TIMEOUT', message: 't', retryable: true }, durationMs: 1 }, 1);
+    state = w.planner.step(
+      state,
+      {
+        taskId: task.id,
+        attempt: 1,
+        error: { code: 'TIMEOUT', message: 't', retryable: true },
+        durationMs: 1,
+      },
+      1,
+    );
     const retry = w.planner.dispatch(state, 1_000);
     expect(retry.tasks.map((t) => [t.id, t.attempt])).toEqual([[task.id, 2]]);
     state = retry.state;
-    const late = w.planner.step(state, { taskId: task.id, attempt: 1, outcome: { accepted: [task.updates[0]!.id] }, durationMs: 1 }, 1_001);
+    const late = w.planner.step(
+      state,
+      { taskId: task.id, attempt: 1, outcome: { accepted: [task.updates[0]!.id] }, durationMs: 1 },
+      1_001,
+    );
     expect(late).toBe(state);
-    state = w.planner.step(state, { taskId: task.id, attempt: 2, outcome: { accepted: [task.updates[0]!.id] }, durationMs: 1 }, 1_002);
+    state = w.planner.step(
+      state,
+      { taskId: task.id, attempt: 2, outcome: { accepted: [task.updates[0]!.id] }, durationMs: 1 },
+      1_002,
+    );
     expect(state.phase).toBe('succeeded');
-    expect(w.planner.step(state, { taskId: task.id, attempt: 2, outcome: {}, durationMs: 1 }, 1_003)).toBe(state);
+    expect(w.planner.step(state, { taskId: task.id, attempt: 2, outcome: {}, durationMs: 1 }, 1_003)).toBe(
+      state,
+    );
   });
 
   it('cancels, and then runs nothing more', () => {
@@ -528,7 +612,10 @@ describe('the state machine', () => {
 
   it('round-trips through JSON between any two steps', async () => {
     const w = provisioningWorld();
-    let state = w.planner.start({ jobId: 'j', kind: 'host', name: 'web-01', current: {}, updates: CREATE_WEB_01 }, 0);
+    let state = w.planner.start(
+      { jobId: 'j', kind: 'host', name: 'web-01', current: {}, updates: CREATE_WEB_01 },
+      0,
+    );
     let now = 0;
     while (state.phase === 'running') {
       const d = w.planner.dispatch(JSON.parse(JSON.stringify(state)) as PlannerState, now);
@@ -540,11 +627,32 @@ describe('the state machine', () => {
           fencingToken: '1',
           now: () => now,
         });
-        state = w.planner.step(JSON.parse(JSON.stringify(state)) as PlannerState, { taskId: task.id, attempt: task.attempt, outcome, durationMs: 0 }, now);
+        state = w.planner.step(
+          JSON.parse(JSON.stringify(state)) as PlannerState,
+          { taskId: task.id, attempt: task.attempt, outcome, durationMs: 0 },
+          now,
+        );
       }
       now = d.wakeAt ?? now;
     }
     expect(state.phase).toBe('succeeded');
     expect(state.rounds).toHaveLength(3);
+  });
+});
+
+describe('updates from a patch that adds a list item', () => {
+  it('accepts a merge of the new item beside the sub-owned fields of that item, and converges', async () => {
+    const w = provisioningWorld();
+    const created = await run(w.planner, w.providers, CREATE_WEB_01);
+    const updates = jsonPatchToUpdates(w.schema, created.attrs, [
+      { op: 'add', path: '/interfaces/-', value: { name: 'eth1', ip: '10.1.9.9' } },
+    ]);
+    expect(updates).toEqual([
+      { path: 'interfaces[eth1]', op: 'merge', value: { name: 'eth1' } },
+      { path: 'interfaces[eth1].ip', op: 'set', value: '10.1.9.9' },
+    ]);
+    const patched = await run(w.planner, w.providers, updates, created.attrs);
+    expect(patched.phase).toBe('succeeded');
+    expect(valueAt(w.planner, patched, 'interfaces[eth1]')).toEqual({ name: 'eth1', ip: '10.1.9.9' });
   });
 });

@@ -9,8 +9,8 @@ import type { ErrorCode, ErrorInfo } from './errors.js';
 import { InputError, SchemaViolationError, toErrorInfo } from './errors.js';
 import { canonicalJson, deepEqual } from './json.js';
 import { applyUpdate, AttrsDraft, getAt, updateHolds } from './merge.js';
-import type { Attrs, JsonValue, ProposedUpdate, UpdateOp, UpdateRequest } from './model.js';
-import { CORE_PROVIDER, USER_ORIGIN } from './model.js';
+import type { Attrs, JsonObject, JsonValue, ProposedUpdate, UpdateOp, UpdateRequest } from './model.js';
+import { CORE_PROVIDER, isJsonObject, USER_ORIGIN } from './model.js';
 import type { Path } from './paths.js';
 import { formatPath, overlaps, parsePath, pathEquals, rootOf } from './paths.js';
 import type { ApplyOutcome, ExplainOutcome, Operation, ProviderTask } from './provider.js';
@@ -111,7 +111,8 @@ export interface RoundRecord {
 
 /** Why a job ended badly. */
 export interface JobFailure {
-  readonly code: ErrorCode | 'REJECTED' | 'NOT_CONVERGED' | 'PROPOSAL_CYCLE' | 'PROPOSAL_CONFLICT' | 'EXPIRED';
+  readonly code:
+    ErrorCode | 'REJECTED' | 'NOT_CONVERGED' | 'PROPOSAL_CYCLE' | 'PROPOSAL_CONFLICT' | 'EXPIRED';
   readonly message: string;
   readonly providers?: readonly string[];
 }
@@ -140,7 +141,11 @@ export interface PlannerState {
   readonly changes: Readonly<Record<string, { readonly by: string; readonly version: number }>>;
   /** In explain only: paths whose values will be known later, and which provider supplies each. */
   readonly later: Readonly<Record<string, string>>;
-  readonly round: { readonly number: number; readonly startedAt: number; readonly tasks: readonly TaskState[] } | null;
+  readonly round: {
+    readonly number: number;
+    readonly startedAt: number;
+    readonly tasks: readonly TaskState[];
+  } | null;
   readonly rounds: readonly RoundRecord[];
   readonly progressRounds: number;
   readonly idleStreak: number;
@@ -165,8 +170,18 @@ export interface PlanInput {
 
 /** The result of one task, as the executor reports it. */
 export type TaskResult =
-  | { readonly taskId: string; readonly attempt: number; readonly outcome: ApplyOutcome | ExplainOutcome; readonly durationMs: number }
-  | { readonly taskId: string; readonly attempt: number; readonly error: ErrorInfo; readonly durationMs: number };
+  | {
+      readonly taskId: string;
+      readonly attempt: number;
+      readonly outcome: ApplyOutcome | ExplainOutcome;
+      readonly durationMs: number;
+    }
+  | {
+      readonly taskId: string;
+      readonly attempt: number;
+      readonly error: ErrorInfo;
+      readonly durationMs: number;
+    };
 
 /** What to run now, and when to call `dispatch` again if nothing else happens. */
 export interface Dispatch {
@@ -217,6 +232,23 @@ function proposedUpdate(id: string, origin: string, request: UpdateRequest): Pro
   return update;
 }
 
+/**
+ * True when two overlapping updates cannot interfere: one merges an object that does not name the field the
+ * other, deeper, update is about (`merge interfaces[eth1] {name}` beside `set interfaces[eth1].mac`).
+ */
+function disjointMerge(a: ProposedUpdate, aPath: Path, b: ProposedUpdate, bPath: Path): boolean {
+  const [shallow, shallowPath, deepPath] =
+    aPath.length < bPath.length ? [a, aPath, bPath] : [b, bPath, aPath];
+  if (
+    shallow.op !== 'merge' ||
+    !isJsonObject(shallow.value ?? null) ||
+    deepPath.length === shallowPath.length
+  )
+    return false;
+  const next = deepPath[shallowPath.length] as Path[number];
+  return 'prop' in next && !Object.hasOwn(shallow.value as JsonObject, next.prop);
+}
+
 function hash(text: string): string {
   return createHash('sha1').update(text).digest('base64url');
 }
@@ -246,12 +278,18 @@ export class TransitionPlanner {
       byAttribute.set(root, [...(byAttribute.get(root) ?? []), i]);
     });
     userUpdates.forEach((update, i) => {
-      if (update.op === 'sync') throw new InputError(`"sync" is not an operation a request can ask for (${update.path})`);
+      if (update.op === 'sync')
+        throw new InputError(`"sync" is not an operation a request can ask for (${update.path})`);
       const path = paths[i] as Path;
       const exclusive = update.op === 'set' || update.op === 'unset' || update.op === 'merge';
       for (const j of byAttribute.get(rootOf(path)) ?? []) {
         const other = userUpdates[j] as ProposedUpdate;
-        if (j === i || !overlaps(path, paths[j] as Path)) continue;
+        if (
+          j === i ||
+          !overlaps(path, paths[j] as Path) ||
+          disjointMerge(update, path, other, paths[j] as Path)
+        )
+          continue;
         const bothListItems = !exclusive && (other.op === 'add' || other.op === 'remove');
         if (!bothListItems) {
           throw new InputError(`updates "${describe(update)}" and "${describe(other)}" touch the same path`, {
@@ -259,7 +297,9 @@ export class TransitionPlanner {
           });
         }
         if (other.op !== update.op && deepEqual(other.value, update.value)) {
-          throw new InputError(`cannot both add and remove ${JSON.stringify(update.value)} in ${update.path}`);
+          throw new InputError(
+            `cannot both add and remove ${JSON.stringify(update.value)} in ${update.path}`,
+          );
         }
       }
       if (update.op === 'add' || update.op === 'remove') {
@@ -287,7 +327,8 @@ export class TransitionPlanner {
       if (provider === CORE_PROVIDER) {
         const before = getAt(attrs, path, this.schema);
         attrs = applyUpdate(attrs, path, update.op, update.value, this.schema);
-        if (!deepEqual(before, getAt(attrs, path, this.schema))) changes[update.path] = { by: USER_ORIGIN, version: 0 };
+        if (!deepEqual(before, getAt(attrs, path, this.schema)))
+          changes[update.path] = { by: USER_ORIGIN, version: 0 };
       } else pending.push({ update, provider, status: 'ready' });
     });
     let state: PlannerState = {
@@ -310,7 +351,11 @@ export class TransitionPlanner {
       deadline: now + this.options.ttlMs,
       fingerprints: {},
     };
-    const syncs = this.syncsFor(state, Object.keys(changes).map((path) => ({ path, by: USER_ORIGIN })), 0);
+    const syncs = this.syncsFor(
+      state,
+      Object.keys(changes).map((path) => ({ path, by: USER_ORIGIN })),
+      0,
+    );
     state = { ...state, pending: [...pending, ...syncs] };
     return state.pending.length === 0 ? this.finish(state, now) : state;
   }
@@ -337,7 +382,9 @@ export class TransitionPlanner {
     }
     if (now < state.notBefore) return { state, tasks: [], wakeAt: Math.min(state.notBefore, state.deadline) };
     // After a wait without progress every deferred update is asked again: the world may have changed.
-    const ready = state.pending.filter((p) => p.status === 'ready' || (state.idleStreak > 0 && p.status === 'deferred'));
+    const ready = state.pending.filter(
+      (p) => p.status === 'ready' || (state.idleStreak > 0 && p.status === 'deferred'),
+    );
     const providers = [...new Set(ready.map((p) => p.provider))].sort();
     const number = state.rounds.length + 1;
     const taskStates: TaskState[] = providers.map((provider) => ({
@@ -352,7 +399,9 @@ export class TransitionPlanner {
     const inflight = new Set(ready.map((p) => p.update.id));
     const next: PlannerState = {
       ...state,
-      pending: state.pending.map((p) => (inflight.has(p.update.id) ? { ...p, status: 'inflight' as const } : p)),
+      pending: state.pending.map((p) =>
+        inflight.has(p.update.id) ? { ...p, status: 'inflight' as const } : p,
+      ),
       round: { number, startedAt: now, tasks: taskStates },
     };
     return { state: next, tasks: taskStates.map((t) => this.taskFor(next, number, t)), wakeAt: null };
@@ -377,7 +426,8 @@ export class TransitionPlanner {
           errors,
           notBefore: now + backoffDelay(this.options.retryBackoff, task.attempt),
         };
-      } else updatedTask = { ...task, status: 'done', error: result.error, errors, durationMs: result.durationMs };
+      } else
+        updatedTask = { ...task, status: 'done', error: result.error, errors, durationMs: result.durationMs };
     } else updatedTask = { ...task, status: 'done', outcome: result.outcome, durationMs: result.durationMs };
     const tasks = round.tasks.map((t) => (t === task ? updatedTask : t));
     const next: PlannerState = { ...state, round: { ...round, tasks } };
@@ -407,7 +457,12 @@ export class TransitionPlanner {
     };
   }
 
-  private end(state: PlannerState, phase: JobPhase, failure: JobFailure | undefined, now: number): PlannerState {
+  private end(
+    state: PlannerState,
+    phase: JobPhase,
+    failure: JobFailure | undefined,
+    now: number,
+  ): PlannerState {
     const base: PlannerState = { ...state, phase, endedAt: now, round: null, notBefore: now };
     return failure === undefined ? base : { ...base, failure };
   }
@@ -463,7 +518,8 @@ export class TransitionPlanner {
       const path = parsePath(change.path);
       for (const watch of this.schema.watchersOf(path)) {
         if (watch.provider === change.by) continue;
-        if (watch.onRemovalOnly === true && getAt(state.attrs, watch.pattern, this.schema) !== undefined) continue;
+        if (watch.onRemovalOnly === true && getAt(state.attrs, watch.pattern, this.schema) !== undefined)
+          continue;
         const already = [...state.pending, ...added].some(
           (p) =>
             p.provider === watch.provider &&
@@ -623,7 +679,10 @@ export class TransitionPlanner {
         try {
           path = this.schema.resolvePath(request.path);
         } catch (error) {
-          fold.fail({ code: 'INVALID_INPUT', message: `proposal from ${task.provider}: ${(error as Error).message}` });
+          fold.fail({
+            code: 'INVALID_INPUT',
+            message: `proposal from ${task.provider}: ${(error as Error).message}`,
+          });
           continue;
         }
         const owner = this.schema.authorityOf(path);
@@ -704,7 +763,12 @@ export class TransitionPlanner {
       if (Object.keys(later).length === 0) this.schema.assertValid(attrs);
     } catch (error) {
       const info = toErrorInfo(error);
-      return this.end({ ...state, rounds }, 'failed', { code: info.code, message: `the merged node is invalid: ${info.message}` }, now);
+      return this.end(
+        { ...state, rounds },
+        'failed',
+        { code: info.code, message: `the merged node is invalid: ${info.message}` },
+        now,
+      );
     }
 
     const remaining = state.pending
@@ -806,14 +870,19 @@ export class TransitionPlanner {
 }
 
 /** The value of a path in a state's merged attributes (for tests and renderers). */
-export function valueAt(planner: TransitionPlanner, state: PlannerState, path: string): JsonValue | undefined {
+export function valueAt(
+  planner: TransitionPlanner,
+  state: PlannerState,
+  path: string,
+): JsonValue | undefined {
   return getAt(state.attrs, parsePath(path), planner.schema);
 }
 
 /** All operations of a finished round list, flattened in round and provider order. */
 export function operationsOf(state: PlannerState): (Operation & { round: number; provider: string })[] {
   return state.rounds.flatMap((r) =>
-    r.tasks.flatMap((t) => (t.outcome?.operations ?? []).map((op) => ({ ...op, round: r.round, provider: t.provider }))),
+    r.tasks.flatMap((t) =>
+      (t.outcome?.operations ?? []).map((op) => ({ ...op, round: r.round, provider: t.provider })),
+    ),
   );
 }
-

@@ -27,9 +27,12 @@ const PLUGIN_ID = /^[a-z][a-z0-9-]{0,62}$/;
 /** Declares a plugin; throws `InvalidClaimError` for an id that is not a lowercase name. */
 export function definePlugin<Config>(definition: PluginDefinition<Config>): PluginDefinition<Config> {
   if (!PLUGIN_ID.test(definition.id)) {
-    throw new InvalidClaimError(`invalid plugin id "${definition.id}": use a-z, 0-9 and '-', starting with a letter`, {
-      details: { plugin: definition.id },
-    });
+    throw new InvalidClaimError(
+      `invalid plugin id "${definition.id}": use a-z, 0-9 and '-', starting with a letter`,
+      {
+        details: { plugin: definition.id },
+      },
+    );
   }
   return definition;
 }

@@ -15,7 +15,11 @@ export interface ApplyOutcome {
   /** Ids the provider has made true in its backend. */
   readonly accepted?: readonly string[];
   /** Ids it cannot do yet; `waitFor` names the paths whose change may unblock it (any change by others if absent). */
-  readonly deferred?: readonly { readonly id: string; readonly reason: string; readonly waitFor?: readonly string[] }[];
+  readonly deferred?: readonly {
+    readonly id: string;
+    readonly reason: string;
+    readonly waitFor?: readonly string[];
+  }[];
   /** Ids it refuses; the job fails with the reason. */
   readonly rejected?: readonly { readonly id: string; readonly reason: string }[];
   /** Values it now reports for paths it has authority over (a generated MAC, an allocated IP). */

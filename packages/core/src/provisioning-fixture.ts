@@ -129,11 +129,17 @@ export function provisioningWorld(options: Partial<PlannerOptions> = {}) {
     ],
     (task, update, out) => {
       if (update.op === 'sync' && removed(task)) {
-        if (!out.dry && backends.cmdb.delete(task.name)) out.operations.push({ action: 'delete-record', target: task.name, durationMs: 1 });
+        if (!out.dry && backends.cmdb.delete(task.name))
+          out.operations.push({ action: 'delete-record', target: task.name, durationMs: 1 });
       } else if (update.op !== 'sync') {
         const record = backends.cmdb.get(task.name) ?? {};
         if (!out.dry) backends.cmdb.set(task.name, { ...record, [update.path]: update.value ?? null });
-        out.operations.push({ action: 'upsert-record', target: task.name, detail: update.path, durationMs: 1 });
+        out.operations.push({
+          action: 'upsert-record',
+          target: task.name,
+          detail: update.path,
+          durationMs: 1,
+        });
       }
       out.accepted.push(update.id);
     },
@@ -154,7 +160,12 @@ export function provisioningWorld(options: Partial<PlannerOptions> = {}) {
           backends.ipam.allocated.set(task.name, ip);
         }
         out.set['interfaces[eth0].ip'] = ip;
-        out.operations.push({ action: 'allocate-ip', target: JSON.stringify(update.value), detail: ip, durationMs: 1 });
+        out.operations.push({
+          action: 'allocate-ip',
+          target: JSON.stringify(update.value),
+          detail: ip,
+          durationMs: 1,
+        });
       }
       out.accepted.push(update.id);
     },
@@ -170,11 +181,17 @@ export function provisioningWorld(options: Partial<PlannerOptions> = {}) {
     (task, update, out) => {
       const domain = backends.libvirt.get(task.name);
       if (update.op === 'sync' && removed(task)) {
-        if (!out.dry && backends.libvirt.delete(task.name)) out.operations.push({ action: 'undefine', target: task.name, durationMs: 1 });
+        if (!out.dry && backends.libvirt.delete(task.name))
+          out.operations.push({ action: 'undefine', target: task.name, durationMs: 1 });
         out.accepted.push(update.id);
       } else if (update.path === 'hwspec') {
         const mac = domain?.mac ?? '52:54:00:00:00:01';
-        if (!out.dry) backends.libvirt.set(task.name, { hwspec: update.value as string, mac, running: domain?.running ?? false });
+        if (!out.dry)
+          backends.libvirt.set(task.name, {
+            hwspec: update.value as string,
+            mac,
+            running: domain?.running ?? false,
+          });
         out.set['hypervisor'] = 'hv-3';
         out.set['interfaces[eth0].mac'] = mac;
         out.operations.push({ action: 'define', target: `hv-3/${task.name}`, durationMs: 1 });
@@ -186,7 +203,11 @@ export function provisioningWorld(options: Partial<PlannerOptions> = {}) {
           out.deferred.push({ id: update.id, reason: 'no domain defined yet', waitFor: ['hwspec'] });
         } else {
           if (domain !== undefined && !out.dry) domain.running = update.value === 'on';
-          out.operations.push({ action: update.value === 'on' ? 'start' : 'destroy', target: task.name, durationMs: 1 });
+          out.operations.push({
+            action: update.value === 'on' ? 'start' : 'destroy',
+            target: task.name,
+            durationMs: 1,
+          });
           out.accepted.push(update.id);
         }
       } else out.accepted.push(update.id);
@@ -200,7 +221,8 @@ export function provisioningWorld(options: Partial<PlannerOptions> = {}) {
     ],
     (task, update, out) => {
       if (update.op === 'sync' && removed(task)) {
-        if (!out.dry && backends.cobbler.delete(task.name)) out.operations.push({ action: 'remove_system', target: task.name, durationMs: 1 });
+        if (!out.dry && backends.cobbler.delete(task.name))
+          out.operations.push({ action: 'remove_system', target: task.name, durationMs: 1 });
         out.accepted.push(update.id);
         return;
       }
@@ -219,7 +241,12 @@ export function provisioningWorld(options: Partial<PlannerOptions> = {}) {
         return;
       }
       if (!out.dry) backends.cobbler.set(task.name, { mac, ip, netboot: true });
-      out.operations.push({ action: 'save_system', target: task.name, detail: `${mac} ${ip}`, durationMs: 1 });
+      out.operations.push({
+        action: 'save_system',
+        target: task.name,
+        detail: `${mac} ${ip}`,
+        durationMs: 1,
+      });
       if (task.node['netboot'] !== true) out.set['netboot'] = true;
       out.accepted.push(update.id);
     },

@@ -44,9 +44,7 @@ export interface KindDefinition {
 
 /** How a list attribute merges: replaced whole, a set of distinct items, or a map keyed by one field. */
 export type ListSemantics =
-  | { readonly type: 'atomic' }
-  | { readonly type: 'set' }
-  | { readonly type: 'map'; readonly key: string };
+  { readonly type: 'atomic' } | { readonly type: 'set' } | { readonly type: 'map'; readonly key: string };
 
 /** A provider watching a path pattern. */
 export interface Watch {
@@ -89,7 +87,13 @@ function editDistance(a: string, b: string): number {
     const current = [i];
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      current.push(Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + cost));
+      current.push(
+        Math.min(
+          (previous[j] as number) + 1,
+          (current[j - 1] as number) + 1,
+          (previous[j - 1] as number) + cost,
+        ),
+      );
     }
     previous = current;
   }
@@ -178,9 +182,12 @@ export class KindSchema {
       const owner = this.authority.get(formatPath(pattern.slice(0, length)));
       if (owner !== undefined) return owner;
     }
-    throw new UnknownAttributeError(`no provider has authority over "${formatPath(path)}" for kind ${this.kind}`, {
-      details: { kind: this.kind, path: formatPath(path) },
-    });
+    throw new UnknownAttributeError(
+      `no provider has authority over "${formatPath(path)}" for kind ${this.kind}`,
+      {
+        details: { kind: this.kind, path: formatPath(path) },
+      },
+    );
   }
 
   /** Providers with authority over some path strictly below `path` (sub-path claims such as `interfaces[*].mac`). */
@@ -206,7 +213,10 @@ export class KindSchema {
       if (schema === undefined) return undefined;
       if ('prop' in segment) {
         const properties = schema['properties'] as Record<string, JsonSchema> | undefined;
-        schema = properties !== undefined && Object.hasOwn(properties, segment.prop) ? properties[segment.prop] : undefined;
+        schema =
+          properties !== undefined && Object.hasOwn(properties, segment.prop)
+            ? properties[segment.prop]
+            : undefined;
       } else {
         schema = schema['x-list-type'] === 'map' ? (schema['items'] as JsonSchema | undefined) : undefined;
       }
@@ -254,7 +264,9 @@ function clone(schema: JsonSchema): MutableSchema {
 
 function checkListAnnotations(provider: string, path: string, schema: JsonSchema): void {
   const fail = (why: string): never => {
-    throw new InvalidClaimError(`provider ${provider}: claim "${path}": ${why}`, { details: { provider, path } });
+    throw new InvalidClaimError(`provider ${provider}: claim "${path}": ${why}`, {
+      details: { provider, path },
+    });
   };
   const walk = (node: unknown, where: string): void => {
     if (typeof node !== 'object' || node === null) return;
@@ -272,7 +284,9 @@ function checkListAnnotations(provider: string, path: string, schema: JsonSchema
         }
         const key = (keys as string[])[0] as string;
         const items = s['items'] as Record<string, unknown> | undefined;
-        const keySchema = (items?.['properties'] as Record<string, Record<string, unknown>> | undefined)?.[key];
+        const keySchema = (items?.['properties'] as Record<string, Record<string, unknown>> | undefined)?.[
+          key
+        ];
         const required = items?.['required'];
         if (keySchema?.['type'] !== 'string' || !Array.isArray(required) || !required.includes(key)) {
           fail(`map list at ${where} needs items with a required string property "${key}"`);
@@ -322,9 +336,12 @@ export function buildKindSchemas(
   for (const kind of kinds) assertKindName(kind.name);
   for (const declaration of declarations) {
     if (!known.has(declaration.kind)) {
-      throw new InvalidClaimError(`provider ${declaration.name} declares claims for unknown kind "${declaration.kind}"`, {
-        details: { provider: declaration.name, kind: declaration.kind },
-      });
+      throw new InvalidClaimError(
+        `provider ${declaration.name} declares claims for unknown kind "${declaration.kind}"`,
+        {
+          details: { provider: declaration.name, kind: declaration.kind },
+        },
+      );
     }
     if (declaration.name === CORE_PROVIDER || declaration.name === 'user') {
       throw new InvalidClaimError(`provider name "${declaration.name}" is reserved`, {
@@ -363,9 +380,12 @@ export function buildKindSchemas(
         }
         const last = path[path.length - 1];
         if (last !== undefined && 'key' in last) {
-          throw new InvalidClaimError(`provider ${d.name}: claim "${claim.path}" must end in a field, not a list item`, {
-            details: { provider: d.name, path: claim.path },
-          });
+          throw new InvalidClaimError(
+            `provider ${d.name}: claim "${claim.path}" must end in a field, not a list item`,
+            {
+              details: { provider: d.name, path: claim.path },
+            },
+          );
         }
         if (claim.schema !== undefined) {
           try {
@@ -407,16 +427,23 @@ export function buildKindSchemas(
         );
       }
       if (owner.claim.schema === undefined) {
-        throw new InvalidClaimError(`provider ${owner.provider}: claim "${key}" has authority but no schema`, {
-          details: { provider: owner.provider, path: key },
-        });
+        throw new InvalidClaimError(
+          `provider ${owner.provider}: claim "${key}" has authority but no schema`,
+          {
+            details: { provider: owner.provider, path: key },
+          },
+        );
       }
       authority.set(key, owner.provider);
     }
 
     // The document: top-level claims first, then sub-path claims from the shortest path down.
     const properties: MutableSchema = {
-      [PRESENT_ATTR]: { type: 'boolean', description: 'whether the node exists', 'x-authority': CORE_PROVIDER },
+      [PRESENT_ATTR]: {
+        type: 'boolean',
+        description: 'whether the node exists',
+        'x-authority': CORE_PROVIDER,
+      },
     };
     const document: MutableSchema = {
       $schema: 'https://json-schema.org/draft/2020-12/schema',
@@ -436,9 +463,12 @@ export function buildKindSchemas(
       if (observers.length > 0) schema['x-observers'] = observers.sort();
       const parent = parentProperties(document, entry.path);
       if (typeof parent === 'string') {
-        throw new InvalidClaimError(`provider ${entry.provider}: claim "${key}" cannot be placed: ${parent}`, {
-          details: { provider: entry.provider, path: key },
-        });
+        throw new InvalidClaimError(
+          `provider ${entry.provider}: claim "${key}" cannot be placed: ${parent}`,
+          {
+            details: { provider: entry.provider, path: key },
+          },
+        );
       }
       const field = (entry.path[entry.path.length - 1] as { prop: string }).prop;
       parent[field] = schema;
@@ -449,7 +479,12 @@ export function buildKindSchemas(
     const draft = new KindSchema(kind.name, kind.description, ajv, document, authority, [], []);
     for (const d of mine) {
       if (!(d.watches ?? []).includes(PRESENT_ATTR)) {
-        watches.push({ provider: d.name, pattern: [{ prop: PRESENT_ATTR }], path: PRESENT_ATTR, onRemovalOnly: true });
+        watches.push({
+          provider: d.name,
+          pattern: [{ prop: PRESENT_ATTR }],
+          path: PRESENT_ATTR,
+          onRemovalOnly: true,
+        });
       }
       for (const text of d.watches ?? []) {
         let pattern: Path;
@@ -475,7 +510,15 @@ export function buildKindSchemas(
     (properties[PRESENT_ATTR] as MutableSchema)['x-watchers'] = mine.map((d) => d.name).sort();
     result.set(
       kind.name,
-      new KindSchema(kind.name, kind.description, ajv, document, authority, watches, mine.map((d) => d.name)),
+      new KindSchema(
+        kind.name,
+        kind.description,
+        ajv,
+        document,
+        authority,
+        watches,
+        mine.map((d) => d.name),
+      ),
     );
   }
   return result;

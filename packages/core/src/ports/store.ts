@@ -24,7 +24,11 @@ export interface StoredNode {
 export type Filter =
   | { readonly op: 'and' | 'or'; readonly args: readonly Filter[] }
   | { readonly op: 'not'; readonly arg: Filter }
-  | { readonly op: 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge'; readonly field: string; readonly value: JsonValue }
+  | {
+      readonly op: 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+      readonly field: string;
+      readonly value: JsonValue;
+    }
   | { readonly op: 'in'; readonly field: string; readonly values: readonly JsonValue[] }
   /** A set list (or any array) holds the value. */
   | { readonly op: 'has'; readonly field: string; readonly value: JsonValue }
@@ -75,7 +79,9 @@ export interface JobRecord {
 }
 
 /** Fields of a job the master updates as it runs. */
-export type JobPatch = Partial<Pick<JobRecord, 'state' | 'startedAt' | 'endedAt' | 'plan' | 'failure' | 'cancelRequested'>>;
+export type JobPatch = Partial<
+  Pick<JobRecord, 'state' | 'startedAt' | 'endedAt' | 'plan' | 'failure' | 'cancelRequested'>
+>;
 
 /** Options of `listJobs`: newest first. */
 export interface ListJobsOptions {
@@ -140,11 +146,23 @@ export interface Store {
    * Replaces a node's attributes and bumps its revision. With `expectedRevision`, throws
    * `PreconditionFailedError` when the node's revision differs.
    */
-  updateNode(kind: string, name: string, attrs: Attrs, at: number, expectedRevision?: number): Promise<StoredNode>;
+  updateNode(
+    kind: string,
+    name: string,
+    attrs: Attrs,
+    at: number,
+    expectedRevision?: number,
+  ): Promise<StoredNode>;
   /** Deletes a node; with `expectedRevision`, only at that revision. Deleting an absent node is a no-op. */
   deleteNode(kind: string, name: string, expectedRevision?: number): Promise<void>;
   /** Records what one provider observed for a node (null: absent in its backend); does not bump the revision. */
-  putObservation(kind: string, name: string, provider: string, attrs: Attrs | null, at: number): Promise<void>;
+  putObservation(
+    kind: string,
+    name: string,
+    provider: string,
+    attrs: Attrs | null,
+    at: number,
+  ): Promise<void>;
 
   createJob(job: JobRecord): Promise<void>;
   getJob(id: string): Promise<JobRecord | undefined>;
@@ -159,7 +177,11 @@ export interface Store {
 
   appendAudit(entry: AuditEntry): Promise<void>;
   /** Audit entries, newest first, optionally for one node. */
-  listAudit(options: { readonly kind?: string; readonly name?: string; readonly limit: number }): Promise<readonly AuditEntry[]>;
+  listAudit(options: {
+    readonly kind?: string;
+    readonly name?: string;
+    readonly limit: number;
+  }): Promise<readonly AuditEntry[]>;
 
   putToken(token: TokenRecord): Promise<void>;
   findToken(hash: string): Promise<TokenRecord | undefined>;
