@@ -1,0 +1,223 @@
+/**
+ * Compiles the store port's filter AST to a SQLite `WHERE` fragment over a `nodes` row, using the JSON1 functions.
+ *
+ * Semantics (shared with every adapter through the store contract suite):
+ * - `name` is the node's name; any other field is a dotted attribute path.
+ * - A path that crosses an array holds if it holds for any element: `interfaces.ip = x` means "some interface has
+ *   ip x". Only the arrays the path passes through fan out; the value at the end of the path is compared whole
+ *   (use `has` for "this array contains").
+ * - A missing value and JSON null are the same: `exists` means "has a non-null value", `eq null` matches both.
+ * - Comparisons are type-strict: the number 3 never equals the string "3"; `lt`/`le`/`gt`/`ge` compare numbers with
+ *   numbers and strings with strings (by byte order).
+ * - `ne` is `not eq`: a node without the value, or where no array element equals it, matches.
+ *
+ * Field paths are validated and written into the SQL as JSON path literals, so that expression indexes can serve
+ * them; values are always bound as parameters.
+ */
+import { InputError } from '@consortium/core';
+import type { Filter, JsonValue } from '@consortium/core';
+
+/** A piece of SQL and the parameters of its placeholders, in order. */
+export interface SqlFragment {
+  readonly sql: string;
+  readonly params: readonly (string | number)[];
+}
+
+/** Attribute paths a filter may name (besides `name`): lowercase identifiers joined by dots. */
+export const FILTER_FIELD_PATTERN = /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$/;
+
+const MAX_DEPTH = 64;
+
+/** SQL expressions that describe one candidate value: its JSON type, its SQL value and its JSON text. */
+interface Element {
+  /** One of json_type's answers: null, true, false, integer, real, text, array, object (never SQL NULL). */
+  readonly type: string;
+  readonly atom: string;
+  readonly json: string;
+}
+
+type Condition = (element: Element) => SqlFragment;
+
+/** Compiles `filter` to a boolean SQL expression over the row alias `row` (columns `name` and `attrs`); throws `InputError`. */
+export function compileFilter(filter: Filter, row = 'n'): SqlFragment {
+  const compiler = new FilterCompiler(row);
+  return compiler.compile(filter, 0);
+}
+
+class FilterCompiler {
+  private aliases = 0;
+
+  constructor(private readonly row: string) {}
+
+  compile(filter: Filter, depth: number): SqlFragment {
+    if (depth > MAX_DEPTH) throw new InputError(`Filter is nested more than ${MAX_DEPTH} levels deep`);
+    switch (filter.op) {
+      case 'and':
+      case 'or': {
+        const args: readonly Filter[] = filter.args;
+        if (!isList(args)) throw new InputError(`Filter "${filter.op}" needs a list of filters`);
+        if (args.length === 0) return { sql: filter.op === 'and' ? '1' : '0', params: [] };
+        const parts = args.map((arg) => this.compile(arg, depth + 1));
+        return join(parts, ` ${filter.op.toUpperCase()} `);
+      }
+      case 'not': {
+        const inner = this.compile(filter.arg, depth + 1);
+        return { sql: `NOT (${inner.sql})`, params: inner.params };
+      }
+      case 'eq': {
+        const value = scalar(filter.field, filter.value);
+        return this.some(filter.field, (el) => equals(el, value));
+      }
+      case 'ne': {
+        const value = scalar(filter.field, filter.value);
+        const eq = this.some(filter.field, (el) => equals(el, value));
+        return { sql: `NOT ${eq.sql}`, params: eq.params };
+      }
+      case 'lt':
+      case 'le':
+      case 'gt':
+      case 'ge': {
+        const { op, field } = filter;
+        const value = filter.value;
+        if (typeof value !== 'string' && !(typeof value === 'number' && Number.isFinite(value))) {
+          throw new InputError(`Filter "${op}" on "${field}" needs a number or a string`);
+        }
+        const sqlOp = { lt: '<', le: '<=', gt: '>', ge: '>=' }[op];
+        return this.some(field, (el) => ({
+          sql: `(${el.type} IN (${typesOf(value)}) AND ${el.atom} ${sqlOp} ?)`,
+          params: [value],
+        }));
+      }
+      case 'in': {
+        const { field } = filter;
+        const values: readonly JsonValue[] = filter.values;
+        if (!isList(values)) throw new InputError(`Filter "in" on "${field}" needs a list of values`);
+        const checked = values.map((value) => scalar(field, value));
+        if (checked.length === 0) {
+          checkField(field);
+          return { sql: '0', params: [] };
+        }
+        return this.some(field, (el) =>
+          join(
+            checked.map((value) => equals(el, value)),
+            ' OR ',
+          ),
+        );
+      }
+      case 'has': {
+        const value = scalar(filter.field, filter.value);
+        const item = this.alias('h');
+        return this.some(filter.field, (el) => {
+          const eq = equals({ type: `${item}.type`, atom: `${item}.atom`, json: `${item}.value` }, value);
+          return {
+            sql: `(${el.type} = 'array' AND EXISTS (SELECT 1 FROM json_each(${el.json}) ${item} WHERE ${eq.sql}))`,
+            params: eq.params,
+          };
+        });
+      }
+      case 'glob': {
+        const { field, pattern } = filter;
+        if (typeof pattern !== 'string')
+          throw new InputError(`Filter "glob" on "${field}" needs a string pattern`);
+        // SQLite's GLOB also knows [...] classes; the filter language does not, so a bracket matches itself.
+        const escaped = pattern.replaceAll('[', '[[]');
+        return this.some(field, (el) => ({
+          sql: `(${el.type} = 'text' AND ${el.atom} GLOB ?)`,
+          params: [escaped],
+        }));
+      }
+      case 'exists':
+        return this.some(filter.field, (el) => ({ sql: `${el.type} <> 'null'`, params: [] }));
+      default:
+        throw new InputError(`Unknown filter operator "${String((filter as { op: unknown }).op)}"`);
+    }
+  }
+
+  /** SQL that holds when `condition` holds for some value at `field` (fanning out over crossed arrays). */
+  private some(field: string, condition: Condition): SqlFragment {
+    const segments = checkField(field);
+    const row = this.row;
+    if (field === 'name')
+      return condition({ type: `'text'`, atom: `${row}.name`, json: `json_quote(${row}.name)` });
+    const first = segments[0] as string;
+    if (segments.length === 1) {
+      const path = jsonPath(first);
+      return condition({
+        type: `coalesce(json_type(${row}.attrs, ${path}), 'null')`,
+        atom: `json_extract(${row}.attrs, ${path})`,
+        json: `(${row}.attrs -> ${path})`,
+      });
+    }
+    // Every segment but the last steps into an object and fans out if it finds an array; the last one does not.
+    const from: string[] = [];
+    let previous = this.alias('j');
+    const firstPath = jsonPath(first);
+    from.push(
+      `json_each(CASE WHEN json_type(${row}.attrs, ${firstPath}) = 'array' THEN ${row}.attrs -> ${firstPath} ` +
+        `ELSE json_array(${row}.attrs -> ${firstPath}) END) ${previous}`,
+    );
+    for (const segment of segments.slice(1, -1)) {
+      const path = jsonPath(segment);
+      const next = this.alias('j');
+      from.push(
+        `json_each(CASE WHEN ${previous}.type <> 'object' THEN '[null]' ` +
+          `WHEN json_type(${previous}.value, ${path}) = 'array' THEN ${previous}.value -> ${path} ` +
+          `ELSE json_array(${previous}.value -> ${path}) END) ${next}`,
+      );
+      previous = next;
+    }
+    const lastPath = jsonPath(segments[segments.length - 1] as string);
+    const leaf = this.alias('j');
+    from.push(
+      `json_each(CASE WHEN ${previous}.type = 'object' THEN json_array(${previous}.value -> ${lastPath}) ` +
+        `ELSE '[null]' END) ${leaf}`,
+    );
+    const inner = condition({ type: `${leaf}.type`, atom: `${leaf}.atom`, json: `${leaf}.value` });
+    return { sql: `EXISTS (SELECT 1 FROM ${from.join(', ')} WHERE ${inner.sql})`, params: inner.params };
+  }
+
+  private alias(prefix: string): string {
+    this.aliases += 1;
+    return `${prefix}${this.aliases}`;
+  }
+}
+
+/** Validates a filter field and returns its segments; throws `InputError`. */
+function checkField(field: string): readonly string[] {
+  if (typeof field !== 'string' || !FILTER_FIELD_PATTERN.test(field)) {
+    throw new InputError(`Invalid filter field ${JSON.stringify(field)}`);
+  }
+  return field.split('.');
+}
+
+/** A JSON path literal for one validated segment; safe to inline because segments match FILTER_FIELD_PATTERN. */
+function jsonPath(segment: string): string {
+  return `'$.${segment}'`;
+}
+
+/** Array.isArray without narrowing, for checking input that the types already promise is a list. */
+function isList(value: unknown): boolean {
+  return Array.isArray(value);
+}
+
+type Scalar = string | number | boolean | null;
+
+function scalar(field: string, value: JsonValue | undefined): Scalar {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  throw new InputError(`Filter value for "${field}" must be a string, number, boolean or null`);
+}
+
+function typesOf(value: string | number): string {
+  return typeof value === 'string' ? `'text'` : `'integer', 'real'`;
+}
+
+function equals(el: Element, value: Scalar): SqlFragment {
+  if (value === null) return { sql: `${el.type} = 'null'`, params: [] };
+  if (typeof value === 'boolean') return { sql: `${el.type} = '${value ? 'true' : 'false'}'`, params: [] };
+  return { sql: `(${el.type} IN (${typesOf(value)}) AND ${el.atom} = ?)`, params: [value] };
+}
+
+function join(parts: readonly SqlFragment[], separator: string): SqlFragment {
+  return { sql: `(${parts.map((p) => p.sql).join(separator)})`, params: parts.flatMap((p) => p.params) };
+}

@@ -1,0 +1,644 @@
+/**
+ * The embedded store: SQLite through better-sqlite3 in WAL mode, so that several processes on one host can share
+ * one file. better-sqlite3 is synchronous; the methods still return promises to honour the port. Every
+ * read-then-write runs in an immediate transaction, which takes the write lock up front (waiting up to the busy
+ * timeout) instead of failing when another process committed in between.
+ */
+import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
+import {
+  BackendError,
+  BackendUnavailableError,
+  ConflictError,
+  InputError,
+  InternalError,
+  NotFoundError,
+  PreconditionFailedError,
+  isConsortiumError,
+} from '@consortium/core';
+import type {
+  Attrs,
+  AuditEntry,
+  JobEvent,
+  JobPatch,
+  JobRecord,
+  JsonObject,
+  ListJobsOptions,
+  ListNodesOptions,
+  Page,
+  Reservation,
+  Role,
+  Store,
+  StoredNode,
+  TokenRecord,
+} from '@consortium/core';
+import { decodeJobCursor, decodeNodeCursor, encodeJobCursor, encodeNodeCursor } from './cursors.js';
+import { compileFilter } from './filter-sql.js';
+import { applyMigrations, sqliteMigrations } from './migrations.js';
+
+/** Where and how to open the SQLite store. */
+export interface SqliteStoreOptions {
+  /** The database file, created if missing; `:memory:` for a private in-memory database. */
+  readonly path: string;
+  /** How long a write waits for another connection's lock before failing with `BackendUnavailableError`. */
+  readonly busyTimeoutMs?: number;
+}
+
+/** The default wait for another process's write lock. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+const STATEMENT_CACHE_SIZE = 256;
+
+interface NodeRow {
+  readonly kind: string;
+  readonly name: string;
+  readonly attrs: string;
+  readonly revision: number;
+  readonly created_at: number;
+  readonly updated_at: number;
+}
+
+interface ObservationRow {
+  readonly name: string;
+  readonly provider: string;
+  readonly attrs: string | null;
+  readonly at: number;
+}
+
+interface JobRow {
+  readonly record: string;
+}
+
+interface EventRow {
+  readonly job_id: string;
+  readonly seq: number;
+  readonly at: number;
+  readonly type: string;
+  readonly data: string;
+}
+
+interface AuditRow {
+  readonly at: number;
+  readonly actor: string;
+  readonly action: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly job_id: string | null;
+  readonly before_attrs: string | null;
+  readonly after_attrs: string | null;
+}
+
+interface TokenRow {
+  readonly id: string;
+  readonly hash: string;
+  readonly role: string;
+  readonly description: string | null;
+  readonly created_at: number;
+  readonly expires_at: number | null;
+}
+
+type Param = string | number | null;
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+/** Opens (creating and migrating if needed) the SQLite store at `options.path`; throws `BackendError`. */
+export function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
+  try {
+    return Promise.resolve(new SqliteStore(options));
+  } catch (error) {
+    if (isConsortiumError(error)) return Promise.reject(error);
+    const message = error instanceof Error ? error.message : String(error);
+    return Promise.reject(
+      new BackendError(`Could not open the SQLite store at ${options.path}: ${message}`, { cause: error }),
+    );
+  }
+}
+
+/** The `Store` port on SQLite; open it with `openSqliteStore`. */
+export class SqliteStore implements Store {
+  /** The database file this store was opened on. */
+  readonly path: string;
+  private readonly db: BetterSqlite3.Database;
+  private readonly dynamic = new Map<string, BetterSqlite3.Statement<Param[]>>();
+  private closed = false;
+
+  private readonly stmt: Statements;
+
+  /** Opens and migrates the database synchronously; prefer `openSqliteStore`. Throws SQLite errors untranslated. */
+  constructor(options: SqliteStoreOptions) {
+    this.path = options.path;
+    const db = new Database(options.path, { timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
+    try {
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      if (options.path !== ':memory:' && options.path !== '' && mode !== 'wal') {
+        throw new BackendError(
+          `Could not switch ${options.path} to WAL mode (it is in ${String(mode)} mode)`,
+        );
+      }
+      db.pragma('foreign_keys = ON');
+      applyMigrations(db, sqliteMigrations);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    this.db = db;
+    this.stmt = prepareStatements(db);
+  }
+
+  getNode(kind: string, name: string): Promise<StoredNode | undefined> {
+    return this.run(() => {
+      const row = this.stmt.getNode.get(kind, name);
+      return row === undefined ? undefined : this.withObservations(row);
+    });
+  }
+
+  listNodes(kind: string, options: ListNodesOptions): Promise<Page<StoredNode>> {
+    return this.run(() => {
+      const limit = checkLimit(options.limit);
+      const where = ['n.kind = ?'];
+      const params: Param[] = [kind];
+      if (options.cursor !== undefined) {
+        where.push('n.name > ?');
+        params.push(decodeNodeCursor(options.cursor));
+      }
+      if (options.filter !== undefined) {
+        const filter = compileFilter(options.filter, 'n');
+        where.push(filter.sql);
+        params.push(...filter.params);
+      }
+      params.push(limit + 1);
+      const rows = this.prepared<NodeRow>(
+        `SELECT n.kind, n.name, n.attrs, n.revision, n.created_at, n.updated_at FROM nodes n ` +
+          `WHERE ${where.join(' AND ')} ORDER BY n.name LIMIT ?`,
+      ).all(...params);
+      const more = rows.length > limit;
+      const pageRows = more ? rows.slice(0, limit) : rows;
+      const observed = new Map<string, ObservationRow[]>();
+      if (pageRows.length > 0) {
+        const names = JSON.stringify(pageRows.map((row) => row.name));
+        for (const obs of this.stmt.observationsOfNames.all(kind, names)) {
+          const list = observed.get(obs.name);
+          if (list === undefined) observed.set(obs.name, [obs]);
+          else list.push(obs);
+        }
+      }
+      const items = pageRows.map((row) => toStoredNode(row, observed.get(row.name) ?? []));
+      const last = pageRows[pageRows.length - 1];
+      return more && last !== undefined ? { items, next: encodeNodeCursor(last.name) } : { items };
+    });
+  }
+
+  insertNode(kind: string, name: string, attrs: Attrs, at: number): Promise<StoredNode> {
+    return this.run(() => {
+      const row = this.stmt.insertNode.get(kind, name, JSON.stringify(attrs), at, at);
+      if (row === undefined) throw new ConflictError(`Node ${kind}/${name} already exists`);
+      return toStoredNode(row, []);
+    });
+  }
+
+  updateNode(
+    kind: string,
+    name: string,
+    attrs: Attrs,
+    at: number,
+    expectedRevision?: number,
+  ): Promise<StoredNode> {
+    return this.run(() =>
+      this.immediate(() => {
+        const json = JSON.stringify(attrs);
+        const row =
+          expectedRevision === undefined
+            ? this.stmt.updateNode.get(json, at, kind, name)
+            : this.stmt.updateNodeAt.get(json, at, kind, name, expectedRevision);
+        if (row === undefined) {
+          const current = this.stmt.nodeRevision.get(kind, name);
+          if (current === undefined) throw new NotFoundError(`Node ${kind}/${name} not found`);
+          throw stale(kind, name, current.revision, expectedRevision ?? current.revision);
+        }
+        return this.withObservations(row);
+      }),
+    );
+  }
+
+  deleteNode(kind: string, name: string, expectedRevision?: number): Promise<void> {
+    return this.run(() => {
+      if (expectedRevision === undefined) {
+        this.stmt.deleteNode.run(kind, name);
+        return;
+      }
+      this.immediate(() => {
+        if (this.stmt.deleteNodeAt.run(kind, name, expectedRevision).changes > 0) return;
+        const current = this.stmt.nodeRevision.get(kind, name);
+        if (current !== undefined) throw stale(kind, name, current.revision, expectedRevision);
+      });
+    });
+  }
+
+  putObservation(
+    kind: string,
+    name: string,
+    provider: string,
+    attrs: Attrs | null,
+    at: number,
+  ): Promise<void> {
+    return this.run(() => {
+      this.immediate(() => {
+        if (this.stmt.nodeRevision.get(kind, name) === undefined) {
+          throw new NotFoundError(`Node ${kind}/${name} not found`);
+        }
+        this.stmt.putObservation.run(kind, name, provider, attrs === null ? null : JSON.stringify(attrs), at);
+      });
+    });
+  }
+
+  createJob(job: JobRecord): Promise<void> {
+    return this.run(() => {
+      const { id, kind, name, state, createdAt, updatedAt } = job;
+      const changes = this.stmt.insertJob.run(
+        id,
+        kind,
+        name,
+        state,
+        createdAt,
+        updatedAt,
+        JSON.stringify(job),
+      ).changes;
+      if (changes === 0) throw new ConflictError(`Job ${id} already exists`);
+    });
+  }
+
+  getJob(id: string): Promise<JobRecord | undefined> {
+    return this.run(() => {
+      const row = this.stmt.getJob.get(id);
+      return row === undefined ? undefined : parseJob(row);
+    });
+  }
+
+  updateJob(id: string, patch: JobPatch, at: number): Promise<JobRecord> {
+    return this.run(() =>
+      this.immediate(() => {
+        const row = this.stmt.getJob.get(id);
+        if (row === undefined) throw new NotFoundError(`Job ${id} not found`);
+        // A plain-JavaScript caller may pass `undefined`; it means "leave as is", as an absent key does.
+        const defined = Object.entries(patch as Readonly<Record<string, unknown>>).filter(
+          ([, v]) => v !== undefined,
+        );
+        const job: JobRecord = { ...parseJob(row), ...Object.fromEntries(defined), updatedAt: at };
+        this.stmt.updateJob.run(job.state, at, JSON.stringify(job), id);
+        return job;
+      }),
+    );
+  }
+
+  listJobs(options: ListJobsOptions): Promise<Page<JobRecord>> {
+    return this.run(() => {
+      const limit = checkLimit(options.limit);
+      const where: string[] = [];
+      const params: Param[] = [];
+      if (options.states !== undefined) {
+        where.push('state IN (SELECT value FROM json_each(?))');
+        params.push(JSON.stringify(options.states));
+      }
+      if (options.kind !== undefined) {
+        where.push('kind = ?');
+        params.push(options.kind);
+      }
+      if (options.name !== undefined) {
+        where.push('name = ?');
+        params.push(options.name);
+      }
+      if (options.cursor !== undefined) {
+        const after = decodeJobCursor(options.cursor);
+        where.push('(created_at < ? OR (created_at = ? AND id < ?))');
+        params.push(after.createdAt, after.createdAt, after.id);
+      }
+      params.push(limit + 1);
+      const rows = this.prepared<JobRow>(
+        `SELECT record FROM jobs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
+          'ORDER BY created_at DESC, id DESC LIMIT ?',
+      ).all(...params);
+      const items = rows.slice(0, limit).map(parseJob);
+      const last = items[items.length - 1];
+      return rows.length > limit && last !== undefined ? { items, next: encodeJobCursor(last) } : { items };
+    });
+  }
+
+  appendEvent(jobId: string, type: string, data: JsonObject, at: number): Promise<JobEvent> {
+    return this.run(() =>
+      this.immediate(() => {
+        if (this.stmt.jobExists.get(jobId) === undefined) throw new NotFoundError(`Job ${jobId} not found`);
+        const row = this.stmt.appendEvent.get(jobId, at, type, JSON.stringify(data), jobId);
+        if (row === undefined)
+          throw new InternalError(`Appending an event to job ${jobId} returned no sequence`);
+        return { jobId, seq: row.seq, at, type, data };
+      }),
+    );
+  }
+
+  listEvents(jobId: string, afterSeq: number): Promise<readonly JobEvent[]> {
+    return this.run(() =>
+      this.stmt.listEvents.all(jobId, afterSeq).map((row) => ({
+        jobId: row.job_id,
+        seq: row.seq,
+        at: row.at,
+        type: row.type,
+        data: JSON.parse(row.data) as JsonObject,
+      })),
+    );
+  }
+
+  appendAudit(entry: AuditEntry): Promise<void> {
+    return this.run(() => {
+      this.stmt.appendAudit.run(
+        entry.at,
+        entry.actor,
+        entry.action,
+        entry.kind,
+        entry.name,
+        entry.jobId ?? null,
+        entry.before === null ? null : JSON.stringify(entry.before),
+        entry.after === null ? null : JSON.stringify(entry.after),
+      );
+    });
+  }
+
+  listAudit(options: {
+    readonly kind?: string;
+    readonly name?: string;
+    readonly limit: number;
+  }): Promise<readonly AuditEntry[]> {
+    return this.run(() => {
+      const limit = checkLimit(options.limit);
+      const where: string[] = [];
+      const params: Param[] = [];
+      if (options.kind !== undefined) {
+        where.push('kind = ?');
+        params.push(options.kind);
+      }
+      if (options.name !== undefined) {
+        where.push('name = ?');
+        params.push(options.name);
+      }
+      params.push(limit);
+      return this.prepared<AuditRow>(
+        'SELECT at, actor, action, kind, name, job_id, before_attrs, after_attrs FROM audit ' +
+          `${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at DESC, id DESC LIMIT ?`,
+      )
+        .all(...params)
+        .map(toAuditEntry);
+    });
+  }
+
+  putToken(token: TokenRecord): Promise<void> {
+    return this.run(() => {
+      try {
+        this.stmt.putToken.run(
+          token.id,
+          token.hash,
+          token.role,
+          token.description ?? null,
+          token.createdAt,
+          token.expiresAt ?? null,
+        );
+      } catch (error) {
+        if (error instanceof Database.SqliteError && error.code === 'SQLITE_CONSTRAINT_UNIQUE') {
+          throw new ConflictError('Another token has the same hash');
+        }
+        throw error;
+      }
+    });
+  }
+
+  findToken(hash: string): Promise<TokenRecord | undefined> {
+    return this.run(() => {
+      const row = this.stmt.findToken.get(hash);
+      return row === undefined ? undefined : toToken(row);
+    });
+  }
+
+  listTokens(): Promise<readonly TokenRecord[]> {
+    return this.run(() => this.stmt.listTokens.all().map(toToken));
+  }
+
+  deleteToken(id: string): Promise<void> {
+    return this.run(() => {
+      this.stmt.deleteToken.run(id);
+    });
+  }
+
+  reserve(namespace: string, key: string, owner: string): Promise<boolean> {
+    return this.run(() => this.stmt.reserve.get(namespace, key, owner) !== undefined);
+  }
+
+  release(namespace: string, owner: string, key?: string): Promise<void> {
+    return this.run(() => {
+      if (key === undefined) this.stmt.releaseAll.run(namespace, owner);
+      else this.stmt.releaseKey.run(namespace, owner, key);
+    });
+  }
+
+  listReservations(namespace: string): Promise<readonly Reservation[]> {
+    return this.run(() =>
+      this.stmt.listReservations.all(namespace).map((row) => ({ key: row.key, owner: row.owner })),
+    );
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.dynamic.clear();
+      this.db.close();
+    }
+    return Promise.resolve();
+  }
+
+  /** Runs `fn` and settles with its result, translating SQLite errors into Consortium errors. */
+  private run<T>(fn: () => T): Promise<T> {
+    try {
+      if (this.closed) throw new InternalError(`The SQLite store at ${this.path} is closed`);
+      return Promise.resolve(fn());
+    } catch (error) {
+      return Promise.reject(translateError(error));
+    }
+  }
+
+  private immediate<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  /** A statement for generated SQL, from a small cache keyed by the SQL text (which never contains values). */
+  private prepared<R>(sql: string): BetterSqlite3.Statement<Param[], R> {
+    let statement = this.dynamic.get(sql);
+    if (statement === undefined) {
+      statement = this.db.prepare<Param[]>(sql);
+      if (this.dynamic.size >= STATEMENT_CACHE_SIZE) {
+        const oldest = this.dynamic.keys().next();
+        if (oldest.done !== true) this.dynamic.delete(oldest.value);
+      }
+    } else {
+      // Re-insert to keep the map in least-recently-used order.
+      this.dynamic.delete(sql);
+    }
+    this.dynamic.set(sql, statement);
+    return statement as BetterSqlite3.Statement<Param[], R>;
+  }
+
+  private withObservations(row: NodeRow): StoredNode {
+    return toStoredNode(row, this.stmt.observationsOf.all(row.kind, row.name));
+  }
+}
+
+function prepareStatements(db: BetterSqlite3.Database) {
+  const nodeColumns = 'kind, name, attrs, revision, created_at, updated_at';
+  return {
+    getNode: db.prepare<[string, string], NodeRow>(
+      `SELECT ${nodeColumns} FROM nodes WHERE kind = ? AND name = ?`,
+    ),
+    nodeRevision: db.prepare<[string, string], { revision: number }>(
+      'SELECT revision FROM nodes WHERE kind = ? AND name = ?',
+    ),
+    observationsOf: db.prepare<[string, string], ObservationRow>(
+      'SELECT name, provider, attrs, at FROM observations WHERE kind = ? AND name = ? ORDER BY provider',
+    ),
+    observationsOfNames: db.prepare<[string, string], ObservationRow>(
+      'SELECT name, provider, attrs, at FROM observations ' +
+        'WHERE kind = ? AND name IN (SELECT value FROM json_each(?)) ORDER BY name, provider',
+    ),
+    insertNode: db.prepare<[string, string, string, number, number], NodeRow>(
+      'INSERT INTO nodes (kind, name, attrs, revision, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?) ' +
+        `ON CONFLICT (kind, name) DO NOTHING RETURNING ${nodeColumns}`,
+    ),
+    updateNode: db.prepare<[string, number, string, string], NodeRow>(
+      'UPDATE nodes SET attrs = ?, revision = revision + 1, updated_at = ? WHERE kind = ? AND name = ? ' +
+        `RETURNING ${nodeColumns}`,
+    ),
+    updateNodeAt: db.prepare<[string, number, string, string, number], NodeRow>(
+      'UPDATE nodes SET attrs = ?, revision = revision + 1, updated_at = ? ' +
+        `WHERE kind = ? AND name = ? AND revision = ? RETURNING ${nodeColumns}`,
+    ),
+    deleteNode: db.prepare<[string, string]>('DELETE FROM nodes WHERE kind = ? AND name = ?'),
+    deleteNodeAt: db.prepare<[string, string, number]>(
+      'DELETE FROM nodes WHERE kind = ? AND name = ? AND revision = ?',
+    ),
+    putObservation: db.prepare<[string, string, string, string | null, number]>(
+      'INSERT INTO observations (kind, name, provider, attrs, at) VALUES (?, ?, ?, ?, ?) ' +
+        'ON CONFLICT (kind, name, provider) DO UPDATE SET attrs = excluded.attrs, at = excluded.at',
+    ),
+    insertJob: db.prepare<[string, string, string, string, number, number, string]>(
+      'INSERT INTO jobs (id, kind, name, state, created_at, updated_at, record) VALUES (?, ?, ?, ?, ?, ?, ?) ' +
+        'ON CONFLICT (id) DO NOTHING',
+    ),
+    getJob: db.prepare<[string], JobRow>('SELECT record FROM jobs WHERE id = ?'),
+    jobExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM jobs WHERE id = ?'),
+    updateJob: db.prepare<[string, number, string, string]>(
+      'UPDATE jobs SET state = ?, updated_at = ?, record = ? WHERE id = ?',
+    ),
+    appendEvent: db.prepare<[string, number, string, string, string], { seq: number }>(
+      'INSERT INTO job_events (job_id, seq, at, type, data) ' +
+        'SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ? FROM job_events WHERE job_id = ? RETURNING seq',
+    ),
+    listEvents: db.prepare<[string, number], EventRow>(
+      'SELECT job_id, seq, at, type, data FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq',
+    ),
+    appendAudit: db.prepare<
+      [number, string, string, string, string, string | null, string | null, string | null]
+    >(
+      'INSERT INTO audit (at, actor, action, kind, name, job_id, before_attrs, after_attrs) ' +
+        'VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    putToken: db.prepare<[string, string, string, string | null, number, number | null]>(
+      'INSERT INTO tokens (id, hash, role, description, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) ' +
+        'ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, role = excluded.role, ' +
+        'description = excluded.description, created_at = excluded.created_at, expires_at = excluded.expires_at',
+    ),
+    findToken: db.prepare<[string], TokenRow>('SELECT * FROM tokens WHERE hash = ?'),
+    listTokens: db.prepare<[], TokenRow>('SELECT * FROM tokens ORDER BY created_at, id'),
+    deleteToken: db.prepare<[string]>('DELETE FROM tokens WHERE id = ?'),
+    // One statement, so atomic: inserts, or "updates" the row only when the owner is the same; a row comes back
+    // exactly when the key is now the owner's.
+    reserve: db.prepare<[string, string, string], { owner: string }>(
+      'INSERT INTO reservations (namespace, key, owner) VALUES (?, ?, ?) ' +
+        'ON CONFLICT (namespace, key) DO UPDATE SET owner = excluded.owner WHERE owner = excluded.owner ' +
+        'RETURNING owner',
+    ),
+    releaseAll: db.prepare<[string, string]>('DELETE FROM reservations WHERE namespace = ? AND owner = ?'),
+    releaseKey: db.prepare<[string, string, string]>(
+      'DELETE FROM reservations WHERE namespace = ? AND owner = ? AND key = ?',
+    ),
+    listReservations: db.prepare<[string], { key: string; owner: string }>(
+      'SELECT key, owner FROM reservations WHERE namespace = ? ORDER BY key',
+    ),
+  };
+}
+
+function toStoredNode(row: NodeRow, observations: readonly ObservationRow[]): StoredNode {
+  return {
+    kind: row.kind,
+    name: row.name,
+    attrs: JSON.parse(row.attrs) as Attrs,
+    revision: row.revision,
+    observed: Object.fromEntries(
+      observations.map((obs) => [
+        obs.provider,
+        { attrs: obs.attrs === null ? null : (JSON.parse(obs.attrs) as Attrs), at: obs.at },
+      ]),
+    ),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function parseJob(row: JobRow): JobRecord {
+  return JSON.parse(row.record) as JobRecord;
+}
+
+function toAuditEntry(row: AuditRow): AuditEntry {
+  const entry: AuditEntry = {
+    at: row.at,
+    actor: row.actor,
+    action: row.action,
+    kind: row.kind,
+    name: row.name,
+    before: row.before_attrs === null ? null : (JSON.parse(row.before_attrs) as Attrs),
+    after: row.after_attrs === null ? null : (JSON.parse(row.after_attrs) as Attrs),
+  };
+  return row.job_id === null ? entry : { ...entry, jobId: row.job_id };
+}
+
+function toToken(row: TokenRow): TokenRecord {
+  const token: TokenRecord = {
+    id: row.id,
+    hash: row.hash,
+    role: row.role as Role,
+    createdAt: row.created_at,
+  };
+  return {
+    ...token,
+    ...(row.description === null ? {} : { description: row.description }),
+    ...(row.expires_at === null ? {} : { expiresAt: row.expires_at }),
+  };
+}
+
+function stale(kind: string, name: string, actual: number, expected: number): PreconditionFailedError {
+  return new PreconditionFailedError(`Node ${kind}/${name} is at revision ${actual}, not ${expected}`, {
+    details: { kind, name, revision: actual, expectedRevision: expected },
+  });
+}
+
+function checkLimit(limit: number): number {
+  if (!Number.isSafeInteger(limit) || limit < 1)
+    throw new InputError(`limit must be a positive integer, got ${limit}`);
+  return limit;
+}
+
+/** Turns anything thrown below into a Consortium error; SQLite's lock timeouts become retryable. */
+function translateError(error: unknown): Error {
+  if (isConsortiumError(error)) return error;
+  if (error instanceof Database.SqliteError) {
+    if (error.code.startsWith('SQLITE_BUSY') || error.code.startsWith('SQLITE_LOCKED')) {
+      return new BackendUnavailableError(`The SQLite database is busy: ${error.message}`, { cause: error });
+    }
+    return new BackendError(`SQLite failed: ${error.message} (${error.code})`, { cause: error });
+  }
+  return new InternalError(error instanceof Error ? error.message : String(error), { cause: error });
+}
