@@ -11,6 +11,7 @@ export {
   definePlugin,
   silentLogger,
   deepEqual,
+  isJsonObject,
   parsePath,
   formatPath,
 } from '@consortium/core';

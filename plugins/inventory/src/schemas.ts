@@ -1,0 +1,142 @@
+/**
+ * The attribute schemas of the plain data inventory keeps: what an operator types into a CMDB and no backend
+ * owns. Other plugins hang their own fields under these (ipam's `interfaces[*].ip`, a MAC from a hypervisor), so
+ * object items stay open.
+ */
+import type { JsonSchema, KindDefinition } from '@consortium/plugin-api';
+
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
+
+/** A dotted-quad IPv4 address, each octet 0–255 without leading zeros. */
+export const IPV4_PATTERN = `^${OCTET}(\\.${OCTET}){3}$`;
+
+/** An IPv4 network in CIDR notation: `10.1.2.0/24`. */
+export const IPV4_CIDR_PATTERN = `^${OCTET}(\\.${OCTET}){3}/(3[0-2]|[12]?[0-9])$`;
+
+/** A lowercase DNS name, as node names are. */
+export const DNS_NAME_PATTERN =
+  '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$';
+
+/** The kinds inventory defines. */
+export const INVENTORY_KINDS: readonly KindDefinition[] = [
+  { name: 'host', description: 'a physical or virtual machine' },
+  { name: 'hypervisor', description: 'a machine that runs virtual machines' },
+  { name: 'subnet', description: 'an IPv4 network that interface addresses are allocated from' },
+  { name: 'vlan', description: 'an 802.1Q virtual LAN in one datacenter' },
+  { name: 'vip', description: 'a virtual IP address served by a set of hosts' },
+];
+
+const text = (description: string): JsonSchema => ({ type: 'string', minLength: 1, description });
+const dnsName = (description: string): JsonSchema => ({
+  type: 'string',
+  minLength: 1,
+  maxLength: 253,
+  pattern: DNS_NAME_PATTERN,
+  description,
+});
+const ipv4 = (description: string): JsonSchema => ({ type: 'string', pattern: IPV4_PATTERN, description });
+const stringSet = (
+  description: string,
+  items: JsonSchema = { type: 'string', minLength: 1 },
+): JsonSchema => ({
+  type: 'array',
+  'x-list-type': 'set',
+  items,
+  description,
+});
+const vlanId = (description: string): JsonSchema => ({
+  type: 'integer',
+  minimum: 1,
+  maximum: 4094,
+  description,
+});
+
+/** The host attributes another plugin (netbox) may own instead; inventory claims those listed in its config. */
+export const OPTIONAL_HOST_ATTRIBUTES = [
+  'datacenter',
+  'subcluster',
+  'owner',
+  'status',
+  'puppet_roles',
+] as const;
+
+/** One of the optional host attributes. */
+export type OptionalHostAttribute = (typeof OPTIONAL_HOST_ATTRIBUTES)[number];
+
+/** The host attributes inventory always claims. */
+export const HOST_ATTRIBUTES: Readonly<Record<string, JsonSchema>> = {
+  hostname: dnsName('the fully qualified host name'),
+  description: text('free text for operators'),
+  interfaces: {
+    type: 'array',
+    'x-list-type': 'map',
+    'x-list-map-keys': ['name'],
+    description: 'network interfaces, keyed by name; other plugins fill in their fields (mac, ip, ...)',
+    items: {
+      type: 'object',
+      properties: {
+        name: { type: 'string', pattern: '^[a-z0-9]+$', description: 'the interface name, e.g. eth0' },
+      },
+      required: ['name'],
+    },
+  },
+  tags: stringSet('free-form labels'),
+};
+
+/** The schemas of the optional host attributes. */
+export const OPTIONAL_HOST_ATTRIBUTE_SCHEMAS: Readonly<Record<OptionalHostAttribute, JsonSchema>> = {
+  datacenter: text('the datacenter (site) the host is in'),
+  subcluster: text('the cluster the host belongs to'),
+  owner: text('the team responsible for the host'),
+  status: {
+    type: 'string',
+    enum: ['planned', 'active', 'offline', 'decommissioning'],
+    description: 'the lifecycle status',
+  },
+  puppet_roles: stringSet('the Puppet roles applied to the host'),
+};
+
+/** The attributes of every other kind. */
+export const KIND_ATTRIBUTES: Readonly<Record<string, Readonly<Record<string, JsonSchema>>>> = {
+  subnet: {
+    cidr: { type: 'string', pattern: IPV4_CIDR_PATTERN, description: 'the network, e.g. 10.1.2.0/24' },
+    gateway: ipv4('the default gateway of the network'),
+    vlan: vlanId('the VLAN id the network is carried on'),
+    datacenter: text('the datacenter the network is in'),
+    reserved: stringSet('addresses never allocated to hosts', { type: 'string', pattern: IPV4_PATTERN }),
+    description: text('free text for operators'),
+  },
+  vlan: {
+    vid: vlanId('the 802.1Q VLAN id'),
+    datacenter: text('the datacenter the VLAN is in'),
+    description: text('free text for operators'),
+  },
+  vip: {
+    address: ipv4('the virtual IP address'),
+    port: { type: 'integer', minimum: 1, maximum: 65535, description: 'the TCP or UDP port served' },
+    members: stringSet('the hosts serving the address', {
+      type: 'string',
+      pattern: DNS_NAME_PATTERN,
+      maxLength: 253,
+    }),
+  },
+  hypervisor: {
+    address: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 253,
+      description: 'the address (IP or DNS name) to reach it',
+    },
+    datacenter: text('the datacenter the hypervisor is in'),
+    capacity: {
+      type: 'object',
+      description: 'what it can give to virtual machines',
+      properties: {
+        vcpus: { type: 'integer', minimum: 1, description: 'virtual CPUs' },
+        memory_mib: { type: 'integer', minimum: 1, description: 'memory in MiB' },
+      },
+      required: ['vcpus', 'memory_mib'],
+    },
+    description: text('free text for operators'),
+  },
+};
