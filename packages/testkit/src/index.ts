@@ -1,1 +1,3 @@
-export {};
+/** @consortium/testkit: contract suites for the ports, harnesses and helpers for tests. */
+export * from './store-contract.js';
+export * from './coordinator-contract.js';
