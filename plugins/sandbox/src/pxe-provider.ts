@@ -123,7 +123,10 @@ export function pxeProvider(world: SandboxWorld, options: PxeProviderOptions): N
         // Turning netboot off for a host that was never registered: nothing to do.
         out.accept(netbootUpdate);
       }
-      out.defer(WAIT_FOR_ADDRESSES, ['interfaces'], ...all);
+      // A watched change without both addresses leaves nothing to register yet; the change that completes them
+      // sends a new sync. Only an explicit profile or netboot request has to wait for the system to exist.
+      out.accept(...syncs);
+      out.defer(WAIT_FOR_ADDRESSES, ['interfaces'], profileUpdate, netbootUpdate);
       return out.build(dry);
     }
 

@@ -344,16 +344,18 @@ describe('sandbox-vm', () => {
 describe('sandbox-pxe', () => {
   const eth0 = (mac: string, ip: string) => [{ name: 'eth0', mac, ip }];
 
-  it('waits for a MAC and an IP', async () => {
+  it('registers nothing on a watched change without both addresses; a requested netboot waits for them', async () => {
     const { pxe } = sandbox();
     const update = sync('interfaces');
+    const netboot = { id: 'u9', path: 'netboot', op: 'set' as const, value: true, origin: 'user' };
     expect(
       await pxe.apply(
-        task(pxe, 'web-01', [update], { present: true, interfaces: [{ name: 'eth0', ip: '10.1.2.4' }] }),
+        task(pxe, 'web-01', [update, netboot], { present: true, interfaces: [{ name: 'eth0', ip: '10.1.2.4' }] }),
         context(),
       ),
     ).toEqual({
-      deferred: [{ id: update.id, reason: 'waiting for a MAC and an IP', waitFor: ['interfaces'] }],
+      accepted: [update.id],
+      deferred: [{ id: 'u9', reason: 'waiting for a MAC and an IP', waitFor: ['interfaces'] }],
     });
   });
 

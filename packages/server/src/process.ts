@@ -1,0 +1,132 @@
+/**
+ * Composition of a `consortium` process: opens the store, the coordinator and the plugins, and runs the roles.
+ * `consortium dev` runs web, master and worker together over the embedded store and the in-process coordinator.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Coordinator, Store } from '@consortium/core';
+import { systemClock } from '@consortium/core';
+import { MemoryCluster, MemoryCoordinator } from '@consortium/coord-memory';
+import { openSqliteStore } from '@consortium/store-sqlite';
+import type winston from 'winston';
+import type { Config } from './config.js';
+import { createLogger } from './logging.js';
+import { Master } from './master.js';
+import { Metrics } from './metrics.js';
+import type { Kinds } from './plugins.js';
+import { buildKinds, importPlugins } from './plugins.js';
+import type { Runnable } from './runnable.js';
+import { runAll } from './runnable.js';
+import { createToken } from './tokens.js';
+import { createApp } from './web/app.js';
+import { WebServer } from './web/server.js';
+import { Worker } from './worker.js';
+
+/** This package's version, for the API and logs. */
+export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
+
+/** Opens the store the config names (SQLite in the data dir by default). */
+export async function openStore(config: Config): Promise<Store> {
+  mkdirSync(config.dataDir, { recursive: true });
+  return openSqliteStore({ path: config.store.path ?? join(config.dataDir, 'consortium.db') });
+}
+
+/** What `startDev` reports once the server listens. */
+export interface DevReady {
+  readonly url: string;
+  readonly token: string;
+}
+
+/** A running process: wait for it, or stop it (graceful first, hard on a second call). */
+export interface RunningProcess {
+  readonly done: Promise<void>;
+  stop(): void;
+}
+
+/** Everything a process hosts, for tests that want to look inside. */
+export interface ProcessParts {
+  readonly store: Store;
+  readonly coordinator: Coordinator;
+  readonly kinds: Kinds;
+  readonly logger: winston.Logger;
+}
+
+/** Starts `consortium dev`: all three roles in this process. Calls `onReady` with the URL and a fresh admin token. */
+export async function startDev(config: Config, onReady: (ready: DevReady) => void): Promise<RunningProcess & ProcessParts> {
+  const logger = createLogger(config.log);
+  const store = await openStore(config);
+  const coordinator = new MemoryCoordinator(new MemoryCluster(), { memberId: `dev-${process.pid}` });
+  const clock = systemClock;
+  const plugins = await importPlugins(config.plugins);
+  const kinds = buildKinds(plugins, { logger, store, now: () => clock.now() }, {
+    maxRounds: config.planner.maxRounds,
+    ttlMs: config.planner.ttlSeconds * 1000,
+    maxTaskAttempts: config.planner.maxTaskAttempts,
+  });
+  let leading = false;
+  const metrics = new Metrics(coordinator, () => leading);
+  const { secret } = await createToken(store, { role: 'admin', description: 'consortium dev', now: clock.now() });
+  const stopping = new AbortController();
+  const hardStop = new AbortController();
+  const master = new Master({ store, coordinator, kinds, logger, clock, metrics });
+  const leaderAware: Runnable = {
+    name: master.name,
+    needsLeader: true,
+    run: async (signal) => {
+      leading = true;
+      try {
+        await master.run(signal);
+      } finally {
+        leading = false;
+      }
+    },
+  };
+  const worker = new Worker({
+    coordinator,
+    kinds,
+    logger,
+    clock,
+    concurrency: config.worker.concurrency,
+    hardStop: hardStop.signal,
+    metrics,
+  });
+  const app = createApp({
+    store,
+    coordinator,
+    kinds,
+    logger,
+    clock,
+    metrics,
+    bodyLimit: config.web.bodyLimit,
+    version: VERSION,
+    ready: async () => {
+      try {
+        await store.getNode('host', 'readyz-probe');
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  });
+  const web = new WebServer(app, config.web.host, config.web.port, (url) => {
+    logger.info('consortium dev listening', { url, kinds: [...kinds.keys()], dataDir: config.dataDir });
+    onReady({ url, token: secret });
+  });
+  const done = runAll([web, leaderAware, worker], coordinator, logger, stopping.signal).finally(async () => {
+    await coordinator.close();
+    await store.close();
+    logger.info('stopped');
+  });
+  return {
+    done,
+    store,
+    coordinator,
+    kinds,
+    logger,
+    stop: () => {
+      if (stopping.signal.aborted) hardStop.abort();
+      else stopping.abort();
+    },
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * Roles as runnables (controller-runtime's manager): each runs until its signal aborts; a runnable that needs
+ * the leader runs only while this process holds leadership, and is restarted when leadership is won again.
+ */
+import type { Coordinator } from '@consortium/core';
+import type winston from 'winston';
+
+/** Lifecycle of a hosted runnable. */
+export type RunnableState = 'waiting-for-leadership' | 'running' | 'stopped';
+
+/** One part of a role: the web server, the master's job loop, a worker pool. */
+export interface Runnable {
+  readonly name: string;
+  readonly needsLeader: boolean;
+  /** Runs until `signal` aborts, then returns after cleaning up. */
+  run(signal: AbortSignal): Promise<void>;
+}
+
+/** Runs every runnable until `signal` aborts; leader-only ones under the `master` election. */
+export async function runAll(
+  runnables: readonly Runnable[],
+  coordinator: Coordinator,
+  logger: winston.Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  await Promise.all(
+    runnables.map(async (runnable) => {
+      if (!runnable.needsLeader) {
+        await runnable.run(signal);
+        return;
+      }
+      while (!signal.aborted) {
+        let held;
+        try {
+          held = await coordinator.campaign('master', signal);
+        } catch (error) {
+          if (signal.aborted) return;
+          logger.error('campaign failed; retrying', { runnable: runnable.name, error: (error as Error).message });
+          await new Promise((r) => setTimeout(r, 1000));
+          continue;
+        }
+        logger.info('leadership acquired', { runnable: runnable.name, token: held.token });
+        const both = AbortSignal.any([signal, held.lost]);
+        try {
+          await runnable.run(both);
+        } finally {
+          await held.release();
+        }
+        if (!signal.aborted) logger.warn('leadership lost; campaigning again', { runnable: runnable.name });
+      }
+    }),
+  );
+}

@@ -1,0 +1,99 @@
+/** How nodes and jobs look on the wire: stable JSON that scripts can rely on. */
+import type { Attrs, JobRecord, JsonValue, KindSchema, StoredNode } from '@consortium/core';
+import { conditionsOf, deepEqual, formatPath, getAt, isJsonObject, parsePath } from '@consortium/core';
+
+const iso = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : new Date(ms).toISOString());
+
+/** A node as the API shows it; `fields` limits the attributes shown. */
+export function nodeView(node: StoredNode, fields?: readonly string[]): Record<string, unknown> {
+  const attrs =
+    fields === undefined ? node.attrs : Object.fromEntries(Object.entries(node.attrs).filter(([k]) => fields.includes(k)));
+  return {
+    kind: node.kind,
+    name: node.name,
+    revision: node.revision,
+    attrs,
+    createdAt: iso(node.createdAt),
+    updatedAt: iso(node.updatedAt),
+  };
+}
+
+/** Every concrete path of a node's attributes with the provider that owns its value. */
+export function authorityMap(schema: KindSchema, attrs: Attrs): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (path: string, value: JsonValue): void => {
+    const parsed = parsePath(path);
+    out[path] = schema.authorityOf(parsed);
+    if (schema.subAuthorities(parsed).length === 0) return;
+    const semantics = schema.listSemanticsAt(parsed);
+    if (semantics?.type === 'map' && Array.isArray(value)) {
+      for (const item of value as readonly JsonValue[]) {
+        if (!isJsonObject(item)) continue;
+        const key = item[semantics.key];
+        if (typeof key !== 'string') continue;
+        for (const [field, fieldValue] of Object.entries(item)) {
+          if (field !== semantics.key) walk(`${path}[${key}].${field}`, fieldValue);
+        }
+      }
+    } else if (isJsonObject(value)) {
+      for (const [field, fieldValue] of Object.entries(value)) walk(`${path}.${field}`, fieldValue);
+    }
+  };
+  for (const [attribute, value] of Object.entries(attrs)) walk(attribute, value);
+  return out;
+}
+
+/** Drift: paths where a provider's last observation differs from the merged value it has authority over. */
+export function driftOf(
+  schema: KindSchema,
+  node: StoredNode,
+): { path: string; provider: string; expected: JsonValue | null; observed: JsonValue | null; at: string }[] {
+  const drift = [];
+  const authority = authorityMap(schema, node.attrs);
+  for (const [provider, observation] of Object.entries(node.observed)) {
+    const seen = observation.attrs ?? {};
+    const paths = new Set([
+      ...Object.entries(authority)
+        .filter(([, owner]) => owner === provider)
+        .map(([path]) => path),
+      ...Object.keys(authorityMap(schema, seen)).filter((path) => schema.authorityOf(parsePath(path)) === provider),
+    ]);
+    for (const path of [...paths].sort()) {
+      const parsed = parsePath(path);
+      if (schema.subAuthorities(parsed).some((p) => p !== provider)) continue;
+      const expected = getAt(node.attrs, parsed, schema) ?? null;
+      const observed = getAt(seen, parsed, schema) ?? null;
+      if (!deepEqual(expected, observed)) {
+        drift.push({ path: formatPath(parsed), provider, expected, observed, at: iso(observation.at) as string });
+      }
+    }
+  }
+  return drift;
+}
+
+/** A job as the API shows it: state, rounds, conditions (who blocks it and why), failure. */
+export function jobView(job: JobRecord, options: { summary?: boolean } = {}): Record<string, unknown> {
+  const plan = job.plan;
+  return {
+    id: job.id,
+    kind: job.kind,
+    name: job.name,
+    action: job.action,
+    state: job.state,
+    actor: job.actor,
+    createdAt: iso(job.createdAt),
+    startedAt: iso(job.startedAt),
+    endedAt: iso(job.endedAt),
+    updates: job.updates,
+    ...(options.summary === true
+      ? { roundCount: plan?.rounds.length ?? 0 }
+      : { rounds: plan?.rounds ?? [], conditions: plan === undefined || job.endedAt !== undefined ? [] : conditionsOf(plan) }),
+    ...(job.failure === undefined ? {} : { failure: job.failure }),
+    ...(job.cancelRequested === undefined ? {} : { cancelRequested: { by: job.cancelRequested.by, at: iso(job.cancelRequested.at) } }),
+    links: {
+      self: `/api/jobs/${job.id}`,
+      events: `/api/jobs/${job.id}/events`,
+      node: `/api/inventory/${job.kind}/${job.name}`,
+    },
+  };
+}
