@@ -76,9 +76,12 @@ export default tseslint.config(
   },
   {
     // Tool configs must export a default.
-    files: ['**/*.mjs', 'vitest.config.ts'],
+    files: ['**/*.mjs', 'packages/*/bin/*.js', 'vitest.config.ts'],
     ...tseslint.configs.disableTypeChecked,
-    languageOptions: { parserOptions: { project: null } },
+    languageOptions: {
+      parserOptions: { project: null },
+      globals: { process: 'readonly', console: 'readonly' },
+    },
     rules: { ...tseslint.configs.disableTypeChecked.rules, 'no-restricted-syntax': 'off' },
   },
 );

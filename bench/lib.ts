@@ -53,7 +53,9 @@ export async function loopbackRoundTrip(ms = 1_000): Promise<Measurement> {
   await new Promise<void>((resolve) => socket.once('connect', resolve));
   const ping = (): Promise<void> =>
     new Promise((resolve) => {
-      socket.once('data', () => { resolve(); });
+      socket.once('data', () => {
+        resolve();
+      });
       socket.write('x');
     });
   const result = await measure('loopback TCP round trip (etcd floor)', ping, ms);

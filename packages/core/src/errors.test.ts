@@ -15,6 +15,7 @@ import {
   isConsortiumError,
   LeaseLostError,
   NotFoundError,
+  PayloadTooLargeError,
   PreconditionFailedError,
   ProviderContractError,
   SchemaViolationError,
@@ -22,6 +23,7 @@ import {
   toErrorInfo,
   UnauthenticatedError,
   UnknownAttributeError,
+  UnsupportedMediaTypeError,
 } from './errors.js';
 
 type ErrorClass = new (message: string, options?: ConsortiumErrorOptions) => ConsortiumError;
@@ -45,6 +47,8 @@ const classes: readonly [ErrorClass, ErrorCode, number, boolean][] = [
   [LeaseLostError, 'LEASE_LOST', 503, true],
   [TimeoutError, 'TIMEOUT', 504, true],
   [CancelledError, 'CANCELLED', 409, false],
+  [PayloadTooLargeError, 'PAYLOAD_TOO_LARGE', 413, false],
+  [UnsupportedMediaTypeError, 'UNSUPPORTED_MEDIA_TYPE', 415, false],
   [InternalError, 'INTERNAL', 500, false],
 ];
 

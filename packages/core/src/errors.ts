@@ -170,6 +170,16 @@ export class CancelledError extends ConsortiumError {
   override readonly code = 'CANCELLED';
 }
 
+/** A request body is larger than the server accepts. */
+export class PayloadTooLargeError extends ConsortiumError {
+  override readonly code = 'PAYLOAD_TOO_LARGE';
+}
+
+/** A request body has a content type the endpoint does not take. */
+export class UnsupportedMediaTypeError extends ConsortiumError {
+  override readonly code = 'UNSUPPORTED_MEDIA_TYPE';
+}
+
 /** A bug: something that should not happen did. */
 export class InternalError extends ConsortiumError {
   override readonly code = 'INTERNAL';

@@ -656,3 +656,21 @@ describe('updates from a patch that adds a list item', () => {
     expect(valueAt(w.planner, patched, 'interfaces[eth1]')).toEqual({ name: 'eth1', ip: '10.1.9.9' });
   });
 });
+
+describe('resume', () => {
+  it('runs the tasks that were in flight again as a new attempt with the same task id', () => {
+    const w = provisioningWorld();
+    const first = w.planner.dispatch(
+      w.planner.start({ jobId: 'j', kind: 'host', name: 'web-01', current: {}, updates: CREATE_WEB_01 }, 0),
+      0,
+    );
+    const persisted = JSON.parse(JSON.stringify(first.state)) as PlannerState;
+    const resumed = w.planner.resume(persisted, 50);
+    const again = w.planner.dispatch(resumed, 50);
+    expect(again.tasks.map((t) => [t.id, t.attempt])).toEqual(first.tasks.map((t) => [t.id, 2]));
+    // A late answer from the lost attempt is ignored; the new attempt's answer counts.
+    const task = again.tasks[0]!;
+    const late = w.planner.step(again.state, { taskId: task.id, attempt: 1, outcome: {}, durationMs: 1 }, 51);
+    expect(late).toBe(again.state);
+  });
+});

@@ -434,6 +434,18 @@ export class TransitionPlanner {
     return tasks.every((t) => t.status === 'done') ? this.fold(next, now) : next;
   }
 
+  /**
+   * Continues a persisted state in a new master after a crash or failover: tasks that were running may never
+   * answer, so they are run again as a new attempt (same task id, so providers converge idempotently).
+   */
+  resume(state: PlannerState, now: number): PlannerState {
+    if (isTerminal(state) || state.round === null) return state;
+    const tasks = state.round.tasks.map((task) =>
+      task.status === 'running' ? { ...task, status: 'waiting' as const, notBefore: now } : task,
+    );
+    return { ...state, round: { ...state.round, tasks } };
+  }
+
   /** Ends the job as cancelled; results still in flight will be ignored. */
   cancel(state: PlannerState, reason: string, now: number): PlannerState {
     if (isTerminal(state)) return state;

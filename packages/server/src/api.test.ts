@@ -8,7 +8,7 @@ let stop: () => Promise<void>;
 beforeAll(async () => {
   const started = await startInProcess();
   api = started.api;
-  stop = started.stop;
+  stop = () => started.stop();
   const subnet = await api.request('POST', '/api/inventory/subnet?wait=30s', {
     body: { name: 'pek1-web', attrs: { cidr: '10.1.2.0/24', gateway: '10.1.2.1' } },
   });
@@ -21,7 +21,11 @@ afterAll(async () => {
 });
 
 /** Asserts a problem+json answer with this status and code, and no stack trace. */
-function expectProblem(response: { status: number; headers: Headers; body: any }, status: number, code: string): void {
+function expectProblem(
+  response: { status: number; headers: Headers; body: any },
+  status: number,
+  code: string,
+): void {
   expect(response.status).toBe(status);
   expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
   expect(response.body.code).toBe(code);
@@ -42,21 +46,30 @@ describe('bad input gets a specific problem, never a 500', () => {
   });
 
   it('schema violation', async () => {
-    const r = await api.request('POST', '/api/inventory/host', { body: { name: 'web-x', attrs: { hwspec: 'huge' } } });
+    const r = await api.request('POST', '/api/inventory/host', {
+      body: { name: 'web-x', attrs: { hwspec: 'huge' } },
+    });
     expectProblem(r, 422, 'SCHEMA_VIOLATION');
     expect(r.body.detail).toContain('/hwspec: must be equal to one of the allowed values');
   });
 
   it('an attribute nobody provides, with a suggestion', async () => {
-    const r = await api.request('POST', '/api/inventory/host', { body: { name: 'web-x', attrs: { hwsepc: 'small' } } });
+    const r = await api.request('POST', '/api/inventory/host', {
+      body: { name: 'web-x', attrs: { hwsepc: 'small' } },
+    });
     expectProblem(r, 422, 'UNKNOWN_ATTRIBUTE');
     expect(r.body.detail).toBe('unknown attribute "hwsepc" for kind host (did you mean "hwspec"?)');
   });
 
   it('wrong content type', async () => {
-    const r = await api.request('POST', '/api/inventory/host', { raw: 'name=web-x', type: 'application/x-www-form-urlencoded' });
+    const r = await api.request('POST', '/api/inventory/host', {
+      raw: 'name=web-x',
+      type: 'application/x-www-form-urlencoded',
+    });
     expectProblem(r, 415, 'UNSUPPORTED_MEDIA_TYPE');
-    const patch = await api.request('PATCH', '/api/inventory/subnet/pek1-web', { body: { description: 'x' } });
+    const patch = await api.request('PATCH', '/api/inventory/subnet/pek1-web', {
+      body: { description: 'x' },
+    });
     expectProblem(patch, 415, 'UNSUPPORTED_MEDIA_TYPE');
     expect(patch.body.detail).toBe(
       'Content-Type must be application/merge-patch+json or application/json-patch+json or application/vnd.consortium.updates+json, not application/json',
@@ -64,7 +77,11 @@ describe('bad input gets a specific problem, never a 500', () => {
   });
 
   it('malformed JSON and __proto__ keys', async () => {
-    expectProblem(await api.request('POST', '/api/inventory/host', { raw: '{"name":' }), 400, 'INVALID_INPUT');
+    expectProblem(
+      await api.request('POST', '/api/inventory/host', { raw: '{"name":' }),
+      400,
+      'INVALID_INPUT',
+    );
     const r = await api.request('PATCH', '/api/inventory/subnet/pek1-web', {
       raw: '{"__proto__": {"cidr": "0.0.0.0/0"}}',
       type: 'application/merge-patch+json',
@@ -92,7 +109,11 @@ describe('bad input gets a specific problem, never a 500', () => {
     const none = await api.request('GET', '/api/inventory/host', { token: null });
     expectProblem(none, 401, 'UNAUTHENTICATED');
     expect(none.headers.get('www-authenticate')).toBe('Bearer');
-    expectProblem(await api.request('GET', '/api/inventory/host', { token: 'cst_nope' }), 401, 'UNAUTHENTICATED');
+    expectProblem(
+      await api.request('GET', '/api/inventory/host', { token: 'cst_nope' }),
+      401,
+      'UNAUTHENTICATED',
+    );
   });
 
   it('a reader may read but not write', async () => {
@@ -100,7 +121,10 @@ describe('bad input gets a specific problem, never a 500', () => {
     expect(created.status).toBe(201);
     const reader = created.body.token as string;
     expect((await api.request('GET', '/api/inventory/subnet', { token: reader })).status).toBe(200);
-    const r = await api.request('POST', '/api/inventory/host', { body: { name: 'web-r', attrs: {} }, token: reader });
+    const r = await api.request('POST', '/api/inventory/host', {
+      body: { name: 'web-r', attrs: {} },
+      token: reader,
+    });
     expectProblem(r, 403, 'FORBIDDEN');
   });
 
@@ -122,7 +146,9 @@ describe('bad input gets a specific problem, never a 500', () => {
 
 describe('concurrency', () => {
   it('50 simultaneous patches with If-Match: one success per revision, and no lost update', async () => {
-    const created = await api.request('POST', '/api/inventory/host?wait=30s', { body: { name: 'conc-1', attrs: {} } });
+    const created = await api.request('POST', '/api/inventory/host?wait=30s', {
+      body: { name: 'conc-1', attrs: {} },
+    });
     expect(created.body.state).toBe('succeeded');
     const first = await api.request('GET', '/api/inventory/host/conc-1');
     const etag = first.headers.get('etag')!;
@@ -159,7 +185,9 @@ describe('concurrency', () => {
   it('100 hosts created at once in one subnet get 100 distinct addresses', async () => {
     const results = await Promise.all(
       Array.from({ length: 100 }, (_, i) =>
-        api.request('POST', '/api/inventory/host?wait=120s', { body: { name: `many-${i}`, attrs: { subnet: 'pek1-web' } } }),
+        api.request('POST', '/api/inventory/host?wait=120s', {
+          body: { name: `many-${i}`, attrs: { subnet: 'pek1-web' } },
+        }),
       ),
     );
     expect(results.map((r) => r.body.state)).toEqual(Array(100).fill('succeeded'));

@@ -22,8 +22,15 @@ export interface Config {
   readonly store: { readonly driver: 'sqlite'; readonly path?: string };
   readonly coordinator: { readonly driver: 'memory' };
   readonly worker: { readonly concurrency: number };
-  readonly planner: { readonly maxRounds: number; readonly ttlSeconds: number; readonly maxTaskAttempts: number };
-  readonly log: { readonly level: 'error' | 'warn' | 'info' | 'debug'; readonly format: 'auto' | 'json' | 'pretty' };
+  readonly planner: {
+    readonly maxRounds: number;
+    readonly ttlSeconds: number;
+    readonly maxTaskAttempts: number;
+  };
+  readonly log: {
+    readonly level: 'error' | 'warn' | 'info' | 'debug';
+    readonly format: 'auto' | 'json' | 'pretty';
+  };
   readonly plugins: readonly PluginConfig[];
 }
 
@@ -54,7 +61,11 @@ const schema = {
       additionalProperties: false,
       properties: { driver: { enum: ['sqlite'] }, path: { type: 'string', minLength: 1 } },
     },
-    coordinator: { type: 'object', additionalProperties: false, properties: { driver: { enum: ['memory'] } } },
+    coordinator: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { driver: { enum: ['memory'] } },
+    },
     worker: {
       type: 'object',
       additionalProperties: false,
@@ -99,7 +110,11 @@ function deepMerge(base: Layer, over: Layer): Layer {
     if (value === undefined) continue;
     const current = out[key];
     out[key] =
-      typeof value === 'object' && value !== null && !Array.isArray(value) && typeof current === 'object' && current !== null
+      typeof value === 'object' &&
+      value !== null &&
+      !Array.isArray(value) &&
+      typeof current === 'object' &&
+      current !== null
         ? deepMerge(current as Layer, value as Layer)
         : value;
   }
@@ -144,13 +159,17 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     try {
       text = readFileSync(file, 'utf8');
     } catch (error) {
-      throw new InputError(`cannot read config file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      throw new InputError(
+        `cannot read config file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
     }
     let parsed: unknown;
     try {
       parsed = parseYaml(text);
     } catch (error) {
-      throw new InputError(`config file ${file} is not valid YAML: ${(error as Error).message.split('\n')[0] ?? ''}`);
+      throw new InputError(
+        `config file ${file} is not valid YAML: ${(error as Error).message.split('\n')[0] ?? ''}`,
+      );
     }
     if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
       throw new InputError(`config file ${file} must hold a mapping at the top level`);

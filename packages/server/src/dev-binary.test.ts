@@ -8,7 +8,10 @@ import type { BinaryServer } from './test-support/dev-server.js';
 import { eventually, spawnBinary, tempDir } from './test-support/dev-server.js';
 
 /** Reads a job's event stream until the server ends it; returns the events. */
-async function readEvents(server: BinaryServer, jobId: string): Promise<{ event: string; id: string; data: any }[]> {
+async function readEvents(
+  server: BinaryServer,
+  jobId: string,
+): Promise<{ event: string; id: string; data: any }[]> {
   const response = await fetch(`${server.api.url}/api/jobs/${jobId}/events`, {
     headers: { authorization: `Bearer ${server.api.token}` },
   });
@@ -18,7 +21,8 @@ async function readEvents(server: BinaryServer, jobId: string): Promise<{ event:
     onEvent: (e) => events.push({ event: e.event ?? 'message', id: e.id ?? '', data: JSON.parse(e.data) }),
   });
   const decoder = new TextDecoder();
-  for await (const chunk of response.body!) parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }));
+  for await (const chunk of response.body!)
+    parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }));
   return events;
 }
 
@@ -47,7 +51,14 @@ describe('the README walk-through against the real binary', () => {
     const created = await api.request('POST', '/api/inventory/host?wait=60s', {
       body: {
         name: 'web-01',
-        attrs: { hwspec: 'small', datacenter: 'pek1', subcluster: 'web', subnet: 'pek1-web', puppet_roles: ['nginx'], power: 'on' },
+        attrs: {
+          hwspec: 'small',
+          datacenter: 'pek1',
+          subcluster: 'web',
+          subnet: 'pek1-web',
+          puppet_roles: ['nginx'],
+          power: 'on',
+        },
       },
     });
     expect(created.status).toBe(200);
@@ -55,7 +66,9 @@ describe('the README walk-through against the real binary', () => {
     expect(created.body.state).toBe('succeeded');
     const providersByRound = created.body.rounds.map((r: any) => r.tasks.map((t: any) => t.provider));
     expect(providersByRound.length).toBeGreaterThanOrEqual(3);
-    expect(providersByRound.flat()).toEqual(expect.arrayContaining(['ipam', 'sandbox-vm', 'sandbox-pxe', 'inventory']));
+    expect(providersByRound.flat()).toEqual(
+      expect.arrayContaining(['ipam', 'sandbox-vm', 'sandbox-pxe', 'inventory']),
+    );
 
     const host = await api.request('GET', '/api/inventory/host/web-01?show=authority');
     expect(host.status).toBe(200);
@@ -123,10 +136,14 @@ describe('restart safety', () => {
         ids.push(r.body.id);
       }
       // Kill while jobs are mid-flight: at least one has started and none has finished.
-      await eventually(async () => {
-        const running = await server.api.request('GET', '/api/jobs?state=running');
-        return running.body.items.length > 0 ? true : undefined;
-      }, 20_000, 'a running job');
+      await eventually(
+        async () => {
+          const running = await server.api.request('GET', '/api/jobs?state=running');
+          return running.body.items.length > 0 ? true : undefined;
+        },
+        20_000,
+        'a running job',
+      );
       server.child.kill('SIGKILL');
       await new Promise((r) => server.child.once('exit', r));
 

@@ -4,7 +4,10 @@ import winston from 'winston';
 import type { Config } from './config.js';
 
 /** Makes the process logger; logs go to stderr so stdout stays for what scripts read. */
-export function createLogger(config: Config['log'], stream: NodeJS.WriteStream = process.stderr): winston.Logger {
+export function createLogger(
+  config: Config['log'],
+  stream: NodeJS.WriteStream = process.stderr,
+): winston.Logger {
   const json = config.format === 'json' || (config.format === 'auto' && !stream.isTTY);
   const format = json
     ? winston.format.combine(winston.format.timestamp(), winston.format.json())
@@ -20,7 +23,8 @@ export function createLogger(config: Config['log'], stream: NodeJS.WriteStream =
   return winston.createLogger({
     level: config.level,
     format,
-    transports: [new winston.transports.Stream({ stream })],
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- winston types its transports loosely
+    transports: [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] })],
   });
 }
 

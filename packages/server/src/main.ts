@@ -56,7 +56,9 @@ await yargs(hideBin(process.argv))
           process.stdout.write(`url: ${url}\ntoken: ${token}\n`);
         });
         const onSignal = (): void => {
-          running.logger.info('shutting down: finishing tasks in flight (press Ctrl-C again to stop at once)');
+          running.logger.info(
+            'shutting down: finishing tasks in flight (press Ctrl-C again to stop at once)',
+          );
           running.stop();
         };
         process.on('SIGINT', onSignal);
@@ -97,11 +99,20 @@ await yargs(hideBin(process.argv))
       )
       .demandCommand(1, 'name a token command: create'),
   )
-  .command(['web', 'master', 'worker'], 'run one role of a cluster over etcd', () => undefined, () => {
-    fail(new Error('cluster mode (web, master and worker over etcd) is not in this build yet; use `consortium dev`'));
-  })
+  .command(
+    ['web', 'master', 'worker'],
+    'run one role of a cluster over etcd',
+    () => undefined,
+    () => {
+      fail(
+        new Error(
+          'cluster mode (web, master and worker over etcd) is not in this build yet; use `consortium dev`',
+        ),
+      );
+    },
+  )
   .demandCommand(1, 'name a command: dev, token')
-  .fail((message, error) => {
+  .fail((message, error: Error | undefined) => {
     if (error !== undefined) fail(error);
     process.stderr.write(`consortium: ${message}\nRun consortium --help for usage.\n`);
     process.exit(2);

@@ -20,6 +20,7 @@ import type winston from 'winston';
 import type { Metrics } from './metrics.js';
 import type { Kinds } from './plugins.js';
 import type { Runnable } from './runnable.js';
+import { stopped } from './runnable.js';
 
 /** Queue of job ids the web hands to the master. */
 export const JOB_QUEUE = 'jobs';
@@ -95,7 +96,9 @@ class JobRunner {
     if (this.results.length > 0 || this.cancelRequested || signal.aborted) return;
     await new Promise<void>((resolve) => {
       const timer = ms === null ? undefined : setTimeout(done, Math.max(0, ms));
-      const onAbort = (): void => done();
+      const onAbort = (): void => {
+        done();
+      };
       signal.addEventListener('abort', onAbort, { once: true });
       this.wakeUp = done;
       function done(): void {
@@ -135,7 +138,11 @@ export class Master implements Runnable {
       for (const state of ['running', 'queued'] as const) {
         let cursor: string | undefined;
         do {
-          const page = await store.listJobs({ states: [state], limit: 200, ...(cursor === undefined ? {} : { cursor }) });
+          const page = await store.listJobs({
+            states: [state],
+            limit: 200,
+            ...(cursor === undefined ? {} : { cursor }),
+          });
           for (const job of [...page.items].reverse()) this.schedule(job.id, signal);
           cursor = page.next;
         } while (cursor !== undefined);
@@ -172,10 +179,10 @@ export class Master implements Runnable {
     while (!signal.aborted) {
       try {
         const claimed = await queue.claim(this.deps.coordinator.memberId, signal);
-        this.schedule(String(claimed.payload), signal);
+        this.schedule(claimed.payload as string, signal);
         await queue.ack(claimed);
       } catch (error) {
-        if (signal.aborted || error instanceof CancelledError) return;
+        if (error instanceof CancelledError || stopped(signal)) return;
         this.deps.logger.error('claiming jobs failed', { error: (error as Error).message });
         await this.deps.clock.sleep(500, signal);
       }
@@ -194,7 +201,7 @@ export class Master implements Runnable {
         } else runner.deliver(message.result);
         await queue.ack(claimed);
       } catch (error) {
-        if (signal.aborted || error instanceof CancelledError) return;
+        if (error instanceof CancelledError || stopped(signal)) return;
         this.deps.logger.error('claiming results failed', { error: (error as Error).message });
         await this.deps.clock.sleep(500, signal);
       }
@@ -209,7 +216,11 @@ export class Master implements Runnable {
   /** Ends a job that never got a plan (its kind is gone, it was cancelled while queued, it no longer validates). */
   private async endEarly(job: JobRecord, state: JobState, code: string, message: string): Promise<void> {
     const now = this.deps.clock.now();
-    await this.deps.store.updateJob(job.id, { state, endedAt: now, failure: { code: code as 'CANCELLED', message } }, now);
+    await this.deps.store.updateJob(
+      job.id,
+      { state, endedAt: now, failure: { code: code as 'CANCELLED', message } },
+      now,
+    );
     await this.event(job, 'ended', { state, failure: { code, message } });
     this.deps.metrics?.jobEnded(job.kind, state);
   }
@@ -226,10 +237,18 @@ export class Master implements Runnable {
     if (queued.cancelRequested !== undefined) runner.cancelRequested = true;
     let lock;
     try {
-      lock = await coordinator.lock(nodeLockKey(queued.kind, queued.name), AbortSignal.any([signal, runner.lockWait.signal]));
+      lock = await coordinator.lock(
+        nodeLockKey(queued.kind, queued.name),
+        AbortSignal.any([signal, runner.lockWait.signal]),
+      );
     } catch (error) {
       if (runner.cancelRequested && !signal.aborted) {
-        await this.endEarly(queued, 'cancelled', 'CANCELLED', `cancelled by ${queued.cancelRequested?.by ?? 'request'} while queued`);
+        await this.endEarly(
+          queued,
+          'cancelled',
+          'CANCELLED',
+          `cancelled by ${queued.cancelRequested?.by ?? 'request'} while queued`,
+        );
         return;
       }
       if (error instanceof CancelledError) return;
@@ -256,7 +275,12 @@ export class Master implements Runnable {
           );
         } catch (error) {
           const info = toErrorInfo(error);
-          await this.endEarly(job, 'failed', info.code, `the request no longer applies to the node: ${info.message}`);
+          await this.endEarly(
+            job,
+            'failed',
+            info.code,
+            `the request no longer applies to the node: ${info.message}`,
+          );
           return;
         }
         storedAttrs = node?.attrs;
@@ -281,7 +305,11 @@ export class Master implements Runnable {
       while (!isTerminal(state) && !jobSignal.aborted) {
         if (runner.cancelRequested) {
           const latest = await store.getJob(jobId);
-          state = planner.cancel(state, `cancelled by ${latest?.cancelRequested?.by ?? 'request'}`, clock.now());
+          state = planner.cancel(
+            state,
+            `cancelled by ${latest?.cancelRequested?.by ?? 'request'}`,
+            clock.now(),
+          );
           break;
         }
         const dispatch = planner.dispatch(state, clock.now());
@@ -290,11 +318,18 @@ export class Master implements Runnable {
           const tasks = coordinator.queue(TASK_QUEUE);
           for (const task of dispatch.tasks) {
             const message: TaskMessage = { task, fencingToken: lock.token };
-            await tasks.enqueue({ id: `${task.id}#${task.attempt}`, payload: message as unknown as JsonValue });
+            await tasks.enqueue({
+              id: `${task.id}#${task.attempt}`,
+              payload: message as unknown as JsonValue,
+            });
           }
           await persist('dispatched', {
             round: dispatch.tasks[0]?.round ?? 0,
-            tasks: dispatch.tasks.map((t) => ({ provider: t.provider, attempt: t.attempt, updates: t.updates.map((u) => u.id) })),
+            tasks: dispatch.tasks.map((t) => ({
+              provider: t.provider,
+              attempt: t.attempt,
+              updates: t.updates.map((u) => u.id),
+            })),
           });
           continue;
         }
@@ -326,13 +361,21 @@ export class Master implements Runnable {
         return;
       }
       await this.finish(job, state, storedAttrs);
-      log.info('job ended', { state: state.phase, rounds: state.rounds.length, failure: state.failure?.message });
+      log.info('job ended', {
+        state: state.phase,
+        rounds: state.rounds.length,
+        failure: state.failure?.message,
+      });
     } finally {
       await lock.release();
     }
   }
 
-  private async finish(job: JobRecord, state: PlannerState, storedAttrs: JsonValue | undefined): Promise<void> {
+  private async finish(
+    job: JobRecord,
+    state: PlannerState,
+    storedAttrs: JsonValue | undefined,
+  ): Promise<void> {
     const { store, clock } = this.deps;
     const now = clock.now();
     const deleted = state.phase === 'succeeded' && state.attrs[PRESENT_ATTR] === undefined;
@@ -344,7 +387,12 @@ export class Master implements Runnable {
     }
     const ended = await store.updateJob(
       job.id,
-      { state: state.phase, endedAt: now, plan: state, ...(state.failure === undefined ? {} : { failure: state.failure }) },
+      {
+        state: state.phase,
+        endedAt: now,
+        plan: state,
+        ...(state.failure === undefined ? {} : { failure: state.failure }),
+      },
       now,
     );
     await store.appendAudit({
@@ -361,7 +409,7 @@ export class Master implements Runnable {
     await this.event(ended, 'ended', {
       state: state.phase,
       rounds: state.rounds.length,
-      ...(state.failure === undefined ? {} : { failure: { ...state.failure } as unknown as JsonObject }),
+      ...(state.failure === undefined ? {} : { failure: { ...state.failure } }),
     });
   }
 }

@@ -40,7 +40,7 @@ export class Metrics {
       buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 30, 120],
       registers: [this.registry],
     });
-    const depth = new Gauge({
+    new Gauge({
       name: 'consortium_queue_tasks',
       help: 'Tasks per queue and state (ready, delayed, claimed, dead).',
       labelNames: ['queue', 'state'],
@@ -48,11 +48,13 @@ export class Metrics {
       async collect() {
         for (const name of [JOB_QUEUE, TASK_QUEUE, RESULT_QUEUE]) {
           const stats = await coordinator.queue(name).stats();
-          for (const [state, value] of Object.entries(stats)) this.set({ queue: name, state }, value);
+          this.set({ queue: name, state: 'ready' }, stats.ready);
+          this.set({ queue: name, state: 'delayed' }, stats.delayed);
+          this.set({ queue: name, state: 'claimed' }, stats.claimed);
+          this.set({ queue: name, state: 'dead' }, stats.dead);
         }
       },
     });
-    void depth;
     new Gauge({
       name: 'consortium_leader',
       help: '1 while this process leads (runs the master), else 0.',

@@ -3,7 +3,15 @@
  * its providers. Plugin config is validated against the plugin's own schema before its providers are made.
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import type { KindDefinition, KindSchema, Logger, NodeProvider, PluginDefinition, PlannerOptions, Store } from '@consortium/core';
+import type {
+  KindDefinition,
+  KindSchema,
+  Logger,
+  NodeProvider,
+  PluginDefinition,
+  PlannerOptions,
+  Store,
+} from '@consortium/core';
 import {
   DEFAULT_PLANNER_OPTIONS,
   InputError,
@@ -31,16 +39,21 @@ function isPlugin(value: unknown): value is PluginDefinition {
 }
 
 /** Imports each plugin module and takes its `plugin` export; throws `InputError` naming the module. */
-export async function importPlugins(configs: readonly PluginConfig[]): Promise<{ plugin: PluginDefinition; config: PluginConfig }[]> {
+export async function importPlugins(
+  configs: readonly PluginConfig[],
+): Promise<{ plugin: PluginDefinition; config: PluginConfig }[]> {
   const loaded = [];
   for (const config of configs) {
     let module: Record<string, unknown>;
     try {
       module = (await import(config.module)) as Record<string, unknown>;
     } catch (error) {
-      throw new InputError(`cannot load plugin module "${config.module}": ${(error as Error).message.split('\n')[0] ?? ''}`, {
-        cause: error,
-      });
+      throw new InputError(
+        `cannot load plugin module "${config.module}": ${(error as Error).message.split('\n')[0] ?? ''}`,
+        {
+          cause: error,
+        },
+      );
     }
     const plugin = module['plugin'];
     if (!isPlugin(plugin)) {

@@ -23,8 +23,9 @@ import { WebServer } from './web/server.js';
 import { Worker } from './worker.js';
 
 /** This package's version, for the API and logs. */
-export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
-  .version;
+export const VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 /** Opens the store the config names (SQLite in the data dir by default). */
 export async function openStore(config: Config): Promise<Store> {
@@ -53,20 +54,31 @@ export interface ProcessParts {
 }
 
 /** Starts `consortium dev`: all three roles in this process. Calls `onReady` with the URL and a fresh admin token. */
-export async function startDev(config: Config, onReady: (ready: DevReady) => void): Promise<RunningProcess & ProcessParts> {
+export async function startDev(
+  config: Config,
+  onReady: (ready: DevReady) => void,
+): Promise<RunningProcess & ProcessParts> {
   const logger = createLogger(config.log);
   const store = await openStore(config);
   const coordinator = new MemoryCoordinator(new MemoryCluster(), { memberId: `dev-${process.pid}` });
   const clock = systemClock;
   const plugins = await importPlugins(config.plugins);
-  const kinds = buildKinds(plugins, { logger, store, now: () => clock.now() }, {
-    maxRounds: config.planner.maxRounds,
-    ttlMs: config.planner.ttlSeconds * 1000,
-    maxTaskAttempts: config.planner.maxTaskAttempts,
-  });
+  const kinds = buildKinds(
+    plugins,
+    { logger, store, now: () => clock.now() },
+    {
+      maxRounds: config.planner.maxRounds,
+      ttlMs: config.planner.ttlSeconds * 1000,
+      maxTaskAttempts: config.planner.maxTaskAttempts,
+    },
+  );
   let leading = false;
   const metrics = new Metrics(coordinator, () => leading);
-  const { secret } = await createToken(store, { role: 'admin', description: 'consortium dev', now: clock.now() });
+  const { secret } = await createToken(store, {
+    role: 'admin',
+    description: 'consortium dev',
+    now: clock.now(),
+  });
   const stopping = new AbortController();
   const hardStop = new AbortController();
   const master = new Master({ store, coordinator, kinds, logger, clock, metrics });

@@ -5,6 +5,11 @@
 import type { Coordinator } from '@consortium/core';
 import type winston from 'winston';
 
+/** Whether a signal has aborted; a call, so that checks after an await are not narrowed away. */
+export function stopped(signal: AbortSignal): boolean {
+  return signal.aborted;
+}
+
 /** Lifecycle of a hosted runnable. */
 export type RunnableState = 'waiting-for-leadership' | 'running' | 'stopped';
 
@@ -34,8 +39,11 @@ export async function runAll(
         try {
           held = await coordinator.campaign('master', signal);
         } catch (error) {
-          if (signal.aborted) return;
-          logger.error('campaign failed; retrying', { runnable: runnable.name, error: (error as Error).message });
+          if (stopped(signal)) return;
+          logger.error('campaign failed; retrying', {
+            runnable: runnable.name,
+            error: (error as Error).message,
+          });
           await new Promise((r) => setTimeout(r, 1000));
           continue;
         }
@@ -46,7 +54,7 @@ export async function runAll(
         } finally {
           await held.release();
         }
-        if (!signal.aborted) logger.warn('leadership lost; campaigning again', { runnable: runnable.name });
+        if (!stopped(signal)) logger.warn('leadership lost; campaigning again', { runnable: runnable.name });
       }
     }),
   );

@@ -11,6 +11,7 @@ import { RESULT_QUEUE, TASK_QUEUE } from './master.js';
 import type { Metrics } from './metrics.js';
 import type { Kinds } from './plugins.js';
 import type { Runnable } from './runnable.js';
+import { stopped } from './runnable.js';
 
 /** Dependencies of a worker. */
 export interface WorkerDeps {
@@ -45,7 +46,7 @@ export class Worker implements Runnable {
       try {
         claimed = await tasks.claim(workerId, signal);
       } catch (error) {
-        if (signal.aborted || error instanceof CancelledError) return;
+        if (error instanceof CancelledError || stopped(signal)) return;
         logger.error('claiming a task failed', { error: (error as Error).message });
         await clock.sleep(500, signal);
         continue;
@@ -53,11 +54,16 @@ export class Worker implements Runnable {
       const message = claimed.payload as unknown as TaskMessage;
       const result = await this.execute(message);
       const reply: ResultMessage = { jobId: message.task.jobId, result };
-      await coordinator.queue(RESULT_QUEUE).enqueue({ id: claimed.id, payload: reply as unknown as JsonValue });
+      await coordinator
+        .queue(RESULT_QUEUE)
+        .enqueue({ id: claimed.id, payload: reply as unknown as JsonValue });
       if (!(await tasks.ack(claimed))) {
-        logger.warn('late result: this worker lost its claim on the task; the master ignores stale attempts', {
-          task: claimed.id,
-        });
+        logger.warn(
+          'late result: this worker lost its claim on the task; the master ignores stale attempts',
+          {
+            task: claimed.id,
+          },
+        );
       }
     }
   }
@@ -68,9 +74,15 @@ export class Worker implements Runnable {
     const started = clock.now();
     const base = { taskId: task.id, attempt: task.attempt };
     const provider = kinds.get(task.kind)?.providers.get(task.provider);
-    const log = logger.child({ job: task.jobId, task: task.id, provider: task.provider, attempt: task.attempt });
+    const log = logger.child({
+      job: task.jobId,
+      task: task.id,
+      provider: task.provider,
+      attempt: task.attempt,
+    });
     try {
-      if (provider === undefined) throw new Error(`provider ${task.provider} for kind ${task.kind} is not loaded here`);
+      if (provider === undefined)
+        throw new Error(`provider ${task.provider} for kind ${task.kind} is not loaded here`);
       const outcome = await provider.apply(task, {
         logger: log,
         signal: this.deps.hardStop ?? new AbortController().signal,

@@ -350,7 +350,10 @@ describe('sandbox-pxe', () => {
     const netboot = { id: 'u9', path: 'netboot', op: 'set' as const, value: true, origin: 'user' };
     expect(
       await pxe.apply(
-        task(pxe, 'web-01', [update, netboot], { present: true, interfaces: [{ name: 'eth0', ip: '10.1.2.4' }] }),
+        task(pxe, 'web-01', [update, netboot], {
+          present: true,
+          interfaces: [{ name: 'eth0', ip: '10.1.2.4' }],
+        }),
         context(),
       ),
     ).toEqual({

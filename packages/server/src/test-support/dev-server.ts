@@ -16,7 +16,11 @@ export const BINARY = fileURLToPath(new URL('../../bin/consortium.js', import.me
 export interface Api {
   readonly url: string;
   readonly token: string;
-  request(method: string, path: string, options?: RequestOptions): Promise<{ status: number; headers: Headers; body: any }>;
+  request(
+    method: string,
+    path: string,
+    options?: RequestOptions,
+  ): Promise<{ status: number; headers: Headers; body: any }>;
 }
 
 /** Options of one request. */
@@ -41,7 +45,11 @@ export function apiClient(url: string, token: string): Api {
       if (options.raw !== undefined) body = options.raw;
       else if (options.body !== undefined) body = JSON.stringify(options.body);
       if (body !== undefined) headers['content-type'] = options.type ?? 'application/json';
-      const response = await fetch(`${url}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
+      const response = await fetch(`${url}${path}`, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body }),
+      });
       const text = await response.text();
       let parsed: unknown = text;
       try {
@@ -57,7 +65,12 @@ export function apiClient(url: string, token: string): Api {
 /** A fresh temporary data dir. */
 export function tempDir(prefix = 'consortium-test-'): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    remove: () => {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Starts `consortium dev` in this process on a free port with a temp data dir. */
@@ -89,7 +102,11 @@ export interface BinaryServer {
 }
 
 /** Spawns the real binary and waits for its `url:` and `token:` lines. */
-export async function spawnBinary(dataDir: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<BinaryServer> {
+export async function spawnBinary(
+  dataDir: string,
+  extraArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<BinaryServer> {
   const child = spawn(process.execPath, [BINARY, 'dev', '--port', '0', '--data-dir', dataDir, ...extraArgs], {
     env: { ...process.env, CONSORTIUM_LOG_FORMAT: 'json', ...env },
   });
@@ -97,7 +114,9 @@ export async function spawnBinary(dataDir: string, extraArgs: string[] = [], env
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const ready = await new Promise<{ url: string; token: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no url/token within 30s; stderr:\n${stderr}`)), 30_000);
+    const timer = setTimeout(() => {
+      reject(new Error(`no url/token within 30s; stderr:\n${stderr}`));
+    }, 30_000);
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
       const url = /^url: (\S+)$/m.exec(stdout)?.[1];
@@ -116,7 +135,11 @@ export async function spawnBinary(dataDir: string, extraArgs: string[] = [], env
 }
 
 /** Waits until `check` returns a value other than undefined, polling; fails after `ms`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, ms = 30_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  ms = 30_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await check();

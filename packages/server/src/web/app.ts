@@ -7,7 +7,6 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { createSession } from 'better-sse';
 import type {
-  Attrs,
   Clock,
   Coordinator,
   JobAction,
@@ -68,7 +67,8 @@ const MAX_WAIT_MS = 10 * 60_000;
 export function parseWait(value: unknown): number | undefined {
   if (value === undefined) return undefined;
   const match = typeof value === 'string' ? /^(\d+)(ms|s|m)?$/.exec(value) : null;
-  if (match === null) throw new InputError(`wait must look like 30s, 500ms or 2m, not ${JSON.stringify(value)}`);
+  if (match === null)
+    throw new InputError(`wait must look like 30s, 500ms or 2m, not ${JSON.stringify(value)}`);
   const amount = Number(match[1]);
   const ms = match[2] === 'ms' ? amount : match[2] === 'm' ? amount * 60_000 : amount * 1000;
   if (ms > MAX_WAIT_MS) throw new InputError(`wait is at most ${MAX_WAIT_MS / 60_000}m`);
@@ -95,7 +95,8 @@ function parseIfMatch(header: string | undefined): number | '*' | undefined {
   if (header === undefined) return undefined;
   if (header.trim() === '*') return '*';
   const match = /^\s*(?:W\/)?"(\d+)"\s*$/.exec(header);
-  if (match === null) throw new PreconditionFailedError(`If-Match must be an ETag such as "3", not ${header}`);
+  if (match === null)
+    throw new PreconditionFailedError(`If-Match must be an ETag such as "3", not ${header}`);
   return Number(match[1]);
 }
 
@@ -121,7 +122,12 @@ export function createApp(deps: WebDeps): express.Express {
     const started = performance.now();
     res.on('finish', () => {
       const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
-      metrics.httpRequest(req.method, `${req.baseUrl}${route}`, res.statusCode, (performance.now() - started) / 1000);
+      metrics.httpRequest(
+        req.method,
+        `${req.baseUrl}${route}`,
+        res.statusCode,
+        (performance.now() - started) / 1000,
+      );
     });
     next();
   });
@@ -140,7 +146,11 @@ export function createApp(deps: WebDeps): express.Express {
   const api = express.Router();
   api.use(authenticate(store, () => clock.now()));
   api.use(
-    express.json({ limit: deps.bodyLimit, type: ['application/json', MERGE_PATCH, JSON_PATCH, UPDATES], reviver }),
+    express.json({
+      limit: deps.bodyLimit,
+      type: ['application/json', MERGE_PATCH, JSON_PATCH, UPDATES],
+      reviver,
+    }),
   );
 
   const runtimeOf = (kind: string): KindRuntime => {
@@ -153,7 +163,8 @@ export function createApp(deps: WebDeps): express.Express {
   };
   const nodeOf = async (kind: string, name: string): Promise<StoredNode> => {
     const node = await store.getNode(kind, name);
-    if (node === undefined) throw new NotFoundError(`${kind}/${name} does not exist`, { details: { kind, name } });
+    if (node === undefined)
+      throw new NotFoundError(`${kind}/${name} does not exist`, { details: { kind, name } });
     return node;
   };
   const requireBody = (req: Request, types: readonly string[]): void => {
@@ -223,7 +234,9 @@ export function createApp(deps: WebDeps): express.Express {
         await store.insertNode(kind, name, {}, now);
       } catch (error) {
         if (error instanceof ConflictError) {
-          throw new ConflictError(`${kind}/${name} already exists; change it with PATCH`, { details: { kind, name } });
+          throw new ConflictError(`${kind}/${name} already exists; change it with PATCH`, {
+            details: { kind, name },
+          });
         }
         throw error;
       }
@@ -253,9 +266,12 @@ export function createApp(deps: WebDeps): express.Express {
     const expected = parseIfMatch(req.headers['if-match']);
     if (expected === undefined || expected === '*') return;
     if (expected !== node.revision) {
-      throw new PreconditionFailedError(`${node.kind}/${node.name} is at revision ${node.revision}, not ${expected}`, {
-        details: { revision: node.revision },
-      });
+      throw new PreconditionFailedError(
+        `${node.kind}/${node.name} is at revision ${node.revision}, not ${expected}`,
+        {
+          details: { revision: node.revision },
+        },
+      );
     }
     await store.updateNode(node.kind, node.name, node.attrs, clock.now(), expected);
   };
@@ -274,7 +290,7 @@ export function createApp(deps: WebDeps): express.Express {
   });
   api.get('/schema/:kind', (req, res) => {
     requireRole(res, 'reader');
-    const { document } = runtimeOf(req.params['kind'] as string).schema;
+    const { document } = runtimeOf(req.params['kind']).schema;
     const etag = `"${createHash('sha1').update(JSON.stringify(document)).digest('base64url')}"`;
     res.setHeader('ETag', etag);
     if (req.headers['if-none-match'] === etag) {
@@ -290,7 +306,7 @@ export function createApp(deps: WebDeps): express.Express {
 
   api.get('/inventory/:kind', async (req, res) => {
     requireRole(res, 'reader');
-    const kind = req.params['kind'] as string;
+    const kind = req.params['kind'];
     const runtime = runtimeOf(kind);
     const query = req.query as Record<string, unknown>;
     const filter = filtersFromQuery(runtime.schema, query);
@@ -312,14 +328,17 @@ export function createApp(deps: WebDeps): express.Express {
       );
       res.setHeader('Link', `</api/inventory/${kind}?${next.toString()}>; rel="next"`);
     }
-    res.json({ items: page.items.map((n) => nodeView(n, fields)), ...(page.next === undefined ? {} : { next: page.next }) });
+    res.json({
+      items: page.items.map((n) => nodeView(n, fields)),
+      ...(page.next === undefined ? {} : { next: page.next }),
+    });
   });
 
   api.get('/inventory/:kind/:name', async (req, res) => {
     requireRole(res, 'reader');
-    const kind = req.params['kind'] as string;
+    const kind = req.params['kind'];
     const runtime = runtimeOf(kind);
-    const node = await nodeOf(kind, req.params['name'] as string);
+    const node = await nodeOf(kind, req.params['name']);
     const etag = `"${node.revision}"`;
     res.setHeader('ETag', etag);
     if (req.headers['if-none-match'] === etag) {
@@ -341,32 +360,36 @@ export function createApp(deps: WebDeps): express.Express {
   });
 
   api.post('/inventory/:kind', async (req, res) => {
-    const kind = req.params['kind'] as string;
+    const kind = req.params['kind'];
     const runtime = runtimeOf(kind);
     requireBody(req, ['application/json']);
     const body: unknown = req.body;
-    if (!isJsonObject(body as JsonValue)) throw new InputError('the body must be a JSON object { "name": ..., "attrs": {...} }');
+    if (!isJsonObject(body))
+      throw new InputError('the body must be a JSON object { "name": ..., "attrs": {...} }');
     const { name, attrs = {}, ...rest } = body as { name?: unknown; attrs?: unknown };
     const extra = Object.keys(rest);
-    if (extra.length > 0) throw new InputError(`unknown field(s) in the body: ${extra.join(', ')} (expected name and attrs)`);
+    if (extra.length > 0)
+      throw new InputError(`unknown field(s) in the body: ${extra.join(', ')} (expected name and attrs)`);
     assertNodeName(name);
-    if (!isJsonObject(attrs as JsonValue)) throw new InputError('attrs must be a JSON object');
+    if (!isJsonObject(attrs)) throw new InputError('attrs must be a JSON object');
     const updates: UpdateRequest[] = [
       { path: 'present', op: 'set', value: true },
-      ...diffToUpdates(runtime.schema, {}, attrs as Attrs),
+      ...diffToUpdates(runtime.schema, {}, attrs),
     ];
     const existing = await store.getNode(kind, name);
     if (existing !== undefined) {
-      throw new ConflictError(`${kind}/${name} already exists; change it with PATCH`, { details: { kind, name } });
+      throw new ConflictError(`${kind}/${name} already exists; change it with PATCH`, {
+        details: { kind, name },
+      });
     }
     await accept(req, res, kind, name, 'create', updates, undefined);
   });
 
   api.patch('/inventory/:kind/:name', async (req, res) => {
-    const kind = req.params['kind'] as string;
+    const kind = req.params['kind'];
     const runtime = runtimeOf(kind);
     requireBody(req, [MERGE_PATCH, JSON_PATCH, UPDATES]);
-    const node = await nodeOf(kind, req.params['name'] as string);
+    const node = await nodeOf(kind, req.params['name']);
     let updates: UpdateRequest[];
     if (req.is(MERGE_PATCH) !== false) updates = mergePatchToUpdates(runtime.schema, node.attrs, req.body);
     else if (req.is(JSON_PATCH) !== false) updates = jsonPatchToUpdates(runtime.schema, node.attrs, req.body);
@@ -382,9 +405,9 @@ export function createApp(deps: WebDeps): express.Express {
   });
 
   api.delete('/inventory/:kind/:name', async (req, res) => {
-    const kind = req.params['kind'] as string;
+    const kind = req.params['kind'];
     runtimeOf(kind);
-    const node = await nodeOf(kind, req.params['name'] as string);
+    const node = await nodeOf(kind, req.params['name']);
     await checkIfMatch(req, node);
     await accept(req, res, kind, node.name, 'delete', [{ path: 'present', op: 'unset' }], node);
   });
@@ -394,10 +417,12 @@ export function createApp(deps: WebDeps): express.Express {
     const query = req.query as Record<string, unknown>;
     const known = ['state', 'kind', 'name', 'limit', 'cursor'];
     const unknown = Object.keys(query).filter((k) => !known.includes(k));
-    if (unknown.length > 0) throw new InputError(`unknown filter(s) ${unknown.join(', ')} (known: ${known.join(', ')})`);
+    if (unknown.length > 0)
+      throw new InputError(`unknown filter(s) ${unknown.join(', ')} (known: ${known.join(', ')})`);
     const states = single(query['state'], 'state')?.split(',');
     for (const state of states ?? []) {
-      if (![...TERMINAL, 'queued', 'running'].includes(state)) throw new InputError(`unknown job state "${state}"`);
+      if (![...TERMINAL, 'queued', 'running'].includes(state))
+        throw new InputError(`unknown job state "${state}"`);
     }
     const kind = single(query['kind'], 'kind');
     const name = single(query['name'], 'name');
@@ -409,7 +434,10 @@ export function createApp(deps: WebDeps): express.Express {
       ...(name === undefined ? {} : { name }),
       ...(cursor === undefined ? {} : { cursor }),
     });
-    res.json({ items: page.items.map((j) => jobView(j, { summary: true })), ...(page.next === undefined ? {} : { next: page.next }) });
+    res.json({
+      items: page.items.map((j) => jobView(j, { summary: true })),
+      ...(page.next === undefined ? {} : { next: page.next }),
+    });
   });
 
   const jobOf = async (id: string): Promise<JobRecord> => {
@@ -421,14 +449,15 @@ export function createApp(deps: WebDeps): express.Express {
   api.get('/jobs/:id', async (req, res) => {
     requireRole(res, 'reader');
     const wait = parseWait(single(req.query['wait'], 'wait'));
-    const job = await jobOf(req.params['id'] as string);
+    const job = await jobOf(req.params['id']);
     res.json(jobView(wait === undefined ? job : await waitForJob(job.id, wait)));
   });
 
   api.post('/jobs/:id/cancel', async (req, res) => {
     const caller = requireRole(res, 'operator');
-    const job = await jobOf(req.params['id'] as string);
-    if (TERMINAL.includes(job.state)) throw new ConflictError(`job ${job.id} has already ended (${job.state})`);
+    const job = await jobOf(req.params['id']);
+    if (TERMINAL.includes(job.state))
+      throw new ConflictError(`job ${job.id} has already ended (${job.state})`);
     const now = clock.now();
     const updated = await store.updateJob(job.id, { cancelRequested: { by: caller.id, at: now } }, now);
     await coordinator.notify(jobTopic(job.id), { cancel: true });
@@ -437,7 +466,7 @@ export function createApp(deps: WebDeps): express.Express {
 
   api.get('/jobs/:id/events', async (req, res) => {
     requireRole(res, 'reader');
-    const job = await jobOf(req.params['id'] as string);
+    const job = await jobOf(req.params['id']);
     const session = await createSession(req, res, { keepAlive: 15_000 });
     let last = Number(session.lastId === '' ? 0 : session.lastId);
     if (!Number.isInteger(last) || last < 0) last = 0;
@@ -467,22 +496,38 @@ export function createApp(deps: WebDeps): express.Express {
   api.post('/tokens', async (req, res) => {
     requireRole(res, 'admin');
     requireBody(req, ['application/json']);
-    const { role, description, ttlSeconds } = (req.body ?? {}) as { role?: unknown; description?: unknown; ttlSeconds?: unknown };
+    const { role, description, ttlSeconds } = (req.body ?? {}) as {
+      role?: unknown;
+      description?: unknown;
+      ttlSeconds?: unknown;
+    };
     if (typeof role !== 'string') throw new InputError('role is required (reader, operator or admin)');
-    if (description !== undefined && typeof description !== 'string') throw new InputError('description must be a string');
-    if (ttlSeconds !== undefined && typeof ttlSeconds !== 'number') throw new InputError('ttlSeconds must be a number');
+    if (description !== undefined && typeof description !== 'string')
+      throw new InputError('description must be a string');
+    if (ttlSeconds !== undefined && typeof ttlSeconds !== 'number')
+      throw new InputError('ttlSeconds must be a number');
     const { secret, record } = await createToken(store, {
       role,
       now: clock.now(),
       ...(description === undefined ? {} : { description }),
       ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
     });
-    res.status(201).json({ id: record.id, role: record.role, token: secret, expiresAt: record.expiresAt ?? null });
+    res
+      .status(201)
+      .json({ id: record.id, role: record.role, token: secret, expiresAt: record.expiresAt ?? null });
   });
   api.get('/tokens', async (_req, res) => {
     requireRole(res, 'admin');
     const tokens = await store.listTokens();
-    res.json({ items: tokens.map(({ hash: _hash, ...rest }) => rest) });
+    res.json({
+      items: tokens.map((t) => ({
+        id: t.id,
+        role: t.role,
+        description: t.description,
+        createdAt: t.createdAt,
+        expiresAt: t.expiresAt,
+      })),
+    });
   });
   api.get('/whoami', (_req, res) => {
     res.json(callerOf(res));
@@ -501,11 +546,13 @@ function updatesFromBody(body: unknown): UpdateRequest[] {
   if (!Array.isArray(body)) throw new InputError('an updates body must be an array of {path, op, value?}');
   const ops = ['set', 'unset', 'add', 'remove', 'merge'];
   return (body as unknown[]).map((item, i) => {
-    if (!isJsonObject(item as JsonValue)) throw new InputError(`update ${i} must be an object`);
+    if (!isJsonObject(item)) throw new InputError(`update ${i} must be an object`);
     const { path, op, value, ...rest } = item as { path?: unknown; op?: unknown; value?: JsonValue };
-    if (Object.keys(rest).length > 0) throw new InputError(`update ${i} has unknown field(s) ${Object.keys(rest).join(', ')}`);
+    if (Object.keys(rest).length > 0)
+      throw new InputError(`update ${i} has unknown field(s) ${Object.keys(rest).join(', ')}`);
     if (typeof path !== 'string') throw new InputError(`update ${i} needs a string path`);
-    if (typeof op !== 'string' || !ops.includes(op)) throw new InputError(`update ${i}: op must be one of ${ops.join(', ')}`);
+    if (typeof op !== 'string' || !ops.includes(op))
+      throw new InputError(`update ${i}: op must be one of ${ops.join(', ')}`);
     return { path, op: op as UpdateRequest['op'], ...(value === undefined ? {} : { value }) };
   });
 }

@@ -24,7 +24,8 @@ export function authenticate(store: Store, now: () => number): RequestHandler {
     if (match === null) throw new UnauthenticatedError('the Authorization header must be "Bearer <token>"');
     const token = await store.findToken(hashToken(match[1] as string));
     if (token === undefined) throw new UnauthenticatedError('unknown token');
-    if (token.expiresAt !== undefined && token.expiresAt <= now()) throw new UnauthenticatedError('token expired');
+    if (token.expiresAt !== undefined && token.expiresAt <= now())
+      throw new UnauthenticatedError('token expired');
     res.locals['caller'] = { id: token.id, role: token.role } satisfies Caller;
     next();
   };

@@ -20,12 +20,15 @@ function typed(schema: KindSchema, field: string, text: string): { value: JsonVa
   if (type === 'integer' || type === 'number') {
     const value = Number(text);
     if (text.trim() === '' || !Number.isFinite(value) || (type === 'integer' && !Number.isInteger(value))) {
-      throw new InputError(`filter ${field}: "${text}" is not ${type === 'integer' ? 'an integer' : 'a number'}`);
+      throw new InputError(
+        `filter ${field}: "${text}" is not ${type === 'integer' ? 'an integer' : 'a number'}`,
+      );
     }
     return { value, isList };
   }
   if (type === 'boolean') {
-    if (text !== 'true' && text !== 'false') throw new InputError(`filter ${field}: "${text}" is not true or false`);
+    if (text !== 'true' && text !== 'false')
+      throw new InputError(`filter ${field}: "${text}" is not true or false`);
     return { value: text === 'true', isList };
   }
   return { value: text, isList };
@@ -53,7 +56,9 @@ export function filtersFromQuery(schema: KindSchema, query: Record<string, unkno
       }
     }
     if (lookupText !== undefined && !(LOOKUPS as readonly string[]).includes(lookupText)) {
-      throw new InputError(`unknown filter lookup "__${lookupText}" in "${param}" (known: ${LOOKUPS.join(', ')})`);
+      throw new InputError(
+        `unknown filter lookup "__${lookupText}" in "${param}" (known: ${LOOKUPS.join(', ')})`,
+      );
     }
     const lookup = lookupText as Lookup | undefined;
     const eq = (value: JsonValue, isList: boolean): Filter =>

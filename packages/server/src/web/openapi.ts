@@ -36,16 +36,40 @@ export function openApiDocument(kinds: Kinds, version: string): Record<string, u
     },
   };
   const paths: Record<string, unknown> = {
-    '/api/jobs': { get: { summary: 'List jobs, newest first', responses: { 200: { description: 'jobs' }, default: problem } } },
-    '/api/jobs/{id}': {
-      get: { summary: 'One job with every round', responses: { 200: { description: 'job', content: json({ $ref: '#/components/schemas/Job' }) }, default: problem } },
+    '/api/jobs': {
+      get: {
+        summary: 'List jobs, newest first',
+        responses: { 200: { description: 'jobs' }, default: problem },
+      },
     },
-    '/api/jobs/{id}/events': { get: { summary: 'Job events as Server-Sent Events', responses: { 200: { description: 'text/event-stream' } } } },
-    '/api/jobs/{id}/cancel': { post: { summary: 'Cancel a job', responses: { 202: { description: 'cancel requested' }, default: problem } } },
+    '/api/jobs/{id}': {
+      get: {
+        summary: 'One job with every round',
+        responses: {
+          200: { description: 'job', content: json({ $ref: '#/components/schemas/Job' }) },
+          default: problem,
+        },
+      },
+    },
+    '/api/jobs/{id}/events': {
+      get: {
+        summary: 'Job events as Server-Sent Events',
+        responses: { 200: { description: 'text/event-stream' } },
+      },
+    },
+    '/api/jobs/{id}/cancel': {
+      post: {
+        summary: 'Cancel a job',
+        responses: { 202: { description: 'cancel requested' }, default: problem },
+      },
+    },
   };
   for (const [kind, runtime] of kinds) {
-    const title = kind.charAt(0).toUpperCase() + kind.slice(1).replace(/-./g, (m) => (m[1] ?? '').toUpperCase());
-    const { $schema: _dialect, ...document } = runtime.schema.document;
+    const title =
+      kind.charAt(0).toUpperCase() + kind.slice(1).replace(/-./g, (m) => (m[1] ?? '').toUpperCase());
+    const document = Object.fromEntries(
+      Object.entries(runtime.schema.document).filter(([k]) => k !== '$schema'),
+    );
     schemas[`${title}Attrs`] = document;
     schemas[title] = {
       type: 'object',
@@ -57,17 +81,33 @@ export function openApiDocument(kinds: Kinds, version: string): Record<string, u
         attrs: { $ref: `#/components/schemas/${title}Attrs` },
       },
     };
-    const accepted = { 202: { description: 'job accepted', content: json({ $ref: '#/components/schemas/Job' }) }, default: problem };
+    const accepted = {
+      202: { description: 'job accepted', content: json({ $ref: '#/components/schemas/Job' }) },
+      default: problem,
+    };
     paths[`/api/inventory/${kind}`] = {
-      get: { summary: `List ${kind} nodes (NetBox-style filters, cursor pagination)`, responses: { 200: { description: 'a page' }, default: problem } },
+      get: {
+        summary: `List ${kind} nodes (NetBox-style filters, cursor pagination)`,
+        responses: { 200: { description: 'a page' }, default: problem },
+      },
       post: {
         summary: `Create a ${kind}`,
-        requestBody: json({ type: 'object', required: ['name'], properties: { name: { type: 'string' }, attrs: { $ref: `#/components/schemas/${title}Attrs` } } }),
+        requestBody: json({
+          type: 'object',
+          required: ['name'],
+          properties: { name: { type: 'string' }, attrs: { $ref: `#/components/schemas/${title}Attrs` } },
+        }),
         responses: accepted,
       },
     };
     paths[`/api/inventory/${kind}/{name}`] = {
-      get: { summary: `One ${kind}`, responses: { 200: { description: 'node', content: json({ $ref: `#/components/schemas/${title}` }) }, default: problem } },
+      get: {
+        summary: `One ${kind}`,
+        responses: {
+          200: { description: 'node', content: json({ $ref: `#/components/schemas/${title}` }) },
+          default: problem,
+        },
+      },
       patch: {
         summary: `Change a ${kind}`,
         requestBody: {
@@ -88,7 +128,12 @@ export function openApiDocument(kinds: Kinds, version: string): Record<string, u
     components: {
       schemas,
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
-      responses: { Problem: { description: 'an error', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } } },
+      responses: {
+        Problem: {
+          description: 'an error',
+          content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+        },
+      },
     },
     security: [{ bearer: [] }],
     paths,

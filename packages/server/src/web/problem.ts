@@ -59,7 +59,11 @@ export function problemHandler(logger: winston.Logger): ErrorRequestHandler {
     // body-parser's errors carry a `type` and a status.
     const parserError = error as { type?: unknown; status?: unknown; message?: unknown; limit?: unknown };
     if (parserError.type === 'entity.too.large') {
-      sendProblem(res, 'PAYLOAD_TOO_LARGE', `request body is larger than the limit of ${String(parserError.limit)} bytes`);
+      sendProblem(
+        res,
+        'PAYLOAD_TOO_LARGE',
+        `request body is larger than the limit of ${String(parserError.limit)} bytes`,
+      );
       return;
     }
     if (parserError.type === 'entity.parse.failed') {

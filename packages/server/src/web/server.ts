@@ -29,10 +29,15 @@ export class WebServer implements Runnable {
     });
     const { address, port } = server.address() as AddressInfo;
     this.onListening(`http://${address.includes(':') ? `[${address}]` : address}:${port}`);
-    if (!signal.aborted) await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+    if (!signal.aborted)
+      await new Promise((resolve) => {
+        signal.addEventListener('abort', resolve, { once: true });
+      });
     const closed = new Promise((resolve) => server.close(resolve));
     server.closeIdleConnections();
-    const timer = setTimeout(() => server.closeAllConnections(), this.drainMs);
+    const timer = setTimeout(() => {
+      server.closeAllConnections();
+    }, this.drainMs);
     timer.unref();
     await closed;
     clearTimeout(timer);

@@ -2,12 +2,15 @@
 import type { Attrs, JobRecord, JsonValue, KindSchema, StoredNode } from '@consortium/core';
 import { conditionsOf, deepEqual, formatPath, getAt, isJsonObject, parsePath } from '@consortium/core';
 
-const iso = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : new Date(ms).toISOString());
+const iso = (ms: number | undefined): string | undefined =>
+  ms === undefined ? undefined : new Date(ms).toISOString();
 
 /** A node as the API shows it; `fields` limits the attributes shown. */
 export function nodeView(node: StoredNode, fields?: readonly string[]): Record<string, unknown> {
   const attrs =
-    fields === undefined ? node.attrs : Object.fromEntries(Object.entries(node.attrs).filter(([k]) => fields.includes(k)));
+    fields === undefined
+      ? node.attrs
+      : Object.fromEntries(Object.entries(node.attrs).filter(([k]) => fields.includes(k)));
   return {
     kind: node.kind,
     name: node.name,
@@ -56,7 +59,9 @@ export function driftOf(
       ...Object.entries(authority)
         .filter(([, owner]) => owner === provider)
         .map(([path]) => path),
-      ...Object.keys(authorityMap(schema, seen)).filter((path) => schema.authorityOf(parsePath(path)) === provider),
+      ...Object.keys(authorityMap(schema, seen)).filter(
+        (path) => schema.authorityOf(parsePath(path)) === provider,
+      ),
     ]);
     for (const path of [...paths].sort()) {
       const parsed = parsePath(path);
@@ -64,7 +69,13 @@ export function driftOf(
       const expected = getAt(node.attrs, parsed, schema) ?? null;
       const observed = getAt(seen, parsed, schema) ?? null;
       if (!deepEqual(expected, observed)) {
-        drift.push({ path: formatPath(parsed), provider, expected, observed, at: iso(observation.at) as string });
+        drift.push({
+          path: formatPath(parsed),
+          provider,
+          expected,
+          observed,
+          at: iso(observation.at) as string,
+        });
       }
     }
   }
@@ -87,9 +98,14 @@ export function jobView(job: JobRecord, options: { summary?: boolean } = {}): Re
     updates: job.updates,
     ...(options.summary === true
       ? { roundCount: plan?.rounds.length ?? 0 }
-      : { rounds: plan?.rounds ?? [], conditions: plan === undefined || job.endedAt !== undefined ? [] : conditionsOf(plan) }),
+      : {
+          rounds: plan?.rounds ?? [],
+          conditions: plan === undefined || job.endedAt !== undefined ? [] : conditionsOf(plan),
+        }),
     ...(job.failure === undefined ? {} : { failure: job.failure }),
-    ...(job.cancelRequested === undefined ? {} : { cancelRequested: { by: job.cancelRequested.by, at: iso(job.cancelRequested.at) } }),
+    ...(job.cancelRequested === undefined
+      ? {}
+      : { cancelRequested: { by: job.cancelRequested.by, at: iso(job.cancelRequested.at) } }),
     links: {
       self: `/api/jobs/${job.id}`,
       events: `/api/jobs/${job.id}/events`,
