@@ -2,7 +2,7 @@
 PNPM_VERSION := 10.34.9
 MANIFESTS := package.json pnpm-lock.yaml pnpm-workspace.yaml $(wildcard packages/*/package.json plugins/*/package.json test/*/package.json bench/package.json)
 
-.PHONY: setup build test lint format bench clean
+.PHONY: setup build dev test lint format bench clean
 
 # pnpm is pinned and installed by the project itself, so a fresh machine needs only Node.js.
 node_modules/.setup-stamp: $(MANIFESTS)
@@ -14,6 +14,12 @@ setup: node_modules/.setup-stamp
 
 build: setup
 	pnpm exec tsc --build
+
+# Runs Consortium in one process (web, master, worker) with the embedded store in ./.data.
+# PORT=9090 make dev picks another port; it prints `url:` and an admin `token:`.
+PORT ?= 8080
+dev: build
+	node packages/server/bin/consortium.js dev --port $(PORT) --data-dir .data
 
 test: build
 	node scripts/run-tests.mjs
