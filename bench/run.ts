@@ -1,7 +1,8 @@
 /** Runs the benchmarks named on the command line (all when none): `pnpm bench [planner ...]`. */
+import { httpBench } from './http.js';
 import { plannerBench } from './planner.js';
 
-const benches: Record<string, () => Promise<void>> = { planner: plannerBench };
+const benches: Record<string, () => Promise<void>> = { planner: plannerBench, http: httpBench };
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {
   const bench = benches[name];

@@ -116,7 +116,7 @@ export function createApp(deps: WebDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.set('query parser', 'extended');
+  app.set('query parser', 'simple');
 
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
