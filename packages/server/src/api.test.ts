@@ -199,3 +199,152 @@ describe('concurrency', () => {
     expect(ips.size).toBe(100);
   }, 180_000);
 });
+
+describe('lists, filters and pagination', () => {
+  it('filters NetBox-style and pages with a cursor without losing or repeating a node', async () => {
+    for (const [name, hwspec, dc] of [
+      ['list-a', 'small', 'pek1'],
+      ['list-b', 'medium', 'pek1'],
+      ['list-c', 'large', 'sfo2'],
+      ['list-d', 'small', 'sfo2'],
+    ] as const) {
+      const r = await api.request('POST', '/api/inventory/host?wait=60s', {
+        body: {
+          name,
+          attrs: {
+            datacenter: dc,
+            description: `${hwspec} box`,
+            puppet_roles: [hwspec === 'small' ? 'nginx' : 'db'],
+          },
+        },
+      });
+      expect(r.body.state).toBe('succeeded');
+    }
+    const names = async (query: string) =>
+      (await api.request('GET', `/api/inventory/host?name__isw=list-&${query}`)).body.items.map(
+        (n: any) => n.name,
+      );
+    expect(await names('datacenter=pek1')).toEqual(['list-a', 'list-b']);
+    expect(await names('datacenter__n=pek1')).toEqual(['list-c', 'list-d']);
+    expect(await names('puppet_roles=nginx')).toEqual(['list-a', 'list-d']);
+    expect(await names('datacenter=pek1&datacenter=sfo2&puppet_roles=db')).toEqual(['list-b', 'list-c']);
+    expect(await names('description__ic=medium')).toEqual(['list-b']);
+    const fields = await api.request('GET', '/api/inventory/host?name=list-a&fields=datacenter');
+    expect(fields.body.items[0].attrs).toEqual({ datacenter: 'pek1' });
+
+    const seen: string[] = [];
+    let path = '/api/inventory/host?name__isw=list-&limit=3';
+    for (;;) {
+      const page = await api.request('GET', path);
+      seen.push(...page.body.items.map((n: any) => n.name));
+      if (page.body.next === undefined) break;
+      expect(page.headers.get('link')).toContain('rel="next"');
+      path = `/api/inventory/host?name__isw=list-&limit=3&cursor=${encodeURIComponent(page.body.next)}`;
+    }
+    expect(seen).toEqual(['list-a', 'list-b', 'list-c', 'list-d']);
+  }, 60_000);
+});
+
+describe('jobs', () => {
+  it('a failing job carries the provider reason', async () => {
+    const r = await api.request('POST', '/api/inventory/host?wait=30s', {
+      body: { name: 'lost-1', attrs: { subnet: 'nowhere' } },
+    });
+    expect(r.body.state).toBe('failed');
+    expect(r.body.failure.code).toBe('REJECTED');
+    expect(r.body.failure.message).toContain('subnet "nowhere" does not exist');
+  });
+
+  it('a blocked job shows who blocks it, and cancel ends it', async () => {
+    // Power on without a subnet: the VM waits for PXE, which waits for an IP that never comes.
+    const r = await api.request('POST', '/api/inventory/host', {
+      body: { name: 'blocked-1', attrs: { hwspec: 'small', power: 'on' } },
+    });
+    expect(r.status).toBe(202);
+    const id = r.body.id as string;
+    let job: any;
+    for (let i = 0; i < 100; i++) {
+      job = (await api.request('GET', `/api/jobs/${id}`)).body;
+      if (job.conditions.some((c: any) => c.status === 'deferred')) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(job.state).toBe('running');
+    expect(job.conditions).toContainEqual(
+      expect.objectContaining({
+        provider: 'sandbox-vm',
+        path: 'power',
+        status: 'deferred',
+        reason: 'waiting for PXE registration (netboot)',
+      }),
+    );
+    const cancelled = await api.request('POST', `/api/jobs/${id}/cancel`);
+    expect(cancelled.status).toBe(202);
+    const ended = await api.request('GET', `/api/jobs/${id}?wait=30s`);
+    expect(ended.body.state).toBe('cancelled');
+    expect(ended.body.failure.code).toBe('CANCELLED');
+    const again = await api.request('POST', `/api/jobs/${id}/cancel`);
+    expectProblem(again, 409, 'CONFLICT');
+  });
+
+  it('lists jobs newest first and rejects unknown job filters', async () => {
+    const r = await api.request('GET', '/api/jobs?kind=host&limit=2');
+    expect(r.body.items).toHaveLength(2);
+    expect(Date.parse(r.body.items[0].createdAt)).toBeGreaterThanOrEqual(
+      Date.parse(r.body.items[1].createdAt),
+    );
+    expectProblem(await api.request('GET', '/api/jobs?colour=red'), 400, 'INVALID_INPUT');
+    expectProblem(await api.request('GET', '/api/jobs?state=sleeping'), 400, 'INVALID_INPUT');
+  });
+});
+
+describe('schema, OpenAPI, health and metrics', () => {
+  it('serves the compiled schema with authority and watchers, and an OpenAPI 3.1 document', async () => {
+    const kinds = await api.request('GET', '/api/schema');
+    expect(kinds.body.kinds.map((k: any) => k.name)).toEqual(['host', 'hypervisor', 'subnet', 'vlan', 'vip']);
+    const host = await api.request('GET', '/api/schema/host');
+    expect(host.headers.get('content-type')).toMatch(/^application\/schema\+json/);
+    expect(host.body.properties.hwspec['x-authority']).toBe('sandbox-vm');
+    expect(host.body.properties.interfaces['x-watchers']).toEqual(['sandbox-pxe']);
+    expect(host.body.properties.interfaces.items.properties.ip['x-authority']).toBe('ipam');
+    const cached = await api.request('GET', '/api/schema/host', {
+      headers: { 'if-none-match': host.headers.get('etag')! },
+    });
+    expect(cached.status).toBe(304);
+    const openapi = await api.request('GET', '/api/openapi.json');
+    expect(openapi.body.openapi).toBe('3.1.0');
+    expect(openapi.body.paths['/api/inventory/host/{name}'].patch).toBeDefined();
+    expect(openapi.body.components.schemas.HostAttrs.properties.power['x-authority']).toBe('sandbox-vm');
+  });
+
+  it('answers health, readiness and Prometheus metrics without a token', async () => {
+    expect((await api.request('GET', '/healthz', { token: null })).body).toEqual({ status: 'ok' });
+    expect((await api.request('GET', '/readyz', { token: null })).body).toEqual({ status: 'ready' });
+    const metrics = await api.request('GET', '/metrics', { token: null });
+    expect(metrics.body).toMatch(/^consortium_jobs_total\{kind="subnet",state="succeeded"\} \d+$/m);
+    expect(metrics.body).toMatch(/^consortium_queue_tasks\{queue="tasks",state="ready"\} 0$/m);
+    expect(metrics.body).toMatch(/^consortium_leader 1$/m);
+  });
+});
+
+describe('audit', () => {
+  it('records every ended change with the actor and the node before and after', async () => {
+    const started = await startInProcess();
+    try {
+      const r = await started.api.request('POST', '/api/inventory/vlan?wait=30s', {
+        body: { name: 'v7', attrs: { vid: 7 } },
+      });
+      const p = await started.api.request('PATCH', '/api/inventory/vlan/v7?wait=30s', {
+        body: { vid: 8 },
+        type: 'application/merge-patch+json',
+      });
+      expect(p.body.state).toBe('succeeded');
+      const entries = await started.parts.store.listAudit({ kind: 'vlan', name: 'v7', limit: 10 });
+      expect(entries.map((e) => [e.action, e.before, e.after, e.actor, e.jobId])).toEqual([
+        ['patch:succeeded', { present: true, vid: 7 }, { present: true, vid: 8 }, r.body.actor, p.body.id],
+        ['create:succeeded', null, { present: true, vid: 7 }, r.body.actor, r.body.id],
+      ]);
+    } finally {
+      await started.stop();
+    }
+  });
+});

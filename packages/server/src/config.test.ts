@@ -1,0 +1,79 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { InputError } from '@consortium/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+import { tempDir } from './test-support/dev-server.js';
+
+const dirs: { remove(): void }[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) d.remove();
+});
+
+function file(text: string): string {
+  const d = tempDir();
+  dirs.push(d);
+  const path = join(d.dir, 'consortium.yaml');
+  writeFileSync(path, text);
+  return path;
+}
+
+function expectInputError(fn: () => unknown, message: string): void {
+  let thrown: unknown;
+  try {
+    fn();
+  } catch (error) {
+    thrown = error;
+  }
+  expect(thrown).toBeInstanceOf(InputError);
+  expect((thrown as Error).message).toBe(message);
+}
+
+describe('loadConfig', () => {
+  it('layers defaults, file, environment and flags, in that order', () => {
+    const path = file('web: { port: 9000, host: 0.0.0.0 }\nworker: { concurrency: 3 }\n');
+    const config = loadConfig(
+      { configFile: path, port: 9100 },
+      { CONSORTIUM_PORT: '9050', CONSORTIUM_LOG_LEVEL: 'debug' },
+    );
+    expect(config.web).toEqual({ host: '0.0.0.0', port: 9100, bodyLimit: '1mb' });
+    expect(config.worker.concurrency).toBe(3);
+    expect(config.log.level).toBe('debug');
+    expect(loadConfig({ configFile: path }, { CONSORTIUM_PORT: '9050' }).web.port).toBe(9050);
+    expect(config.plugins.map((p) => p.module)).toEqual([
+      '@consortium/plugin-inventory',
+      '@consortium/plugin-ipam',
+      '@consortium/plugin-sandbox',
+    ]);
+  });
+
+  it('says what is wrong, one clear message', () => {
+    expectInputError(
+      () => loadConfig({ configFile: file('web: { port: 99999 }\nworkers: 2\n') }, {}),
+      'invalid configuration: /: must NOT have additional properties (workers); /web/port: must be <= 65535',
+    );
+    expectInputError(
+      () => loadConfig({}, { CONSORTIUM_PORT: 'eighty' }),
+      'CONSORTIUM_PORT must be a whole number, not "eighty"',
+    );
+    expectInputError(
+      () => loadConfig({ configFile: '/nonexistent/c.yaml' }, {}),
+      'cannot read config file /nonexistent/c.yaml: ENOENT',
+    );
+    expect(() => loadConfig({ configFile: file('web: [unclosed\n') }, {})).toThrow(
+      /^config file .* is not valid YAML: /,
+    );
+    expect(() => loadConfig({ configFile: file('- a\n- b\n') }, {})).toThrow(
+      /must hold a mapping at the top level$/,
+    );
+  });
+});
+
+describe('deploy/config.example.yaml', () => {
+  it('is a valid configuration', () => {
+    const path = new URL('../../../deploy/config.example.yaml', import.meta.url).pathname;
+    const config = loadConfig({ configFile: path }, {});
+    expect(config.dataDir).toBe('/var/lib/consortium');
+    expect(config.plugins.at(-1)).toEqual({ module: '@consortium/plugin-sandbox', config: { delayMs: 300 } });
+  });
+});
