@@ -13,3 +13,4 @@ export * from './provider.js';
 export * from './schema.js';
 export * from './ports/coordinator.js';
 export * from './ports/store.js';
+export * from './search.js';

@@ -348,3 +348,30 @@ describe('audit', () => {
     }
   });
 });
+
+describe('search', () => {
+  it('takes the query language across kinds, typed by the schema', async () => {
+    const names = async (q: string) =>
+      (await api.request('GET', `/api/search?q=${encodeURIComponent(q)}`)).body.items.map(
+        (n: any) => `${n.kind}/${n.name}`,
+      );
+    expect(await names('kind=host and name ~ "list-*" and datacenter=pek1')).toEqual([
+      'host/list-a',
+      'host/list-b',
+    ]);
+    expect(
+      await names('kind=host and puppet_roles has nginx and not datacenter=pek1 and name ~ "list-*"'),
+    ).toEqual(['host/list-d']);
+    expect(await names('name in (pek1-web, list-c)')).toEqual(['host/list-c', 'subnet/pek1-web']);
+    expect(await names('cidr exists')).toEqual(['subnet/pek1-web']);
+    const bad = await api.request('GET', `/api/search?q=${encodeURIComponent('kind=host and colour=red')}`);
+    expectProblem(bad, 400, 'INVALID_INPUT');
+    expect(bad.body.detail).toBe('no host has the attribute "colour"');
+    expectProblem(
+      await api.request('GET', `/api/search?q=${encodeURIComponent('a=1 b=2')}`),
+      400,
+      'INVALID_INPUT',
+    );
+    expectProblem(await api.request('GET', '/api/search?q=kind%3Dtoaster'), 404, 'NOT_FOUND');
+  });
+});

@@ -8,6 +8,8 @@ import type { NextFunction, Request, Response } from 'express';
 import { createSession } from 'better-sse';
 import type {
   Clock,
+  Filter,
+  KindSchema,
   Coordinator,
   JobAction,
   JobRecord,
@@ -26,10 +28,14 @@ import {
   assertNodeName,
   diffToUpdates,
   explainPlan,
+  filterFields,
   isJsonObject,
   jsonPatchToUpdates,
   kindSchemaOf,
   mergePatchToUpdates,
+  parsePath,
+  parseSearch,
+  splitKinds,
 } from '@consortium/core';
 import type winston from 'winston';
 import { JOB_QUEUE, jobTopic } from '../master.js';
@@ -334,6 +340,50 @@ export function createApp(deps: WebDeps): express.Express {
     });
   });
 
+  api.get('/search', async (req, res) => {
+    requireRole(res, 'reader');
+    const q = single(req.query['q'], 'q');
+    if (q === undefined)
+      throw new InputError('search needs a query: /api/search?q=kind=host and datacenter=pek1');
+    const limit = parseLimit(req.query['limit'], 100, 1000);
+    const { kinds: named, rest } = splitKinds(parseSearch(q));
+    for (const kind of named ?? []) runtimeOf(kind);
+    const fields = rest === undefined ? [] : filterFields(rest);
+    if (fields.includes('kind'))
+      throw new InputError('kind can be restricted only at the top level: kind=host and ...');
+    const candidates = named ?? [...kinds.keys()];
+    const searchable = candidates.filter((kind) => {
+      const schema = (kinds.get(kind) as KindRuntime).schema;
+      return fields.every((field) => field === 'name' || schema.schemaAt(parsePath(field)) !== undefined);
+    });
+    if (searchable.length === 0) {
+      const missing = fields.find((f) =>
+        candidates.every(
+          (k) => f !== 'name' && (kinds.get(k) as KindRuntime).schema.schemaAt(parsePath(f)) === undefined,
+        ),
+      );
+      throw new InputError(
+        `no ${named === undefined ? 'kind' : named.join(' or ')} has the attribute "${missing ?? fields[0] ?? ''}"`,
+      );
+    }
+    const items: Record<string, unknown>[] = [];
+    let truncated = false;
+    for (const kind of searchable) {
+      if (items.length >= limit) {
+        truncated = true;
+        break;
+      }
+      const filter = rest === undefined ? undefined : retype(rest, (kinds.get(kind) as KindRuntime).schema);
+      const page = await store.listNodes(kind, {
+        limit: limit - items.length,
+        ...(filter === undefined ? {} : { filter }),
+      });
+      items.push(...page.items.map((n) => nodeView(n)));
+      if (page.next !== undefined) truncated = true;
+    }
+    res.json({ items, ...(truncated ? { truncated: true } : {}) });
+  });
+
   api.get('/inventory/:kind/:name', async (req, res) => {
     requireRole(res, 'reader');
     const kind = req.params['kind'];
@@ -539,6 +589,35 @@ export function createApp(deps: WebDeps): express.Express {
   });
   app.use(problemHandler(logger));
   return app;
+}
+
+/** Gives bare words of a search the type of the attribute they are compared with (`name = 007` stays a string). */
+function retype(filter: Filter, schema: KindSchema): Filter {
+  const typeAt = (field: string): unknown => {
+    if (field === 'name') return 'string';
+    const at = schema.schemaAt(parsePath(field));
+    return at?.['type'] === 'array'
+      ? (at['items'] as Record<string, unknown> | undefined)?.['type']
+      : at?.['type'];
+  };
+  const fix = (field: string, value: JsonValue): JsonValue =>
+    typeAt(field) === 'string' && (typeof value === 'number' || typeof value === 'boolean')
+      ? String(value)
+      : value;
+  switch (filter.op) {
+    case 'and':
+    case 'or':
+      return { op: filter.op, args: filter.args.map((f) => retype(f, schema)) };
+    case 'not':
+      return { op: 'not', arg: retype(filter.arg, schema) };
+    case 'in':
+      return { ...filter, values: filter.values.map((v) => fix(filter.field, v)) };
+    case 'glob':
+    case 'exists':
+      return filter;
+    default:
+      return { ...filter, value: fix(filter.field, filter.value) };
+  }
 }
 
 /** Reads a body of `application/vnd.consortium.updates+json`: `[{path, op, value?}]`; throws `InputError`. */
