@@ -34,7 +34,7 @@ function tokenize(query: string): Token[] {
       let text = '';
       while (j < query.length && query[j] !== c) {
         if (query[j] === '\\' && j + 1 < query.length) j++;
-        text += query[j];
+        text += query[j] ?? '';
         j++;
       }
       if (j >= query.length)
