@@ -14,11 +14,14 @@ setup: node_modules/.setup-stamp
 
 build: setup
 	pnpm exec tsc --build
+	node packages/consort/scripts/bundle.mjs
 
 # Runs Consortium in one process (web, master, worker) with the embedded store in ./.data.
 # PORT=9090 make dev picks another port; it prints `url:` and an admin `token:`.
 PORT ?= 8080
 dev: build
+	@echo "consort, in another shell: alias consort='node $(CURDIR)/packages/consort/bin/consort.js'"
+	@echo "  export CONSORT_URL=http://127.0.0.1:$(PORT) CONSORT_TOKEN=<the token printed below>"
 	node packages/server/bin/consortium.js dev --port $(PORT) --data-dir .data
 
 test: build

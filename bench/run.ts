@@ -1,8 +1,13 @@
 /** Runs the benchmarks named on the command line (all when none): `pnpm bench [planner ...]`. */
+import { consortStartupBench } from './consort-startup.js';
 import { httpBench } from './http.js';
 import { plannerBench } from './planner.js';
 
-const benches: Record<string, () => Promise<void>> = { planner: plannerBench, http: httpBench };
+const benches: Record<string, () => Promise<void>> = {
+  planner: plannerBench,
+  http: httpBench,
+  consort: consortStartupBench,
+};
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {
   const bench = benches[name];
