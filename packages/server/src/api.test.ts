@@ -375,3 +375,56 @@ describe('search', () => {
     expectProblem(await api.request('GET', '/api/search?q=kind%3Dtoaster'), 404, 'NOT_FOUND');
   });
 });
+
+describe('periodic observe and drift', () => {
+  it("reports an attribute changed behind Consortium's back, naming the provider that saw it", async () => {
+    const started = await startInProcess({ CONSORTIUM_OBSERVE_SECONDS: '0.2' });
+    try {
+      const { api: local } = started;
+      await local.request('POST', '/api/inventory/subnet?wait=30s', {
+        body: { name: 'd-net', attrs: { cidr: '10.3.0.0/24', gateway: '10.3.0.1' } },
+      });
+      const created = await local.request('POST', '/api/inventory/host?wait=30s', {
+        body: { name: 'drift-1', attrs: { hwspec: 'small', subnet: 'd-net', power: 'on' } },
+      });
+      expect(created.body.state).toBe('succeeded');
+      const before = await local.request('GET', '/api/inventory/host/drift-1?show=authority');
+      expect(before.body.drift).toEqual([]);
+      // Someone resizes and stops the VM directly in the (simulated) hypervisor.
+      const vm = started.parts.kinds.get('host')!.providers.get('sandbox-vm')!;
+      await vm.apply(
+        {
+          id: 'behind/r1/sandbox-vm',
+          jobId: 'behind',
+          round: 1,
+          attempt: 1,
+          provider: 'sandbox-vm',
+          kind: 'host',
+          name: 'drift-1',
+          node: before.body.attrs,
+          updates: [
+            { id: 'b1', path: 'hwspec', op: 'set', value: 'large', origin: 'user' },
+            { id: 'b2', path: 'power', op: 'set', value: 'off', origin: 'user' },
+          ],
+        },
+        {
+          logger: started.parts.logger,
+          signal: new AbortController().signal,
+          fencingToken: '0',
+          now: () => Date.now(),
+        },
+      );
+      let drift: any[] = [];
+      for (let i = 0; i < 100 && drift.length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        drift = (await local.request('GET', '/api/inventory/host/drift-1?show=authority')).body.drift;
+      }
+      expect(drift.map((d) => [d.path, d.provider, d.expected, d.observed])).toEqual([
+        ['hwspec', 'sandbox-vm', 'small', 'large'],
+        ['power', 'sandbox-vm', 'on', 'off'],
+      ]);
+    } finally {
+      await started.stop();
+    }
+  }, 60_000);
+});

@@ -27,6 +27,8 @@ export interface Config {
     readonly ttlSeconds: number;
     readonly maxTaskAttempts: number;
   };
+  /** Seconds between passes of periodic observe (drift detection); 0 turns it off. */
+  readonly observe: { readonly intervalSeconds: number };
   readonly log: {
     readonly level: 'error' | 'warn' | 'info' | 'debug';
     readonly format: 'auto' | 'json' | 'pretty';
@@ -80,6 +82,11 @@ const schema = {
         maxTaskAttempts: { type: 'integer', minimum: 1 },
       },
     },
+    observe: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { intervalSeconds: { type: 'number', minimum: 0 } },
+    },
     log: {
       type: 'object',
       additionalProperties: false,
@@ -127,6 +134,14 @@ function integer(name: string, text: string | undefined): number | undefined {
   return Number(text);
 }
 
+function number(name: string, text: string | undefined): number | undefined {
+  if (text === undefined || text === '') return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0)
+    throw new InputError(`${name} must be a number of seconds, not "${text}"`);
+  return value;
+}
+
 /** Options that come from the command line; they win over the environment and the file. */
 export interface ConfigOverrides {
   readonly configFile?: string;
@@ -149,6 +164,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     coordinator: { driver: 'memory' },
     worker: { concurrency: 8 },
     planner: { maxRounds: 50, ttlSeconds: 3600, maxTaskAttempts: 5 },
+    observe: { intervalSeconds: 60 },
     log: { level: 'info', format: 'auto' },
     plugins: DEFAULT_PLUGINS,
   };
@@ -181,6 +197,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     dataDir: env['CONSORTIUM_DATA_DIR'],
     web: { host: env['CONSORTIUM_HOST'], port: integer('CONSORTIUM_PORT', env['CONSORTIUM_PORT']) },
     log: { level: env['CONSORTIUM_LOG_LEVEL'], format: env['CONSORTIUM_LOG_FORMAT'] },
+    observe: { intervalSeconds: number('CONSORTIUM_OBSERVE_SECONDS', env['CONSORTIUM_OBSERVE_SECONDS']) },
   });
   layered = deepMerge(layered, {
     dataDir: overrides.dataDir,

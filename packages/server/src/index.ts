@@ -2,6 +2,7 @@
 export * from './config.js';
 export * from './master.js';
 export * from './metrics.js';
+export * from './observer.js';
 export * from './plugins.js';
 export * from './process.js';
 export * from './runnable.js';

@@ -13,6 +13,7 @@ import type { Config } from './config.js';
 import { createLogger } from './logging.js';
 import { Master } from './master.js';
 import { Metrics } from './metrics.js';
+import { Observer } from './observer.js';
 import type { Kinds } from './plugins.js';
 import { buildKinds, importPlugins } from './plugins.js';
 import type { Runnable } from './runnable.js';
@@ -125,11 +126,20 @@ export async function startDev(
     logger.info('consortium dev listening', { url, kinds: [...kinds.keys()], dataDir: config.dataDir });
     onReady({ url, token: secret });
   });
-  const done = runAll([web, leaderAware, worker], coordinator, logger, stopping.signal).finally(async () => {
-    await coordinator.close();
-    await store.close();
-    logger.info('stopped');
+  const observer = new Observer({
+    store,
+    kinds,
+    logger,
+    clock,
+    intervalMs: config.observe.intervalSeconds * 1000,
   });
+  const done = runAll([web, leaderAware, observer, worker], coordinator, logger, stopping.signal).finally(
+    async () => {
+      await coordinator.close();
+      await store.close();
+      logger.info('stopped');
+    },
+  );
   return {
     done,
     store,

@@ -21,41 +21,38 @@ export interface Runnable {
   run(signal: AbortSignal): Promise<void>;
 }
 
-/** Runs every runnable until `signal` aborts; leader-only ones under the `master` election. */
+/** Runs every runnable until `signal` aborts; the leader-only ones together, while this process leads `master`. */
 export async function runAll(
   runnables: readonly Runnable[],
   coordinator: Coordinator,
   logger: winston.Logger,
   signal: AbortSignal,
 ): Promise<void> {
-  await Promise.all(
-    runnables.map(async (runnable) => {
-      if (!runnable.needsLeader) {
-        await runnable.run(signal);
-        return;
+  const leaderOnly = runnables.filter((r) => r.needsLeader);
+  const names = leaderOnly.map((r) => r.name).join(', ');
+  const lead = async (): Promise<void> => {
+    while (!stopped(signal)) {
+      let held;
+      try {
+        held = await coordinator.campaign('master', signal);
+      } catch (error) {
+        if (stopped(signal)) return;
+        logger.error('campaign failed; retrying', { runnables: names, error: (error as Error).message });
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
       }
-      while (!signal.aborted) {
-        let held;
-        try {
-          held = await coordinator.campaign('master', signal);
-        } catch (error) {
-          if (stopped(signal)) return;
-          logger.error('campaign failed; retrying', {
-            runnable: runnable.name,
-            error: (error as Error).message,
-          });
-          await new Promise((r) => setTimeout(r, 1000));
-          continue;
-        }
-        logger.info('leadership acquired', { runnable: runnable.name, token: held.token });
-        const both = AbortSignal.any([signal, held.lost]);
-        try {
-          await runnable.run(both);
-        } finally {
-          await held.release();
-        }
-        if (!stopped(signal)) logger.warn('leadership lost; campaigning again', { runnable: runnable.name });
+      logger.info('leadership acquired', { runnables: names, token: held.token });
+      const both = AbortSignal.any([signal, held.lost]);
+      try {
+        await Promise.all(leaderOnly.map((r) => r.run(both)));
+      } finally {
+        await held.release();
       }
-    }),
-  );
+      if (!stopped(signal)) logger.warn('leadership lost; campaigning again', { runnables: names });
+    }
+  };
+  await Promise.all([
+    ...runnables.filter((r) => !r.needsLeader).map((r) => r.run(signal)),
+    ...(leaderOnly.length > 0 ? [lead()] : []),
+  ]);
 }

@@ -46,7 +46,7 @@ export function authorityMap(schema: KindSchema, attrs: Attrs): Record<string, s
   return out;
 }
 
-/** Drift: paths where a provider's last observation differs from the merged value it has authority over. */
+/** Drift: paths where a provider's observation, newer than the node's last change, differs from the value it owns. */
 export function driftOf(
   schema: KindSchema,
   node: StoredNode,
@@ -54,6 +54,8 @@ export function driftOf(
   const drift = [];
   const authority = authorityMap(schema, node.attrs);
   for (const [provider, observation] of Object.entries(node.observed)) {
+    // An observation older than the node's last change says nothing about drift: the change may not have reached it.
+    if (observation.at < node.updatedAt) continue;
     const seen = observation.attrs ?? {};
     const paths = new Set([
       ...Object.entries(authority)
