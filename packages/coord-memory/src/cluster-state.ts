@@ -136,13 +136,17 @@ class QueueState {
 
 /** The shared state of one cluster. */
 export class ClusterState {
-  #revision = 0;
+  #revision: number;
   #seq = 0;
   readonly #members = new Map<string, MemberSession>();
   readonly #elections = new Map<string, Contention>();
   readonly #locks = new Map<string, Contention>();
   readonly #queues = new Map<string, QueueState>();
   readonly #subscriptions = new Set<Subscription>();
+
+  constructor(firstRevision = 0) {
+    this.#revision = firstRevision;
+  }
 
   /** Ids of the members whose sessions are open. */
   memberIds(): string[] {

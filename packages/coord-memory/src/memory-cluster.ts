@@ -8,8 +8,13 @@ const states = new WeakMap<MemoryCluster, ClusterState>();
  * shared by all members of the same cluster and by no one else.
  */
 export class MemoryCluster {
-  constructor() {
-    states.set(this, new ClusterState());
+  /**
+   * `firstRevision` is where the cluster's revision counter (and so every fencing token) starts. A process that
+   * keeps fenced records across restarts (`consortium dev`) starts it from the clock, so that a restarted process
+   * still issues tokens greater than any its earlier runs wrote.
+   */
+  constructor(options: { readonly firstRevision?: number } = {}) {
+    states.set(this, new ClusterState(options.firstRevision ?? 0));
   }
 
   /** Ids of the members whose sessions are open, in joining order. */

@@ -442,3 +442,13 @@ describe('MemoryCoordinator', () => {
     });
   });
 });
+
+describe('MemoryCluster firstRevision', () => {
+  it('starts fencing tokens after the given revision, so a restarted process outranks its earlier runs', async () => {
+    const member = new MemoryCoordinator(new MemoryCluster({ firstRevision: 1_700_000_000_000 }));
+    const held = await member.campaign('master', new AbortController().signal);
+    expect(BigInt(held.token)).toBeGreaterThan(1_700_000_000_000n);
+    await held.release();
+    await member.close();
+  });
+});

@@ -15,7 +15,7 @@ import type {
   Store,
   TaskResult,
 } from '@consortium/core';
-import { CancelledError, PRESENT_ATTR, isTerminal, toErrorInfo } from '@consortium/core';
+import { CancelledError, LeaseLostError, PRESENT_ATTR, isTerminal, toErrorInfo } from '@consortium/core';
 import type winston from 'winston';
 import type { Metrics } from './metrics.js';
 import type { Kinds } from './plugins.js';
@@ -116,6 +116,8 @@ export class Master implements Runnable {
   readonly needsLeader = true;
   private readonly runners = new Map<string, JobRunner>();
   private readonly running = new Set<Promise<void>>();
+  /** The fencing token of the current leadership; every job write carries it. */
+  private fence = '0';
 
   /** Makes the master over its dependencies. */
   constructor(private readonly deps: MasterDeps) {}
@@ -125,8 +127,9 @@ export class Master implements Runnable {
     return this.runners.size;
   }
 
-  async run(signal: AbortSignal): Promise<void> {
+  async run(signal: AbortSignal, leadership?: { readonly token: string }): Promise<void> {
     const { coordinator, store, logger } = this.deps;
+    this.fence = leadership?.token ?? '0';
     const unsubscribe = coordinator.subscribe('jobs/', (topic, message) => {
       const id = topic.slice('jobs/'.length);
       if (typeof message === 'object' && message !== null && (message as JsonObject)['cancel'] === true) {
@@ -162,6 +165,13 @@ export class Master implements Runnable {
     this.runners.set(jobId, runner);
     const done = this.drive(jobId, runner, signal)
       .catch((error: unknown) => {
+        if (error instanceof LeaseLostError) {
+          this.deps.logger.warn('fenced out: a newer master owns the job; this one stops driving it', {
+            job: jobId,
+            error: error.message,
+          });
+          return;
+        }
         this.deps.logger.error('job runner crashed; the job stays resumable', {
           job: jobId,
           error: (error as Error).stack ?? String(error),
@@ -264,7 +274,8 @@ export class Master implements Runnable {
       let storedAttrs: JsonValue | undefined;
       if (job.plan !== undefined) {
         state = planner.resume(job.plan, clock.now());
-        storedAttrs = job.plan.attrs;
+        // Unknown: the crash may have come between the job write and the node write, so the node is rewritten.
+        storedAttrs = undefined;
         log.info('resuming job', { round: job.plan.rounds.length });
       } else {
         const node = await store.getNode(job.kind, job.name);
@@ -285,20 +296,24 @@ export class Master implements Runnable {
         }
         storedAttrs = node?.attrs;
         const now = clock.now();
-        job = await store.updateJob(jobId, { state: 'running', startedAt: now, plan: state }, now);
+        job = await store.updateJob(
+          jobId,
+          { state: 'running', startedAt: now, plan: state },
+          now,
+          this.fence,
+        );
         await this.event(job, 'state', { state: 'running' });
         log.info('job started');
       }
 
+      // The fenced job write goes first: a master that lost its leadership is stopped before it touches the node.
       const persist = async (type: string, data: JsonObject): Promise<void> => {
         const now = clock.now();
+        job = await store.updateJob(jobId, { plan: state }, now, this.fence);
         if (state.attrs !== storedAttrs && state.phase !== 'cancelled') {
-          const existing = await store.getNode(job.kind, job.name);
-          if (existing === undefined) await store.insertNode(job.kind, job.name, state.attrs, now);
-          else await store.updateNode(job.kind, job.name, state.attrs, now);
+          await this.writeNode(job, state.attrs, now);
           storedAttrs = state.attrs;
         }
-        job = await store.updateJob(jobId, { plan: state }, now);
         await this.event(job, type, data);
       };
 
@@ -371,6 +386,13 @@ export class Master implements Runnable {
     }
   }
 
+  private async writeNode(job: JobRecord, attrs: PlannerState['attrs'], now: number): Promise<void> {
+    const { store } = this.deps;
+    const existing = await store.getNode(job.kind, job.name);
+    if (existing === undefined) await store.insertNode(job.kind, job.name, attrs, now);
+    else await store.updateNode(job.kind, job.name, attrs, now);
+  }
+
   private async finish(
     job: JobRecord,
     state: PlannerState,
@@ -379,12 +401,11 @@ export class Master implements Runnable {
     const { store, clock } = this.deps;
     const now = clock.now();
     const deleted = state.phase === 'succeeded' && state.attrs[PRESENT_ATTR] === undefined;
+    // Check the fence before the node changes; the job is marked ended only after, so a crash in between resumes.
+    await store.updateJob(job.id, {}, now, this.fence);
     if (deleted) await store.deleteNode(job.kind, job.name);
-    else if (state.attrs !== storedAttrs && state.phase !== 'cancelled') {
-      const existing = await store.getNode(job.kind, job.name);
-      if (existing === undefined) await store.insertNode(job.kind, job.name, state.attrs, now);
-      else await store.updateNode(job.kind, job.name, state.attrs, now);
-    }
+    else if (state.attrs !== storedAttrs && state.phase !== 'cancelled')
+      await this.writeNode(job, state.attrs, now);
     const ended = await store.updateJob(
       job.id,
       {
@@ -394,6 +415,7 @@ export class Master implements Runnable {
         ...(state.failure === undefined ? {} : { failure: state.failure }),
       },
       now,
+      this.fence,
     );
     await store.appendAudit({
       at: now,

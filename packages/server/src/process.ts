@@ -61,7 +61,10 @@ export async function startDev(
 ): Promise<RunningProcess & ProcessParts> {
   const logger = createLogger(config.log);
   const store = await openStore(config);
-  const coordinator = new MemoryCoordinator(new MemoryCluster(), { memberId: `dev-${process.pid}` });
+  // Fencing tokens start from the clock: jobs fenced by an earlier run of this data dir stay resumable.
+  const coordinator = new MemoryCoordinator(new MemoryCluster({ firstRevision: Date.now() }), {
+    memberId: `dev-${process.pid}`,
+  });
   const clock = systemClock;
   const plugins = await importPlugins(config.plugins);
   const kinds = buildKinds(
@@ -86,10 +89,10 @@ export async function startDev(
   const leaderAware: Runnable = {
     name: master.name,
     needsLeader: true,
-    run: async (signal) => {
+    run: async (signal, leadership) => {
       leading = true;
       try {
-        await master.run(signal);
+        await master.run(signal, leadership);
       } finally {
         leading = false;
       }

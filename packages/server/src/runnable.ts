@@ -17,8 +17,11 @@ export type RunnableState = 'waiting-for-leadership' | 'running' | 'stopped';
 export interface Runnable {
   readonly name: string;
   readonly needsLeader: boolean;
-  /** Runs until `signal` aborts, then returns after cleaning up. */
-  run(signal: AbortSignal): Promise<void>;
+  /**
+   * Runs until `signal` aborts, then returns after cleaning up. Leader-only runnables get the leadership's fencing
+   * token, to guard their writes with.
+   */
+  run(signal: AbortSignal, leadership?: { readonly token: string }): Promise<void>;
 }
 
 /** Runs every runnable until `signal` aborts; the leader-only ones together, while this process leads `master`. */
@@ -44,7 +47,7 @@ export async function runAll(
       logger.info('leadership acquired', { runnables: names, token: held.token });
       const both = AbortSignal.any([signal, held.lost]);
       try {
-        await Promise.all(leaderOnly.map((r) => r.run(both)));
+        await Promise.all(leaderOnly.map((r) => r.run(both, { token: held.token })));
       } finally {
         await held.release();
       }

@@ -11,6 +11,7 @@ import {
   BackendUnavailableError,
   ConflictError,
   InputError,
+  LeaseLostError,
   InternalError,
   NotFoundError,
   PreconditionFailedError,
@@ -274,16 +275,34 @@ export class SqliteStore implements Store {
     });
   }
 
-  updateJob(id: string, patch: JobPatch, at: number): Promise<JobRecord> {
+  updateJob(id: string, patch: JobPatch, at: number, fence?: string): Promise<JobRecord> {
     return this.run(() =>
       this.immediate(() => {
         const row = this.stmt.getJob.get(id);
         if (row === undefined) throw new NotFoundError(`Job ${id} not found`);
+        const current = parseJob(row);
+        if (fence !== undefined) {
+          if (!/^\d+$/.test(fence))
+            throw new InputError(`A fencing token must be a decimal integer, not "${fence}"`);
+          if (current.fence !== undefined && BigInt(fence) < BigInt(current.fence)) {
+            throw new LeaseLostError(
+              `Job ${id} belongs to a newer master (fence ${current.fence} > ${fence})`,
+              {
+                details: { job: id, fence: current.fence, stale: fence },
+              },
+            );
+          }
+        }
         // A plain-JavaScript caller may pass `undefined`; it means "leave as is", as an absent key does.
         const defined = Object.entries(patch as Readonly<Record<string, unknown>>).filter(
           ([, v]) => v !== undefined,
         );
-        const job: JobRecord = { ...parseJob(row), ...Object.fromEntries(defined), updatedAt: at };
+        const job: JobRecord = {
+          ...current,
+          ...Object.fromEntries(defined),
+          ...(fence === undefined ? {} : { fence }),
+          updatedAt: at,
+        };
         this.stmt.updateJob.run(job.state, at, JSON.stringify(job), id);
         return job;
       }),

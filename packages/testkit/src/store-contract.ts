@@ -14,7 +14,13 @@
  *   deletes its observations; `putToken` replaces a token with the same id.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConflictError, InputError, NotFoundError, PreconditionFailedError } from '@consortium/core';
+import {
+  ConflictError,
+  InputError,
+  LeaseLostError,
+  NotFoundError,
+  PreconditionFailedError,
+} from '@consortium/core';
 import type {
   Attrs,
   AuditEntry,
@@ -628,6 +634,35 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
     });
 
     describe('jobs', () => {
+      it('fences job writes: a stale master cannot write after a newer one did', async () => {
+        await store.createJob(job('job-f'));
+        const first = await store.updateJob('job-f', { state: 'running' }, T0 + 1, '7');
+        expect(first.fence).toBe('7');
+        // Compared as integers, not as strings: "10" is newer than "9".
+        const newer = await store.updateJob('job-f', { plan: plan('job-f') }, T0 + 2, '10');
+        expect(newer.fence).toBe('10');
+        await expectRejection(
+          store.updateJob('job-f', { state: 'failed' }, T0 + 3, '9'),
+          LeaseLostError,
+          'Job job-f belongs to a newer master (fence 10 > 9)',
+        );
+        expect((await store.getJob('job-f'))?.state).toBe('running');
+        const same = await store.updateJob('job-f', { state: 'succeeded' }, T0 + 4, '10');
+        expect([same.state, same.fence]).toEqual(['succeeded', '10']);
+        // An unfenced write (the web asking for a cancel) neither checks nor changes the fence.
+        const unfenced = await store.updateJob(
+          'job-f',
+          { cancelRequested: { by: 'bob', at: T0 + 5 } },
+          T0 + 5,
+        );
+        expect(unfenced.fence).toBe('10');
+        await expectRejection(
+          store.updateJob('job-f', {}, T0 + 6, 'x1'),
+          InputError,
+          'A fencing token must be a decimal integer, not "x1"',
+        );
+      });
+
       it('creates a job and reads it back whole', async () => {
         const record = job('job-1', {
           before: null,

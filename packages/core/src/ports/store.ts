@@ -76,6 +76,8 @@ export interface JobRecord {
   readonly failure?: JobFailure;
   /** Set when someone asked to cancel; the master ends the job as `cancelled`. */
   readonly cancelRequested?: { readonly by: string; readonly at: number };
+  /** The fencing token (a decimal integer) of the newest master that wrote the job; see `updateJob`. */
+  readonly fence?: string;
 }
 
 /** Fields of a job the master updates as it runs. */
@@ -166,8 +168,12 @@ export interface Store {
 
   createJob(job: JobRecord): Promise<void>;
   getJob(id: string): Promise<JobRecord | undefined>;
-  /** Updates some fields of a job and returns it; throws `NotFoundError`. */
-  updateJob(id: string, patch: JobPatch, at: number): Promise<JobRecord>;
+  /**
+   * Updates some fields of a job and returns it; throws `NotFoundError`. With `fence` (a master's fencing token),
+   * the write is refused with `LeaseLostError` when a newer master has written the job with a greater token, and
+   * otherwise records the token: a master that lost its leadership can no longer change the job.
+   */
+  updateJob(id: string, patch: JobPatch, at: number, fence?: string): Promise<JobRecord>;
   listJobs(options: ListJobsOptions): Promise<Page<JobRecord>>;
 
   /** Appends an event to a job's stream and returns it with its sequence number. */
