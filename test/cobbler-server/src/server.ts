@@ -1,0 +1,267 @@
+/**
+ * A Cobbler 3.3-compatible XML-RPC server for tests: the `xmlrpc` library's server on a free loopback port at
+ * `/cobbler_api`, answering with the simulated Cobbler in `cobbler-model.ts`, with faults that tests inject per
+ * method (an XML-RPC fault, an HTTP error, a dropped connection, a slow answer) and a stop/start that keeps state.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
+import xmlrpc from 'xmlrpc';
+import type { SystemDict, SystemSeed } from './cobbler-model.js';
+import { CobblerModel, DEFAULT_TOKEN_TTL_MS } from './cobbler-model.js';
+import { cx, PYTHON_FAULT_CODE, PythonError } from './python-error.js';
+
+/** The path Cobbler's API is served at (Apache proxies it to cobblerd's port 25151). */
+export const COBBLER_API_PATH = '/cobbler_api';
+
+/** A fault a test injects for the next calls of one method. */
+export type InjectedFault =
+  /** An XML-RPC fault, as Cobbler raises it. */
+  | { readonly kind: 'fault'; readonly faultString: string; readonly faultCode?: number }
+  /** An HTTP error page instead of an XML-RPC answer (an overloaded or misconfigured proxy). */
+  | { readonly kind: 'http'; readonly status: number; readonly body?: string }
+  /** The connection is cut before any answer. */
+  | { readonly kind: 'drop' }
+  /** The answer comes `ms` milliseconds late. */
+  | { readonly kind: 'delay'; readonly ms: number };
+
+/** One call the server received; a login's password is redacted. */
+export interface CobblerCall {
+  readonly method: string;
+  readonly params: readonly unknown[];
+  /** The injected fault that answered the call, if any. */
+  readonly injected?: InjectedFault['kind'];
+  /** The fault string the call was answered with, if it failed. */
+  readonly fault?: string;
+}
+
+/** Options of `startCobblerServer`. */
+export interface CobblerServerOptions {
+  /** Users and their passwords (default `{ cobbler: 'cobbler' }`, Cobbler's packaged default). */
+  readonly users?: Readonly<Record<string, string>>;
+  /** How long a login token lives without a `token_check` (default one hour, Cobbler's default). */
+  readonly tokenTtlMs?: number;
+  /** Profiles that exist (default `['debian12-x86_64']`). */
+  readonly profiles?: readonly string[];
+  /** The clock (default `Date.now`). */
+  readonly now?: () => number;
+}
+
+/** A running test server. */
+export interface CobblerTestServer {
+  /** The API endpoint, `http://127.0.0.1:<port>/cobbler_api`. */
+  readonly url: string;
+  readonly port: number;
+  /** Every call received, in order. */
+  readonly calls: CobblerCall[];
+  /** Every saved system as `get_system` returns it, sorted by name. */
+  systems(): SystemDict[];
+  /** One saved system, or undefined. */
+  system(name: string): SystemDict | undefined;
+  /** Inserts a saved system directly (test setup). */
+  addSystem(seed: SystemSeed): void;
+  /** Adds a profile. */
+  addProfile(name: string): void;
+  /** How many times `sync` ran. */
+  syncs(): number;
+  /**
+   * Answers the next `times` calls of `method` with `fault`; a string is a Cobbler `CX` with that message.
+   * `times` may be `Infinity`.
+   */
+  injectFault(method: string, fault: InjectedFault | string, times?: number): void;
+  /** Removes every injected fault. */
+  clearFaults(): void;
+  /** Changes how long tokens live. */
+  setTokenTtl(ms: number): void;
+  /** Invalidates every token now. */
+  expireTokens(): void;
+  /** Stops listening and cuts open connections; state is kept for `start`. */
+  stop(): Promise<void>;
+  /** Listens again on the same port. */
+  start(): Promise<void>;
+}
+
+type XmlRpcCallback = (error: unknown, value: unknown) => void;
+
+function readBody(request: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    request.on('error', reject);
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Starts a Cobbler 3.3-compatible XML-RPC server on a free port of 127.0.0.1. */
+export async function startCobblerServer(options: CobblerServerOptions = {}): Promise<CobblerTestServer> {
+  const model = new CobblerModel({
+    users: options.users ?? { cobbler: 'cobbler' },
+    profiles: options.profiles ?? ['debian12-x86_64'],
+    tokenTtlMs: options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS,
+    now: options.now ?? Date.now,
+  });
+  const calls: CobblerCall[] = [];
+  const faults = new Map<string, { fault: InjectedFault; remaining: number }[]>();
+
+  /** The next injected fault of `method` at this level, consumed. */
+  const takeFault = (method: string, transport: boolean): InjectedFault | undefined => {
+    const queue = faults.get(method);
+    const head = queue?.[0];
+    if (queue === undefined || head === undefined || (head.fault.kind !== 'fault') !== transport)
+      return undefined;
+    head.remaining--;
+    if (head.remaining <= 0) queue.shift();
+    return head.fault;
+  };
+
+  let listening: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => {
+    listening = resolve;
+  });
+  const server = xmlrpc.createServer({ host: '127.0.0.1', port: 0 }, () => {
+    listening();
+  });
+  const http = server.httpServer;
+
+  const unknownMethod = (name: string) => (_error: unknown, params: unknown, callback: XmlRpcCallback) => {
+    const faultString = cx(`unknown remote method '${name}'`).faultString;
+    calls.push({ method: name, params: params as unknown[], fault: faultString });
+    callback({ faultCode: PYTHON_FAULT_CODE, faultString }, undefined);
+  };
+
+  for (const [name, method] of Object.entries(model.methods)) {
+    server.on(name, (_error: unknown, params: unknown, callback: XmlRpcCallback) => {
+      const args = (params ?? []) as unknown[];
+      const recorded = name === 'login' ? [args[0], '<redacted>'] : args;
+      const injected = takeFault(name, false);
+      if (injected?.kind === 'fault') {
+        calls.push({ method: name, params: recorded, injected: 'fault', fault: injected.faultString });
+        callback(
+          { faultCode: injected.faultCode ?? PYTHON_FAULT_CODE, faultString: injected.faultString },
+          undefined,
+        );
+        return;
+      }
+      try {
+        const value = method(args);
+        calls.push({ method: name, params: recorded });
+        callback(null, value);
+      } catch (error) {
+        const faultString =
+          error instanceof PythonError
+            ? error.faultString
+            : `<class 'Exception'>:${error instanceof Error ? error.message : String(error)}`;
+        calls.push({ method: name, params: recorded, fault: faultString });
+        callback({ faultCode: PYTHON_FAULT_CODE, faultString }, undefined);
+      }
+    });
+  }
+
+  // The library answers every path and sends 404 for unknown methods; Cobbler serves one path and answers an
+  // unknown method with a fault. The library's handler is wrapped to do both, and to apply transport faults.
+  const [libraryHandler] = http.listeners('request') as ((
+    req: IncomingMessage,
+    res: ServerResponse,
+  ) => void)[];
+  if (libraryHandler === undefined) throw new Error('the xmlrpc server registered no request handler');
+  http.removeAllListeners('request');
+  http.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    void (async () => {
+      if (request.url?.split('?')[0] !== COBBLER_API_PATH) {
+        response.writeHead(404, { 'Content-Type': 'text/html' }).end('<h1>Not Found</h1>');
+        return;
+      }
+      if (request.method !== 'POST') {
+        response
+          .writeHead(501, { 'Content-Type': 'text/html' })
+          .end(`Unsupported method ('${request.method}')`);
+        return;
+      }
+      const body = await readBody(request);
+      const method = /<methodName>\s*([^<]*?)\s*<\/methodName>/.exec(body)?.[1] ?? '';
+      const injected = takeFault(method, true);
+      if (injected?.kind === 'drop') {
+        calls.push({ method, params: [], injected: 'drop' });
+        request.socket.destroy();
+        return;
+      }
+      if (injected?.kind === 'http') {
+        calls.push({ method, params: [], injected: 'http' });
+        response
+          .writeHead(injected.status, { 'Content-Type': 'text/html' })
+          .end(injected.body ?? `<html><body><h1>${injected.status}</h1></body></html>`);
+        return;
+      }
+      if (injected?.kind === 'delay') await sleep(injected.ms);
+      if (method !== '' && server.listenerCount(method) === 0) server.once(method, unknownMethod(method));
+      const replay = new PassThrough();
+      replay.end(body);
+      libraryHandler(replay as unknown as IncomingMessage, response);
+    })().catch((error: unknown) => {
+      response.writeHead(500).end(String(error));
+    });
+  });
+
+  await started;
+  const port = (http.address() as AddressInfo).port;
+
+  return {
+    url: `http://127.0.0.1:${port}${COBBLER_API_PATH}`,
+    port,
+    calls,
+    systems: () => model.systems(),
+    system: (name) => model.systems().find((s) => s.name === name),
+    addSystem: (seed) => {
+      model.addSystem(seed);
+    },
+    addProfile: (name) => {
+      model.addProfile(name);
+    },
+    syncs: () => model.syncs,
+    injectFault: (method, fault, times = 1) => {
+      const spec: InjectedFault =
+        typeof fault === 'string' ? { kind: 'fault', faultString: cx(fault).faultString } : fault;
+      const queue = faults.get(method) ?? [];
+      queue.push({ fault: spec, remaining: times });
+      faults.set(method, queue);
+    },
+    clearFaults: () => {
+      faults.clear();
+    },
+    setTokenTtl: (ms) => {
+      model.setTokenTtl(ms);
+    },
+    expireTokens: () => {
+      model.expireTokens();
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (!http.listening) {
+          resolve();
+          return;
+        }
+        http.close(() => {
+          resolve();
+        });
+        http.closeAllConnections();
+      }),
+    start: () =>
+      new Promise<void>((resolve, reject) => {
+        if (http.listening) {
+          resolve();
+          return;
+        }
+        http.once('error', reject);
+        http.listen(port, '127.0.0.1', () => {
+          http.off('error', reject);
+          resolve();
+        });
+      }),
+  };
+}
