@@ -24,7 +24,9 @@ dev: build
 	@echo "  export CONSORT_URL=http://127.0.0.1:$(PORT) CONSORT_TOKEN=<the token printed below>"
 	node packages/server/bin/consortium.js dev --port $(PORT) --data-dir .data
 
+# etcd is a system package the integration tests need; the script installs it when missing (as root).
 test: build
+	@bash scripts/install-system-deps.sh
 	node scripts/run-tests.mjs
 
 lint: setup

@@ -1,1 +1,3 @@
-export {};
+/** @consortium/coord-etcd: the etcd coordinator for cluster mode (DESIGN.md §5). */
+export { defaultEtcdRetryBackoff, EtcdCoordinator } from './etcd-coordinator.js';
+export type { EtcdCoordinatorOptions } from './etcd-coordinator.js';

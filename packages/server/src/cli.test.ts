@@ -36,10 +36,10 @@ describe('consortium CLI', () => {
     expect(badPort.stderr.trim()).toBe('consortium: invalid configuration: /web/port: must be <= 65535');
     const nothing = run();
     expect(nothing.status).toBe(2);
-    const cluster = run('worker');
-    expect(cluster.status).toBe(1);
+    const cluster = run('worker', '--data-dir', '/tmp/never-used-consortium');
+    expect(cluster.status).toBe(2);
     expect(cluster.stderr.trim()).toBe(
-      'consortium: cluster mode (web, master and worker over etcd) is not in this build yet; use `consortium dev`',
+      'consortium: consortium worker runs one role of a cluster and needs etcd: set coordinator.driver: etcd and coordinator.endpoints (or CONSORTIUM_ETCD_ENDPOINTS); for one process use `consortium dev`',
     );
   });
 

@@ -1,8 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InputError } from '@consortium/core';
+import type { Store } from '@consortium/core';
+import { InputError, parsePath, silentLogger } from '@consortium/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
+import { buildKinds, importPlugins } from './plugins.js';
 import { tempDir } from './test-support/dev-server.js';
 
 const dirs: { remove(): void }[] = [];
@@ -75,5 +77,36 @@ describe('deploy/config.example.yaml', () => {
     const config = loadConfig({ configFile: path }, {});
     expect(config.dataDir).toBe('/var/lib/consortium');
     expect(config.plugins.at(-1)).toEqual({ module: '@consortium/plugin-sandbox', config: { delayMs: 300 } });
+  });
+});
+
+describe('deploy/cluster.example.yaml', () => {
+  it('is valid and its plugins load without conflicting claims', async () => {
+    const path = new URL('../../../deploy/cluster.example.yaml', import.meta.url).pathname;
+    const config = loadConfig({ configFile: path }, {});
+    expect(config.coordinator).toEqual({
+      driver: 'etcd',
+      endpoints: ['http://127.0.0.1:2379'],
+      leaseTtlSeconds: 10,
+    });
+    const previous = { netbox: process.env['NETBOX_TOKEN'], cobbler: process.env['COBBLER_PASSWORD'] };
+    process.env['NETBOX_TOKEN'] = 'example-token';
+    process.env['COBBLER_PASSWORD'] = 'example-password';
+    try {
+      const kinds = buildKinds(await importPlugins(config.plugins), {
+        logger: silentLogger,
+        store: {} as Store,
+        now: () => 0,
+      });
+      const host = kinds.get('host')!.schema;
+      expect(host.authorityOf(parsePath('datacenter'))).toBe('netbox');
+      expect(host.authorityOf(parsePath('netboot'))).toBe('cobbler');
+      expect(host.authorityOf(parsePath('interfaces[eth0].ip'))).toBe('ipam');
+    } finally {
+      if (previous.netbox === undefined) delete process.env['NETBOX_TOKEN'];
+      else process.env['NETBOX_TOKEN'] = previous.netbox;
+      if (previous.cobbler === undefined) delete process.env['COBBLER_PASSWORD'];
+      else process.env['COBBLER_PASSWORD'] = previous.cobbler;
+    }
   });
 });

@@ -20,7 +20,15 @@ export interface Config {
   readonly dataDir: string;
   readonly web: { readonly host: string; readonly port: number; readonly bodyLimit: string };
   readonly store: { readonly driver: 'sqlite'; readonly path?: string };
-  readonly coordinator: { readonly driver: 'memory' };
+  readonly coordinator: {
+    readonly driver: 'memory' | 'etcd';
+    /** etcd client URLs (cluster mode). */
+    readonly endpoints?: readonly string[];
+    /** Key prefix in etcd; default `/consortium/<cluster>/`. */
+    readonly prefix?: string;
+    /** TTL of each process's session lease in seconds; default 10. */
+    readonly leaseTtlSeconds?: number;
+  };
   readonly worker: { readonly concurrency: number };
   readonly planner: {
     readonly maxRounds: number;
@@ -66,7 +74,12 @@ const schema = {
     coordinator: {
       type: 'object',
       additionalProperties: false,
-      properties: { driver: { enum: ['memory'] } },
+      properties: {
+        driver: { enum: ['memory', 'etcd'] },
+        endpoints: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^https?://' } },
+        prefix: { type: 'string', pattern: '^/' },
+        leaseTtlSeconds: { type: 'integer', minimum: 2, maximum: 300 },
+      },
     },
     worker: {
       type: 'object',
@@ -198,6 +211,14 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     web: { host: env['CONSORTIUM_HOST'], port: integer('CONSORTIUM_PORT', env['CONSORTIUM_PORT']) },
     log: { level: env['CONSORTIUM_LOG_LEVEL'], format: env['CONSORTIUM_LOG_FORMAT'] },
     observe: { intervalSeconds: number('CONSORTIUM_OBSERVE_SECONDS', env['CONSORTIUM_OBSERVE_SECONDS']) },
+    ...(env['CONSORTIUM_ETCD_ENDPOINTS'] === undefined || env['CONSORTIUM_ETCD_ENDPOINTS'] === ''
+      ? {}
+      : {
+          coordinator: {
+            driver: 'etcd',
+            endpoints: env['CONSORTIUM_ETCD_ENDPOINTS'].split(',').map((e) => e.trim()),
+          },
+        }),
   });
   layered = deepMerge(layered, {
     dataDir: overrides.dataDir,
@@ -208,5 +229,10 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     throw new InputError(`invalid configuration: ${formatSchemaErrors(validate.errors).join('; ')}`);
   }
   const config = layered as unknown as Config;
+  if (config.coordinator.driver === 'etcd' && config.coordinator.endpoints === undefined) {
+    throw new InputError(
+      'invalid configuration: coordinator.driver etcd needs coordinator.endpoints (or CONSORTIUM_ETCD_ENDPOINTS)',
+    );
+  }
   return { ...config, dataDir: resolve(config.dataDir) };
 }

@@ -2,12 +2,13 @@
  * The `consortium` binary. `consortium dev` runs everything in one process with embedded defaults and prints
  * `url: ...` and `token: ...` on stdout; `consortium token create` makes an API token in the store.
  */
-import { ConsortiumError } from '@consortium/core';
+import { ConsortiumError, InputError } from '@consortium/core';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { ConfigOverrides } from './config.js';
 import { loadConfig } from './config.js';
-import { VERSION, openStore, startDev } from './process.js';
+import type { Role } from './process.js';
+import { VERSION, openStore, startDev, startRoles } from './process.js';
 import { createToken } from './tokens.js';
 
 interface CommonArgs {
@@ -101,17 +102,41 @@ await yargs(hideBin(process.argv))
   )
   .command(
     ['web', 'master', 'worker'],
-    'run one role of a cluster over etcd',
-    () => undefined,
-    () => {
-      fail(
-        new Error(
-          'cluster mode (web, master and worker over etcd) is not in this build yet; use `consortium dev`',
-        ),
-      );
+    'run one role of a cluster (web: the API; master: leader election and jobs; worker: provider tasks)',
+    (y) =>
+      y
+        .option('port', { type: 'number', describe: 'HTTP port of the web role (0 picks a free one)' })
+        .option('host', { type: 'string', describe: 'address the web role listens on' })
+        .example(
+          '$0 master --config /etc/consortium/config.yaml',
+          'a master (one leads, the others stand by)',
+        )
+        .example('CONSORTIUM_ETCD_ENDPOINTS=http://10.0.0.5:2379 $0 worker', 'a worker'),
+    async (args) => {
+      try {
+        const role = String(args._[0]) as Role;
+        const config = loadConfig(overrides(args));
+        if (config.coordinator.driver !== 'etcd') {
+          throw new InputError(
+            `consortium ${role} runs one role of a cluster and needs etcd: set coordinator.driver: etcd and coordinator.endpoints (or CONSORTIUM_ETCD_ENDPOINTS); for one process use \`consortium dev\``,
+          );
+        }
+        const running = await startRoles(config, [role], ({ url }) => {
+          process.stdout.write(`url: ${url}\n`);
+        });
+        const onSignal = (): void => {
+          running.logger.info('shutting down (press Ctrl-C again to stop at once)');
+          running.stop();
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        await running.done;
+      } catch (error) {
+        fail(error);
+      }
     },
   )
-  .demandCommand(1, 'name a command: dev, token')
+  .demandCommand(1, 'name a command: dev, web, master, worker, token')
   .fail((message, error: Error | undefined) => {
     if (error !== undefined) fail(error);
     process.stderr.write(`consortium: ${message}\nRun consortium --help for usage.\n`);

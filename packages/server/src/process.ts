@@ -1,11 +1,13 @@
 /**
  * Composition of a `consortium` process: opens the store, the coordinator and the plugins, and runs the roles.
- * `consortium dev` runs web, master and worker together over the embedded store and the in-process coordinator.
+ * `consortium dev` runs web, master and worker together over the embedded store and the in-process coordinator;
+ * `consortium web|master|worker` run one role each, sharing the store and coordinating through etcd.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Coordinator, Store } from '@consortium/core';
-import { systemClock } from '@consortium/core';
+import { InputError, systemClock } from '@consortium/core';
+import { EtcdCoordinator } from '@consortium/coord-etcd';
 import { MemoryCluster, MemoryCoordinator } from '@consortium/coord-memory';
 import { openSqliteStore } from '@consortium/store-sqlite';
 import type winston from 'winston';
@@ -28,16 +30,37 @@ export const VERSION = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
 
+/** The roles a process can host. */
+export type Role = 'web' | 'master' | 'worker';
+
 /** Opens the store the config names (SQLite in the data dir by default). */
 export async function openStore(config: Config): Promise<Store> {
   mkdirSync(config.dataDir, { recursive: true });
   return openSqliteStore({ path: config.store.path ?? join(config.dataDir, 'consortium.db') });
 }
 
-/** What `startDev` reports once the server listens. */
-export interface DevReady {
+/** Makes the coordinator the config names. */
+export function openCoordinator(config: Config, logger: winston.Logger): Coordinator {
+  const { coordinator } = config;
+  if (coordinator.driver === 'etcd') {
+    return new EtcdCoordinator({
+      endpoints: coordinator.endpoints ?? [],
+      cluster: config.cluster,
+      ...(coordinator.prefix === undefined ? {} : { prefix: coordinator.prefix }),
+      ...(coordinator.leaseTtlSeconds === undefined ? {} : { leaseTtlSeconds: coordinator.leaseTtlSeconds }),
+      logger: logger.child({ component: 'etcd' }),
+    });
+  }
+  // Fencing tokens start from the clock: jobs fenced by an earlier run of this data dir stay resumable.
+  return new MemoryCoordinator(new MemoryCluster({ firstRevision: Date.now() }), {
+    memberId: `dev-${process.pid}`,
+  });
+}
+
+/** What a process reports once its web role listens (`token` only from `consortium dev`). */
+export interface Ready {
   readonly url: string;
-  readonly token: string;
+  readonly token?: string;
 }
 
 /** A running process: wait for it, or stop it (graceful first, hard on a second call). */
@@ -54,17 +77,17 @@ export interface ProcessParts {
   readonly logger: winston.Logger;
 }
 
-/** Starts `consortium dev`: all three roles in this process. Calls `onReady` with the URL and a fresh admin token. */
-export async function startDev(
+/** Starts a process hosting `roles`; calls `onReady` once the web role listens (never without one). */
+export async function startRoles(
   config: Config,
-  onReady: (ready: DevReady) => void,
+  roles: readonly Role[],
+  onReady: (ready: Ready) => void,
+  options: { readonly adminToken?: boolean } = {},
 ): Promise<RunningProcess & ProcessParts> {
-  const logger = createLogger(config.log);
+  if (roles.length === 0) throw new InputError('a process needs at least one role: web, master or worker');
+  const logger = createLogger(config.log).child({ roles: roles.join(',') });
   const store = await openStore(config);
-  // Fencing tokens start from the clock: jobs fenced by an earlier run of this data dir stay resumable.
-  const coordinator = new MemoryCoordinator(new MemoryCluster({ firstRevision: Date.now() }), {
-    memberId: `dev-${process.pid}`,
-  });
+  const coordinator = openCoordinator(config, logger);
   const clock = systemClock;
   const plugins = await importPlugins(config.plugins);
   const kinds = buildKinds(
@@ -78,71 +101,75 @@ export async function startDev(
   );
   let leading = false;
   const metrics = new Metrics(coordinator, () => leading);
-  const { secret } = await createToken(store, {
-    role: 'admin',
-    description: 'consortium dev',
-    now: clock.now(),
-  });
+  const token =
+    options.adminToken === true
+      ? (await createToken(store, { role: 'admin', description: 'consortium dev', now: clock.now() })).secret
+      : undefined;
   const stopping = new AbortController();
   const hardStop = new AbortController();
-  const master = new Master({ store, coordinator, kinds, logger, clock, metrics });
-  const leaderAware: Runnable = {
-    name: master.name,
-    needsLeader: true,
-    run: async (signal, leadership) => {
-      leading = true;
-      try {
-        await master.run(signal, leadership);
-      } finally {
-        leading = false;
-      }
-    },
-  };
-  const worker = new Worker({
-    coordinator,
-    kinds,
-    logger,
-    clock,
-    concurrency: config.worker.concurrency,
-    hardStop: hardStop.signal,
-    metrics,
+  const runnables: Runnable[] = [];
+  if (roles.includes('web')) {
+    const app = createApp({
+      store,
+      coordinator,
+      kinds,
+      logger,
+      clock,
+      metrics,
+      bodyLimit: config.web.bodyLimit,
+      version: VERSION,
+      ready: async () => {
+        try {
+          await store.getNode('host', 'readyz-probe');
+          return true;
+        } catch {
+          return false;
+        }
+      },
+    });
+    runnables.push(
+      new WebServer(app, config.web.host, config.web.port, (url) => {
+        logger.info('listening', { url, kinds: [...kinds.keys()], dataDir: config.dataDir });
+        onReady({ url, ...(token === undefined ? {} : { token }) });
+      }),
+    );
+  }
+  if (roles.includes('master')) {
+    const master = new Master({ store, coordinator, kinds, logger, clock, metrics });
+    runnables.push({
+      name: master.name,
+      needsLeader: true,
+      run: async (signal, leadership) => {
+        leading = true;
+        try {
+          await master.run(signal, leadership);
+        } finally {
+          leading = false;
+        }
+      },
+    });
+    runnables.push(
+      new Observer({ store, kinds, logger, clock, intervalMs: config.observe.intervalSeconds * 1000 }),
+    );
+  }
+  if (roles.includes('worker')) {
+    runnables.push(
+      new Worker({
+        coordinator,
+        kinds,
+        logger,
+        clock,
+        concurrency: config.worker.concurrency,
+        hardStop: hardStop.signal,
+        metrics,
+      }),
+    );
+  }
+  const done = runAll(runnables, coordinator, logger, stopping.signal).finally(async () => {
+    await coordinator.close();
+    await store.close();
+    logger.info('stopped');
   });
-  const app = createApp({
-    store,
-    coordinator,
-    kinds,
-    logger,
-    clock,
-    metrics,
-    bodyLimit: config.web.bodyLimit,
-    version: VERSION,
-    ready: async () => {
-      try {
-        await store.getNode('host', 'readyz-probe');
-        return true;
-      } catch {
-        return false;
-      }
-    },
-  });
-  const web = new WebServer(app, config.web.host, config.web.port, (url) => {
-    logger.info('consortium dev listening', { url, kinds: [...kinds.keys()], dataDir: config.dataDir });
-    onReady({ url, token: secret });
-  });
-  const observer = new Observer({
-    store,
-    kinds,
-    logger,
-    clock,
-    intervalMs: config.observe.intervalSeconds * 1000,
-  });
-  const done = runAll([web, leaderAware, observer, worker], coordinator, logger, stopping.signal).finally(
-    async () => {
-      await coordinator.close();
-      await store.close();
-      logger.info('stopped');
-    },
-  );
   return {
     done,
     store,
@@ -154,4 +181,25 @@ export async function startDev(
       else stopping.abort();
     },
   };
+}
+
+/** What `startDev` reports once the server listens. */
+export interface DevReady {
+  readonly url: string;
+  readonly token: string;
+}
+
+/** Starts `consortium dev`: all three roles in this process. Calls `onReady` with the URL and a fresh admin token. */
+export async function startDev(
+  config: Config,
+  onReady: (ready: DevReady) => void,
+): Promise<RunningProcess & ProcessParts> {
+  return startRoles(
+    config,
+    ['web', 'master', 'worker'],
+    (ready) => { onReady({ url: ready.url, token: ready.token ?? '' }); },
+    {
+      adminToken: true,
+    },
+  );
 }

@@ -1,3 +1,4 @@
 /** @consortium/testkit: contract suites for the ports, harnesses and helpers for tests. */
 export * from './store-contract.js';
 export * from './coordinator-contract.js';
+export * from './etcd-harness.js';

@@ -1,0 +1,290 @@
+/**
+ * Elections and locks over etcd, after etcd's Go `concurrency` package (`election.go`, `mutex.go`) as ported by
+ * microsoft/etcd3 `src/election.ts`: every waiter puts `<root><leaseHex>` on its session lease; the one with the
+ * lowest create revision holds; the others each watch only the key just before theirs (no herd) and re-check when
+ * it goes. The fencing token is the holder's create revision, so it grows with every new holder, and a leader
+ * guards its writes with `Create(<root><leaseHex>) == token`. etcd3's `lock()` does not wait, hence this.
+ *
+ * A holder steps down (aborts `lost` with `LeaseLostError`) when its session is lost (missed keepalives for TTL/2,
+ * expiry, revocation), when its key is deleted, and when the watch on its key fails or is compacted (DESIGN.md §5);
+ * in the last case it deletes its key so that the next waiter does not wait for the lease to expire.
+ */
+import { CancelledError, LeaseLostError } from '@consortium/core';
+import type { Held } from '@consortium/core';
+import { describeError } from './context.js';
+import type { CoordinatorContext } from './context.js';
+import { isRetryable, WaitAborted } from './etcd-errors.js';
+import type { KeyValue } from './etcd-kv.js';
+import { isWaiterKey } from './keys.js';
+import { KeyWatch } from './key-watch.js';
+import type { Session } from './session.js';
+import { abortable, isAborted, retryPause, sleep } from './waits.js';
+
+/** One election or lock. */
+export interface ContentionSpec {
+  /** The key prefix its waiters stand under, ending in `/`. */
+  readonly root: string;
+  /** `election "e"` or `lock "k"`, for messages. */
+  readonly describe: string;
+  /** The reason `lost` aborts with on `release()`. */
+  readonly releasedMessage: string;
+}
+
+/** A waiter's key at the head of the line. */
+interface Standing {
+  readonly session: Session;
+  readonly key: string;
+  readonly createRevision: bigint;
+  /** The revision at which the key was seen at the head. */
+  readonly revision: bigint;
+}
+
+/** Attempts at a guarded delete before the session is given up to make sure the key goes. */
+const withdrawAttempts = 3;
+
+/**
+ * Waits until this member holds `spec`; rejects with `WaitAborted` when `signal` aborts or the coordinator closes
+ * (the candidacy is withdrawn first), or with a non-retryable etcd error.
+ */
+export async function contend(
+  context: CoordinatorContext,
+  spec: ContentionSpec,
+  signal: AbortSignal,
+): Promise<Held> {
+  const waitSignal = AbortSignal.any([signal, context.closed]);
+  const passOn = await context.turns.take(spec.root, waitSignal);
+  // A session whose key may stand after a failed attempt (an answer lost in transit); removed if the caller gives up.
+  let mayStand: Session | undefined;
+  try {
+    for (let failures = 0; ;) {
+      if (waitSignal.aborted) throw new WaitAborted();
+      const session = await context.sessions.acquire(waitSignal);
+      try {
+        const standing = await stand(context, spec, session, waitSignal);
+        if (standing !== undefined) return hold(context, spec, standing, passOn);
+        failures = 0;
+      } catch (error) {
+        if (error instanceof WaitAborted) throw error;
+        if (error instanceof LeaseLostError) {
+          context.sessions.end(session, error.message);
+          continue;
+        }
+        if (!isRetryable(error)) throw error;
+        mayStand = session;
+        failures += 1;
+        context.logger.debug(`Waiting for ${spec.describe} failed; retrying`, {
+          error: describeError(error),
+        });
+        await sleep(retryPause(failures), waitSignal);
+      }
+    }
+  } catch (error) {
+    if (mayStand !== undefined) await withdrawAny(context, spec.root + mayStand.leaseHex, mayStand);
+    passOn();
+    throw error;
+  }
+}
+
+/**
+ * Stands in line on `session` and waits to reach the head. Resolves undefined when the session was lost meanwhile
+ * (the caller stands again on a new one). On abort the candidacy is withdrawn before `WaitAborted` is thrown; on an
+ * etcd error it stays, and standing again on the same session finds and keeps its place.
+ */
+async function stand(
+  context: CoordinatorContext,
+  spec: ContentionSpec,
+  session: Session,
+  signal: AbortSignal,
+): Promise<Standing | undefined> {
+  const { kv } = context;
+  const key = spec.root + session.leaseHex;
+  const created = await kv.txn(
+    `Standing in ${spec.describe}`,
+    [kv.absent(key)],
+    [kv.put(key, context.memberId, session.leaseId)],
+    [kv.read(key)],
+  );
+  let createRevision: bigint;
+  if (created.succeeded) {
+    createRevision = created.revision;
+  } else {
+    const existing = created.ranges[0]?.kvs[0];
+    if (existing === undefined) return undefined;
+    createRevision = BigInt(existing.createRevision);
+  }
+
+  try {
+    for (;;) {
+      if (signal.aborted) throw new WaitAborted();
+      if (!session.alive) return undefined;
+      const line = await kv.range(spec.root, { prefix: true, keysOnly: true });
+      let mine = false;
+      let predecessor: KeyValue | undefined;
+      let predecessorRevision = 0n;
+      for (const waiter of line.kvs) {
+        if (!isWaiterKey(spec.root, waiter.key)) continue;
+        const revision = BigInt(waiter.createRevision);
+        if (waiter.key === key) mine = revision === createRevision;
+        else if (revision < createRevision && revision > predecessorRevision) {
+          predecessor = waiter;
+          predecessorRevision = revision;
+        }
+      }
+      if (!mine) {
+        context.sessions.end(session, `its key in ${spec.describe} vanished`);
+        return undefined;
+      }
+      if (predecessor === undefined) {
+        // A caller that gave up while the last read was in flight must not be handed the lead.
+        if (isAborted(signal)) throw new WaitAborted();
+        return { session, key, createRevision, revision: line.revision };
+      }
+      const outcome = await waitForDeletion(context, predecessor.key, line.revision + 1n, signal, session);
+      if (outcome === 'session-lost') return undefined;
+    }
+  } catch (error) {
+    if (error instanceof WaitAborted) await withdraw(context, key, createRevision, session);
+    throw error;
+  }
+}
+
+/** Waits until `key` is deleted at or after `fromRevision`, or its history is compacted (the caller re-checks). */
+function waitForDeletion(
+  context: CoordinatorContext,
+  key: string,
+  fromRevision: bigint,
+  signal: AbortSignal,
+  session: Session,
+): Promise<'gone' | 'session-lost'> {
+  let watch: KeyWatch | undefined;
+  let onLost: (() => void) | undefined;
+  const outcome = new Promise<'gone' | 'session-lost'>((resolve) => {
+    onLost = () => {
+      resolve('session-lost');
+    };
+    session.lost.addEventListener('abort', onLost, { once: true });
+    watch = new KeyWatch(context.kv, {
+      key,
+      startRevision: fromRevision,
+      only: 'delete',
+      onEvents: () => {
+        resolve('gone');
+      },
+      onCompacted: () => {
+        resolve('gone');
+        return Promise.resolve(undefined);
+      },
+      logger: context.logger,
+    });
+    if (!session.alive) resolve('session-lost');
+  });
+  return abortable(outcome, [signal]).finally(() => {
+    if (onLost !== undefined) session.lost.removeEventListener('abort', onLost);
+    watch?.close();
+  });
+}
+
+/** Deletes `key` if it still has `createRevision`; gives up the session when that keeps failing. Never throws. */
+async function withdraw(
+  context: CoordinatorContext,
+  key: string,
+  createRevision: bigint,
+  session: Session,
+): Promise<void> {
+  const { kv } = context;
+  for (let attempt = 1; attempt <= withdrawAttempts; attempt++) {
+    if (!session.alive || context.closed.aborted) return;
+    try {
+      await kv.txn(`Withdrawing ${key}`, [kv.createIs(key, createRevision)], [kv.delete(key)]);
+      return;
+    } catch (error) {
+      if (error instanceof LeaseLostError || !isRetryable(error)) break;
+      if (attempt < withdrawAttempts) await sleep(retryPause(attempt)).catch(() => undefined);
+    }
+  }
+  // The key must not outlive its holder's interest; ending the session makes etcd delete it with the lease.
+  context.sessions.end(session, `could not delete ${key}`);
+}
+
+/** Deletes `key` if it is on `session`'s lease, whatever its create revision (only this caller uses it now). */
+async function withdrawAny(context: CoordinatorContext, key: string, session: Session): Promise<void> {
+  const { kv } = context;
+  if (!session.alive || context.closed.aborted) return;
+  try {
+    await kv.txn(`Withdrawing ${key}`, [kv.leaseIs(key, session.leaseId)], [kv.delete(key)]);
+  } catch {
+    context.sessions.end(session, `could not delete ${key}`);
+  }
+}
+
+/** Builds the `Held` of a waiter that reached the head, and watches that it stays there. */
+function hold(
+  context: CoordinatorContext,
+  spec: ContentionSpec,
+  standing: Standing,
+  passOn: () => void,
+): Held {
+  const { session, key, createRevision } = standing;
+  const lost = new AbortController();
+  let releasing: Promise<void> | undefined;
+
+  // The watch's callbacks only run once its stream delivers, after everything below is set up.
+  const watch = new KeyWatch(context.kv, {
+    key,
+    startRevision: standing.revision + 1n,
+    only: 'delete',
+    onEvents: () => {
+      stepDown(new LeaseLostError(`Lost ${spec.describe}: its key was deleted`), false);
+    },
+    onInterrupted: (error) => {
+      stepDown(
+        new LeaseLostError(`Lost ${spec.describe}: the watch on its key failed (${error.message})`),
+        true,
+      );
+    },
+    onCompacted: () => {
+      stepDown(new LeaseLostError(`Lost ${spec.describe}: the watch on its key was compacted`), true);
+      return Promise.resolve(undefined);
+    },
+    logger: context.logger,
+  });
+  const detach = (): void => {
+    watch.close();
+    session.lost.removeEventListener('abort', onSessionLost);
+    context.closed.removeEventListener('abort', onClosed);
+  };
+  const stepDown = (reason: LeaseLostError, deleteKey: boolean): void => {
+    if (lost.signal.aborted) return;
+    lost.abort(reason);
+    detach();
+    context.logger.warn(`Lost ${spec.describe}`, { member: context.memberId, reason: reason.message });
+    if (deleteKey) void withdraw(context, key, createRevision, session).finally(passOn);
+    else passOn();
+  };
+  const onSessionLost = (): void => {
+    stepDown(new LeaseLostError(`Lost ${spec.describe}: ${describeError(session.lost.reason)}`), false);
+  };
+  const onClosed = (): void => {
+    stepDown(new LeaseLostError(`Session of member ${context.memberId} closed`), false);
+  };
+
+  session.lost.addEventListener('abort', onSessionLost, { once: true });
+  context.closed.addEventListener('abort', onClosed, { once: true });
+  if (!session.alive) onSessionLost();
+  else if (context.closed.aborted) onClosed();
+
+  return {
+    token: String(createRevision),
+    lost: lost.signal,
+    release: () => {
+      releasing ??= (async () => {
+        if (lost.signal.aborted) return;
+        lost.abort(new CancelledError(spec.releasedMessage));
+        detach();
+        await withdraw(context, key, createRevision, session);
+        passOn();
+      })();
+      return releasing;
+    },
+  };
+}

@@ -1,0 +1,798 @@
+/**
+ * An at-least-once task queue over etcd (DESIGN.md §5). Under `q/<queue>/`:
+ *
+ *     tasks/<id>                     the record: payload, priority, attempts, maxAttempts, state, index key, error
+ *     ready/<prio>/<seq>/<id>        empty; key order is dispatch order (priority, then enqueue order)
+ *     delayed/<notBeforeMs>/<id>     empty; key order is due order
+ *     claims/<id>                    {worker, member, attempt, nonce} on the claimer's session lease
+ *     dlq/<id>                       empty; the record keeps the last error
+ *
+ * Enqueue, claim, ack, fail, promotion and reaping are each one transaction whose compares make it apply at most
+ * once (never over 128 ops). A claim reads `ready/` in key order with a limit and takes the first key; after a
+ * conflicting transaction it picks at random among the first few, to get off a hot head. The claim id is the
+ * claim key's create revision; ack and fail compare it, so a late ack from a worker whose lease expired (its claim
+ * key went with the lease) is discarded.
+ *
+ * Reaping: every member that waits to claim watches the queue; a deleted claim whose task is still `claimed` means
+ * the claimer's lease expired, and the task goes back to `ready/` (or to `dlq/` when out of attempts). A full
+ * reconcile (scan of `tasks/` against `claims/`) runs on a member's first idle claim pass, after watch history was
+ * compacted and every `reconcileIntervalMs` while claims wait, so orphans are found even when no watch saw them go.
+ * Delayed tasks are promoted by whichever claim pass finds them due; a waiting claim sleeps until the earliest one.
+ */
+import { randomInt, randomUUID } from 'node:crypto';
+import { backoffDelay, InputError, LeaseLostError, PayloadTooLargeError } from '@consortium/core';
+import type {
+  BackoffPolicy,
+  ClaimedTask,
+  DeadTask,
+  ErrorInfo,
+  JsonValue,
+  Queue,
+  QueueStats,
+  QueueTask,
+} from '@consortium/core';
+import { assertOpen, closedError, describeError, waitError } from './context.js';
+import type { CoordinatorContext } from './context.js';
+import { isRetryable, WaitAborted } from './etcd-errors.js';
+import type { KeyValue } from './etcd-kv.js';
+import { KeyWatch } from './key-watch.js';
+import type { WatchEvent } from './key-watch.js';
+import { QueueKeys, sequenceAt } from './keys.js';
+import type { SequenceClock } from './keys.js';
+import type { Session } from './session.js';
+import { isAborted, retryPause, sleep } from './waits.js';
+
+/** Default priority of a task; lower runs first. */
+const defaultPriority = 100;
+/** Default number of claims before a task is dead. */
+const defaultMaxAttempts = 5;
+/** Largest task record; etcd refuses values over 1.5 MiB and big data belongs in the store. */
+const maxRecordBytes = 512 * 1024;
+/** Ready keys read per claim pass; a contended claim picks among them. */
+const readyWindow = 8;
+/** Keys read per page when scanning. */
+const pageSize = 256;
+/** Reads per read-only transaction, well under etcd's 128 operations. */
+const readBatch = 100;
+/** Suspected orphans remembered before falling back to a full reconcile. */
+const maxSuspects = 1000;
+/** Attempts to learn whether an ambiguous claim applied, or to undo a claim nobody will take. */
+const repairAttempts = 5;
+
+/** Where a task is. */
+type TaskState = 'ready' | 'delayed' | 'claimed' | 'dead';
+
+/** A task record as stored at `tasks/<id>`; short field names keep values small. */
+interface TaskRecord {
+  /** Payload. */
+  readonly p: JsonValue;
+  /** Priority. */
+  readonly r: number;
+  /** Max attempts. */
+  readonly m: number;
+  /** Attempts so far (claims). */
+  readonly a: number;
+  /** State. */
+  readonly s: TaskState;
+  /** The `ready/` or `delayed/` key that indexes the task while it is ready or delayed. */
+  readonly k?: string;
+  /** The last claimant, `worker@member`. */
+  readonly w?: string;
+  /** The last error, once dead. */
+  readonly e?: ErrorInfo;
+}
+
+/** A record with the revision it was read at. */
+interface StoredRecord {
+  readonly record: TaskRecord;
+  readonly modRevision: string;
+}
+
+/** The value of `claims/<id>`. */
+interface ClaimValue {
+  readonly w: string;
+  readonly m: string;
+  readonly a: number;
+  readonly n: string;
+}
+
+/** What one claim pass achieved. */
+type ClaimPass =
+  | {
+      readonly kind: 'claimed';
+      readonly task: ClaimedTask;
+      readonly readyKey: string;
+      readonly before: TaskRecord;
+    }
+  | { readonly kind: 'conflict' }
+  | { readonly kind: 'retry' }
+  | { readonly kind: 'idle'; readonly revision: bigint; readonly nextDue: number | undefined };
+
+/** Options of an `EtcdQueue`. */
+export interface EtcdQueueOptions {
+  readonly backoff: BackoffPolicy;
+  readonly reconcileIntervalMs: number;
+  readonly clock: SequenceClock;
+}
+
+/** One named queue of an etcd coordinator. */
+export class EtcdQueue implements Queue {
+  readonly #context: CoordinatorContext;
+  readonly #name: string;
+  readonly #keys: QueueKeys;
+  readonly #options: EtcdQueueOptions;
+  #waker: QueueWaker | undefined;
+  #lastFullReconcile = 0;
+
+  constructor(context: CoordinatorContext, name: string, options: EtcdQueueOptions) {
+    this.#context = context;
+    this.#name = name;
+    this.#keys = new QueueKeys(name);
+    this.#options = options;
+  }
+
+  /** Adds a task unless its id is known; throws `InputError` for an invalid task. */
+  async enqueue(task: QueueTask): Promise<boolean> {
+    return this.#call(async () => {
+      validateTask(task);
+      const { kv } = this.#context;
+      const now = Date.now();
+      const priority = task.priority ?? defaultPriority;
+      const { notBefore } = task;
+      const delayed = notBefore !== undefined && notBefore > now;
+      const index = delayed
+        ? this.#keys.delayedKey(notBefore, task.id)
+        : this.#keys.readyKey(priority, this.#options.clock.next(now), task.id);
+      const record: TaskRecord = {
+        p: task.payload,
+        r: priority,
+        m: task.maxAttempts ?? defaultMaxAttempts,
+        a: 0,
+        s: delayed ? 'delayed' : 'ready',
+        k: index,
+      };
+      const taskKey = this.#keys.task(task.id);
+      const result = await kv.txn(
+        `Enqueueing task ${task.id} on queue "${this.#name}"`,
+        [kv.absent(taskKey)],
+        [kv.put(taskKey, encodeRecord(record, task.id)), kv.put(index, '')],
+      );
+      return result.succeeded;
+    });
+  }
+
+  /** Waits for a claimable task and claims it; rejects with `CancelledError` when `signal` aborts or on close. */
+  async claim(worker: string, signal: AbortSignal): Promise<ClaimedTask> {
+    const cancelled = `Claim on queue "${this.#name}" cancelled`;
+    if (signal.aborted) throw waitError(this.#context, new WaitAborted(), signal, cancelled);
+    assertOpen(this.#context);
+    const waitSignal = AbortSignal.any([signal, this.#context.closed]);
+    try {
+      let contended = false;
+      for (let failures = 0; ;) {
+        if (waitSignal.aborted) throw new WaitAborted();
+        const session = await this.#context.sessions.acquire(waitSignal);
+        let pass: ClaimPass;
+        try {
+          pass = await this.#claimPass(session, worker, contended);
+          failures = 0;
+        } catch (error) {
+          if (error instanceof WaitAborted || !isRetryable(error)) throw error;
+          failures += 1;
+          this.#context.logger.debug(`Claim pass on queue "${this.#name}" failed; retrying`, {
+            error: describeError(error),
+          });
+          await sleep(retryPause(failures), waitSignal);
+          continue;
+        }
+        switch (pass.kind) {
+          case 'claimed':
+            if (isAborted(waitSignal)) {
+              await this.#unclaim(pass);
+              throw new WaitAborted();
+            }
+            return pass.task;
+          case 'conflict':
+            contended = true;
+            break;
+          case 'retry':
+            break;
+          case 'idle':
+            contended = false;
+            await this.#wakerFrom(pass.revision).wait(
+              pass.revision,
+              Math.min(pass.nextDue ?? Infinity, this.#lastFullReconcile + this.#options.reconcileIntervalMs),
+              waitSignal,
+            );
+            break;
+        }
+      }
+    } catch (error) {
+      throw waitError(this.#context, error, signal, cancelled);
+    }
+  }
+
+  /** Completes a claimed task; false when `task.claim` is no longer its claim. */
+  async ack(task: ClaimedTask): Promise<boolean> {
+    return this.#call(async () => {
+      if (!isRevision(task.claim)) return false;
+      const { kv } = this.#context;
+      const claimKey = this.#keys.claim(task.id);
+      const result = await kv.txn(
+        `Acking task ${task.id} on queue "${this.#name}"`,
+        [kv.createIs(claimKey, task.claim)],
+        [kv.delete(claimKey), kv.delete(this.#keys.task(task.id))],
+      );
+      return result.succeeded;
+    });
+  }
+
+  /** Gives a claimed task back: delayed with exponential backoff while attempts remain, else dead. */
+  async fail(task: ClaimedTask, error: ErrorInfo): Promise<'retry' | 'dead' | 'lost'> {
+    return this.#call(async () => {
+      if (!isRevision(task.claim)) return 'lost';
+      const { kv } = this.#context;
+      const claimKey = this.#keys.claim(task.id);
+      const taskKey = this.#keys.task(task.id);
+      const read = await kv.txn(`Reading task ${task.id}`, [], [kv.read(taskKey), kv.read(claimKey)]);
+      const stored = storedRecord(read.ranges[0]?.kvs[0]);
+      const claim = read.ranges[1]?.kvs[0];
+      if (stored === undefined || claim?.createRevision !== task.claim) return 'lost';
+      const { record, modRevision } = stored;
+      const guards = [kv.createIs(claimKey, task.claim), kv.modIs(taskKey, modRevision)];
+      if (record.a >= record.m) {
+        const dead: TaskRecord = { p: record.p, r: record.r, m: record.m, a: record.a, s: 'dead', e: error };
+        const buried = await kv.txn(`Burying task ${task.id} on queue "${this.#name}"`, guards, [
+          kv.delete(claimKey),
+          kv.put(taskKey, encodeRecord(withClaimant(dead, record), task.id)),
+          kv.put(this.#keys.dead(task.id), ''),
+        ]);
+        return buried.succeeded ? 'dead' : 'lost';
+      }
+      const due = Date.now() + backoffDelay(this.#options.backoff, record.a);
+      const index = this.#keys.delayedKey(due, task.id);
+      const delayed: TaskRecord = {
+        p: record.p,
+        r: record.r,
+        m: record.m,
+        a: record.a,
+        s: 'delayed',
+        k: index,
+      };
+      const retried = await kv.txn(`Delaying task ${task.id} on queue "${this.#name}"`, guards, [
+        kv.delete(claimKey),
+        kv.put(taskKey, encodeRecord(withClaimant(delayed, record), task.id)),
+        kv.put(index, ''),
+      ]);
+      return retried.succeeded ? 'retry' : 'lost';
+    });
+  }
+
+  /** Counts of the queue at one revision, after promoting due tasks. */
+  async stats(): Promise<QueueStats> {
+    return this.#call(async () => {
+      await this.#promoteDue(Date.now());
+      const { kv } = this.#context;
+      const count = (prefix: string): ReturnType<typeof kv.read> =>
+        kv.read(prefix, { prefix: true, countOnly: true });
+      const result = await kv.txn(
+        `Counting queue "${this.#name}"`,
+        [],
+        [count(this.#keys.ready), count(this.#keys.delayed), count(this.#keys.claims), count(this.#keys.dlq)],
+      );
+      const [ready, delayed, claimed, dead] = result.ranges.map((range) => range.count);
+      return { ready: ready ?? 0, delayed: delayed ?? 0, claimed: claimed ?? 0, dead: dead ?? 0 };
+    });
+  }
+
+  /** The dead tasks, oldest death first. */
+  async deadLetters(): Promise<readonly DeadTask[]> {
+    return this.#call(async () => {
+      const first = await this.#context.kv.range(this.#keys.dlq, { prefix: true, keysOnly: true });
+      const dead = [...first.kvs].sort((x, y) => compareRevisions(x.createRevision, y.createRevision));
+      const ids = dead.map((kv) => kv.key.slice(this.#keys.dlq.length));
+      const records = await this.#readRecords(ids, first.revision);
+      return ids.flatMap((id): DeadTask[] => {
+        const record = records.get(id)?.record;
+        if (record === undefined) return [];
+        const task: DeadTask = { id, payload: record.p, attempts: record.a };
+        return [record.e === undefined ? task : { ...task, error: record.e }];
+      });
+    });
+  }
+
+  /** Stops the queue's watch. */
+  close(): void {
+    this.#waker?.close();
+    this.#waker = undefined;
+  }
+
+  async #call<T>(fn: () => Promise<T>): Promise<T> {
+    assertOpen(this.#context);
+    try {
+      return await fn();
+    } catch (error) {
+      if (this.#context.closed.aborted) throw closedError(this.#context);
+      throw error;
+    }
+  }
+
+  #wakerFrom(revision: bigint): QueueWaker {
+    this.#waker ??= new QueueWaker(this.#context, this.#keys, revision + 1n);
+    return this.#waker;
+  }
+
+  /** Promotes due delayed tasks, reaps suspected orphans, then tries to claim the head (or a random near-head). */
+  async #claimPass(session: Session, worker: string, contended: boolean): Promise<ClaimPass> {
+    const { kv } = this.#context;
+    await this.#promoteDue(Date.now());
+    if (this.#waker !== undefined && this.#waker.suspects.size > 0 && (await this.#reapSuspects()) > 0) {
+      return { kind: 'retry' };
+    }
+    const ready = await kv.range(this.#keys.ready, { prefix: true, keysOnly: true, limit: readyWindow });
+    if (ready.kvs.length === 0) {
+      if (await this.#reconcileIfDue()) return { kind: 'retry' };
+      const next = await kv.range(this.#keys.delayed, { prefix: true, keysOnly: true, limit: 1 });
+      const first = next.kvs[0];
+      const nextDue = first === undefined ? undefined : this.#keys.parseDelayed(first.key)?.due;
+      return { kind: 'idle', revision: ready.revision, nextDue };
+    }
+
+    const pick = contended ? ready.kvs[randomInt(ready.kvs.length)] : ready.kvs[0];
+    if (pick === undefined) return { kind: 'retry' };
+    const id = this.#keys.idOfReady(pick.key);
+    if (id === undefined) {
+      await this.#dropStray(pick, undefined, undefined);
+      return { kind: 'retry' };
+    }
+    const stored = (await this.#readRecords([id])).get(id);
+    if (stored === undefined || stored.record.s !== 'ready' || stored.record.k !== pick.key) {
+      await this.#dropStray(pick, id, stored);
+      return { kind: 'retry' };
+    }
+    const before = stored.record;
+    const attempt = before.a + 1;
+    const nonce = randomUUID();
+    const claimed: TaskRecord = {
+      p: before.p,
+      r: before.r,
+      m: before.m,
+      a: attempt,
+      s: 'claimed',
+      w: `${worker}@${this.#context.memberId}`,
+    };
+    const claimValue: ClaimValue = { w: worker, m: this.#context.memberId, a: attempt, n: nonce };
+    const taskKey = this.#keys.task(id);
+    const claimKey = this.#keys.claim(id);
+    let claim: string | undefined;
+    try {
+      const result = await kv.txn(
+        `Claiming task ${id} on queue "${this.#name}"`,
+        [kv.exists(pick.key), kv.modIs(taskKey, stored.modRevision)],
+        [
+          kv.delete(pick.key),
+          kv.put(taskKey, encodeRecord(claimed, id)),
+          kv.put(claimKey, JSON.stringify(claimValue), session.leaseId),
+        ],
+      );
+      if (!result.succeeded) return { kind: 'conflict' };
+      claim = String(result.revision);
+    } catch (error) {
+      if (error instanceof LeaseLostError) {
+        this.#context.sessions.end(session, error.message);
+        return { kind: 'retry' };
+      }
+      if (!isRetryable(error)) throw error;
+      // The transaction may have applied with its answer lost: the nonce tells whether the claim is ours.
+      claim = await this.#verifyClaim(claimKey, nonce, session);
+      if (claim === undefined) throw error;
+    }
+    return { kind: 'claimed', task: { id, payload: before.p, attempt, claim }, readyKey: pick.key, before };
+  }
+
+  /** The create revision of our claim when `claimKey` holds our nonce; undefined when it does not or we cannot tell. */
+  async #verifyClaim(claimKey: string, nonce: string, session: Session): Promise<string | undefined> {
+    for (let attempt = 1; attempt <= repairAttempts && session.alive; attempt++) {
+      try {
+        const read = await this.#context.kv.range(claimKey);
+        const kv = read.kvs[0];
+        if (kv === undefined) return undefined;
+        const value = parseJson(kv.value) as Partial<ClaimValue> | undefined;
+        return value?.n === nonce ? kv.createRevision : undefined;
+      } catch {
+        await sleep(retryPause(attempt)).catch(() => undefined);
+      }
+    }
+    // Unknown: if it applied, the claim stays until our lease ends; ending it now hands the task on.
+    if (session.alive) this.#context.sessions.end(session, `could not verify a claim on ${claimKey}`);
+    return undefined;
+  }
+
+  /** Gives back a task claimed for a caller that stopped waiting, in its old place and with its old attempts. */
+  async #unclaim(pass: Extract<ClaimPass, { kind: 'claimed' }>): Promise<void> {
+    const { kv } = this.#context;
+    const { id, claim } = pass.task;
+    const claimKey = this.#keys.claim(id);
+    for (let attempt = 1; attempt <= repairAttempts; attempt++) {
+      try {
+        await kv.txn(
+          `Returning task ${id} on queue "${this.#name}"`,
+          [kv.createIs(claimKey, claim), kv.modIs(this.#keys.task(id), claim)],
+          [
+            kv.delete(claimKey),
+            kv.put(this.#keys.task(id), encodeRecord(pass.before, id)),
+            kv.put(pass.readyKey, ''),
+          ],
+        );
+        return;
+      } catch (error) {
+        if (!isRetryable(error)) break;
+        await sleep(retryPause(attempt)).catch(() => undefined);
+      }
+    }
+    this.#context.logger.warn(
+      `Could not return task ${id} to queue "${this.#name}"; it comes back with the lease`,
+      {
+        claim,
+      },
+    );
+  }
+
+  /** Deletes an index key that no record points to, guarded so that a record written meanwhile wins. */
+  async #dropStray(index: KeyValue, id: string | undefined, stored: StoredRecord | undefined): Promise<void> {
+    const { kv } = this.#context;
+    const guards = [kv.modIs(index.key, index.modRevision)];
+    if (id !== undefined) {
+      const taskKey = this.#keys.task(id);
+      guards.push(stored === undefined ? kv.absent(taskKey) : kv.modIs(taskKey, stored.modRevision));
+    }
+    await kv.txn(`Dropping stray index key ${index.key}`, guards, [kv.delete(index.key)]);
+  }
+
+  /** Moves delayed tasks due by `now` to `ready/`, keeping their due time as their place in line. */
+  async #promoteDue(now: number): Promise<number> {
+    const { kv } = this.#context;
+    const due = await kv.range(this.#keys.delayed, {
+      end: this.#keys.delayedDueEnd(now),
+      keysOnly: true,
+      limit: 32,
+    });
+    if (due.kvs.length === 0) return 0;
+    const entries = due.kvs.flatMap((index) => {
+      const parsed = this.#keys.parseDelayed(index.key);
+      return parsed === undefined ? [] : [{ index, ...parsed }];
+    });
+    const records = await this.#readRecords(entries.map((entry) => entry.id));
+    let promoted = 0;
+    for (const { index, id, due: dueAt } of entries) {
+      const stored = records.get(id);
+      if (stored === undefined || stored.record.s !== 'delayed' || stored.record.k !== index.key) {
+        await this.#dropStray(index, id, stored);
+        continue;
+      }
+      const { record } = stored;
+      const readyKey = this.#keys.readyKey(record.r, sequenceAt(dueAt), id);
+      const taskKey = this.#keys.task(id);
+      const result = await kv.txn(
+        `Promoting task ${id} on queue "${this.#name}"`,
+        [kv.exists(index.key), kv.modIs(taskKey, stored.modRevision)],
+        [
+          kv.delete(index.key),
+          kv.put(readyKey, ''),
+          kv.put(taskKey, encodeRecord({ ...record, s: 'ready', k: readyKey }, id)),
+        ],
+      );
+      if (result.succeeded) promoted += 1;
+    }
+    return promoted;
+  }
+
+  /** Reaps the tasks whose claims were seen deleted; returns how many went back. */
+  async #reapSuspects(): Promise<number> {
+    const waker = this.#waker;
+    if (waker === undefined) return 0;
+    if (waker.suspects.size > maxSuspects) {
+      waker.suspects.clear();
+      waker.needsReconcile = true;
+      return 0;
+    }
+    const ids = [...waker.suspects].slice(0, readBatch / 2);
+    for (const id of ids) waker.suspects.delete(id);
+    const { kv } = this.#context;
+    const read = await kv.txn(
+      `Checking claims on queue "${this.#name}"`,
+      [],
+      ids.flatMap((id) => [kv.read(this.#keys.task(id)), kv.read(this.#keys.claim(id))]),
+    );
+    const orphans = new Map<string, StoredRecord>();
+    ids.forEach((id, i) => {
+      const stored = storedRecord(read.ranges[2 * i]?.kvs[0]);
+      const claim = read.ranges[2 * i + 1]?.kvs[0];
+      if (stored?.record.s === 'claimed' && claim === undefined) orphans.set(id, stored);
+    });
+    return this.#requeueOrphans(orphans);
+  }
+
+  /** Runs a full reconcile when one is needed or due; returns whether any task went back. */
+  async #reconcileIfDue(): Promise<boolean> {
+    const now = Date.now();
+    const needed = this.#waker?.needsReconcile ?? true;
+    if (!needed && now - this.#lastFullReconcile < this.#options.reconcileIntervalMs) return false;
+    if (this.#waker !== undefined) this.#waker.needsReconcile = false;
+    this.#lastFullReconcile = now;
+    return (await this.#reconcile()) > 0;
+  }
+
+  /** Finds every claimed task without a claim at one revision and sends it back; returns how many. */
+  async #reconcile(): Promise<number> {
+    const { kv } = this.#context;
+    const claimed = new Map<string, StoredRecord>();
+    let revision: bigint | undefined;
+    for (let from = this.#keys.tasks; ;) {
+      const page = await kv.range(from, {
+        end: prefixUpperBound(this.#keys.tasks),
+        limit: pageSize,
+        ...(revision === undefined ? {} : { revision }),
+      });
+      revision ??= page.revision;
+      for (const kv of page.kvs) {
+        const stored = storedRecord(kv);
+        if (stored?.record.s === 'claimed') claimed.set(kv.key.slice(this.#keys.tasks.length), stored);
+      }
+      const last = page.kvs[page.kvs.length - 1];
+      if (!page.more || last === undefined) break;
+      from = `${last.key}\0`;
+    }
+    if (claimed.size === 0) return 0;
+    for (let from = this.#keys.claims; ;) {
+      const page = await kv.range(from, {
+        end: prefixUpperBound(this.#keys.claims),
+        limit: pageSize,
+        keysOnly: true,
+        revision,
+      });
+      for (const kv of page.kvs) claimed.delete(kv.key.slice(this.#keys.claims.length));
+      const last = page.kvs[page.kvs.length - 1];
+      if (!page.more || last === undefined) break;
+      from = `${last.key}\0`;
+    }
+    if (claimed.size > 0) {
+      this.#context.logger.info(`Reconcile found ${claimed.size} orphaned task(s) on queue "${this.#name}"`, {
+        member: this.#context.memberId,
+      });
+    }
+    return this.#requeueOrphans(claimed);
+  }
+
+  /** Sends tasks whose claimer's lease is gone back to `ready/`, or to `dlq/` when out of attempts. */
+  async #requeueOrphans(orphans: ReadonlyMap<string, StoredRecord>): Promise<number> {
+    const { kv } = this.#context;
+    let requeued = 0;
+    for (const [id, { record, modRevision }] of orphans) {
+      const taskKey = this.#keys.task(id);
+      const guards = [kv.modIs(taskKey, modRevision), kv.absent(this.#keys.claim(id))];
+      let result;
+      if (record.a >= record.m) {
+        const error: ErrorInfo = {
+          code: 'LEASE_LOST',
+          message: `Worker ${record.w ?? 'unknown'} lost its lease`,
+          retryable: true,
+        };
+        const dead: TaskRecord = { p: record.p, r: record.r, m: record.m, a: record.a, s: 'dead', e: error };
+        result = await kv.txn(`Burying orphaned task ${id} on queue "${this.#name}"`, guards, [
+          kv.put(taskKey, encodeRecord(withClaimant(dead, record), id)),
+          kv.put(this.#keys.dead(id), ''),
+        ]);
+      } else {
+        const readyKey = this.#keys.readyKey(record.r, this.#options.clock.next(Date.now()), id);
+        const ready: TaskRecord = {
+          p: record.p,
+          r: record.r,
+          m: record.m,
+          a: record.a,
+          s: 'ready',
+          k: readyKey,
+        };
+        result = await kv.txn(`Requeueing orphaned task ${id} on queue "${this.#name}"`, guards, [
+          kv.put(taskKey, encodeRecord(withClaimant(ready, record), id)),
+          kv.put(readyKey, ''),
+        ]);
+      }
+      if (result.succeeded) requeued += 1;
+    }
+    return requeued;
+  }
+
+  /** Reads task records by id, in read-only transactions of at most `readBatch` reads. */
+  async #readRecords(ids: readonly string[], revision?: bigint): Promise<Map<string, StoredRecord>> {
+    const { kv } = this.#context;
+    const records = new Map<string, StoredRecord>();
+    for (let i = 0; i < ids.length; i += readBatch) {
+      const batch = ids.slice(i, i + readBatch);
+      const options = revision === undefined ? {} : { revision };
+      const result = await kv.txn(
+        `Reading tasks of queue "${this.#name}"`,
+        [],
+        batch.map((id) => kv.read(this.#keys.task(id), options)),
+      );
+      batch.forEach((id, j) => {
+        const stored = storedRecord(result.ranges[j]?.kvs[0]);
+        if (stored !== undefined) records.set(id, stored);
+      });
+    }
+    return records;
+  }
+}
+
+/**
+ * Wakes a member's waiting claims on a queue: a watch on `q/<queue>/` that reports new ready and delayed keys and
+ * collects the ids of deleted claims (suspected orphans).
+ */
+class QueueWaker {
+  /** Ids whose claims were deleted since the last reap. */
+  readonly suspects = new Set<string>();
+  /** Set when the watch may have missed deleted claims (compaction). */
+  needsReconcile = false;
+  readonly #watch: KeyWatch;
+  readonly #keys: QueueKeys;
+  readonly #listeners = new Set<() => void>();
+  /** Every relevant change from this revision on has been seen. */
+  #coveredFrom: bigint;
+  /** The revision of the newest relevant change seen. */
+  #latest = 0n;
+  #gap = false;
+
+  constructor(context: CoordinatorContext, keys: QueueKeys, fromRevision: bigint) {
+    this.#keys = keys;
+    this.#coveredFrom = fromRevision;
+    this.#watch = new KeyWatch(context.kv, {
+      key: keys.root,
+      prefix: true,
+      startRevision: fromRevision,
+      onEvents: (events) => {
+        this.#onEvents(events);
+      },
+      onConnected: (next) => {
+        if (!this.#gap) return;
+        this.#gap = false;
+        this.#coveredFrom = next;
+        this.#wakeAll();
+      },
+      onCompacted: () => {
+        this.#gap = true;
+        this.needsReconcile = true;
+        this.#wakeAll();
+        return Promise.resolve(undefined);
+      },
+      logger: context.logger,
+    });
+  }
+
+  /**
+   * Resolves once a change after `revision` that may make a task claimable was seen, or at `dueAt` (ms since the
+   * epoch: a delayed task's due time or the next reconcile); rejects with `WaitAborted` when `signal` aborts.
+   * Resolves at once when it cannot vouch for changes after `revision`.
+   */
+  async wait(revision: bigint, dueAt: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) throw new WaitAborted();
+    if (this.#gap) {
+      await sleep(100, signal);
+      return;
+    }
+    if (revision + 1n < this.#coveredFrom || this.#latest > revision) return;
+    await new Promise<void>((resolve, reject) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.#listeners.delete(listener);
+        signal.removeEventListener('abort', onAbort);
+      };
+      const listener = (): void => {
+        if (this.#latest <= revision && !this.#gap) return;
+        finish();
+        resolve();
+      };
+      const onAbort = (): void => {
+        finish();
+        reject(new WaitAborted());
+      };
+      const timer = setTimeout(
+        () => {
+          finish();
+          resolve();
+        },
+        Math.min(2 ** 31 - 1, Math.max(0, dueAt - Date.now())),
+      );
+      timer.unref();
+      this.#listeners.add(listener);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  close(): void {
+    this.#watch.close();
+  }
+
+  #onEvents(events: readonly WatchEvent[]): void {
+    let relevant = false;
+    for (const event of events) {
+      const { key } = event.kv;
+      if (event.type === 'put' && (key.startsWith(this.#keys.ready) || key.startsWith(this.#keys.delayed))) {
+        relevant = true;
+      } else if (event.type === 'delete' && key.startsWith(this.#keys.claims)) {
+        this.suspects.add(key.slice(this.#keys.claims.length));
+        relevant = true;
+      } else {
+        continue;
+      }
+      if (event.revision > this.#latest) this.#latest = event.revision;
+    }
+    if (relevant) this.#wakeAll();
+  }
+
+  #wakeAll(): void {
+    for (const listener of [...this.#listeners]) listener();
+  }
+}
+
+/** The first key after every key starting with `prefix` (which ends in `/`). */
+function prefixUpperBound(prefix: string): string {
+  return `${prefix.slice(0, -1)}0`;
+}
+
+function compareRevisions(a: string, b: string): number {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** True for a claim id that can be an etcd revision. */
+function isRevision(claim: string): boolean {
+  return /^[1-9]\d{0,18}$/.test(claim) && BigInt(claim) < 2n ** 63n;
+}
+
+function parseJson(value: Buffer): unknown {
+  try {
+    return JSON.parse(value.toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function storedRecord(kv: KeyValue | undefined): StoredRecord | undefined {
+  if (kv === undefined) return undefined;
+  const record = parseJson(kv.value);
+  if (typeof record !== 'object' || record === null) return undefined;
+  const { s, a, m } = record as Partial<TaskRecord>;
+  if (typeof s !== 'string' || typeof a !== 'number' || typeof m !== 'number') return undefined;
+  return { record: record as TaskRecord, modRevision: kv.modRevision };
+}
+
+/** Keeps the last claimant on a record that moves on, for the error of a task that dies orphaned. */
+function withClaimant(next: TaskRecord, previous: TaskRecord): TaskRecord {
+  return previous.w === undefined ? next : { ...next, w: previous.w };
+}
+
+function encodeRecord(record: TaskRecord, id: string): string {
+  const encoded = JSON.stringify(record);
+  if (Buffer.byteLength(encoded) > maxRecordBytes) {
+    throw new PayloadTooLargeError(
+      `Task ${id}: the task record is larger than ${maxRecordBytes} bytes; keep big data in the store`,
+    );
+  }
+  return encoded;
+}
+
+/** Throws `InputError` unless `task` is well-formed. */
+function validateTask(task: QueueTask): void {
+  if (typeof task.id !== 'string' || task.id === '')
+    throw new InputError('Task id must be a non-empty string');
+  if (task.priority !== undefined && !Number.isFinite(task.priority)) {
+    throw new InputError(`Task ${task.id}: priority must be a finite number`);
+  }
+  if (task.notBefore !== undefined && !Number.isFinite(task.notBefore)) {
+    throw new InputError(`Task ${task.id}: notBefore must be a finite number`);
+  }
+  if (task.maxAttempts !== undefined && (!Number.isInteger(task.maxAttempts) || task.maxAttempts < 1)) {
+    throw new InputError(`Task ${task.id}: maxAttempts must be a positive integer`);
+  }
+}

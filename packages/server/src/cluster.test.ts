@@ -1,0 +1,276 @@
+/**
+ * Cluster mode against a real etcd: web, masters and workers as separate processes of the real binary, NetBox (test
+ * server) as the shared backend whose answers the tests slow down to catch jobs mid-flight.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Cluster, ClusterProcess } from './test-support/cluster.js';
+import { startCluster } from './test-support/cluster.js';
+
+let cluster: Cluster | undefined;
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+const TERMINAL = ['succeeded', 'failed', 'expired', 'cancelled'];
+
+async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function setup(c: Cluster): Promise<void> {
+  const subnet = await c.api.request('POST', '/api/inventory/subnet?wait=30s', {
+    body: { name: 's1', attrs: { cidr: '10.8.0.0/24', gateway: '10.8.0.1' } },
+  });
+  expect(subnet.body.state).toBe('succeeded');
+}
+
+async function createHosts(c: Cluster, prefix: string, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await c.api.request('POST', '/api/inventory/host', {
+      body: { name: `${prefix}-${i}`, attrs: { datacenter: 'pek1', subnet: 's1' } },
+    });
+    expect(r.status).toBe(202);
+    ids.push(r.body.id as string);
+  }
+  return ids;
+}
+
+/** Waits for every job to end and checks that each ended exactly once and made exactly one VM. */
+async function expectAllSucceededOnce(
+  c: Cluster,
+  ids: string[],
+  names: string[],
+  ms = 60_000,
+): Promise<void> {
+  for (const id of ids) {
+    const job = await until(
+      `job ${id}`,
+      async () => {
+        const r = await c.api.request('GET', `/api/jobs/${id}`);
+        return TERMINAL.includes(r.body.state) ? r.body : undefined;
+      },
+      ms,
+    );
+    expect([id, job.state, job.failure?.message]).toEqual([id, 'succeeded', undefined]);
+  }
+  const store = await c.store();
+  for (const id of ids) {
+    const ended = (await store.listEvents(id, 0)).filter((e) => e.type === 'ended');
+    expect(ended).toHaveLength(1);
+  }
+  for (const name of names) expect(c.netbox.state.vmsByName(name)).toHaveLength(1);
+}
+
+/** Waits until the job's NetBox task is out with a worker and the worker is inside the slowed-down create call. */
+async function midCall(c: Cluster, jobId: string): Promise<void> {
+  const store = await c.store();
+  await until('the NetBox task to be dispatched', async () =>
+    (await store.listEvents(jobId, 0)).some((e) => e.type === 'dispatched') ? true : undefined,
+  );
+  // The provider looks the VM up (fast), then creates it (slowed down): be inside the create.
+  await new Promise((r) => setTimeout(r, 600));
+}
+
+const alive = (p: ClusterProcess): boolean => p.child.exitCode === null && p.child.signalCode === null;
+
+describe('cluster mode over etcd', () => {
+  it('kill -9 of the leader mid-job: the standby takes over within the lease TTL and every job finishes once', async () => {
+    cluster = await startCluster({ leaseTtlSeconds: 3 });
+    const c = cluster;
+    await c.spawn('master', 'master-a');
+    await c.spawn('master', 'master-b');
+    await c.spawn('worker', 'worker-a');
+    await c.spawn('worker', 'worker-b');
+    await setup(c);
+    c.netbox.injectFault({
+      method: 'POST',
+      path: '/api/virtualization/virtual-machines/',
+      delayMs: 1500,
+      times: 6,
+    });
+    const ids = await createHosts(c, 'fo', 6);
+    const leader = await c.leader();
+    await until('a running job', async () => {
+      const r = await c.api.request('GET', '/api/jobs?state=running');
+      return r.body.items.length > 0 ? true : undefined;
+    });
+    const killedAt = Date.now();
+    leader.child.kill('SIGKILL');
+    const standby = c.processes.find((p) => p.role === 'master' && p !== leader)!;
+    await until(
+      'the standby to lead',
+      () => (standby.lines('leadership acquired').length > 0 ? true : undefined),
+      20_000,
+    );
+    const takeover = Date.now() - killedAt;
+    expect(takeover).toBeLessThan(3_000 + 5_000);
+    await expectAllSucceededOnce(
+      c,
+      ids,
+      ids.map((_, i) => `fo-${i}`),
+    );
+  }, 120_000);
+
+  it("a worker frozen past its lease: the task moves to another worker, and the frozen one's late ack is refused", async () => {
+    cluster = await startCluster({ leaseTtlSeconds: 3, workerConcurrency: 1 });
+    const c = cluster;
+    await c.spawn('master', 'master');
+    const frozen = await c.spawn('worker', 'worker-frozen');
+    await setup(c);
+    c.netbox.injectFault({
+      method: 'POST',
+      path: '/api/virtualization/virtual-machines/',
+      delayMs: 2500,
+      times: 1,
+    });
+    const ids = await createHosts(c, 'fz', 1);
+    await midCall(c, ids[0]!);
+    frozen.child.kill('SIGSTOP');
+    await c.spawn('worker', 'worker-b');
+    await expectAllSucceededOnce(c, ids, ['fz-0'], 60_000);
+    frozen.child.kill('SIGCONT');
+    await until(
+      'the refused late ack',
+      () => (frozen.log().includes('late result') ? true : undefined),
+      20_000,
+    );
+    const job = await c.api.request('GET', `/api/jobs/${ids[0]!}`);
+    expect(job.body.state).toBe('succeeded');
+  }, 120_000);
+
+  it('a leader frozen past its lease: the standby finishes the job; the old leader stops without changing it', async () => {
+    cluster = await startCluster({ leaseTtlSeconds: 3 });
+    const c = cluster;
+    await c.spawn('master', 'master-a');
+    await c.spawn('worker', 'worker');
+    await setup(c);
+    const first = await c.leader();
+    await c.spawn('master', 'master-b');
+    c.netbox.injectFault({
+      method: 'POST',
+      path: '/api/virtualization/virtual-machines/',
+      delayMs: 2000,
+      times: 1,
+    });
+    const ids = await createHosts(c, 'fl', 1);
+    await until('the job to run', async () =>
+      (await c.api.request('GET', `/api/jobs/${ids[0]!}`)).body.state === 'running' ? true : undefined,
+    );
+    first.child.kill('SIGSTOP');
+    const second = c.processes.find((p) => p.role === 'master' && p !== first)!;
+    await until(
+      'the standby to lead',
+      () => (second.lines('leadership acquired').length > 0 ? true : undefined),
+      20_000,
+    );
+    await expectAllSucceededOnce(c, ids, ['fl-0'], 60_000);
+    first.child.kill('SIGCONT');
+    await until(
+      'the old leader to notice',
+      () => (/fenced out|leadership lost|job handed over/.test(first.log()) ? true : undefined),
+      20_000,
+    );
+    const store = await c.store();
+    expect((await store.listEvents(ids[0]!, 0)).filter((e) => e.type === 'ended')).toHaveLength(1);
+    expect((await store.getJob(ids[0]!))?.state).toBe('succeeded');
+  }, 120_000);
+
+  it('a worker killed mid-task: the task is claimed again after the lease expires and completes', async () => {
+    cluster = await startCluster({ leaseTtlSeconds: 3, workerConcurrency: 1 });
+    const c = cluster;
+    await c.spawn('master', 'master');
+    const doomed = await c.spawn('worker', 'worker-doomed');
+    await setup(c);
+    c.netbox.injectFault({
+      method: 'POST',
+      path: '/api/virtualization/virtual-machines/',
+      delayMs: 3000,
+      times: 1,
+    });
+    const ids = await createHosts(c, 'wk', 1);
+    await midCall(c, ids[0]!);
+    doomed.child.kill('SIGKILL');
+    await c.spawn('worker', 'worker-b');
+    await expectAllSucceededOnce(c, ids, ['wk-0'], 60_000);
+  }, 120_000);
+
+  it('etcd restarted under load and a forced compaction: processes reconnect and every job ends', async () => {
+    cluster = await startCluster({ leaseTtlSeconds: 3 });
+    const c = cluster;
+    await c.spawn('master', 'master');
+    await c.spawn('worker', 'worker');
+    await setup(c);
+    c.netbox.injectFault({
+      method: 'POST',
+      path: '/api/virtualization/virtual-machines/',
+      delayMs: 300,
+      times: 10,
+    });
+    const ids = await createHosts(c, 'er', 10);
+    await c.etcd.restart();
+    await c.etcd.compact();
+    try {
+      await expectAllSucceededOnce(
+        c,
+        ids,
+        ids.map((_, i) => `er-${i}`),
+        60_000,
+      );
+    } catch (error) {
+      for (const p of c.processes)
+        console.error(`--- ${p.name}\n${p.log().split('\n').slice(-25).join('\n')}`);
+      for (const id of ids)
+        console.error(id, JSON.stringify((await c.api.request('GET', `/api/jobs/${id}`)).body.state));
+      throw error;
+    }
+    expect(c.processes.every(alive)).toBe(true);
+  }, 150_000);
+
+  it('two jobs on one node never run at the same time, across processes', async () => {
+    cluster = await startCluster({ leaseTtlSeconds: 3 });
+    const c = cluster;
+    await c.spawn('master', 'master-a');
+    await c.spawn('master', 'master-b');
+    await c.spawn('worker', 'worker-a');
+    await c.spawn('worker', 'worker-b');
+    await setup(c);
+    const created = await c.api.request('POST', '/api/inventory/host?wait=30s', {
+      body: { name: 'lk-0', attrs: { datacenter: 'pek1' } },
+    });
+    expect(created.body.state).toBe('succeeded');
+    c.netbox.injectFault({
+      method: 'PATCH',
+      path: '/api/virtualization/virtual-machines/',
+      delayMs: 300,
+      times: 20,
+    });
+    const ids: string[] = [];
+    for (const status of ['offline', 'planned', 'staged', 'decommissioning']) {
+      const r = await c.api.request('PATCH', '/api/inventory/host/lk-0', {
+        body: { status },
+        type: 'application/merge-patch+json',
+      });
+      expect(r.status).toBe(202);
+      ids.push(r.body.id as string);
+    }
+    const jobs = [];
+    for (const id of ids) jobs.push((await c.api.request('GET', `/api/jobs/${id}?wait=60s`)).body);
+    expect(jobs.map((j) => j.state)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+    const spans = jobs
+      .map((j) => [Date.parse(j.startedAt), Date.parse(j.endedAt)] as const)
+      .sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < spans.length; i++) expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![1]);
+  }, 120_000);
+});

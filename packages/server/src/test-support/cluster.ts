@@ -1,0 +1,176 @@
+/**
+ * A real cluster for tests: etcd from the harness, a NetBox test server as the shared (and slowable) backend, and
+ * `consortium web|master|worker` as separate processes of the real binary sharing one SQLite file.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Store } from '@consortium/core';
+import { openSqliteStore } from '@consortium/store-sqlite';
+import type { NetboxServer } from '@consortium/test-netbox-server';
+import { startNetboxServer } from '@consortium/test-netbox-server';
+import type { EtcdHarness } from '@consortium/testkit';
+import { startEtcd } from '@consortium/testkit';
+import type { Api } from './dev-server.js';
+import { BINARY, apiClient, tempDir } from './dev-server.js';
+
+/** One process of the cluster. */
+export interface ClusterProcess {
+  readonly role: 'web' | 'master' | 'worker';
+  readonly name: string;
+  readonly child: ChildProcessWithoutNullStreams;
+  /** Everything it logged so far (JSON lines on stderr). */
+  log(): string;
+  /** What it printed on stdout (the web's `url:` line). */
+  out(): string;
+  /** Parsed log lines whose message is `message`. */
+  lines(message: string): Record<string, unknown>[];
+}
+
+/** A running cluster. */
+export interface Cluster {
+  readonly etcd: EtcdHarness;
+  readonly netbox: NetboxServer;
+  readonly api: Api;
+  readonly processes: ClusterProcess[];
+  /** Opens the shared store (for reading events and jobs directly). */
+  store(): Promise<Store>;
+  spawn(
+    role: 'web' | 'master' | 'worker',
+    name: string,
+    env?: Record<string, string>,
+  ): Promise<ClusterProcess>;
+  /** The master that holds the leadership now (its latest `leadership acquired` after any other's). */
+  leader(): Promise<ClusterProcess>;
+  stop(): Promise<void>;
+}
+
+/** Starts etcd, NetBox and a web process; masters and workers are spawned by the test. */
+export async function startCluster(
+  options: { leaseTtlSeconds?: number; workerConcurrency?: number } = {},
+): Promise<Cluster> {
+  const data = tempDir('consortium-cluster-');
+  const etcd = await startEtcd();
+  const netbox = await startNetboxServer();
+  netbox.seed({ sites: [{ name: 'Peking 1', slug: 'pek1' }] });
+  const configFile = join(data.dir, 'cluster.yaml');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      cluster: 'test',
+      dataDir: data.dir,
+      coordinator: {
+        driver: 'etcd',
+        endpoints: [etcd.endpoint],
+        prefix: `/t-${process.pid}-${Date.now()}/`,
+        leaseTtlSeconds: options.leaseTtlSeconds ?? 3,
+      },
+      worker: { concurrency: options.workerConcurrency ?? 4 },
+      observe: { intervalSeconds: 0 },
+      log: { level: 'info', format: 'json' },
+      planner: { ttlSeconds: 300 },
+      plugins: [
+        { module: '@consortium/plugin-inventory', config: { hostAttributes: [] } },
+        { module: '@consortium/plugin-ipam' },
+        {
+          module: '@consortium/plugin-netbox',
+          config: { url: netbox.url, token: netbox.token, timeoutMs: 30_000 },
+        },
+      ],
+    }),
+  );
+  const made = spawnSync(
+    process.execPath,
+    [BINARY, 'token', 'create', '--role', 'admin', '--config', configFile],
+    {
+      encoding: 'utf8',
+    },
+  );
+  if (made.status !== 0) throw new Error(`token create failed: ${made.stderr}`);
+  const token = made.stdout.trim();
+  const processes: ClusterProcess[] = [];
+
+  const spawnRole = async (
+    role: ClusterProcess['role'],
+    name: string,
+    env: Record<string, string> = {},
+  ): Promise<ClusterProcess> => {
+    const args = [BINARY, role, '--config', configFile, ...(role === 'web' ? ['--port', '0'] : [])];
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...env } });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const proc: ClusterProcess = {
+      role,
+      name,
+      child,
+      log: () => stderr,
+      out: () => stdout,
+      lines: (message) =>
+        stderr
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .filter((l) => l['message'] === message),
+    };
+    processes.push(proc);
+    if (role === 'web') {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setInterval(() => {
+          if (/^url: /m.test(stdout)) {
+            clearInterval(timer);
+            resolve();
+          }
+        }, 20);
+        child.once('exit', (code) => {
+          clearInterval(timer);
+          reject(new Error(`web exited ${String(code)}: ${stderr}`));
+        });
+      });
+    }
+    return proc;
+  };
+  const web = await spawnRole('web', 'web');
+  const webUrl = /^url: (\S+)$/m.exec(web.out())?.[1];
+  if (webUrl === undefined) throw new Error(`web printed no url: ${web.log()}`);
+  let store: Store | undefined;
+  return {
+    etcd,
+    netbox,
+    api: apiClient(webUrl, token),
+    processes,
+    spawn: spawnRole,
+    store: async () => (store ??= await openSqliteStore({ path: join(data.dir, 'consortium.db') })),
+    async leader() {
+      for (let i = 0; i < 300; i++) {
+        let best: { proc: ClusterProcess; at: string } | undefined;
+        for (const proc of processes.filter(
+          (p) => p.role === 'master' && p.child.exitCode === null && p.child.signalCode === null,
+        )) {
+          const acquired = proc.lines('leadership acquired').at(-1);
+          const lost = proc.lines('leadership lost; campaigning again').at(-1);
+          const at = acquired?.['timestamp'] as string | undefined;
+          if (at === undefined || (lost !== undefined && String(lost['timestamp']) > at)) continue;
+          if (best === undefined || at > best.at) best = { proc, at };
+        }
+        if (best !== undefined) return best.proc;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error('no master leads');
+    },
+    async stop() {
+      for (const proc of processes) {
+        if (proc.child.exitCode === null && proc.child.signalCode === null) {
+          proc.child.kill('SIGCONT');
+          proc.child.kill('SIGKILL');
+        }
+      }
+      await store?.close();
+      await netbox.stop();
+      await etcd.stop();
+      data.remove();
+    },
+  };
+}
