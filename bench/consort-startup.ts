@@ -48,7 +48,9 @@ export async function consortStartupBench(): Promise<void> {
       const t = /^token: (\S+)$/m.exec(out)?.[1];
       if (u !== undefined && t !== undefined) resolve({ url: u, token: t });
     });
-    server.once('exit', (code) => { reject(new Error(`consortium dev exited ${String(code)}`)); });
+    server.once('exit', (code) => {
+      reject(new Error(`consortium dev exited ${String(code)}`));
+    });
   });
   await fetch(`${url}/api/inventory/vlan?wait=30s`, {
     method: 'POST',

@@ -1,4 +1,5 @@
 /** Runs the benchmarks named on the command line (all when none): `pnpm bench [planner ...]`. */
+import { clusterBench } from './cluster.js';
 import { consortStartupBench } from './consort-startup.js';
 import { httpBench } from './http.js';
 import { plannerBench } from './planner.js';
@@ -7,6 +8,7 @@ const benches: Record<string, () => Promise<void>> = {
   planner: plannerBench,
   http: httpBench,
   consort: consortStartupBench,
+  cluster: clusterBench,
 };
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {
