@@ -117,6 +117,15 @@ export class EtcdCoordinator implements Coordinator {
     return this.#sessions.current?.leaseId;
   }
 
+  /**
+   * How long ago the newest acknowledged keepalive (or the grant) of the session lease was sent, in ms; undefined
+   * while there is no session. The lease is given up when this passes half its TTL: watch it as a metric.
+   */
+  get keepaliveLagMs(): number | undefined {
+    const session = this.#sessions.current;
+    return session === undefined ? undefined : Math.round(performance.now() - session.lastAckedSendAt);
+  }
+
   /** Waits until this member leads `election`; rejects with `CancelledError` when `signal` aborts or on close. */
   async campaign(election: string, signal: AbortSignal): Promise<Held> {
     const cancelled = `Campaign for election "${election}" cancelled`;

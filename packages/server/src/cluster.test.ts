@@ -102,10 +102,7 @@ describe('cluster mode over etcd', () => {
     });
     const ids = await createHosts(c, 'fo', 6);
     const leader = await c.leader();
-    await until('a running job', async () => {
-      const r = await c.api.request('GET', '/api/jobs?state=running');
-      return r.body.items.length > 0 ? true : undefined;
-    });
+    await midCall(c, ids[0]!);
     const killedAt = Date.now();
     leader.child.kill('SIGKILL');
     const standby = c.processes.find((p) => p.role === 'master' && p !== leader)!;
@@ -121,6 +118,13 @@ describe('cluster mode over etcd', () => {
       ids,
       ids.map((_, i) => `fo-${i}`),
     );
+    // The new leader's own /metrics: leadership, lease health, queues, and the tasks it had to run again.
+    const metrics = await (await fetch(`${standby.url()}/metrics`)).text();
+    expect(metrics).toMatch(/^consortium_leader 1$/m);
+    expect(metrics).toMatch(/^consortium_lease_keepalive_lag_seconds \d+(\.\d+)?$/m);
+    expect(metrics).toMatch(/^consortium_queue_tasks\{queue="tasks",state="dead"\} 0$/m);
+    expect(metrics).toMatch(/^consortium_task_retries_total\{provider="(netbox|ipam)"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/^consortium_jobs_total\{kind="host",state="succeeded"\} [1-9]\d*$/m);
   }, 120_000);
 
   it("a worker frozen past its lease: the task moves to another worker, and the frozen one's late ack is refused", async () => {

@@ -105,7 +105,11 @@ await yargs(hideBin(process.argv))
     'run one role of a cluster (web: the API; master: leader election and jobs; worker: provider tasks)',
     (y) =>
       y
-        .option('port', { type: 'number', describe: 'HTTP port of the web role (0 picks a free one)' })
+        .option('port', {
+          type: 'number',
+          describe:
+            'HTTP port: the API for web; /healthz and /metrics for master and worker (0 picks a free one)',
+        })
         .option('host', { type: 'string', describe: 'address the web role listens on' })
         .example(
           '$0 master --config /etc/consortium/config.yaml',
@@ -121,9 +125,14 @@ await yargs(hideBin(process.argv))
             `consortium ${role} runs one role of a cluster and needs etcd: set coordinator.driver: etcd and coordinator.endpoints (or CONSORTIUM_ETCD_ENDPOINTS); for one process use \`consortium dev\``,
           );
         }
-        const running = await startRoles(config, [role], ({ url }) => {
-          process.stdout.write(`url: ${url}\n`);
-        });
+        const running = await startRoles(
+          config,
+          [role],
+          ({ url }) => {
+            process.stdout.write(`url: ${url}\n`);
+          },
+          role === 'web' || args.port === undefined ? {} : { metricsPort: args.port },
+        );
         const onSignal = (): void => {
           running.logger.info('shutting down (press Ctrl-C again to stop at once)');
           running.stop();

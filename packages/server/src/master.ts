@@ -332,6 +332,7 @@ export class Master implements Runnable {
         if (dispatch.tasks.length > 0) {
           const tasks = coordinator.queue(TASK_QUEUE);
           for (const task of dispatch.tasks) {
+            if (task.attempt > 1) this.deps.metrics?.taskRetried(task.provider);
             const message: TaskMessage = { task, fencingToken: lock.token };
             await tasks.enqueue({
               id: `${task.id}#${task.attempt}`,

@@ -11,8 +11,14 @@ export class Metrics {
   private readonly rounds: Histogram;
   private readonly tasks: Histogram;
 
+  private readonly retries: Counter;
+
   /** Registers every metric; queue gauges read the coordinator's stats at scrape time. */
-  constructor(coordinator: Coordinator, isLeader: () => boolean) {
+  constructor(
+    coordinator: Coordinator,
+    isLeader: () => boolean,
+    keepaliveLagMs: () => number | undefined = () => undefined,
+  ) {
     collectDefaultMetrics({ register: this.registry });
     this.http = new Histogram({
       name: 'consortium_http_request_duration_seconds',
@@ -55,6 +61,21 @@ export class Metrics {
         }
       },
     });
+    this.retries = new Counter({
+      name: 'consortium_task_retries_total',
+      help: 'Provider tasks dispatched again after a retryable error, a lost worker or a failover, by provider.',
+      labelNames: ['provider'],
+      registers: [this.registry],
+    });
+    new Gauge({
+      name: 'consortium_lease_keepalive_lag_seconds',
+      help: "Age of the newest acknowledged keepalive of this process's etcd session lease (lost at half its TTL).",
+      registers: [this.registry],
+      collect() {
+        const lag = keepaliveLagMs();
+        if (lag !== undefined) this.set(lag / 1000);
+      },
+    });
     new Gauge({
       name: 'consortium_leader',
       help: '1 while this process leads (runs the master), else 0.',
@@ -74,6 +95,11 @@ export class Metrics {
   jobEnded(kind: string, state: string, rounds?: number): void {
     this.jobs.inc({ kind, state });
     if (rounds !== undefined) this.rounds.observe(rounds);
+  }
+
+  /** Records a task dispatched again (attempt 2 or later). */
+  taskRetried(provider: string): void {
+    this.retries.inc({ provider });
   }
 
   /** Records one provider task. */

@@ -5,6 +5,7 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import express from 'express';
 import type { Coordinator, Store } from '@consortium/core';
 import { InputError, systemClock } from '@consortium/core';
 import { EtcdCoordinator } from '@consortium/coord-etcd';
@@ -82,7 +83,11 @@ export async function startRoles(
   config: Config,
   roles: readonly Role[],
   onReady: (ready: Ready) => void,
-  options: { readonly adminToken?: boolean } = {},
+  options: {
+    readonly adminToken?: boolean;
+    /** A process without the web role serves only /healthz and /metrics on this port, when given. */
+    readonly metricsPort?: number;
+  } = {},
 ): Promise<RunningProcess & ProcessParts> {
   if (roles.length === 0) throw new InputError('a process needs at least one role: web, master or worker');
   const logger = createLogger(config.log).child({ roles: roles.join(',') });
@@ -100,7 +105,11 @@ export async function startRoles(
     },
   );
   let leading = false;
-  const metrics = new Metrics(coordinator, () => leading);
+  const metrics = new Metrics(
+    coordinator,
+    () => leading,
+    () => (coordinator instanceof EtcdCoordinator ? coordinator.keepaliveLagMs : undefined),
+  );
   const token =
     options.adminToken === true
       ? (await createToken(store, { role: 'admin', description: 'consortium dev', now: clock.now() })).secret
@@ -131,6 +140,22 @@ export async function startRoles(
       new WebServer(app, config.web.host, config.web.port, (url) => {
         logger.info('listening', { url, kinds: [...kinds.keys()], dataDir: config.dataDir });
         onReady({ url, ...(token === undefined ? {} : { token }) });
+      }),
+    );
+  }
+  if (!roles.includes('web') && options.metricsPort !== undefined) {
+    const app = express();
+    app.disable('x-powered-by');
+    app.get('/healthz', (_req, res) => {
+      res.json({ status: 'ok' });
+    });
+    app.get('/metrics', async (_req, res) => {
+      res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    });
+    runnables.push(
+      new WebServer(app, config.web.host, options.metricsPort, (url) => {
+        logger.info('metrics listening', { url });
+        onReady({ url });
       }),
     );
   }
@@ -197,7 +222,9 @@ export async function startDev(
   return startRoles(
     config,
     ['web', 'master', 'worker'],
-    (ready) => { onReady({ url: ready.url, token: ready.token ?? '' }); },
+    (ready) => {
+      onReady({ url: ready.url, token: ready.token ?? '' });
+    },
     {
       adminToken: true,
     },

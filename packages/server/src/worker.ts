@@ -3,8 +3,8 @@
  * time, then hands each result back through the `results` queue. On shutdown it stops claiming and lets the tasks
  * in flight finish, so nothing is lost on Ctrl-C; a second, hard stop aborts them (they are re-run elsewhere).
  */
-import type { ClaimedTask, Clock, Coordinator, JsonValue, TaskResult } from '@consortium/core';
-import { CancelledError, toErrorInfo } from '@consortium/core';
+import type { ClaimedTask, Clock, Coordinator, JsonValue, Queue, TaskResult } from '@consortium/core';
+import { CancelledError, isConsortiumError, toErrorInfo } from '@consortium/core';
 import type winston from 'winston';
 import type { ResultMessage, TaskMessage } from './master.js';
 import { RESULT_QUEUE, TASK_QUEUE } from './master.js';
@@ -12,6 +12,11 @@ import type { Metrics } from './metrics.js';
 import type { Kinds } from './plugins.js';
 import type { Runnable } from './runnable.js';
 import { stopped } from './runnable.js';
+
+/** First pause before handing a result back again after a retryable failure; it doubles up to `RETRY_MAX_MS`. */
+const RETRY_INITIAL_MS = 250;
+/** Longest pause between attempts at handing a result back. */
+const RETRY_MAX_MS = 5000;
 
 /** Dependencies of a worker. */
 export interface WorkerDeps {
@@ -54,16 +59,61 @@ export class Worker implements Runnable {
       const message = claimed.payload as unknown as TaskMessage;
       const result = await this.execute(message);
       const reply: ResultMessage = { jobId: message.task.jobId, result };
-      await coordinator
-        .queue(RESULT_QUEUE)
-        .enqueue({ id: claimed.id, payload: reply as unknown as JsonValue });
-      if (!(await tasks.ack(claimed))) {
-        logger.warn(
-          'late result: this worker lost its claim on the task; the master ignores stale attempts',
-          {
-            task: claimed.id,
-          },
-        );
+      try {
+        await this.handBack(tasks, claimed, reply);
+      } catch (error) {
+        if (error instanceof CancelledError || this.deps.hardStop?.aborted === true) return;
+        logger.error('handing a result back failed', { task: claimed.id, error: (error as Error).message });
+      }
+    }
+  }
+
+  /**
+   * Enqueues the result of a claimed task, then acks the task. Both are retried while the coordinator reports a
+   * retryable failure (etcd restarting, a connection dropped): the provider already ran, and giving up would run it
+   * again or, worse, end this worker. A result refused for good gives the task back (to run again) rather than sit
+   * on its claim. Throws `CancelledError` on close, the last error on a hard stop and a failed ack that is not
+   * retryable.
+   */
+  private async handBack(tasks: Queue, claimed: ClaimedTask, reply: ResultMessage): Promise<void> {
+    const { coordinator, logger } = this.deps;
+    const results = coordinator.queue(RESULT_QUEUE);
+    try {
+      await this.retrying('enqueueing a result', claimed.id, () =>
+        results.enqueue({ id: claimed.id, payload: reply as unknown as JsonValue }),
+      );
+    } catch (error) {
+      if (error instanceof CancelledError || this.deps.hardStop?.aborted === true) throw error;
+      logger.error('the result was refused; the task is given back to run again', {
+        task: claimed.id,
+        error: (error as Error).message,
+      });
+      await tasks.fail(claimed, toErrorInfo(error)).catch((failed: unknown) => {
+        logger.warn("giving the task back failed; it comes back once this worker's claim lapses", {
+          task: claimed.id,
+          error: (failed as Error).message,
+        });
+      });
+      return;
+    }
+    if (!(await this.retrying('acking a task', claimed.id, () => tasks.ack(claimed)))) {
+      logger.warn('late result: this worker lost its claim on the task; the master ignores stale attempts', {
+        task: claimed.id,
+      });
+    }
+  }
+
+  /** Calls `fn` until it succeeds or fails with an error that is not retryable; a hard stop ends the retries. */
+  private async retrying<T>(what: string, task: string, fn: () => Promise<T>): Promise<T> {
+    const { clock, logger, hardStop } = this.deps;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (error) {
+        const retryable = isConsortiumError(error) && error.retryable && !(error instanceof CancelledError);
+        if (!retryable || hardStop?.aborted === true) throw error;
+        logger.warn(`${what} failed; retrying`, { task, attempt, error: error.message });
+        await clock.sleep(Math.min(RETRY_MAX_MS, RETRY_INITIAL_MS * 2 ** (attempt - 1)), hardStop);
       }
     }
   }

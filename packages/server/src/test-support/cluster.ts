@@ -22,8 +22,10 @@ export interface ClusterProcess {
   readonly child: ChildProcessWithoutNullStreams;
   /** Everything it logged so far (JSON lines on stderr). */
   log(): string;
-  /** What it printed on stdout (the web's `url:` line). */
+  /** What it printed on stdout (its `url:` line). */
   out(): string;
+  /** Its URL: the API of a web process, /metrics of the others. */
+  url(): string;
   /** Parsed log lines whose message is `message`. */
   lines(message: string): Record<string, unknown>[];
 }
@@ -96,7 +98,8 @@ export async function startCluster(
     name: string,
     env: Record<string, string> = {},
   ): Promise<ClusterProcess> => {
-    const args = [BINARY, role, '--config', configFile, ...(role === 'web' ? ['--port', '0'] : [])];
+    // Every role gets a port: the API for web, /healthz and /metrics for master and worker.
+    const args = [BINARY, role, '--config', configFile, '--port', '0'];
     const child = spawn(process.execPath, args, { env: { ...process.env, ...env } });
     let stderr = '';
     let stdout = '';
@@ -108,6 +111,7 @@ export async function startCluster(
       child,
       log: () => stderr,
       out: () => stdout,
+      url: () => /^url: (\S+)$/m.exec(stdout)?.[1] ?? '',
       lines: (message) =>
         stderr
           .split('\n')
@@ -116,7 +120,7 @@ export async function startCluster(
           .filter((l) => l['message'] === message),
     };
     processes.push(proc);
-    if (role === 'web') {
+    {
       await new Promise<void>((resolve, reject) => {
         const timer = setInterval(() => {
           if (/^url: /m.test(stdout)) {
