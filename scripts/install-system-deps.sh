@@ -1,24 +1,43 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs and the package manager cannot: etcd (server and etcdctl) for
-# the etcd coordinator's integration tests. Called by `make test` and `.ci/run`. Idempotent and quiet: does nothing
-# when etcd is already installed. Needs root and apt-get; without them it says what to install and carries on, and
-# the etcd suite then fails with the same hint rather than skipping.
+# the etcd coordinator and cluster tests, tmux for the terminal test of consort. Called by `make test` and
+# `.ci/run`. Idempotent and quiet: installs only what is missing. Needs root and apt-get; without them it says
+# what to install and carries on, and the suites that need a missing tool then fail with the same hint.
 set -uo pipefail
 
-if command -v etcd >/dev/null 2>&1 && command -v etcdctl >/dev/null 2>&1; then
-  exit 0
-fi
-hint='install the Debian packages etcd-server and etcd-client (apt-get install etcd-server etcd-client)'
+# command-to-check:debian-packages
+needs=(
+  "etcd:etcd-server etcd-client"
+  "etcdctl:etcd-client"
+  "tmux:tmux"
+)
+
+missing=()
+for need in "${needs[@]}"; do
+  command="${need%%:*}"
+  packages="${need#*:}"
+  if ! command -v "$command" >/dev/null 2>&1; then missing+=($packages); fi
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+hint="install the Debian packages ${missing[*]} (apt-get install ${missing[*]})"
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install-system-deps: etcd is missing and this is not root, so nothing was installed; $hint" >&2
+  echo "install-system-deps: missing tools and this is not root, so nothing was installed; $hint" >&2
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-system-deps: etcd is missing and there is no apt-get; $hint or the equivalent" >&2
+  echo "install-system-deps: missing tools and there is no apt-get; $hint or the equivalent" >&2
   exit 0
 fi
-echo "install-system-deps: installing etcd-server and etcd-client" >&2
-if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null; }; then
-  echo "install-system-deps: installing etcd failed (see above); the etcd tests will fail until it is installed" >&2
+echo "install-system-deps: installing ${missing[*]}" >&2
+# No service manager runs here: keep package scripts from trying to start daemons.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created_policy=1
 fi
+if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
+  echo "install-system-deps: installing ${missing[*]} failed (see above); the tests that need them will fail" >&2
+fi
+[ "$created_policy" -eq 1 ] && rm -f "$policy"
 exit 0
