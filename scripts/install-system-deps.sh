@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs and the package manager cannot: etcd (server and etcdctl) for
-# the etcd coordinator and cluster tests, tmux for the terminal test of consort. Called by `make test` and
-# `.ci/run`. Idempotent and quiet: installs only what is missing. Needs root and apt-get; without them it says
-# what to install and carries on, and the suites that need a missing tool then fail with the same hint.
+# the etcd coordinator and cluster tests, tmux for the terminal test of consort, and libvirtd, virsh, QEMU for x86
+# and sshd for the libvirt plugin's lab (test/libvirt-lab starts them itself, without systemd). Called by
+# `make test` and `.ci/run`. Idempotent and quiet: installs only what is missing. Needs root and apt-get; without
+# them it says what to install and carries on, and the suites that need a missing tool then fail with the same hint.
 set -uo pipefail
 
 # command-to-check:debian-packages
@@ -10,6 +11,13 @@ needs=(
   "etcd:etcd-server etcd-client"
   "etcdctl:etcd-client"
   "tmux:tmux"
+  # The libvirt lab: sbin paths are absolute so that a PATH without sbin does not reinstall them every time.
+  "/usr/sbin/libvirtd:libvirt-daemon"
+  "/usr/sbin/virtlogd:libvirt-daemon"
+  "/usr/bin/virsh:libvirt-clients"
+  "/usr/bin/qemu-system-x86_64:qemu-system-x86"
+  "/usr/sbin/sshd:openssh-server"
+  "/usr/bin/ssh-keygen:openssh-client"
 )
 
 missing=()
@@ -30,13 +38,15 @@ if ! command -v apt-get >/dev/null 2>&1; then
   exit 0
 fi
 echo "install-system-deps: installing ${missing[*]}" >&2
-# No service manager runs here: keep package scripts from trying to start daemons.
+# No service manager runs here: keep package scripts from trying to start daemons (openssh-server's would start
+# sshd on port 22). Recommends are left out: libvirt-daemon's would pull every QEMU architecture and LVM.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
 if [ ! -e "$policy" ]; then
   printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created_policy=1
 fi
-if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
+export DEBIAN_FRONTEND=noninteractive
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
   echo "install-system-deps: installing ${missing[*]} failed (see above); the tests that need them will fail" >&2
 fi
 [ "$created_policy" -eq 1 ] && rm -f "$policy"

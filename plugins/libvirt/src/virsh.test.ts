@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { isDomainMissing, shellQuote, virshMessage } from './virsh.js';
+
+describe('virsh helpers', () => {
+  it('quotes words for a POSIX shell', () => {
+    expect(shellQuote('qemu:///system')).toBe('qemu:///system');
+    expect(shellQuote('web-01')).toBe('web-01');
+    expect(shellQuote("it's $x")).toBe(`'it'\\''s $x'`);
+    expect(shellQuote('<vm booted="yes"/>')).toBe(`'<vm booted="yes"/>'`);
+  });
+
+  it("keeps virsh's words without the error: prefixes", () => {
+    const result = {
+      code: 1,
+      stdout: '',
+      stderr:
+        "error: Failed to start domain 'web-01'\nerror: Network not found: no network with matching name 'x'\n",
+    };
+    expect(virshMessage(result)).toBe(
+      "Failed to start domain 'web-01': Network not found: no network with matching name 'x'",
+    );
+    expect(virshMessage({ code: 3, stdout: '', stderr: '' })).toBe('exit status 3');
+    expect(isDomainMissing({ code: 1, stdout: '', stderr: "error: failed to get domain 'web-01'\n" })).toBe(
+      true,
+    );
+    expect(isDomainMissing(result)).toBe(false);
+  });
+});

@@ -1,0 +1,168 @@
+/**
+ * `virsh` on one hypervisor, over a remote shell: the reads and writes the provider needs, each idempotent where
+ * libvirt lets it be, and virsh's errors translated (a missing domain is a value, "already active" and "not
+ * running" are done, anything else is `BackendError` with virsh's own words).
+ */
+import { BackendError, BackendUnavailableError } from '@consortium/plugin-api';
+import type { DomainFacts, DomainMetadata } from './domain-xml.js';
+import { METADATA_NS, metadataElement, parseDomainXml } from './domain-xml.js';
+import type { CommandResult, RemoteShell } from './ssh-session.js';
+
+/** A domain as the provider sees it: its XML facts and whether it runs. */
+export interface DomainState extends DomainFacts {
+  /** True when the domain is active (running, paused, shutting down): it holds its memory. */
+  readonly active: boolean;
+}
+
+/** Options of every call. */
+export interface CallOptions {
+  readonly signal: AbortSignal;
+}
+
+/** Quotes one word for a POSIX shell. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** virsh's error lines without the `error: ` prefixes, joined: what the job shows. */
+export function virshMessage(result: CommandResult): string {
+  const text = (result.stderr.trim() || result.stdout.trim())
+    .split('\n')
+    .map((line) => line.replace(/^error:\s*/, '').trim())
+    .filter((line) => line !== '')
+    .join(': ');
+  return text === '' ? `exit status ${result.code}` : text;
+}
+
+/** True when virsh says the domain does not exist. */
+export function isDomainMissing(result: CommandResult): boolean {
+  return /failed to get domain|Domain not found|no domain with matching/i.test(result.stderr);
+}
+
+const ACTIVE_STATES = new Set(['running', 'paused', 'idle', 'in shutdown', 'pmsuspended', 'blocked']);
+
+/** Marks the domain list from the domain XMLs in the output of the scan script. */
+const ACTIVE_MARK = '@consortium-active';
+const DOMAIN_MARK = '@consortium-domain';
+
+/** virsh on one hypervisor. */
+export class Virsh {
+  /** Makes a virsh client for `uri` over `shell`; `hypervisor` names it in messages. */
+  constructor(
+    readonly hypervisor: string,
+    private readonly shell: RemoteShell,
+    private readonly uri: string,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** The virsh command line for `args`, in the C locale so that its messages can be matched. */
+  private command(args: readonly string[]): string {
+    return ['LC_ALL=C', 'virsh', '-q', '-c', this.uri, ...args].map(shellQuote).join(' ');
+  }
+
+  private async exec(command: string, options: CallOptions, stdin?: string): Promise<CommandResult> {
+    const result = await this.shell.exec(command, {
+      signal: options.signal,
+      timeoutMs: this.timeoutMs,
+      ...(stdin === undefined ? {} : { stdin }),
+    });
+    if (result.code !== 0) this.checkReachable(result);
+    return result;
+  }
+
+  /** Throws for failures that are about reaching libvirt at all, not about the domain. */
+  private checkReachable(result: CommandResult): void {
+    const where = `hypervisor ${this.hypervisor} (${this.shell.address})`;
+    if (result.code === 127 || /virsh: (command )?not found/.test(result.stderr)) {
+      throw new BackendError(`${where} has no virsh: install libvirt-clients there`);
+    }
+    if (/failed to connect to the hypervisor/i.test(result.stderr)) {
+      const message = virshMessage(result);
+      if (/Permission denied|authentication|not authorized|polkit/i.test(result.stderr)) {
+        throw new BackendError(
+          `${where}: virsh -c ${this.uri} was refused: ${message} (add the SSH user to group libvirt)`,
+        );
+      }
+      throw new BackendUnavailableError(`${where}: libvirtd does not answer: ${message}`, {
+        details: { hypervisor: this.hypervisor },
+      });
+    }
+  }
+
+  private fail(action: string, name: string, result: CommandResult): BackendError {
+    return new BackendError(`virsh ${action} ${name} on ${this.hypervisor}: ${virshMessage(result)}`, {
+      details: { hypervisor: this.hypervisor, action, domain: name },
+    });
+  }
+
+  /** The domain's state and persistent definition, or null when it is not defined. */
+  async domain(name: string, options: CallOptions): Promise<DomainState | null> {
+    const line = `${this.command(['domstate', name])} && ${this.command(['dumpxml', '--inactive', name])}`;
+    const result = await this.exec(line, options);
+    if (result.code !== 0) {
+      if (isDomainMissing(result)) return null;
+      throw this.fail('dumpxml', name, result);
+    }
+    const newline = result.stdout.indexOf('\n');
+    const state = result.stdout.slice(0, newline).trim();
+    return { ...parseDomainXml(result.stdout.slice(newline + 1)), active: ACTIVE_STATES.has(state) };
+  }
+
+  /**
+   * Every defined domain with its persistent definition and whether it runs, in one remote command (a domain
+   * removed while the list is read is left out).
+   */
+  async domains(options: CallOptions): Promise<DomainState[]> {
+    const list = (...flags: string[]): string => this.command(['list', ...flags, '--uuid']);
+    const script = [
+      `all=$(${list('--all')}) || exit $?`,
+      `active=$(${list()}) || exit $?`,
+      `echo ${ACTIVE_MARK} $active`,
+      `for d in $all; do echo ${DOMAIN_MARK}; ${this.command(['dumpxml', '--inactive'])} "$d" 2>/dev/null; done`,
+      'exit 0',
+    ].join('; ');
+    const result = await this.exec(script, options);
+    if (result.code !== 0) throw this.fail('list', '--all', result);
+    const [head = '', ...chunks] = result.stdout.split(`${DOMAIN_MARK}\n`);
+    const active = new Set(head.replace(ACTIVE_MARK, '').trim().split(/\s+/));
+    return chunks
+      .filter((chunk) => chunk.includes('<domain'))
+      .map((chunk) => {
+        const facts = parseDomainXml(chunk);
+        return { ...facts, active: facts.uuid !== undefined && active.has(facts.uuid) };
+      });
+  }
+
+  /** Defines (or redefines) a domain from its XML. */
+  async define(name: string, xml: string, options: CallOptions): Promise<void> {
+    const result = await this.exec(this.command(['define', '/dev/stdin']), options, xml);
+    if (result.code !== 0) throw this.fail('define', name, result);
+  }
+
+  /** Starts a domain; one that is already active counts as started. Throws `BackendError` when it fails. */
+  async start(name: string, options: CallOptions): Promise<void> {
+    const result = await this.exec(this.command(['start', name]), options);
+    if (result.code !== 0 && !/already active/i.test(result.stderr)) throw this.fail('start', name, result);
+  }
+
+  /** Powers a domain off at once; one that is not running counts as stopped. */
+  async destroy(name: string, options: CallOptions): Promise<void> {
+    const result = await this.exec(this.command(['destroy', name]), options);
+    if (result.code !== 0 && !/not running|is not active/i.test(result.stderr) && !isDomainMissing(result)) {
+      throw this.fail('destroy', name, result);
+    }
+  }
+
+  /** Removes a domain's definition; one that is already gone counts as removed. */
+  async undefine(name: string, options: CallOptions): Promise<void> {
+    const result = await this.exec(this.command(['undefine', name]), options);
+    if (result.code !== 0 && !isDomainMissing(result)) throw this.fail('undefine', name, result);
+  }
+
+  /** Replaces the plugin's metadata in the domain's persistent definition. */
+  async setMetadata(name: string, metadata: DomainMetadata, options: CallOptions): Promise<void> {
+    const args = ['metadata', name, '--uri', METADATA_NS, '--key', 'consortium', '--config'];
+    const result = await this.exec(this.command([...args, '--set', metadataElement(metadata)]), options);
+    if (result.code !== 0) throw this.fail('metadata', name, result);
+  }
+}
