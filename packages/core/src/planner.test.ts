@@ -522,12 +522,14 @@ describe('watches and deferrals', () => {
       if (++booted < 3) o.deferred.push({ id: u.id, reason: 'booting', waitFor: ['never'] });
       else o.accepted.push(u.id);
     });
-    const w = world([a, handlerProvider('b', [claim('never')], () => undefined)]);
+    // b owns what a waits for: it is nudged once (round 2), does nothing useful, and a's wait clears by itself.
+    const w = world([a, handlerProvider('b', [claim('never')], (_t, u, o) => o.accepted.push(u.id))]);
     const clock = virtualClock();
     const state = await run(w.planner, w.providers, [{ path: 'x', op: 'set', value: '1' }], {}, clock);
     expect(state.phase).toBe('succeeded');
+    expect(roundShape(state)).toEqual([['a'], ['b'], ['a'], ['a']]);
     expect(clock.sleeps).toEqual([500, 1000]);
-    expect(state.rounds.map((r) => r.progress)).toEqual([false, false, true]);
+    expect(state.rounds.map((r) => r.progress)).toEqual([false, true, false, true]);
   });
 
   it('reports conditions: which provider holds which update and why', () => {
@@ -545,8 +547,10 @@ describe('watches and deferrals', () => {
           : { accepted: task.updates.map((u) => u.id) };
       state = w.planner.step(state, { taskId: task.id, attempt: 1, outcome, durationMs: 1 }, 1);
     }
+    // Nothing is pending for cobbler, so the owner of netboot is nudged on libvirt's behalf.
     expect(conditionsOf(state)).toEqual([
       { provider: 'libvirt', updateId: 'u7', path: 'power', status: 'deferred', reason: 'netboot not ready' },
+      { provider: 'cobbler', updateId: 'n1.1', path: 'netboot', status: 'ready' },
     ]);
     expect(valueAt(w.planner, state, 'hwspec')).toBe('small');
   });
@@ -672,5 +676,47 @@ describe('resume', () => {
     const task = again.tasks[0]!;
     const late = w.planner.step(again.state, { taskId: task.id, attempt: 1, outcome: {}, durationMs: 1 }, 51);
     expect(late).toBe(again.state);
+  });
+});
+
+describe('nudges', () => {
+  it('sends the owner of a path someone waits for one sync when it has nothing to do, and the wait clears', async () => {
+    // b registers (sets ready) only when asked; a waits for ready. Nothing in the request touches b.
+    const a = handlerProvider('a', [claim('x')], (task, u, o) => {
+      if (task.node['ready'] === true) o.accepted.push(u.id);
+      else o.deferred.push({ id: u.id, reason: 'waiting for b', waitFor: ['ready'] });
+    });
+    const b = handlerProvider('b', [claim('ready', { type: 'boolean' })], (_t, u, o) => {
+      o.accepted.push(u.id);
+      o.set['ready'] = true;
+    });
+    const w = world([a, b], { ttlMs: 60_000 });
+    const clock = virtualClock();
+    const state = await run(w.planner, w.providers, [{ path: 'x', op: 'set', value: 'v' }], {}, clock);
+    expect(state.phase).toBe('succeeded');
+    expect(roundShape(state)).toEqual([['a'], ['b'], ['a']]);
+    expect(b.calls[0]!.updates).toEqual([
+      { id: 'n1.1', path: 'ready', op: 'sync', origin: 'a', reason: 'a waits for ready (waiting for b)' },
+    ]);
+    expect(clock.sleeps).toEqual([]);
+  });
+
+  it('nudges an owner only once per path, then waits with backoff until the TTL', async () => {
+    const a = handlerProvider('a', [claim('x')], (_t, u, o) => {
+      o.deferred.push({ id: u.id, reason: 'waiting for b', waitFor: ['ready'] });
+    });
+    const b = handlerProvider('b', [claim('ready', { type: 'boolean' })], (_t, u, o) =>
+      o.accepted.push(u.id),
+    );
+    const w = world([a, b], { ttlMs: 5_000 });
+    const state = await run(
+      w.planner,
+      w.providers,
+      [{ path: 'x', op: 'set', value: 'v' }],
+      {},
+      virtualClock(0),
+    );
+    expect(state.phase).toBe('expired');
+    expect(b.calls).toHaveLength(1);
   });
 });

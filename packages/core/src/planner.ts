@@ -156,6 +156,8 @@ export interface PlannerState {
   readonly fingerprints: Readonly<Record<string, number>>;
   readonly failure?: JobFailure;
   readonly endedAt?: number;
+  /** `owner|path` pairs already nudged: a provider waiting on a path another owns sends that owner one sync. */
+  readonly nudged?: readonly string[];
 }
 
 /** What a request asks the planner to do. */
@@ -865,8 +867,42 @@ export class TransitionPlanner {
       );
       return woken ? { ...p, status: 'ready' as const } : p;
     });
+    // Someone waits for a path whose owner has nothing to do: nudge the owner once with a sync of that path, so that
+    // a state left behind by an earlier failed job (a system never registered) does not wait forever.
+    const nudged = new Set(next.nudged ?? []);
+    const nudges: PendingUpdate[] = [];
+    for (const p of readied) {
+      if (p.status !== 'deferred' || p.waitFor === undefined) continue;
+      for (const text of p.waitFor) {
+        let owner: string;
+        try {
+          owner = this.schema.authorityOf(parsePath(text, { allowWildcard: true }));
+        } catch {
+          continue;
+        }
+        const key = `${owner}|${text}`;
+        if (owner === p.provider || owner === CORE_PROVIDER || nudged.has(key)) continue;
+        if ([...readied, ...nudges].some((q) => q.provider === owner)) continue;
+        nudged.add(key);
+        nudges.push({
+          provider: owner,
+          status: 'ready',
+          update: {
+            id: `n${round.number}.${nudges.length + 1}`,
+            path: text,
+            op: 'sync',
+            origin: p.provider,
+            reason: `${p.provider} waits for ${text}${p.reason === undefined ? '' : ` (${p.reason})`}`,
+          },
+        });
+      }
+    }
+    if (nudges.length > 0) {
+      readied.push(...nudges);
+      next = { ...next, nudged: [...nudged] };
+    }
     const anyReady = readied.some((p) => p.status === 'ready');
-    if (progress && anyReady) {
+    if ((progress || nudges.length > 0) && anyReady) {
       return { ...next, pending: readied, progressRounds, idleStreak: 0, notBefore: now };
     }
     // Nothing to do until the world changes: wait with backoff, then ask every provider again.
