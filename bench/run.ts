@@ -1,5 +1,6 @@
 /** Runs the benchmarks named on the command line (all when none): `pnpm bench [planner ...]`. */
 import { clusterBench } from './cluster.js';
+import { provisionBench } from './provision.js';
 import { consortStartupBench } from './consort-startup.js';
 import { httpBench } from './http.js';
 import { plannerBench } from './planner.js';
@@ -9,6 +10,7 @@ const benches: Record<string, () => Promise<void>> = {
   http: httpBench,
   consort: consortStartupBench,
   cluster: clusterBench,
+  provision: provisionBench,
 };
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {
