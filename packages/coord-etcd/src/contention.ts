@@ -6,8 +6,10 @@
  * guards its writes with `Create(<root><leaseHex>) == token`. etcd3's `lock()` does not wait, hence this.
  *
  * A holder steps down (aborts `lost` with `LeaseLostError`) when its session is lost (missed keepalives for TTL/2,
- * expiry, revocation), when its key is deleted, and when the watch on its key fails or is compacted (DESIGN.md §5);
- * in the last case it deletes its key so that the next waiter does not wait for the lease to expire.
+ * expiry, revocation), when its key is deleted, and when the watch on its key fails (DESIGN.md §5); in the last
+ * case it deletes its key so that the next waiter does not wait for the lease to expire. When the history its
+ * watch resumes from was compacted, it reads its key instead: a key still there with its create revision was never
+ * deleted (a deleted key cannot come back with it), so it goes on holding and watches from the read on.
  */
 import { CancelledError, LeaseLostError } from '@consortium/core';
 import type { Held } from '@consortium/core';
@@ -242,9 +244,14 @@ function hold(
         true,
       );
     },
-    onCompacted: () => {
-      stepDown(new LeaseLostError(`Lost ${spec.describe}: the watch on its key was compacted`), true);
-      return Promise.resolve(undefined);
+    onCompacted: async () => {
+      // Throws while etcd is unavailable: the watch retries, and the session's keepalives decide meanwhile.
+      const current = await context.kv.range(key);
+      if (current.kvs[0]?.createRevision !== String(createRevision)) {
+        stepDown(new LeaseLostError(`Lost ${spec.describe}: its key was deleted`), false);
+        return undefined;
+      }
+      return current.revision + 1n;
     },
     logger: context.logger,
   });

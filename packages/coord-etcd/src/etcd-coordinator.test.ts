@@ -381,4 +381,37 @@ describe('EtcdCoordinator against a real etcd', () => {
     await eventually(() => has(got, 'jobs/after'), 'delivery to go on after the relist');
     expect(compactedAt).toBeGreaterThan(0);
   });
+
+  it('a claim waiting across an etcd restart and a compaction gets what was enqueued meanwhile, then more', async () => {
+    // The member is cut off for the whole outage, so its watch comes back to compacted history.
+    const proxy = await startTcpProxy(server().etcd.clientPort);
+    const a = member(prefix, 'waiting', { endpoints: [`http://127.0.0.1:${proxy.port}`] });
+    const b = member(prefix, 'enqueuer');
+    cleanups.push(async () => {
+      proxy.resume();
+      await Promise.all([a.close(), b.close()]);
+      await proxy.close();
+    });
+    const first = a.queue('q').claim('w', scope.signal);
+    first.catch(() => undefined);
+    expect(await isPending(first)).toBe(true);
+
+    proxy.pause();
+    await server().etcd.restart();
+    expect(await whenAvailable(() => b.queue('q').enqueue({ id: 'during', payload: 1 }))).toBe(true);
+    await server().etcd.compact();
+    proxy.cut();
+    proxy.resume();
+
+    const during = await within(first, 'the claim to get the task enqueued during the outage');
+    expect(during).toEqual({ id: 'during', payload: 1, attempt: 1, claim: during.claim });
+    expect(await whenAvailable(() => a.queue('q').ack(during))).toBe(true);
+    const next = a.queue('q').claim('w', scope.signal);
+    next.catch(() => undefined);
+    expect(await isPending(next)).toBe(true);
+    expect(await b.queue('q').enqueue({ id: 'after', payload: 2 })).toBe(true);
+    const after = await within(next, 'the next claim to get a task enqueued after the outage');
+    expect(after.id).toBe('after');
+    expect(await a.queue('q').ack(after)).toBe(true);
+  });
 });

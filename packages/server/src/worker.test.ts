@@ -4,6 +4,7 @@ import type {
   ClaimedTask,
   Clock,
   Coordinator,
+  Held,
   JsonValue,
   NodeProvider,
   ProviderTask,
@@ -22,9 +23,14 @@ import { Worker } from './worker.js';
 interface Faults {
   readonly enqueueResult: Error[];
   readonly ackTask: Error[];
+  /** Every lock is granted at once, as if etcd had dropped the one held (a restart). */
+  readonly locksDropped?: boolean;
 }
 
-/** A coordinator whose `results` enqueues and `tasks` acks fail first with the given errors, as etcd does while it restarts. */
+/** Stands for a lock that was dropped: held by nobody, lost already. */
+const droppedLock: Held = { token: '0', lost: AbortSignal.abort(), release: () => Promise.resolve() };
+
+/** A coordinator whose `results` enqueues and `tasks` acks first fail with `faults` (etcd restarting). */
 function flaky(inner: Coordinator, faults: Faults): Coordinator {
   const wrap = (name: string, queue: Queue): Queue => ({
     enqueue: (task) => {
@@ -43,7 +49,8 @@ function flaky(inner: Coordinator, faults: Faults): Coordinator {
   return {
     memberId: inner.memberId,
     campaign: (election, signal) => inner.campaign(election, signal),
-    lock: (key, signal) => inner.lock(key, signal),
+    lock: (key, signal) =>
+      faults.locksDropped === true ? Promise.resolve(droppedLock) : inner.lock(key, signal),
     queue: (name) => wrap(name, inner.queue(name)),
     notify: (topic, message) => inner.notify(topic, message),
     subscribe: (prefix, listener) => inner.subscribe(prefix, listener),
@@ -61,8 +68,8 @@ function recordingLogger(): { logger: winston.Logger; lines: string[] } {
     },
   });
   const format = winston.format.printf((info) => `${info.level}: ${String(info.message)}`);
-  // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- winston types its transports loosely
   const transports = [new winston.transports.Stream({ stream })];
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- winston types its transports loosely
   return { logger: winston.createLogger({ level: 'debug', format, transports }), lines };
 }
 
@@ -83,19 +90,39 @@ const fastClock: Clock = {
     }),
 };
 
-const provider: NodeProvider = {
-  apply: (task): Promise<ApplyOutcome> => Promise.resolve({ accepted: task.updates.map((u) => u.id) }),
-  explain: () => Promise.resolve({}),
-} as unknown as NodeProvider;
+/** A provider that accepts every update, after `delayMs`, and counts how many runs of one task overlap. */
+function countingProvider(delayMs = 0): { provider: NodeProvider; runs: string[]; maxOverlap: () => number } {
+  const running = new Map<string, number>();
+  const runs: string[] = [];
+  let maxOverlap = 0;
+  const provider = {
+    apply: async (task: ProviderTask): Promise<ApplyOutcome> => {
+      const now = (running.get(task.id) ?? 0) + 1;
+      running.set(task.id, now);
+      maxOverlap = Math.max(maxOverlap, now);
+      runs.push(`${task.id}#${task.attempt}`);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        return { accepted: task.updates.map((u) => u.id) };
+      } finally {
+        running.set(task.id, (running.get(task.id) ?? 1) - 1);
+      }
+    },
+    explain: () => Promise.resolve({}),
+  } as unknown as NodeProvider;
+  return { provider, runs, maxOverlap: () => maxOverlap };
+}
 
-const kinds: Kinds = new Map([['host', { providers: new Map([['p', provider]]) } as unknown as KindRuntime]]);
+function kindsOf(provider: NodeProvider): Kinds {
+  return new Map([['host', { providers: new Map([['p', provider]]) } as unknown as KindRuntime]]);
+}
 
-function taskMessage(jobId: string): TaskMessage {
+function taskMessage(jobId: string, attempt = 1): TaskMessage {
   const task: ProviderTask = {
     id: `${jobId}/r1/p`,
     jobId,
     round: 1,
-    attempt: 1,
+    attempt,
     provider: 'p',
     kind: 'host',
     name: 'h1',
@@ -127,57 +154,76 @@ describe('Worker', () => {
     for (const stop of stops.splice(0).reverse()) await stop();
   });
 
-  /** A worker over a flaky member of a fresh cluster, and a second member playing the master. */
-  function start(faults: Faults): {
-    master: MemoryCoordinator;
-    done: Promise<void>;
-    lines: string[];
-  } {
+  /** Options of `start`. */
+  interface Start {
+    readonly faults?: Faults;
+    readonly provider?: NodeProvider;
+    readonly concurrency?: number;
+    /** Worker processes (members), each running a `Worker`. */
+    readonly workers?: number;
+  }
+
+  /** Workers over (flaky) members of a fresh cluster, and a member playing the master. */
+  function start(options: Start = {}): { master: MemoryCoordinator; done: Promise<void>; lines: string[] } {
     const cluster = new MemoryCluster();
     const master = new MemoryCoordinator(cluster, { memberId: 'master' });
-    const member = new MemoryCoordinator(cluster, {
-      memberId: 'worker',
-      retryBackoff: { initialMs: 10, factor: 1, maxMs: 10 },
-    });
     const { logger, lines } = recordingLogger();
-    const worker = new Worker({
-      coordinator: flaky(member, faults),
-      kinds,
-      logger,
-      clock: fastClock,
-      concurrency: 1,
-    });
+    const kinds = kindsOf(options.provider ?? countingProvider().provider);
     const stop = new AbortController();
-    const done = worker.run(stop.signal);
+    const members: MemoryCoordinator[] = [];
+    const runs: Promise<void>[] = [];
+    for (let i = 0; i < (options.workers ?? 1); i++) {
+      const member = new MemoryCoordinator(cluster, {
+        memberId: `worker-${i}`,
+        retryBackoff: { initialMs: 10, factor: 1, maxMs: 10 },
+      });
+      members.push(member);
+      const worker = new Worker({
+        coordinator: options.faults === undefined ? member : flaky(member, options.faults),
+        kinds,
+        logger,
+        clock: fastClock,
+        concurrency: options.concurrency ?? 1,
+      });
+      runs.push(worker.run(stop.signal));
+    }
+    const done = Promise.all(runs).then(() => undefined);
     done.catch(() => undefined);
     stops.push(async () => {
       stop.abort();
       await done.catch(() => undefined);
-      await Promise.all([member.close(), master.close()]);
+      await Promise.all([...members, master].map((m) => m.close()));
     });
     return { master, done, lines };
   }
 
-  async function claimResult(master: Coordinator): Promise<ClaimedTask> {
+  /** Claims the next result as the master would; fails at once, with its error, when the worker stopped. */
+  async function claimResult(master: Coordinator, done: Promise<void>): Promise<ClaimedTask> {
     const scope = new AbortController();
+    const stopped = done.then(
+      () => Promise.reject(new Error('the worker stopped')),
+      (error: unknown) => Promise.reject(new Error(`the worker died: ${String(error)}`)),
+    );
     try {
-      return await within(master.queue(RESULT_QUEUE).claim('master', scope.signal), 'a result');
+      return await within(
+        Promise.race([master.queue(RESULT_QUEUE).claim('master', scope.signal), stopped]),
+        'a result',
+      );
     } finally {
       scope.abort();
     }
   }
 
-  it('keeps running while the coordinator is unavailable: the result is handed back and the task acked once it is back', async () => {
+  it('keeps running while etcd is unavailable; hands the result back once it returns', async () => {
     const unavailable = (): Error =>
       new BackendUnavailableError('etcd is unavailable (14 UNAVAILABLE: Connection dropped)');
     const { master, done, lines } = start({
-      enqueueResult: [unavailable(), unavailable()],
-      ackTask: [unavailable()],
+      faults: { enqueueResult: [unavailable(), unavailable()], ackTask: [unavailable()] },
     });
     const tasks = master.queue(TASK_QUEUE);
     await tasks.enqueue({ id: 'j1/r1/p#1', payload: taskMessage('j1') as unknown as JsonValue });
 
-    const first = await claimResult(master);
+    const first = await claimResult(master, done);
     expect(first.id).toBe('j1/r1/p#1');
     expect((first.payload as unknown as ResultMessage).jobId).toBe('j1');
     expect(await master.queue(RESULT_QUEUE).ack(first)).toBe(true);
@@ -191,29 +237,68 @@ describe('Worker', () => {
 
     // The worker is still there and claims the next task.
     await tasks.enqueue({ id: 'j2/r1/p#1', payload: taskMessage('j2') as unknown as JsonValue });
-    expect((await claimResult(master)).id).toBe('j2/r1/p#1');
+    expect((await claimResult(master, done)).id).toBe('j2/r1/p#1');
     const settled = await Promise.race([
       done.then(
         () => 'resolved',
         (error: unknown) => `rejected: ${String(error)}`,
       ),
-      new Promise((resolve) => setTimeout(() => resolve('running'), 50)),
+      new Promise((resolve) => {
+        setTimeout(() => {
+          resolve('running');
+        }, 50);
+      }),
     ]);
     expect(settled).toBe('running');
   });
 
-  it('gives a task whose result is refused for good back to the queue rather than holding its claim', async () => {
-    const { master, lines } = start({
-      enqueueResult: [new PayloadTooLargeError('the task record is too large')],
-      ackTask: [],
+  it('gives a task whose result is refused for good back to the queue, not keeping its claim', async () => {
+    const { master, done, lines } = start({
+      faults: { enqueueResult: [new PayloadTooLargeError('the task record is too large')], ackTask: [] },
     });
     const tasks = master.queue(TASK_QUEUE);
     await tasks.enqueue({ id: 'j1/r1/p#1', payload: taskMessage('j1') as unknown as JsonValue });
 
     // Given back with a backoff, then claimed and run again; the second result goes through.
-    const result = await claimResult(master);
+    const result = await claimResult(master, done);
     expect(result.id).toBe('j1/r1/p#1');
     expect(lines).toContain('error: the result was refused; the task is given back to run again');
     expect(lines.some((line) => line.includes('retrying'))).toBe(false);
+  });
+
+  it.each([
+    ['slots of one worker', { concurrency: 2, workers: 1 }],
+    ['workers', { concurrency: 1, workers: 2 }],
+  ])('never runs two attempts of one task at the same time, across %s', async (_, shape) => {
+    // A resumed job's new attempt while the old one is still queued: run side by side, two look-ups that both
+    // miss would make two VMs.
+    const counting = countingProvider(100);
+    const { master, done } = start({ provider: counting.provider, ...shape });
+    const tasks = master.queue(TASK_QUEUE);
+    await tasks.enqueue({ id: 'j1/r1/p#1', payload: taskMessage('j1', 1) as unknown as JsonValue });
+    await tasks.enqueue({ id: 'j1/r1/p#2', payload: taskMessage('j1', 2) as unknown as JsonValue });
+    await tasks.enqueue({ id: 'j2/r1/p#1', payload: taskMessage('j2', 1) as unknown as JsonValue });
+
+    const results = [];
+    for (let i = 0; i < 3; i++) results.push((await claimResult(master, done)).id);
+    expect(results.sort()).toEqual(['j1/r1/p#1', 'j1/r1/p#2', 'j2/r1/p#1']);
+    expect(counting.runs.sort()).toEqual(['j1/r1/p#1', 'j1/r1/p#2', 'j2/r1/p#1']);
+    expect(counting.maxOverlap()).toBe(1);
+  });
+
+  it('keeps attempts of one task apart in one worker even when etcd dropped the lock', async () => {
+    const counting = countingProvider(100);
+    const { master, done } = start({
+      provider: counting.provider,
+      concurrency: 2,
+      faults: { enqueueResult: [], ackTask: [], locksDropped: true },
+    });
+    const tasks = master.queue(TASK_QUEUE);
+    await tasks.enqueue({ id: 'j1/r1/p#1', payload: taskMessage('j1', 1) as unknown as JsonValue });
+    await tasks.enqueue({ id: 'j1/r1/p#2', payload: taskMessage('j1', 2) as unknown as JsonValue });
+
+    const results = [(await claimResult(master, done)).id, (await claimResult(master, done)).id];
+    expect(results.sort()).toEqual(['j1/r1/p#1', 'j1/r1/p#2']);
+    expect(counting.maxOverlap()).toBe(1);
   });
 });

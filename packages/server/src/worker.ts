@@ -2,8 +2,9 @@
  * The worker: claims provider tasks from the `tasks` queue and runs them against the backends, `concurrency` at a
  * time, then hands each result back through the `results` queue. On shutdown it stops claiming and lets the tasks
  * in flight finish, so nothing is lost on Ctrl-C; a second, hard stop aborts them (they are re-run elsewhere).
+ * A task runs under a lock on its id, so that two attempts of one task never run at the same time.
  */
-import type { ClaimedTask, Clock, Coordinator, JsonValue, Queue, TaskResult } from '@consortium/core';
+import type { ClaimedTask, Clock, Coordinator, Held, JsonValue, Queue, TaskResult } from '@consortium/core';
 import { CancelledError, isConsortiumError, toErrorInfo } from '@consortium/core';
 import type winston from 'winston';
 import type { ResultMessage, TaskMessage } from './master.js';
@@ -13,7 +14,15 @@ import type { Kinds } from './plugins.js';
 import type { Runnable } from './runnable.js';
 import { stopped } from './runnable.js';
 
-/** First pause before handing a result back again after a retryable failure; it doubles up to `RETRY_MAX_MS`. */
+/**
+ * The lock key of a provider task (`<job>/r<round>/<provider>`, the same on every attempt): a resumed job's new
+ * attempt waits for the old one, still queued or running, instead of racing it in the backend.
+ */
+export function taskLockKey(taskId: string): string {
+  return `task/${taskId}`;
+}
+
+/** First pause before handing a result back again after a retryable failure; doubles up to `RETRY_MAX_MS`. */
 const RETRY_INITIAL_MS = 250;
 /** Longest pause between attempts at handing a result back. */
 const RETRY_MAX_MS = 5000;
@@ -34,6 +43,8 @@ export interface WorkerDeps {
 export class Worker implements Runnable {
   readonly name = 'worker';
   readonly needsLeader = false;
+  /** The last attempt of each task id that runs or waits to run in this process; it settles when that one ends. */
+  private readonly runningHere = new Map<string, Promise<void>>();
 
   /** Makes a worker over its dependencies. */
   constructor(private readonly deps: WorkerDeps) {}
@@ -57,7 +68,18 @@ export class Worker implements Runnable {
         continue;
       }
       const message = claimed.payload as unknown as TaskMessage;
-      const result = await this.execute(message);
+      let result: TaskResult;
+      try {
+        result = await this.executeAlone(message);
+      } catch (error) {
+        if (error instanceof CancelledError || this.deps.hardStop?.aborted === true) return;
+        logger.error('could not lock the task; it is given back to run again', {
+          task: claimed.id,
+          error: (error as Error).message,
+        });
+        await this.giveBack(tasks, claimed, error);
+        continue;
+      }
       const reply: ResultMessage = { jobId: message.task.jobId, result };
       try {
         await this.handBack(tasks, claimed, reply);
@@ -69,11 +91,11 @@ export class Worker implements Runnable {
   }
 
   /**
-   * Enqueues the result of a claimed task, then acks the task. Both are retried while the coordinator reports a
-   * retryable failure (etcd restarting, a connection dropped): the provider already ran, and giving up would run it
-   * again or, worse, end this worker. A result refused for good gives the task back (to run again) rather than sit
-   * on its claim. Throws `CancelledError` on close, the last error on a hard stop and a failed ack that is not
-   * retryable.
+   * Enqueues the result of a claimed task, then acks the task. Both are retried while the coordinator reports
+   * a retryable failure (etcd restarting, a connection dropped): the provider already ran, and giving up would
+   * run it again or, worse, end this worker. A result refused for good gives the task back (to run again)
+   * rather than sit on its claim. Throws `CancelledError` on close, the last error on a hard stop, and an ack
+   * failure that is not retryable.
    */
   private async handBack(tasks: Queue, claimed: ClaimedTask, reply: ResultMessage): Promise<void> {
     const { coordinator, logger } = this.deps;
@@ -88,12 +110,7 @@ export class Worker implements Runnable {
         task: claimed.id,
         error: (error as Error).message,
       });
-      await tasks.fail(claimed, toErrorInfo(error)).catch((failed: unknown) => {
-        logger.warn("giving the task back failed; it comes back once this worker's claim lapses", {
-          task: claimed.id,
-          error: (failed as Error).message,
-        });
-      });
+      await this.giveBack(tasks, claimed, error);
       return;
     }
     if (!(await this.retrying('acking a task', claimed.id, () => tasks.ack(claimed)))) {
@@ -103,7 +120,58 @@ export class Worker implements Runnable {
     }
   }
 
-  /** Calls `fn` until it succeeds or fails with an error that is not retryable; a hard stop ends the retries. */
+  /** Fails a claimed task back to the queue (it runs again after a backoff); never throws. */
+  private async giveBack(tasks: Queue, claimed: ClaimedTask, error: unknown): Promise<void> {
+    try {
+      await tasks.fail(claimed, toErrorInfo(error));
+    } catch (failed) {
+      this.deps.logger.warn("giving the task back failed; it comes back once this worker's claim lapses", {
+        task: claimed.id,
+        error: (failed as Error).message,
+      });
+    }
+  }
+
+  /**
+   * Runs a task after the attempts of the same task before it in this process, and while holding its lock
+   * (`taskLockKey`), so that it also waits for one running elsewhere: providers are idempotent for attempts one
+   * after the other, not side by side (two look-ups that both miss make two VMs). The local wait holds even when
+   * etcd drops the lock (a restart) while an attempt still runs. Rejects with `CancelledError` on a hard stop or
+   * close.
+   */
+  private async executeAlone(message: TaskMessage): Promise<TaskResult> {
+    const { coordinator, logger } = this.deps;
+    const { id } = message.task;
+    const before = this.runningHere.get(id);
+    let finished = (): void => undefined;
+    const mine = new Promise<void>((resolve) => {
+      finished = resolve;
+    });
+    const last = (before ?? Promise.resolve()).then(() => mine);
+    this.runningHere.set(id, last);
+    try {
+      await before;
+      const held: Held = await coordinator.lock(
+        taskLockKey(id),
+        this.deps.hardStop ?? new AbortController().signal,
+      );
+      try {
+        return await this.execute(message);
+      } finally {
+        await held.release().catch((error: unknown) => {
+          logger.warn('releasing the task lock failed; it goes with the lease', {
+            task: id,
+            error: (error as Error).message,
+          });
+        });
+      }
+    } finally {
+      finished();
+      if (this.runningHere.get(id) === last) this.runningHere.delete(id);
+    }
+  }
+
+  /** Calls `fn` until it succeeds or fails with an error that is not retryable; a hard stop ends retrying. */
   private async retrying<T>(what: string, task: string, fn: () => Promise<T>): Promise<T> {
     const { clock, logger, hardStop } = this.deps;
     for (let attempt = 1; ; attempt++) {
