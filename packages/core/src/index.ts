@@ -14,3 +14,4 @@ export * from './schema.js';
 export * from './ports/coordinator.js';
 export * from './ports/store.js';
 export * from './search.js';
+export * from './outcome-builder.js';

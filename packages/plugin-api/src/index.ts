@@ -9,6 +9,7 @@ export {
   TimeoutError,
   ConsortiumError,
   definePlugin,
+  OutcomeBuilder,
   silentLogger,
   deepEqual,
   isJsonObject,

@@ -17,7 +17,7 @@ import type {
 } from '@consortium/plugin-api';
 import { isJsonObject } from '@consortium/plugin-api';
 import type { CobblerClient, CobblerSystem } from './cobbler-client.js';
-import { OutcomeBuilder } from './outcome.js';
+import { OutcomeBuilder } from '@consortium/plugin-api';
 
 /** The name of the Cobbler provider. */
 export const COBBLER_PROVIDER = 'cobbler';

@@ -27,7 +27,7 @@ import {
   parseIpv4,
   prefixMask,
 } from './ipv4.js';
-import { OutcomeBuilder } from './outcome.js';
+import { OutcomeBuilder } from '@consortium/plugin-api';
 
 /** The name of the provider. */
 export const IPAM_PROVIDER = 'ipam';

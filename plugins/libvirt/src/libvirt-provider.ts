@@ -22,7 +22,7 @@ import type {
 import { isJsonObject, parsePath } from '@consortium/plugin-api';
 import type { DomainMetadata, NetworkConfig } from './domain-xml.js';
 import { domainXml } from './domain-xml.js';
-import { OutcomeBuilder } from './outcome.js';
+import { OutcomeBuilder } from '@consortium/plugin-api';
 import type { HypervisorUsage, VmSize } from './placement.js';
 import { describeFree, describeSize, fits, hwspecOf, macFor, place } from './placement.js';
 import type { RemoteShell } from './ssh-session.js';

@@ -33,7 +33,7 @@ import {
 } from './host-values.js';
 import type { NetboxCluster, NetboxRef, NetboxVm } from './netbox-objects.js';
 import { toCluster, toSlugged, toVm } from './netbox-objects.js';
-import { OutcomeBuilder } from './outcome.js';
+import { OutcomeBuilder } from '@consortium/plugin-api';
 
 /** The name of the provider. */
 export const NETBOX_PROVIDER = 'netbox';

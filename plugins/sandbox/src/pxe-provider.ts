@@ -14,7 +14,7 @@ import type {
   ProviderTask,
 } from '@consortium/plugin-api';
 import { isJsonObject } from '@consortium/plugin-api';
-import { OutcomeBuilder } from './outcome.js';
+import { OutcomeBuilder } from '@consortium/plugin-api';
 import type { SandboxWorld, SimulatedSystem } from './simulation.js';
 import { simulatedDelay } from './simulation.js';
 

@@ -14,7 +14,7 @@ import type {
   ProviderTask,
 } from '@consortium/plugin-api';
 import { isJsonObject, parsePath } from '@consortium/plugin-api';
-import { OutcomeBuilder } from './outcome.js';
+import { OutcomeBuilder } from '@consortium/plugin-api';
 import type { Hwspec, SandboxWorld, SimulatedVm } from './simulation.js';
 import { HWSPECS, isHwspec, simulatedDelay } from './simulation.js';
 

@@ -1,5 +1,9 @@
-/** A mutable collector for one task's answer, turned into an outcome with empty parts left out (as in plugin-sandbox). */
-import type { ExplainOutcome, JsonValue, Operation, ProposedUpdate } from '@consortium/plugin-api';
+/**
+ * A helper for providers: a mutable collector for one task's answer (each update answered once), turned into an
+ * outcome with empty parts left out.
+ */
+import type { JsonValue, ProposedUpdate } from './model.js';
+import type { ExplainOutcome, Operation } from './provider.js';
 
 /** Collects accepted, deferred and rejected ids, reported values and operations of one task. */
 export class OutcomeBuilder {
@@ -43,8 +47,13 @@ export class OutcomeBuilder {
     }
   }
 
-  /** The outcome; `later` is kept only when `explain` is true. */
-  build(explain: boolean): ExplainOutcome {
+  /** True when the update has been answered. */
+  isAnswered(update: ProposedUpdate): boolean {
+    return this.answered.has(update.id);
+  }
+
+  /** The outcome; `later` is kept only when `explain` is true (it is an explain-only answer). */
+  build(explain = false): ExplainOutcome {
     return {
       ...(this.accepted.length > 0 ? { accepted: this.accepted } : {}),
       ...(this.deferred.length > 0 ? { deferred: this.deferred } : {}),
