@@ -162,11 +162,11 @@ export function cli(argv: readonly string[]): Argv<Global> {
         type: 'string',
         describe: 'a context from the config file (CONSORT_URL/CONSORT_TOKEN win)',
       })
-      // yargs widens a plain literal default to string; the assertion keeps the union.
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
       .option('output', {
         alias: 'o',
         choices: FORMATS,
+        // yargs widens a plain literal default to string; the assertion keeps the union.
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
         default: 'table' as Format,
         describe: 'output format',
       })
