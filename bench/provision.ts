@@ -47,7 +47,9 @@ export async function provisionBench(): Promise<void> {
         const t = /^token: (\S+)$/m.exec(out)?.[1];
         if (u !== undefined && t !== undefined) resolve({ url: u, token: t });
       });
-      server.once('exit', (code) => { reject(new Error(`consortium dev exited ${String(code)}`)); });
+      server.once('exit', (code) => {
+        reject(new Error(`consortium dev exited ${String(code)}`));
+      });
     });
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const post = async (path: string, body: unknown) =>

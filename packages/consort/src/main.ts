@@ -154,529 +154,520 @@ function withTarget<T>(y: Argv<T>) {
 
 /** Builds the `consort` command line. */
 export function cli(argv: readonly string[]): Argv<Global> {
-  return (
-    yargs(argv)
-      .scriptName('consort')
-      .usage('$0 <command> [options]\n\nThe shell client of Consortium: one command to provision a machine.')
-      .option('context', {
-        type: 'string',
-        describe: 'a context from the config file (CONSORT_URL/CONSORT_TOKEN win)',
-      })
-      .option('output', {
-        alias: 'o',
-        choices: FORMATS,
-        // yargs widens a plain literal default to string; the assertion keeps the union.
-        // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
-        default: 'table' as Format,
-        describe: 'output format',
-      })
-      .strict()
-      .recommendCommands()
-      .command(
-        'get <kind> <name>',
-        'show one node',
-        (y) =>
-          withTarget(y)
-            .option('authority', {
-              type: 'boolean',
-              describe: 'show which provider owns each value, and drift',
-            })
-            .example('$0 get host web-01', 'every attribute, one per line')
-            .example('$0 get host web-01 --authority -o json', 'with the owner of each value, as JSON'),
-        (a) =>
-          run(async () => {
-            const answer = await clientFor(a).request(
-              'GET',
-              `/api/inventory/${path(a.kind, a.name)}${a.authority === true ? '?show=authority' : ''}`,
+  return yargs(argv)
+    .scriptName('consort')
+    .usage('$0 <command> [options]\n\nThe shell client of Consortium: one command to provision a machine.')
+    .option('context', {
+      type: 'string',
+      describe: 'a context from the config file (CONSORT_URL/CONSORT_TOKEN win)',
+    })
+    .option('output', {
+      alias: 'o',
+      choices: FORMATS,
+      // yargs widens a plain literal default to string; the assertion keeps the union.
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
+      default: 'table' as Format,
+      describe: 'output format',
+    })
+    .strict()
+    .recommendCommands()
+    .command(
+      'get <kind> <name>',
+      'show one node',
+      (y) =>
+        withTarget(y)
+          .option('authority', {
+            type: 'boolean',
+            describe: 'show which provider owns each value, and drift',
+          })
+          .example('$0 get host web-01', 'every attribute, one per line')
+          .example('$0 get host web-01 --authority -o json', 'with the owner of each value, as JSON'),
+      (a) =>
+        run(async () => {
+          const answer = await clientFor(a).request(
+            'GET',
+            `/api/inventory/${path(a.kind, a.name)}${a.authority === true ? '?show=authority' : ''}`,
+          );
+          const node = answer.body as {
+            attrs: Record<string, unknown>;
+            revision: number;
+            authority?: Record<string, string>;
+            drift?: { path: string; provider: string; observed: unknown }[];
+          };
+          show(a, node, () => {
+            const rows = flatten(node.attrs).map(([k, v]) =>
+              node.authority === undefined ? [k, v] : [k, v, node.authority[k] ?? ''],
             );
-            const node = answer.body as {
-              attrs: Record<string, unknown>;
-              revision: number;
-              authority?: Record<string, string>;
-              drift?: { path: string; provider: string; observed: unknown }[];
-            };
-            show(a, node, () => {
-              const rows = flatten(node.attrs).map(([k, v]) =>
-                node.authority === undefined ? [k, v] : [k, v, node.authority[k] ?? ''],
-              );
-              const headers =
-                node.authority === undefined ? ['ATTRIBUTE', 'VALUE'] : ['ATTRIBUTE', 'VALUE', 'OWNER'];
-              const drift = (node.drift ?? []).map(
-                (d) => `drift: ${d.path} observed ${cell(d.observed)} by ${d.provider}`,
-              );
-              return [table(headers, rows), `revision ${node.revision}`, ...drift].join('\n');
-            });
-            return EXIT.ok;
-          }),
-      )
-      .command(
-        'list <kind> [filters..]',
-        'list nodes of a kind, with NetBox-style filters',
-        (y) =>
-          y
-            .positional('kind', { type: 'string', demandOption: true })
-            .positional('filters', {
-              type: 'string',
-              array: true,
-              describe: 'key=value, key__n=value, name__isw=web, ...',
-            })
-            .option('limit', { type: 'number', default: 100 })
-            .option('columns', { type: 'string', describe: 'attributes to show, comma separated' })
-            .example('$0 list host datacenter=pek1 hwspec__n=large', 'hosts in pek1 that are not large')
-            .example('$0 list host name__isw=web -o json', 'as JSON'),
-        (a) =>
-          run(async () => {
-            const query = new URLSearchParams({ limit: String(a.limit) });
-            for (const filter of a.filters ?? []) {
-              const at = filter.indexOf('=');
-              if (at <= 0) throw usage(`filter "${filter}" must look like key=value`);
-              query.append(filter.slice(0, at), filter.slice(at + 1));
-            }
-            const answer = await clientFor(a).request(
-              'GET',
-              `/api/inventory/${path(a.kind)}?${query.toString()}`,
+            const headers =
+              node.authority === undefined ? ['ATTRIBUTE', 'VALUE'] : ['ATTRIBUTE', 'VALUE', 'OWNER'];
+            const drift = (node.drift ?? []).map(
+              (d) => `drift: ${d.path} observed ${cell(d.observed)} by ${d.provider}`,
             );
-            const page = answer.body as {
-              items: { name: string; revision: number; attrs: Record<string, unknown> }[];
-              next?: string;
-            };
-            show(a, page, () => {
-              const columns =
-                a.columns?.split(',').filter((c) => c !== '') ??
-                defaultColumns(page.items.map((i) => i.attrs));
-              const rows = page.items.map((n) => [n.name, ...columns.map((c) => cell(n.attrs[c]))]);
-              const more = page.next === undefined ? '' : `\n(more: raise --limit)`;
-              return `${table(['NAME', ...columns.map((c) => c.toUpperCase())], rows)}${more}`;
-            });
-            return EXIT.ok;
-          }),
-      )
-      .command(
-        'search <query>',
-        'search the inventory with the query language',
-        (y) =>
-          y
-            .positional('query', { type: 'string', demandOption: true })
-            .option('limit', { type: 'number', default: 100 })
-            .example(
-              `$0 search 'kind=host and datacenter=pek1 and puppet_roles has nginx'`,
-              'hosts in pek1 with nginx',
-            )
-            .example(`$0 search 'name ~ "web-*" and not power=on'`, 'web nodes not powered on'),
-        (a) =>
-          run(async () => {
-            const query = new URLSearchParams({ q: a.query, limit: String(a.limit) });
-            const answer = await clientFor(a).request('GET', `/api/search?${query.toString()}`);
-            const result = answer.body as {
-              items: { kind: string; name: string; revision: number }[];
-              truncated?: boolean;
-            };
-            show(a, result, () =>
-              table(
-                ['KIND', 'NAME', 'REVISION'],
-                result.items.map((n) => [n.kind, n.name, String(n.revision)]),
-              ),
-            );
-            return EXIT.ok;
-          }),
-      )
-      .command(
-        'create <kind> <name> [assignments..]',
-        'create a node and follow its job',
-        (y) =>
-          changeOptions(withTarget(y))
-            .positional('assignments', {
-              type: 'string',
-              array: true,
-              describe: 'key=value, key+=item, key[eth0].ip=...',
-            })
-            .example(
-              '$0 create host web-01 hwspec=small datacenter=pek1 subcluster=web subnet=pek1-web puppet_roles+=nginx power=on',
-              'provision a machine',
-            )
-            .example('$0 create subnet pek1-web cidr=10.1.2.0/24 gateway=10.1.2.1', 'a subnet for IPAM'),
-        (a) =>
-          run(async () => {
-            const client = clientFor(a);
-            const schema = await fetchSchema(client, a.kind);
-            const attrs = attrsFromUpdates(schema, parseAssignments(a.kind, schema, a.assignments ?? []));
-            return change(a, (c, q) =>
+            return [table(headers, rows), `revision ${node.revision}`, ...drift].join('\n');
+          });
+          return EXIT.ok;
+        }),
+    )
+    .command(
+      'list <kind> [filters..]',
+      'list nodes of a kind, with NetBox-style filters',
+      (y) =>
+        y
+          .positional('kind', { type: 'string', demandOption: true })
+          .positional('filters', {
+            type: 'string',
+            array: true,
+            describe: 'key=value, key__n=value, name__isw=web, ...',
+          })
+          .option('limit', { type: 'number', default: 100 })
+          .option('columns', { type: 'string', describe: 'attributes to show, comma separated' })
+          .example('$0 list host datacenter=pek1 hwspec__n=large', 'hosts in pek1 that are not large')
+          .example('$0 list host name__isw=web -o json', 'as JSON'),
+      (a) =>
+        run(async () => {
+          const query = new URLSearchParams({ limit: String(a.limit) });
+          for (const filter of a.filters ?? []) {
+            const at = filter.indexOf('=');
+            if (at <= 0) throw usage(`filter "${filter}" must look like key=value`);
+            query.append(filter.slice(0, at), filter.slice(at + 1));
+          }
+          const answer = await clientFor(a).request(
+            'GET',
+            `/api/inventory/${path(a.kind)}?${query.toString()}`,
+          );
+          const page = answer.body as {
+            items: { name: string; revision: number; attrs: Record<string, unknown> }[];
+            next?: string;
+          };
+          show(a, page, () => {
+            const columns =
+              a.columns?.split(',').filter((c) => c !== '') ?? defaultColumns(page.items.map((i) => i.attrs));
+            const rows = page.items.map((n) => [n.name, ...columns.map((c) => cell(n.attrs[c]))]);
+            const more = page.next === undefined ? '' : `\n(more: raise --limit)`;
+            return `${table(['NAME', ...columns.map((c) => c.toUpperCase())], rows)}${more}`;
+          });
+          return EXIT.ok;
+        }),
+    )
+    .command(
+      'search <query>',
+      'search the inventory with the query language',
+      (y) =>
+        y
+          .positional('query', { type: 'string', demandOption: true })
+          .option('limit', { type: 'number', default: 100 })
+          .example(
+            `$0 search 'kind=host and datacenter=pek1 and puppet_roles has nginx'`,
+            'hosts in pek1 with nginx',
+          )
+          .example(`$0 search 'name ~ "web-*" and not power=on'`, 'web nodes not powered on'),
+      (a) =>
+        run(async () => {
+          const query = new URLSearchParams({ q: a.query, limit: String(a.limit) });
+          const answer = await clientFor(a).request('GET', `/api/search?${query.toString()}`);
+          const result = answer.body as {
+            items: { kind: string; name: string; revision: number }[];
+            truncated?: boolean;
+          };
+          show(a, result, () =>
+            table(
+              ['KIND', 'NAME', 'REVISION'],
+              result.items.map((n) => [n.kind, n.name, String(n.revision)]),
+            ),
+          );
+          return EXIT.ok;
+        }),
+    )
+    .command(
+      'create <kind> <name> [assignments..]',
+      'create a node and follow its job',
+      (y) =>
+        changeOptions(withTarget(y))
+          .positional('assignments', {
+            type: 'string',
+            array: true,
+            describe: 'key=value, key+=item, key[eth0].ip=...',
+          })
+          .example(
+            '$0 create host web-01 hwspec=small datacenter=pek1 subcluster=web subnet=pek1-web puppet_roles+=nginx power=on',
+            'provision a machine',
+          )
+          .example('$0 create subnet pek1-web cidr=10.1.2.0/24 gateway=10.1.2.1', 'a subnet for IPAM'),
+      (a) =>
+        run(async () => {
+          const client = clientFor(a);
+          const schema = await fetchSchema(client, a.kind);
+          const attrs = attrsFromUpdates(schema, parseAssignments(a.kind, schema, a.assignments ?? []));
+          return change(a, (c, q) =>
+            c.request('POST', `/api/inventory/${path(a.kind)}${q}`, { body: { name: a.name, attrs } }),
+          );
+        }),
+    )
+    .command(
+      'set <kind> <name> <assignments..>',
+      'change a node and follow its job',
+      (y) =>
+        changeOptions(withTarget(y))
+          .positional('assignments', { type: 'string', array: true, demandOption: true })
+          .option('if-revision', { type: 'number', describe: 'only if the node is still at this revision' })
+          .example('$0 set host web-01 power=off', 'power off')
+          .example(
+            '$0 set host web-01 puppet_roles+=haproxy puppet_roles-=nginx description-',
+            'edit a set list, unset a value',
+          ),
+      (a) =>
+        run(async () => {
+          const client = clientFor(a);
+          const schema = await fetchSchema(client, a.kind);
+          const updates = parseAssignments(a.kind, schema, a.assignments);
+          const headers: Record<string, string> =
+            a.ifRevision === undefined ? {} : { 'if-match': `"${a.ifRevision}"` };
+          return change(a, (c, q) =>
+            c.request('PATCH', `/api/inventory/${path(a.kind, a.name)}${q}`, {
+              body: updates,
+              type: 'application/vnd.consortium.updates+json',
+              headers,
+            }),
+          );
+        }),
+    )
+    .command(
+      'delete <kind> <name>',
+      'delete a node (every provider removes what it owns) and follow its job',
+      (y) => changeOptions(withTarget(y)).example('$0 delete host web-01', 'deprovision'),
+      (a) =>
+        run(() => change(a, (c, q) => c.request('DELETE', `/api/inventory/${path(a.kind, a.name)}${q}`))),
+    )
+    .command(
+      'explain <action> <kind> <name> [assignments..]',
+      'show what a change would do, round by round, without doing it',
+      (y) =>
+        withTarget(y)
+          .positional('action', { choices: ['create', 'set', 'delete'] as const, demandOption: true })
+          .positional('assignments', { type: 'string', array: true })
+          .example(
+            '$0 explain create host web-02 hwspec=small subnet=pek1-web power=on',
+            'the plan of a provisioning',
+          ),
+      (a) =>
+        run(async () => {
+          const client = clientFor(a);
+          const target = `/api/inventory/${path(a.kind, a.name)}`;
+          const args = { ...a, wait: false, explain: true };
+          if (a.action === 'delete') return change(args, (c, q) => c.request('DELETE', `${target}${q}`));
+          const schema: Schema = await fetchSchema(client, a.kind);
+          const updates = parseAssignments(a.kind, schema, a.assignments ?? []);
+          if (a.action === 'create') {
+            const attrs = attrsFromUpdates(schema, updates);
+            return change(args, (c, q) =>
               c.request('POST', `/api/inventory/${path(a.kind)}${q}`, { body: { name: a.name, attrs } }),
             );
-          }),
-      )
-      .command(
-        'set <kind> <name> <assignments..>',
-        'change a node and follow its job',
-        (y) =>
-          changeOptions(withTarget(y))
-            .positional('assignments', { type: 'string', array: true, demandOption: true })
-            .option('if-revision', { type: 'number', describe: 'only if the node is still at this revision' })
-            .example('$0 set host web-01 power=off', 'power off')
-            .example(
-              '$0 set host web-01 puppet_roles+=haproxy puppet_roles-=nginx description-',
-              'edit a set list, unset a value',
-            ),
-        (a) =>
-          run(async () => {
-            const client = clientFor(a);
-            const schema = await fetchSchema(client, a.kind);
-            const updates = parseAssignments(a.kind, schema, a.assignments);
-            const headers: Record<string, string> =
-              a.ifRevision === undefined ? {} : { 'if-match': `"${a.ifRevision}"` };
-            return change(a, (c, q) =>
-              c.request('PATCH', `/api/inventory/${path(a.kind, a.name)}${q}`, {
-                body: updates,
-                type: 'application/vnd.consortium.updates+json',
-                headers,
-              }),
-            );
-          }),
-      )
-      .command(
-        'delete <kind> <name>',
-        'delete a node (every provider removes what it owns) and follow its job',
-        (y) => changeOptions(withTarget(y)).example('$0 delete host web-01', 'deprovision'),
-        (a) =>
-          run(() => change(a, (c, q) => c.request('DELETE', `/api/inventory/${path(a.kind, a.name)}${q}`))),
-      )
-      .command(
-        'explain <action> <kind> <name> [assignments..]',
-        'show what a change would do, round by round, without doing it',
-        (y) =>
-          withTarget(y)
-            .positional('action', { choices: ['create', 'set', 'delete'] as const, demandOption: true })
-            .positional('assignments', { type: 'string', array: true })
-            .example(
-              '$0 explain create host web-02 hwspec=small subnet=pek1-web power=on',
-              'the plan of a provisioning',
-            ),
-        (a) =>
-          run(async () => {
-            const client = clientFor(a);
-            const target = `/api/inventory/${path(a.kind, a.name)}`;
-            const args = { ...a, wait: false, explain: true };
-            if (a.action === 'delete') return change(args, (c, q) => c.request('DELETE', `${target}${q}`));
-            const schema: Schema = await fetchSchema(client, a.kind);
-            const updates = parseAssignments(a.kind, schema, a.assignments ?? []);
-            if (a.action === 'create') {
-              const attrs = attrsFromUpdates(schema, updates);
-              return change(args, (c, q) =>
-                c.request('POST', `/api/inventory/${path(a.kind)}${q}`, { body: { name: a.name, attrs } }),
-              );
-            }
-            return change(args, (c, q) =>
-              c.request('PATCH', `${target}${q}`, {
-                body: updates,
-                type: 'application/vnd.consortium.updates+json',
-              }),
-            );
-          }),
-      )
-      .command('jobs', 'list, show, watch and cancel jobs', (y) =>
-        y
-          .command(
-            'list',
-            'recent jobs, newest first',
-            (c) =>
-              c
-                .option('state', {
-                  type: 'string',
-                  describe: 'comma separated: queued,running,succeeded,failed,expired,cancelled',
-                })
-                .option('kind', { type: 'string' })
-                .option('name', { type: 'string' })
-                .option('limit', { type: 'number', default: 20 })
-                .example('$0 jobs list --state running', 'what is running now'),
-            (a) =>
-              run(async () => {
-                const query = new URLSearchParams({ limit: String(a.limit) });
-                if (a.state !== undefined) query.set('state', a.state);
-                if (a.kind !== undefined) query.set('kind', a.kind);
-                if (a.name !== undefined) query.set('name', a.name);
-                const answer = await clientFor(a).request('GET', `/api/jobs?${query.toString()}`);
-                const page = answer.body as { items: (JobView & { roundCount: number })[] };
-                show(a, page, () =>
-                  table(
-                    ['ID', 'NODE', 'ACTION', 'STATE', 'ROUNDS', 'CREATED'],
-                    page.items.map((j) => [
-                      j.id,
-                      `${j.kind}/${j.name}`,
-                      j.action,
-                      j.state,
-                      String(j.roundCount),
-                      j.createdAt,
-                    ]),
-                  ),
-                );
-                return EXIT.ok;
-              }),
-          )
-          .command(
-            'show <id>',
-            'one job with its rounds and conditions',
-            (c) =>
-              c
-                .positional('id', { type: 'string', demandOption: true })
-                .example('$0 jobs show j-abc -o yaml', 'as YAML'),
-            (a) =>
-              run(async () => {
-                type Round = {
-                  round: number;
-                  tasks: {
-                    provider: string;
-                    attempts: number;
-                    durationMs?: number;
-                    error?: { message: string };
-                  }[];
-                };
-                const job = (await clientFor(a).request('GET', `/api/jobs/${path(a.id)}`)).body as Omit<
-                  JobView,
-                  'rounds'
-                > & {
-                  rounds: Round[];
-                };
-                show(a, job, () => {
-                  const rows = job.rounds.flatMap((r) =>
-                    r.tasks.map((t) => [
-                      String(r.round),
-                      t.provider,
-                      String(t.attempts),
-                      t.durationMs === undefined ? '' : `${t.durationMs}ms`,
-                      t.error?.message ?? '',
-                    ]),
-                  );
-                  const conditions = (job.conditions ?? []).map(
-                    (c) =>
-                      `waiting on ${c.provider}: ${c.path} (${c.status}${c.reason === undefined ? '' : `: ${c.reason}`})`,
-                  );
-                  return [
-                    `job ${job.id}: ${job.action} ${job.kind}/${job.name}: ${job.state}`,
-                    table(['ROUND', 'PROVIDER', 'ATTEMPTS', 'TOOK', 'ERROR'], rows),
-                    ...conditions,
-                    ...(job.failure === undefined ? [] : [`failure: ${job.failure.message}`]),
-                  ].join('\n');
-                });
-                return job.state === 'failed' || job.state === 'expired' ? EXIT.failed : EXIT.ok;
-              }),
-          )
-          .command(
-            'watch <id>',
-            'follow a job live until it ends',
-            (c) =>
-              c
-                .positional('id', { type: 'string', demandOption: true })
-                .example('$0 jobs watch j-abc', 'follow it'),
-            (a) =>
-              run(async () => {
-                const client = clientFor(a);
-                const job = (await client.request('GET', `/api/jobs/${path(a.id)}`)).body as JobView;
-                const interactive = a.output === 'table' && process.stdout.isTTY;
-                const final = ended(job.state)
-                  ? job
-                  : await watchJob(client, job, {
-                      out: a.output === 'table' ? process.stdout : process.stderr,
-                      interactive,
-                    });
-                if (a.output !== 'table') printData(final, a.output);
-                else if (ended(job.state)) process.stdout.write(`${job.state}\n`);
-                if (final.state !== 'succeeded') {
-                  process.stderr.write(
-                    `consort: job ${final.id} ${final.state}: ${final.failure?.message ?? final.state}\n`,
-                  );
-                  return EXIT.failed;
-                }
-                return EXIT.ok;
-              }),
-          )
-          .command(
-            'cancel <id>',
-            'ask the master to cancel a job',
-            (c) =>
-              c
-                .positional('id', { type: 'string', demandOption: true })
-                .example('$0 jobs cancel j-abc', 'stop it'),
-            (a) =>
-              run(async () => {
-                const job = (await clientFor(a).request('POST', `/api/jobs/${path(a.id)}/cancel`))
-                  .body as JobView;
-                show(a, job, () => `cancel requested for ${job.id}`);
-                return EXIT.ok;
-              }),
-          )
-          .demandCommand(1, 'name a jobs command: list, show, watch, cancel'),
-      )
-      .command(
-        'schema [kind]',
-        "the kinds, or one kind's attributes with their owners",
-        (y) =>
-          y
-            .positional('kind', { type: 'string' })
-            .example('$0 schema host', 'attributes of host and who owns them'),
-        (a) =>
-          run(async () => {
-            const client = clientFor(a);
-            if (a.kind === undefined) {
-              const body = (await client.request('GET', '/api/schema')).body as {
-                kinds: { name: string; description?: string; providers: string[] }[];
-              };
-              show(a, body, () =>
+          }
+          return change(args, (c, q) =>
+            c.request('PATCH', `${target}${q}`, {
+              body: updates,
+              type: 'application/vnd.consortium.updates+json',
+            }),
+          );
+        }),
+    )
+    .command('jobs', 'list, show, watch and cancel jobs', (y) =>
+      y
+        .command(
+          'list',
+          'recent jobs, newest first',
+          (c) =>
+            c
+              .option('state', {
+                type: 'string',
+                describe: 'comma separated: queued,running,succeeded,failed,expired,cancelled',
+              })
+              .option('kind', { type: 'string' })
+              .option('name', { type: 'string' })
+              .option('limit', { type: 'number', default: 20 })
+              .example('$0 jobs list --state running', 'what is running now'),
+          (a) =>
+            run(async () => {
+              const query = new URLSearchParams({ limit: String(a.limit) });
+              if (a.state !== undefined) query.set('state', a.state);
+              if (a.kind !== undefined) query.set('kind', a.kind);
+              if (a.name !== undefined) query.set('name', a.name);
+              const answer = await clientFor(a).request('GET', `/api/jobs?${query.toString()}`);
+              const page = answer.body as { items: (JobView & { roundCount: number })[] };
+              show(a, page, () =>
                 table(
-                  ['KIND', 'PROVIDERS', 'DESCRIPTION'],
-                  body.kinds.map((k) => [k.name, k.providers.join(','), k.description ?? '']),
+                  ['ID', 'NODE', 'ACTION', 'STATE', 'ROUNDS', 'CREATED'],
+                  page.items.map((j) => [
+                    j.id,
+                    `${j.kind}/${j.name}`,
+                    j.action,
+                    j.state,
+                    String(j.roundCount),
+                    j.createdAt,
+                  ]),
                 ),
               );
               return EXIT.ok;
-            }
-            const document = await fetchSchema(client, a.kind);
-            show(a, document, () => {
-              const rows: string[][] = [];
-              const walk = (properties: Record<string, Schema>, prefix: string): void => {
-                for (const [name, s] of Object.entries(properties)) {
-                  const type =
-                    s['x-list-type'] === undefined
-                      ? cell(s['type'] ?? (s['enum'] !== undefined ? 'enum' : ''))
-                      : `${cell(s['type'])} (${cell(s['x-list-type'])})`;
-                  const values = s['enum'] === undefined ? '' : cell(s['enum']);
-                  rows.push([
-                    `${prefix}${name}`,
-                    type,
-                    cell(s['x-authority']),
-                    cell(s['x-watchers']),
-                    values,
-                  ]);
-                  const items = s['items'] as Schema | undefined;
-                  if (s['x-list-type'] === 'map' && items?.['properties'] !== undefined) {
-                    walk(items['properties'] as Record<string, Schema>, `${prefix}${name}[*].`);
-                  }
-                }
+            }),
+        )
+        .command(
+          'show <id>',
+          'one job with its rounds and conditions',
+          (c) =>
+            c
+              .positional('id', { type: 'string', demandOption: true })
+              .example('$0 jobs show j-abc -o yaml', 'as YAML'),
+          (a) =>
+            run(async () => {
+              type Round = {
+                round: number;
+                tasks: {
+                  provider: string;
+                  attempts: number;
+                  durationMs?: number;
+                  error?: { message: string };
+                }[];
               };
-              walk((document['properties'] ?? {}) as Record<string, Schema>, '');
-              return table(['ATTRIBUTE', 'TYPE', 'AUTHORITY', 'WATCHERS', 'VALUES'], rows);
-            });
-            return EXIT.ok;
-          }),
-      )
-      .command('token', 'API tokens (admin)', (y) =>
-        y
-          .command(
-            'create',
-            'make a token and print it (shown once)',
-            (c) =>
-              c
-                .option('role', { choices: ['reader', 'operator', 'admin'] as const, demandOption: true })
-                .option('description', { type: 'string' })
-                .option('ttl', { type: 'number', describe: 'seconds until it expires' })
-                .example('$0 token create --role operator --description "ci"', 'a token for CI'),
-            (a) =>
-              run(async () => {
-                const body = {
-                  role: a.role,
-                  ...(a.description === undefined ? {} : { description: a.description }),
-                  ...(a.ttl === undefined ? {} : { ttlSeconds: a.ttl }),
-                };
-                const answer = await clientFor(a).request('POST', '/api/tokens', { body });
-                const made = answer.body as { token: string };
-                show(a, made, () => made.token);
-                return EXIT.ok;
-              }),
-          )
-          .demandCommand(1, 'name a token command: create'),
-      )
-      .command('context', 'named servers in the config file', (y) =>
-        y
-          .command(
-            'set <name>',
-            'add or change a context',
-            (c) =>
-              c
-                .positional('name', { type: 'string', demandOption: true })
-                .option('url', { type: 'string', demandOption: true })
-                .option('token', { type: 'string' })
-                .option('use', { type: 'boolean', describe: 'make it the current context' })
-                .example(
-                  '$0 context set dev --url http://127.0.0.1:8080 --token cst_... --use',
-                  'talk to consortium dev',
-                ),
-            (a) =>
-              run(() => {
-                const config = readConfig();
-                const contexts = {
-                  ...config.contexts,
-                  [a.name]: { url: a.url, ...(a.token === undefined ? {} : { token: a.token }) },
-                };
-                const current = a.use === true ? a.name : config['current-context'];
-                const file = writeConfig({
-                  ...(current === undefined ? {} : { 'current-context': current }),
-                  contexts,
-                });
-                process.stdout.write(
-                  `context ${a.name} saved in ${file}${a.use === true ? ' and in use' : ''}\n`,
+              const job = (await clientFor(a).request('GET', `/api/jobs/${path(a.id)}`)).body as Omit<
+                JobView,
+                'rounds'
+              > & {
+                rounds: Round[];
+              };
+              show(a, job, () => {
+                const rows = job.rounds.flatMap((r) =>
+                  r.tasks.map((t) => [
+                    String(r.round),
+                    t.provider,
+                    String(t.attempts),
+                    t.durationMs === undefined ? '' : `${t.durationMs}ms`,
+                    t.error?.message ?? '',
+                  ]),
                 );
-                return Promise.resolve(EXIT.ok);
-              }),
-          )
-          .command(
-            'use <name>',
-            'switch the current context',
-            (c) =>
-              c
-                .positional('name', { type: 'string', demandOption: true })
-                .example('$0 context use prod', 'switch'),
-            (a) =>
-              run(() => {
-                const config = readConfig();
-                if (config.contexts[a.name] === undefined)
-                  throw usage(`no context "${a.name}" in ${configPath()}`);
-                writeConfig({ ...config, 'current-context': a.name });
-                process.stdout.write(`now using context ${a.name}\n`);
-                return Promise.resolve(EXIT.ok);
-              }),
-          )
-          .command(
-            'list',
-            'the contexts',
-            (c) => c.example('$0 context list', 'all of them'),
-            (a) =>
-              run(() => {
-                const config = readConfig();
-                const rows = Object.entries(config.contexts).map(([name, c]) => [
-                  name === config['current-context'] ? `* ${name}` : `  ${name}`,
-                  c.url,
-                ]);
-                show(a, config.contexts, () => table(['CONTEXT', 'URL'], rows));
-                return Promise.resolve(EXIT.ok);
-              }),
-          )
-          .demandCommand(1, 'name a context command: set, use, list'),
-      )
-      .command(
-        'completion [shell]',
-        'print a shell completion script (bash or zsh)',
-        (y) =>
-          y
-            .positional('shell', { choices: ['bash', 'zsh'] as const, default: 'bash' as const })
-            .example('source <($0 completion bash)', 'complete consort in bash')
-            .example('$0 completion zsh > ~/.zfunc/_consort', 'for zsh'),
-        () => {
-          completer.showCompletionScript();
-        },
-      )
-      .completion('__complete', false)
-      .demandCommand(1, 'name a command (consort --help lists them)')
-      .fail((message, error: Error | undefined) => {
-        if (error instanceof CliError) {
-          process.stderr.write(`consort: ${error.message}\n`);
-          process.exit(error.exitCode);
-        }
-        process.stderr.write(
-          `consort: ${message || (error?.message ?? 'usage error')}\nRun consort --help for usage.\n`,
-        );
-        process.exit(EXIT.usage);
-      })
-      .help()
-      .version(false)
-  );
+                const conditions = (job.conditions ?? []).map(
+                  (c) =>
+                    `waiting on ${c.provider}: ${c.path} (${c.status}${c.reason === undefined ? '' : `: ${c.reason}`})`,
+                );
+                return [
+                  `job ${job.id}: ${job.action} ${job.kind}/${job.name}: ${job.state}`,
+                  table(['ROUND', 'PROVIDER', 'ATTEMPTS', 'TOOK', 'ERROR'], rows),
+                  ...conditions,
+                  ...(job.failure === undefined ? [] : [`failure: ${job.failure.message}`]),
+                ].join('\n');
+              });
+              return job.state === 'failed' || job.state === 'expired' ? EXIT.failed : EXIT.ok;
+            }),
+        )
+        .command(
+          'watch <id>',
+          'follow a job live until it ends',
+          (c) =>
+            c
+              .positional('id', { type: 'string', demandOption: true })
+              .example('$0 jobs watch j-abc', 'follow it'),
+          (a) =>
+            run(async () => {
+              const client = clientFor(a);
+              const job = (await client.request('GET', `/api/jobs/${path(a.id)}`)).body as JobView;
+              const interactive = a.output === 'table' && process.stdout.isTTY;
+              const final = ended(job.state)
+                ? job
+                : await watchJob(client, job, {
+                    out: a.output === 'table' ? process.stdout : process.stderr,
+                    interactive,
+                  });
+              if (a.output !== 'table') printData(final, a.output);
+              else if (ended(job.state)) process.stdout.write(`${job.state}\n`);
+              if (final.state !== 'succeeded') {
+                process.stderr.write(
+                  `consort: job ${final.id} ${final.state}: ${final.failure?.message ?? final.state}\n`,
+                );
+                return EXIT.failed;
+              }
+              return EXIT.ok;
+            }),
+        )
+        .command(
+          'cancel <id>',
+          'ask the master to cancel a job',
+          (c) =>
+            c
+              .positional('id', { type: 'string', demandOption: true })
+              .example('$0 jobs cancel j-abc', 'stop it'),
+          (a) =>
+            run(async () => {
+              const job = (await clientFor(a).request('POST', `/api/jobs/${path(a.id)}/cancel`))
+                .body as JobView;
+              show(a, job, () => `cancel requested for ${job.id}`);
+              return EXIT.ok;
+            }),
+        )
+        .demandCommand(1, 'name a jobs command: list, show, watch, cancel'),
+    )
+    .command(
+      'schema [kind]',
+      "the kinds, or one kind's attributes with their owners",
+      (y) =>
+        y
+          .positional('kind', { type: 'string' })
+          .example('$0 schema host', 'attributes of host and who owns them'),
+      (a) =>
+        run(async () => {
+          const client = clientFor(a);
+          if (a.kind === undefined) {
+            const body = (await client.request('GET', '/api/schema')).body as {
+              kinds: { name: string; description?: string; providers: string[] }[];
+            };
+            show(a, body, () =>
+              table(
+                ['KIND', 'PROVIDERS', 'DESCRIPTION'],
+                body.kinds.map((k) => [k.name, k.providers.join(','), k.description ?? '']),
+              ),
+            );
+            return EXIT.ok;
+          }
+          const document = await fetchSchema(client, a.kind);
+          show(a, document, () => {
+            const rows: string[][] = [];
+            const walk = (properties: Record<string, Schema>, prefix: string): void => {
+              for (const [name, s] of Object.entries(properties)) {
+                const type =
+                  s['x-list-type'] === undefined
+                    ? cell(s['type'] ?? (s['enum'] !== undefined ? 'enum' : ''))
+                    : `${cell(s['type'])} (${cell(s['x-list-type'])})`;
+                const values = s['enum'] === undefined ? '' : cell(s['enum']);
+                rows.push([`${prefix}${name}`, type, cell(s['x-authority']), cell(s['x-watchers']), values]);
+                const items = s['items'] as Schema | undefined;
+                if (s['x-list-type'] === 'map' && items?.['properties'] !== undefined) {
+                  walk(items['properties'] as Record<string, Schema>, `${prefix}${name}[*].`);
+                }
+              }
+            };
+            walk((document['properties'] ?? {}) as Record<string, Schema>, '');
+            return table(['ATTRIBUTE', 'TYPE', 'AUTHORITY', 'WATCHERS', 'VALUES'], rows);
+          });
+          return EXIT.ok;
+        }),
+    )
+    .command('token', 'API tokens (admin)', (y) =>
+      y
+        .command(
+          'create',
+          'make a token and print it (shown once)',
+          (c) =>
+            c
+              .option('role', { choices: ['reader', 'operator', 'admin'] as const, demandOption: true })
+              .option('description', { type: 'string' })
+              .option('ttl', { type: 'number', describe: 'seconds until it expires' })
+              .example('$0 token create --role operator --description "ci"', 'a token for CI'),
+          (a) =>
+            run(async () => {
+              const body = {
+                role: a.role,
+                ...(a.description === undefined ? {} : { description: a.description }),
+                ...(a.ttl === undefined ? {} : { ttlSeconds: a.ttl }),
+              };
+              const answer = await clientFor(a).request('POST', '/api/tokens', { body });
+              const made = answer.body as { token: string };
+              show(a, made, () => made.token);
+              return EXIT.ok;
+            }),
+        )
+        .demandCommand(1, 'name a token command: create'),
+    )
+    .command('context', 'named servers in the config file', (y) =>
+      y
+        .command(
+          'set <name>',
+          'add or change a context',
+          (c) =>
+            c
+              .positional('name', { type: 'string', demandOption: true })
+              .option('url', { type: 'string', demandOption: true })
+              .option('token', { type: 'string' })
+              .option('use', { type: 'boolean', describe: 'make it the current context' })
+              .example(
+                '$0 context set dev --url http://127.0.0.1:8080 --token cst_... --use',
+                'talk to consortium dev',
+              ),
+          (a) =>
+            run(() => {
+              const config = readConfig();
+              const contexts = {
+                ...config.contexts,
+                [a.name]: { url: a.url, ...(a.token === undefined ? {} : { token: a.token }) },
+              };
+              const current = a.use === true ? a.name : config['current-context'];
+              const file = writeConfig({
+                ...(current === undefined ? {} : { 'current-context': current }),
+                contexts,
+              });
+              process.stdout.write(
+                `context ${a.name} saved in ${file}${a.use === true ? ' and in use' : ''}\n`,
+              );
+              return Promise.resolve(EXIT.ok);
+            }),
+        )
+        .command(
+          'use <name>',
+          'switch the current context',
+          (c) =>
+            c
+              .positional('name', { type: 'string', demandOption: true })
+              .example('$0 context use prod', 'switch'),
+          (a) =>
+            run(() => {
+              const config = readConfig();
+              if (config.contexts[a.name] === undefined)
+                throw usage(`no context "${a.name}" in ${configPath()}`);
+              writeConfig({ ...config, 'current-context': a.name });
+              process.stdout.write(`now using context ${a.name}\n`);
+              return Promise.resolve(EXIT.ok);
+            }),
+        )
+        .command(
+          'list',
+          'the contexts',
+          (c) => c.example('$0 context list', 'all of them'),
+          (a) =>
+            run(() => {
+              const config = readConfig();
+              const rows = Object.entries(config.contexts).map(([name, c]) => [
+                name === config['current-context'] ? `* ${name}` : `  ${name}`,
+                c.url,
+              ]);
+              show(a, config.contexts, () => table(['CONTEXT', 'URL'], rows));
+              return Promise.resolve(EXIT.ok);
+            }),
+        )
+        .demandCommand(1, 'name a context command: set, use, list'),
+    )
+    .command(
+      'completion [shell]',
+      'print a shell completion script (bash or zsh)',
+      (y) =>
+        y
+          .positional('shell', { choices: ['bash', 'zsh'] as const, default: 'bash' as const })
+          .example('source <($0 completion bash)', 'complete consort in bash')
+          .example('$0 completion zsh > ~/.zfunc/_consort', 'for zsh'),
+      () => {
+        completer.showCompletionScript();
+      },
+    )
+    .completion('__complete', false)
+    .demandCommand(1, 'name a command (consort --help lists them)')
+    .fail((message, error: Error | undefined) => {
+      if (error instanceof CliError) {
+        process.stderr.write(`consort: ${error.message}\n`);
+        process.exit(error.exitCode);
+      }
+      process.stderr.write(
+        `consort: ${message || (error?.message ?? 'usage error')}\nRun consort --help for usage.\n`,
+      );
+      process.exit(EXIT.usage);
+    })
+    .help()
+    .version(false);
 }
 
 function defaultColumns(items: readonly Record<string, unknown>[]): string[] {
