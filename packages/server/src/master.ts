@@ -15,7 +15,15 @@ import type {
   Store,
   TaskResult,
 } from '@consortium/core';
-import { CancelledError, LeaseLostError, PRESENT_ATTR, isTerminal, toErrorInfo } from '@consortium/core';
+import {
+  CancelledError,
+  ConsortiumError,
+  LeaseLostError,
+  PRESENT_ATTR,
+  backoffDelay,
+  isTerminal,
+  toErrorInfo,
+} from '@consortium/core';
 import type winston from 'winston';
 import type { Metrics } from './metrics.js';
 import type { Kinds } from './plugins.js';
@@ -50,6 +58,9 @@ export interface ResultMessage {
 export function nodeLockKey(kind: string, name: string): string {
   return `node/${kind}/${name}`;
 }
+
+/** Wait before driving a job again after a passing fault: 0.25 s doubling to 10 s. */
+const RESUME_BACKOFF = { initialMs: 250, factor: 2, maxMs: 10_000 };
 
 const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'expired', 'cancelled'];
 
@@ -159,10 +170,11 @@ export class Master implements Runnable {
     }
   }
 
-  private schedule(jobId: string, signal: AbortSignal): void {
+  private schedule(jobId: string, signal: AbortSignal, attempt = 1): void {
     if (this.runners.has(jobId) || signal.aborted) return;
     const runner = new JobRunner();
     this.runners.set(jobId, runner);
+    let again = false;
     const done = this.drive(jobId, runner, signal)
       .catch((error: unknown) => {
         if (error instanceof LeaseLostError) {
@@ -172,14 +184,26 @@ export class Master implements Runnable {
           });
           return;
         }
-        this.deps.logger.error('job runner crashed; the job stays resumable', {
-          job: jobId,
-          error: (error as Error).stack ?? String(error),
-        });
+        // A passing fault (etcd or the store briefly unavailable): the job is persisted, so drive it again.
+        again = error instanceof ConsortiumError && error.retryable;
+        this.deps.logger[again ? 'warn' : 'error'](
+          again
+            ? 'job runner hit a passing fault; resuming the job'
+            : 'job runner crashed; the job stays resumable',
+          {
+            job: jobId,
+            attempt,
+            error: again ? (error as Error).message : ((error as Error).stack ?? String(error)),
+          },
+        );
       })
-      .finally(() => {
+      .finally(async () => {
         this.runners.delete(jobId);
         this.running.delete(done);
+        if (again && !stopped(signal)) {
+          await this.deps.clock.sleep(backoffDelay(RESUME_BACKOFF, attempt), signal);
+          this.schedule(jobId, signal, attempt + 1);
+        }
       });
     this.running.add(done);
   }
