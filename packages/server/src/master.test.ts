@@ -39,19 +39,15 @@ describe('Master', () => {
     const store = await openSqliteStore({ path: ':memory:' });
     const coordinator = flakyNotify(new MemoryCoordinator(new MemoryCluster()), 2);
     const lines: string[] = [];
-    const logger = winston.createLogger({
-      // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- winston types its transports loosely
-      transports: [
-        new winston.transports.Stream({
-          stream: new Writable({
-            write(chunk: Buffer, _encoding, done) {
-              lines.push(chunk.toString());
-              done();
-            },
-          }),
-        }),
-      ],
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
     });
+    const transports = [new winston.transports.Stream({ stream: sink })];
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- winston types its transports loosely
+    const logger = winston.createLogger({ transports });
     const kinds = buildKinds(await importPlugins([{ module: '@consortium/plugin-inventory' }]), {
       logger: silentLogger,
       store,
