@@ -15,3 +15,4 @@ export * from './ports/coordinator.js';
 export * from './ports/store.js';
 export * from './search.js';
 export * from './outcome-builder.js';
+export * from './interfaces.js';

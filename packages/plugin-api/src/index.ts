@@ -9,6 +9,8 @@ export {
   TimeoutError,
   ConsortiumError,
   definePlugin,
+  interfaceFieldOf,
+  interfaceOf,
   OutcomeBuilder,
   silentLogger,
   deepEqual,

@@ -6,18 +6,15 @@
  * Cobbler first, so a task that runs again converges instead of duplicating the system.
  */
 import type {
-  Attrs,
   AttributeClaim,
   ExplainOutcome,
-  JsonValue,
   NodeProvider,
   ProposedUpdate,
   ProviderContext,
   ProviderTask,
 } from '@consortium/plugin-api';
-import { isJsonObject } from '@consortium/plugin-api';
 import type { CobblerClient, CobblerSystem } from './cobbler-client.js';
-import { OutcomeBuilder } from '@consortium/plugin-api';
+import { OutcomeBuilder, interfaceOf } from '@consortium/plugin-api';
 
 /** The name of the Cobbler provider. */
 export const COBBLER_PROVIDER = 'cobbler';
@@ -69,12 +66,6 @@ interface Change {
   readonly field: string;
   readonly from: string;
   readonly to: string;
-}
-
-function interfaceOf(node: Attrs, iface: string): Attrs | undefined {
-  const list = node['interfaces'];
-  if (!Array.isArray(list)) return undefined;
-  return (list as readonly JsonValue[]).filter(isJsonObject).find((item) => item['name'] === iface);
 }
 
 const onOff = (value: boolean): string => (value ? 'on' : 'off');

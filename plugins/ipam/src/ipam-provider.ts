@@ -15,7 +15,7 @@ import type {
   ProviderTask,
   Store,
 } from '@consortium/plugin-api';
-import { isJsonObject, parsePath } from '@consortium/plugin-api';
+import { parsePath } from '@consortium/plugin-api';
 import type { Ipv4Network } from './ipv4.js';
 import {
   contains,
@@ -27,7 +27,7 @@ import {
   parseIpv4,
   prefixMask,
 } from './ipv4.js';
-import { OutcomeBuilder } from '@consortium/plugin-api';
+import { OutcomeBuilder, interfaceOf } from '@consortium/plugin-api';
 
 /** The name of the provider. */
 export const IPAM_PROVIDER = 'ipam';
@@ -84,12 +84,6 @@ function interfaceField(path: string): { readonly iface: string; readonly field:
   if (item === undefined || !('key' in item) || field === undefined || !('prop' in field)) return undefined;
   const name = FIELDS.find((f) => f === field.prop);
   return name === undefined ? undefined : { iface: item.key, field: name };
-}
-
-function interfaceOf(node: Attrs, iface: string): Attrs | undefined {
-  const list = node['interfaces'];
-  if (!Array.isArray(list)) return undefined;
-  return (list as readonly JsonValue[]).filter(isJsonObject).find((item) => item['name'] === iface);
 }
 
 type Allocation =

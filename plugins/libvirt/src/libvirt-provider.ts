@@ -8,7 +8,6 @@
  * not running, destroy only if running, undefine "not found" is done), so running it again converges.
  */
 import type {
-  Attrs,
   AttributeClaim,
   ExplainOutcome,
   JsonValue,
@@ -19,10 +18,9 @@ import type {
   ProviderContext,
   ProviderTask,
 } from '@consortium/plugin-api';
-import { isJsonObject, parsePath } from '@consortium/plugin-api';
 import type { DomainMetadata, NetworkConfig } from './domain-xml.js';
 import { domainXml } from './domain-xml.js';
-import { OutcomeBuilder } from '@consortium/plugin-api';
+import { OutcomeBuilder, interfaceFieldOf, interfaceOf } from '@consortium/plugin-api';
 import type { HypervisorUsage, VmSize } from './placement.js';
 import { describeFree, describeSize, fits, hwspecOf, macFor, place } from './placement.js';
 import type { RemoteShell } from './ssh-session.js';
@@ -104,27 +102,6 @@ interface Scan {
   readonly usages: ReadonlyMap<string, HypervisorUsage>;
   readonly macs: ReadonlySet<string>;
   readonly found: Vm | null;
-}
-
-function interfaceOf(node: Attrs, iface: string): Attrs | undefined {
-  const list = node['interfaces'];
-  if (!Array.isArray(list)) return undefined;
-  return (list as readonly JsonValue[]).filter(isJsonObject).find((item) => item['name'] === iface);
-}
-
-/** The interface name of an `interfaces[<name>].mac` path, or undefined for any other path. */
-function macInterface(path: string): string | undefined {
-  const [attribute, item, field] = parsePath(path);
-  if (attribute === undefined || !('prop' in attribute) || attribute.prop !== 'interfaces') return undefined;
-  if (
-    item === undefined ||
-    !('key' in item) ||
-    field === undefined ||
-    !('prop' in field) ||
-    field.prop !== 'mac'
-  )
-    return undefined;
-  return item.key;
 }
 
 const asString = (value: JsonValue | undefined): string | undefined =>
@@ -261,7 +238,7 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
       else if (update.path === 'hwspec') hwspecUpdate = update;
       else if (update.path === 'power') powerUpdate = update;
       else if (update.path === 'hypervisor') hypervisorUpdate = update;
-      else if (macInterface(update.path) === iface) macUpdate = update;
+      else if (interfaceFieldOf(update.path, 'mac') === iface) macUpdate = update;
       else out.reject(`a libvirt VM has one interface, ${iface} (plugin config "interface")`, update);
     }
     const others = [powerUpdate, hypervisorUpdate, macUpdate];

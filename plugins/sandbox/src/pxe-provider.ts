@@ -4,17 +4,14 @@
  * `netboot: true`, which lets `sandbox-vm` boot the VM. State lives in memory only.
  */
 import type {
-  Attrs,
   AttributeClaim,
   ExplainOutcome,
-  JsonValue,
   NodeProvider,
   ProposedUpdate,
   ProviderContext,
   ProviderTask,
 } from '@consortium/plugin-api';
-import { isJsonObject } from '@consortium/plugin-api';
-import { OutcomeBuilder } from '@consortium/plugin-api';
+import { OutcomeBuilder, interfaceOf } from '@consortium/plugin-api';
 import type { SandboxWorld, SimulatedSystem } from './simulation.js';
 import { simulatedDelay } from './simulation.js';
 
@@ -42,12 +39,6 @@ export interface PxeProviderOptions {
 }
 
 const WAIT_FOR_ADDRESSES = 'waiting for a MAC and an IP';
-
-function interfaceOf(node: Attrs, iface: string): Attrs | undefined {
-  const list = node['interfaces'];
-  if (!Array.isArray(list)) return undefined;
-  return (list as readonly JsonValue[]).filter(isJsonObject).find((item) => item['name'] === iface);
-}
 
 const describeSystem = (system: SimulatedSystem): string =>
   `mac ${system.mac}, ip ${system.ip}, profile ${system.profile}, netboot ${system.netboot ? 'on' : 'off'}`;

@@ -4,17 +4,14 @@
  * waits for PXE registration (`netboot`) before the first boot. State lives in memory only.
  */
 import type {
-  Attrs,
   AttributeClaim,
   ExplainOutcome,
-  JsonValue,
   NodeProvider,
   ProposedUpdate,
   ProviderContext,
   ProviderTask,
 } from '@consortium/plugin-api';
-import { isJsonObject, parsePath } from '@consortium/plugin-api';
-import { OutcomeBuilder } from '@consortium/plugin-api';
+import { OutcomeBuilder, interfaceFieldOf, interfaceOf } from '@consortium/plugin-api';
 import type { Hwspec, SandboxWorld, SimulatedVm } from './simulation.js';
 import { HWSPECS, isHwspec, simulatedDelay } from './simulation.js';
 
@@ -53,27 +50,6 @@ export const SANDBOX_VM_CLAIMS: readonly AttributeClaim[] = [
 export interface VmProviderOptions {
   readonly delayMs: number;
   readonly interface: string;
-}
-
-function interfaceOf(node: Attrs, iface: string): Attrs | undefined {
-  const list = node['interfaces'];
-  if (!Array.isArray(list)) return undefined;
-  return (list as readonly JsonValue[]).filter(isJsonObject).find((item) => item['name'] === iface);
-}
-
-function macInterface(path: string): string | undefined {
-  const [attribute, item, field] = parsePath(path);
-  if (attribute === undefined || !('prop' in attribute) || attribute.prop !== 'interfaces') return undefined;
-  if (
-    item === undefined ||
-    !('key' in item) ||
-    field === undefined ||
-    !('prop' in field) ||
-    field.prop !== 'mac'
-  ) {
-    return undefined;
-  }
-  return item.key;
 }
 
 const describeSpec = (hwspec: Hwspec): string =>
@@ -130,7 +106,7 @@ export function vmProvider(world: SandboxWorld, options: VmProviderOptions): Nod
       else if (update.path === 'hwspec') hwspecUpdate = update;
       else if (update.path === 'power') powerUpdate = update;
       else if (update.path === 'hypervisor') hypervisorUpdate = update;
-      else if (macInterface(update.path) === options.interface) macUpdate = update;
+      else if (interfaceFieldOf(update.path, 'mac') === options.interface) macUpdate = update;
       else {
         out.reject(
           `[simulated] the sandbox VM has one interface, ${options.interface} (plugin config "interface")`,
