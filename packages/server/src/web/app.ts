@@ -31,7 +31,6 @@ import {
   filterFields,
   isJsonObject,
   jsonPatchToUpdates,
-  kindSchemaOf,
   mergePatchToUpdates,
   parsePath,
   parseSearch,
@@ -162,8 +161,9 @@ export function createApp(deps: WebDeps): express.Express {
   const runtimeOf = (kind: string): KindRuntime => {
     const runtime = kinds.get(kind);
     if (runtime === undefined) {
-      kindSchemaOf(new Map([...kinds].map(([k, r]) => [k, r.schema])), kind);
-      throw new NotFoundError(`unknown kind "${kind}"`);
+      throw new NotFoundError(`unknown kind "${kind}" (known: ${[...kinds.keys()].sort().join(', ')})`, {
+        details: { kind },
+      });
     }
     return runtime;
   };
