@@ -41,12 +41,19 @@ export interface Fault {
   readonly times?: number;
 }
 
+/** An injected fault with its uses left and what to call when a request first meets it. */
+export interface FaultEntry {
+  readonly fault: Fault;
+  left: number;
+  readonly onHit: () => void;
+}
+
 /** What the app needs besides the state. */
 export interface AppOptions {
   readonly state: NetboxState;
   readonly tokens: () => ReadonlySet<string>;
   readonly readOnlyTokens: () => ReadonlySet<string>;
-  readonly faults: { fault: Fault; left: number }[];
+  readonly faults: FaultEntry[];
   readonly pagination: PaginationSettings;
 }
 
@@ -266,6 +273,7 @@ export function createApp(options: AppOptions): express.Express {
       return;
     }
     entry.left--;
+    entry.onHit();
     if (entry.left <= 0) options.faults.splice(options.faults.indexOf(entry), 1);
     const { status, body, delayMs = 0 } = entry.fault;
     setTimeout(() => {

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import type { Fault } from './app.js';
+import type { Fault, FaultEntry } from './app.js';
 import { createApp } from './app.js';
 import type { SeedData } from './state.js';
 import { NetboxState } from './state.js';
@@ -38,6 +38,12 @@ export interface NetboxServerOptions {
   readonly maxPageSize?: number;
 }
 
+/** A fault once injected: tests wait on it to act while a request is inside it (for example in a slow answer). */
+export interface InjectedFault {
+  /** Resolves when the first matching request arrives (before any delay runs out). */
+  readonly hit: Promise<void>;
+}
+
 /** A running test server. */
 export interface NetboxServer {
   /** The base URL, `http://127.0.0.1:<port>`; the API is under `/api/`. */
@@ -47,7 +53,7 @@ export interface NetboxServer {
   /** The server's data, for tests to inspect and change. */
   readonly state: NetboxState;
   /** Answers the next matching requests with a fault (a 503 from the proxy, a 400, a slow answer, ...). */
-  injectFault(fault: Fault): void;
+  injectFault(fault: Fault): InjectedFault;
   /** Drops faults not yet used. */
   clearFaults(): void;
   /** Creates sites, clusters, tenants, tags, custom fields and VMs by their natural keys. */
@@ -63,7 +69,7 @@ export async function startNetboxServer(options: NetboxServerOptions = {}): Prom
   const state = new NetboxState();
   const tokens = new Set(options.tokens ?? [randomBytes(20).toString('hex')]);
   const readOnlyTokens = new Set(options.readOnlyTokens ?? []);
-  const faults: { fault: Fault; left: number }[] = [];
+  const faults: FaultEntry[] = [];
   const app = createApp({
     state,
     tokens: () => tokens,
@@ -85,7 +91,12 @@ export async function startNetboxServer(options: NetboxServerOptions = {}): Prom
     token,
     state,
     injectFault: (fault) => {
-      faults.push({ fault, left: fault.times ?? 1 });
+      let onHit = (): void => undefined;
+      const hit = new Promise<void>((resolve) => {
+        onHit = resolve;
+      });
+      faults.push({ fault, left: fault.times ?? 1, onHit });
+      return { hit };
     },
     clearFaults: () => {
       faults.length = 0;
