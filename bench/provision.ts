@@ -61,6 +61,8 @@ export async function provisionBench(): Promise<void> {
       attrs: { cidr: '10.9.0.0/24', gateway: '10.9.0.1' },
     });
     const rows: { wall: number; critical: number; sum: number; tasks: number }[] = [];
+    /** Per round and provider: summed task time and operation time over the measured runs. */
+    const breakdown = new Map<string, { task: number; ops: number; n: number }>();
     for (let i = 0; i < RUNS + 1; i++) {
       const job = await post('/api/inventory/host?wait=120s', {
         name: `bench-${i}`,
@@ -80,7 +82,21 @@ export async function provisionBench(): Promise<void> {
       const sum = job.rounds.reduce((s, r) => s + r.tasks.reduce((x, t) => x + opsOf(t), 0), 0);
       // Provider time, reads included (virsh dominfo, NetBox lookups), which operations do not list.
       const tasks = job.rounds.reduce((s, r) => s + Math.max(0, ...r.tasks.map((t) => t.durationMs ?? 0)), 0);
-      if (i > 0) rows.push({ wall, critical, sum, tasks }); // the first run warms SSH and QEMU up
+      if (i > 0) {
+        // The first run warms SSH and QEMU up.
+        rows.push({ wall, critical, sum, tasks });
+        job.rounds.forEach((round, r) => {
+          for (const t of round.tasks) {
+            const key = `round ${r + 1} ${t.provider}`;
+            const entry = breakdown.get(key) ?? { task: 0, ops: 0, n: 0 };
+            breakdown.set(key, {
+              task: entry.task + (t.durationMs ?? 0),
+              ops: entry.ops + opsOf(t),
+              n: entry.n + 1,
+            });
+          }
+        });
+      }
     }
     const mean = (pick: (r: (typeof rows)[number]) => number) =>
       rows.reduce((s, r) => s + pick(r), 0) / rows.length;
@@ -93,6 +109,11 @@ export async function provisionBench(): Promise<void> {
     console.log(
       `  provider task time, critical path (mean)   ${mean((r) => r.tasks).toFixed(0)} ms  (operations plus reads)`,
     );
+    console.log('  where the time goes (mean per job): task time / of which operations');
+    for (const [key, { task, ops, n }] of breakdown)
+      console.log(
+        `    ${key.padEnd(24)} ${(task / rows.length).toFixed(0).padStart(5)} ms / ${(ops / rows.length).toFixed(0).padStart(5)} ms  (${n / rows.length} tasks)`,
+      );
     console.log(
       `  ratio wall / operations' critical path (target < 1.2): ${(mean((r) => r.wall) / mean((r) => r.critical)).toFixed(3)}`,
     );

@@ -99,6 +99,8 @@ interface Vm {
 
 /** Every hypervisor's domains, read in one pass. */
 interface Scan {
+  /** The value of the provider's placement count when the scan was read. */
+  readonly generation: number;
   readonly usages: ReadonlyMap<string, HypervisorUsage>;
   readonly macs: ReadonlySet<string>;
   readonly found: Vm | null;
@@ -119,6 +121,8 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
   // Placement reads free memory and then defines; creates in this process take turns so that two hosts cannot
   // both take the last room on a hypervisor.
   let placementTurn: Promise<unknown> = Promise.resolve();
+  /** Counts defines and resizes in this process: a scan taken at the current count still shows the room left. */
+  let placements = 0;
   const inTurn = <T>(fn: () => Promise<T>): Promise<T> => {
     const turn = placementTurn.then(fn);
     placementTurn = turn.catch(() => undefined);
@@ -146,6 +150,7 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
 
   /** Reads every hypervisor; throws when one cannot be read (it might hold the host's domain). */
   async function scan(host: string, signal: AbortSignal): Promise<Scan> {
+    const generation = placements;
     const all = await Promise.all(
       options.hypervisors.map(async (hv) => ({ hv, domains: await hv.virsh.domains({ signal }) })),
     );
@@ -168,7 +173,7 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
       null;
     if (vm === null) seenOn.delete(host);
     else seenOn.set(host, vm.hypervisor.name);
-    return { usages, macs, found: vm };
+    return { generation, usages, macs, found: vm };
   }
 
   /** The host's domain: asked of `preferred` first, else of every hypervisor. */
@@ -296,7 +301,11 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
       // Define the domain: place it, then define it, in one turn.
       const size = hwspecs[wanted] as VmSize;
       const define = async (): Promise<Vm | string> => {
-        const fresh = dry && scanned !== undefined ? scanned : await scan(host, signal);
+        // The scan `locate` read is used again unless a define or resize in this process came after it.
+        const fresh =
+          scanned !== undefined && (dry || scanned.generation === placements)
+            ? scanned
+            : await scan(host, signal);
         scanned = fresh;
         if (fresh.found !== null) return fresh.found;
         const usages = [...fresh.usages.values()];
@@ -328,7 +337,10 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
           `defined domain ${host} (${describeSize(wanted, size)}, mac ${mac}) on ${describeFree(usage)}`,
           () => hv.virsh.define(host, xml, call),
         );
-        if (!dry) seenOn.set(host, hv.name);
+        if (!dry) {
+          placements++;
+          seenOn.set(host, hv.name);
+        }
         return {
           hypervisor: hv,
           mac,
@@ -386,7 +398,10 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
           'redefine',
           hv.name,
           `resized domain ${host} to ${describeSize(wanted, size)}${later}`,
-          () => hv.virsh.define(host, xml, call),
+          async () => {
+            await hv.virsh.define(host, xml, call);
+            placements++;
+          },
         );
         vm = { ...current, mac, state: { ...current.state, memoryMib: size.memoryMib, vcpus: size.vcpus } };
       }
