@@ -260,7 +260,12 @@ export function cli(argv: readonly string[]): Argv<Global> {
             `$0 search 'kind=host and datacenter=pek1 and puppet_roles has nginx'`,
             'hosts in pek1 with nginx',
           )
-          .example(`$0 search 'name ~ "web-*" and not power=on'`, 'web nodes not powered on'),
+          .example(`$0 search 'name ~ "web-*" and not power=on'`, 'web nodes not powered on')
+          .example(`$0 search 'interfaces.ip in 10.1.0.0/16'`, 'nodes with an address in a network')
+          .example(
+            `$0 search 'kind=host and subnet.vlan=100'`,
+            "hosts whose subnet node's vlan is 100 (one hop)",
+          ),
       (a) =>
         run(async () => {
           const query = new URLSearchParams({ q: a.query, limit: String(a.limit) });

@@ -16,3 +16,4 @@ export * from './ports/store.js';
 export * from './search.js';
 export * from './outcome-builder.js';
 export * from './interfaces.js';
+export * from './ipv4.js';

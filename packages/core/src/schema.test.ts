@@ -692,6 +692,16 @@ describe('start-up errors', () => {
       },
       'x-list-map-keys at interfaces[].vlans must name exactly one key field',
     ],
+    [
+      'a reference that is not a string',
+      { type: 'integer', 'x-ref': 'host' },
+      'x-ref at interfaces needs "type": "string" (a node name)',
+    ],
+    [
+      'a reference to an unknown kind',
+      { type: 'array', items: { type: 'string', 'x-ref': 'rack' } },
+      'x-ref at interfaces[] must name a kind',
+    ],
   ])('rejects list annotations with %s', (_, schema, why) => {
     expectThrows(
       () => hostSchema([{ name: 'inventory', kind: 'host', claims: [{ path: 'interfaces', schema }] }]),

@@ -57,7 +57,14 @@ export interface Watch {
 
 type MutableSchema = { [keyword: string]: unknown };
 
-const ANNOTATIONS = ['x-list-type', 'x-list-map-keys', 'x-authority', 'x-watchers', 'x-observers'] as const;
+const ANNOTATIONS = [
+  'x-list-type',
+  'x-list-map-keys',
+  'x-authority',
+  'x-watchers',
+  'x-observers',
+  'x-ref',
+] as const;
 
 /** Makes the one strict Ajv instance used for claims and kind documents. */
 function makeAjv(): Ajv2020 {
@@ -262,7 +269,12 @@ function clone(schema: JsonSchema): MutableSchema {
   return structuredClone<MutableSchema>(schema);
 }
 
-function checkListAnnotations(provider: string, path: string, schema: JsonSchema): void {
+function checkAnnotations(
+  provider: string,
+  path: string,
+  schema: JsonSchema,
+  kinds: ReadonlyMap<string, unknown>,
+): void {
   const fail = (why: string): never => {
     throw new InvalidClaimError(`provider ${provider}: claim "${path}": ${why}`, {
       details: { provider, path },
@@ -271,6 +283,11 @@ function checkListAnnotations(provider: string, path: string, schema: JsonSchema
   const walk = (node: unknown, where: string): void => {
     if (typeof node !== 'object' || node === null) return;
     const s = node as Record<string, unknown>;
+    const ref = s['x-ref'];
+    if (ref !== undefined) {
+      if (s['type'] !== 'string') fail(`x-ref at ${where} needs "type": "string" (a node name)`);
+      if (typeof ref !== 'string' || !kinds.has(ref)) fail(`x-ref at ${where} must name a kind`);
+    }
     const listType = s['x-list-type'];
     if (listType !== undefined) {
       if (s['type'] !== 'array') fail(`x-list-type at ${where} needs "type": "array"`);
@@ -396,7 +413,7 @@ export function buildKindSchemas(
               { cause: error, details: { provider: d.name, path: claim.path } },
             );
           }
-          checkListAnnotations(d.name, claim.path, claim.schema);
+          checkAnnotations(d.name, claim.path, claim.schema, known);
         }
         entries.push({ provider: d.name, path, claim });
       }

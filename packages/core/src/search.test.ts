@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from './errors.js';
-import { filterFields, parseSearch, splitKinds } from './search.js';
+import { buildKindSchemas } from './schema.js';
+import { bindFilter, filterFields, parseSearch, splitKinds } from './search.js';
 
 describe('parseSearch', () => {
   it.each([
@@ -14,6 +15,9 @@ describe('parseSearch', () => {
     ['description exists', { op: 'exists', field: 'description' }],
     ['not power=on', { op: 'not', arg: { op: 'eq', field: 'power', value: 'on' } }],
     ['interfaces.ip != 10.1.2.3', { op: 'ne', field: 'interfaces.ip', value: '10.1.2.3' }],
+    ['interfaces.ip in 10.1.0.0/16', { op: 'cidr', field: 'interfaces.ip', cidr: '10.1.0.0/16' }],
+    ['address in "10.1.2.3/32"', { op: 'cidr', field: 'address', cidr: '10.1.2.3/32' }],
+    ['subnet.vlan=100', { op: 'eq', field: 'subnet.vlan', value: 100 }],
   ])('%s', (query, filter) => {
     expect(parseSearch(query)).toEqual(filter);
   });
@@ -58,10 +62,9 @@ describe('parseSearch', () => {
     ['a = "open', 'unterminated string starting at offset 4 in search query'],
     ['a ! b', 'unexpected "!" at offset 2 in search query (use != or not)'],
     ['Name=x', 'expected a field name at offset 0 but found "Name"'],
-    [
-      'interfaces.ip in 10.1.0.0/16',
-      'matching addresses by CIDR (interfaces.ip in 10.1.0.0/16) is not supported yet',
-    ],
+    ['ip in 10.1.0.0/33', '"10.1.0.0/33" is not an IPv4 network in CIDR notation (such as 10.1.0.0/16)'],
+    ['ip in 10.1.0/16', '"10.1.0/16" is not an IPv4 network in CIDR notation (such as 10.1.0.0/16)'],
+    ['ip in web', '"in" takes a list in parentheses or an IPv4 network: ip in (a, b), ip in 10.1.0.0/16'],
     ['a ~ 3', '"~" takes a glob pattern, not 3'],
   ])('refuses %j: %s', (query, message) => {
     expect(() => parseSearch(query)).toThrow(InputError);
@@ -78,5 +81,77 @@ describe('splitKinds and filterFields', () => {
     expect(splitKinds(parseSearch('kind in (host, vip)'))).toEqual({ kinds: ['host', 'vip'] });
     expect(splitKinds(parseSearch('a=1 or kind=host'))).toEqual({ rest: parseSearch('a=1 or kind=host') });
     expect(filterFields(parseSearch('kind=host and (a=1 or not b.c exists)'))).toEqual(['kind', 'a', 'b.c']);
+  });
+});
+
+describe('bindFilter', () => {
+  const schemas = buildKindSchemas(
+    [{ name: 'host' }, { name: 'subnet' }],
+    [
+      {
+        name: 'inventory',
+        kind: 'host',
+        claims: [
+          { path: 'subnet', schema: { type: 'string', 'x-ref': 'subnet' } },
+          { path: 'peers', schema: { type: 'array', items: { type: 'string', 'x-ref': 'host' } } },
+          { path: 'rack', schema: { type: 'string' } },
+          {
+            path: 'interfaces',
+            schema: {
+              type: 'array',
+              'x-list-type': 'map',
+              'x-list-map-keys': ['name'],
+              items: {
+                type: 'object',
+                properties: { name: { type: 'string' }, ip: { type: 'string' } },
+                required: ['name'],
+              },
+            },
+          },
+        ],
+      },
+      { name: 'inventory', kind: 'subnet', claims: [{ path: 'vlan', schema: { type: 'integer' } }] },
+    ],
+  );
+  const host = schemas.get('host')!;
+  const bind = (query: string) => bindFilter(parseSearch(query), host, (kind) => schemas.get(kind));
+
+  it('types bare words by the attribute, through lists too', () => {
+    expect(bind('rack = 12 and interfaces.ip in 10.0.0.0/8')).toEqual({
+      filter: {
+        op: 'and',
+        args: [
+          { op: 'eq', field: 'rack', value: '12' },
+          { op: 'cidr', field: 'interfaces.ip', cidr: '10.0.0.0/8' },
+        ],
+      },
+      known: ['rack', 'interfaces.ip'],
+      unknown: [],
+    });
+  });
+
+  it('turns a field through a reference into one hop, typed by the referenced kind', () => {
+    expect(bind('not subnet.vlan = 100')).toEqual({
+      filter: {
+        op: 'not',
+        arg: { op: 'ref', field: 'subnet', kind: 'subnet', filter: { op: 'eq', field: 'vlan', value: 100 } },
+      },
+      known: ['subnet.vlan'],
+      unknown: [],
+    });
+    expect(bind('peers.rack in (1, 2)').filter).toEqual({
+      op: 'ref',
+      field: 'peers',
+      kind: 'host',
+      filter: { op: 'in', field: 'rack', values: ['1', '2'] },
+    });
+  });
+
+  it('lists fields the kind lacks, and hops that go further than one step or not along a reference', () => {
+    expect(bind('colour = red or rack.vlan = 1 or peers.subnet.vlan = 1 or subnet.colour = 1')).toEqual({
+      filter: parseSearch('colour = red or rack.vlan = 1 or peers.subnet.vlan = 1 or subnet.colour = 1'),
+      known: [],
+      unknown: ['colour', 'rack.vlan', 'peers.subnet.vlan', 'subnet.colour'],
+    });
   });
 });

@@ -4,12 +4,18 @@
  *
  *     kind=host and datacenter=pek1 and puppet_roles has nginx and hwspec in (small, medium)
  *     name ~ "web-*"      not power=on      (a or b) and c      vid >= 100      description exists
+ *     interfaces.ip in 10.1.0.0/16      subnet.vlan=100
  *
  * Bare words are strings, numbers or booleans; quote a string to keep it a string ("007"). `~` is a glob (`*`, `?`).
+ * `in` with a network instead of a list matches IPv4 addresses inside it. A dotted field whose first part is a
+ * reference to another node (`subnet.vlan`) is one hop along it; the parser leaves that to whoever knows the
+ * schemas (`resolveReferences`).
  */
 import { InputError } from './errors.js';
+import { parseCidr } from './ipv4.js';
 import type { JsonValue } from './model.js';
 import type { Filter } from './ports/store.js';
+import type { JsonSchema, KindSchema } from './schema.js';
 
 type Token =
   | { readonly type: 'word'; readonly text: string; readonly at: number }
@@ -127,10 +133,14 @@ export function parseSearch(query: string): Filter {
       pos++;
       if (peek()?.type !== 'punct' || peek()?.text !== '(') {
         const single = value();
-        if (typeof single === 'string' && /^[0-9.]+\/[0-9]+$/.test(single)) {
-          throw new InputError(`matching addresses by CIDR (${field} in ${single}) is not supported yet`);
+        if (typeof single === 'string' && single.includes('/')) {
+          if (parseCidr(single) === undefined)
+            throw new InputError(`"${single}" is not an IPv4 network in CIDR notation (such as 10.1.0.0/16)`);
+          return { op: 'cidr', field, cidr: single };
         }
-        throw new InputError(`"in" takes a list in parentheses: ${field} in (a, b)`);
+        throw new InputError(
+          `"in" takes a list in parentheses or an IPv4 network: ${field} in (a, b), ${field} in 10.1.0.0/16`,
+        );
       }
       pos++;
       const values: JsonValue[] = [value()];
@@ -215,4 +225,103 @@ export function splitKinds(filter: Filter): { kinds?: string[]; rest?: Filter } 
     ...(kinds === undefined ? {} : { kinds }),
     ...(remaining === undefined ? {} : { rest: remaining }),
   };
+}
+
+/**
+ * The schema of a search field in a kind, stepping into the items of any list it crosses (`interfaces.ip`);
+ * undefined when the kind has no such field. `name` is every node's name.
+ */
+export function searchFieldSchema(schema: KindSchema, field: string): JsonSchema | undefined {
+  if (field === 'name') return { type: 'string' };
+  let at: JsonSchema | undefined = schema.document;
+  for (const segment of field.split('.')) {
+    while (at?.['type'] === 'array') at = at['items'] as JsonSchema | undefined;
+    const properties = at?.['properties'] as Record<string, JsonSchema> | undefined;
+    at = properties !== undefined && Object.hasOwn(properties, segment) ? properties[segment] : undefined;
+    if (at === undefined) return undefined;
+  }
+  return at;
+}
+
+/** The kind a field refers to (`x-ref` on it, or on the items of a list of names), if it is a reference. */
+function referenceOf(schema: JsonSchema | undefined): string | undefined {
+  const ref = schema?.['x-ref'] ?? (schema?.['items'] as JsonSchema | undefined)?.['x-ref'];
+  return typeof ref === 'string' ? ref : undefined;
+}
+
+/** Gives bare words the type of the attribute they are compared with (`name = 007` stays a string). */
+function retype(leaf: Filter, at: JsonSchema): Filter {
+  const type = at['type'] === 'array' ? (at['items'] as JsonSchema | undefined)?.['type'] : at['type'];
+  const fix = (value: JsonValue): JsonValue =>
+    type === 'string' && (typeof value === 'number' || typeof value === 'boolean') ? String(value) : value;
+  switch (leaf.op) {
+    case 'in':
+      return { ...leaf, values: leaf.values.map(fix) };
+    case 'eq':
+    case 'ne':
+    case 'lt':
+    case 'le':
+    case 'gt':
+    case 'ge':
+    case 'has':
+      return { ...leaf, value: fix(leaf.value) };
+    default:
+      return leaf;
+  }
+}
+
+/** A query bound to one kind, and the fields of it that the kind does not have. */
+export interface BoundFilter {
+  readonly filter: Filter;
+  /** Fields the kind lacks: they compare as missing values (so `a=1` is false and `not a=1` true). */
+  readonly unknown: readonly string[];
+  /** Fields the kind has (hops included). */
+  readonly known: readonly string[];
+}
+
+/**
+ * Binds a parsed query to one kind: bare words take the type of the attribute they are compared with, and a field
+ * whose first part is a reference (`subnet.vlan`, where `subnet` has `x-ref: subnet`) becomes one hop along it.
+ * Fields the kind lacks stay as they are (the store treats them as missing) and are listed, so that the caller
+ * can skip kinds the query does not concern and refuse a field no kind has.
+ */
+export function bindFilter(
+  filter: Filter,
+  schema: KindSchema,
+  schemaOf: (kind: string) => KindSchema | undefined,
+): BoundFilter {
+  const known: string[] = [];
+  const unknown: string[] = [];
+  const bind = (node: Filter): Filter => {
+    switch (node.op) {
+      case 'and':
+      case 'or':
+        return { op: node.op, args: node.args.map(bind) };
+      case 'not':
+        return { op: 'not', arg: bind(node.arg) };
+      case 'ref':
+        return node;
+      default: {
+        const at = searchFieldSchema(schema, node.field);
+        if (at !== undefined) {
+          known.push(node.field);
+          return retype(node, at);
+        }
+        const dot = node.field.indexOf('.');
+        const head = dot < 0 ? node.field : node.field.slice(0, dot);
+        const kind = dot < 0 ? undefined : referenceOf(searchFieldSchema(schema, head));
+        const target = kind === undefined ? undefined : schemaOf(kind);
+        const rest = node.field.slice(dot + 1);
+        const restAt = target === undefined ? undefined : searchFieldSchema(target, rest);
+        if (kind === undefined || restAt === undefined) {
+          unknown.push(node.field);
+          return node;
+        }
+        known.push(node.field);
+        return { op: 'ref', field: head, kind, filter: retype({ ...node, field: rest }, restAt) };
+      }
+    }
+  };
+  const bound = bind(filter);
+  return { filter: bound, unknown, known };
 }

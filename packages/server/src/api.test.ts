@@ -374,6 +374,63 @@ describe('search', () => {
     );
     expectProblem(await api.request('GET', '/api/search?q=kind%3Dtoaster'), 404, 'NOT_FOUND');
   });
+
+  it('matches addresses by network and follows one reference (subnet.vlan, members.subnet)', async () => {
+    for (const [name, cidr, vlan] of [
+      ['srch-a', '10.7.1.0/24', 701],
+      ['srch-b', '10.7.2.0/24', 702],
+    ] as const) {
+      const r = await api.request('POST', '/api/inventory/subnet?wait=30s', {
+        body: { name, attrs: { cidr, vlan } },
+      });
+      expect(r.body.state).toBe('succeeded');
+    }
+    for (const [name, subnet] of [
+      ['srch-1', 'srch-a'],
+      ['srch-2', 'srch-b'],
+    ]) {
+      const r = await api.request('POST', '/api/inventory/host?wait=30s', {
+        body: { name, attrs: { subnet } },
+      });
+      expect(r.body.state).toBe('succeeded');
+    }
+    const vip = await api.request('POST', '/api/inventory/vip?wait=30s', {
+      body: { name: 'srch-vip', attrs: { address: '10.7.9.9', members: ['srch-2'] } },
+    });
+    expect(vip.body.state).toBe('succeeded');
+    const search = (q: string) => api.request('GET', `/api/search?q=${encodeURIComponent(q)}`);
+    const names = async (q: string) => {
+      const r = await search(q);
+      if (r.body.items === undefined) throw new Error(JSON.stringify(r.body));
+      return r.body.items.map((n: any) => `${n.kind}/${n.name}`);
+    };
+    expect(await names('interfaces.ip in 10.7.0.0/16')).toEqual(['host/srch-1', 'host/srch-2']);
+    expect(await names('interfaces.ip in 10.7.2.0/24')).toEqual(['host/srch-2']);
+    expect(await names('address in 10.7.9.0/24 or interfaces.ip in 10.7.1.7/24')).toEqual([
+      'host/srch-1',
+      'vip/srch-vip',
+    ]);
+    expect(await names('subnet.vlan=701')).toEqual(['host/srch-1']);
+    expect(await names('kind=host and subnet.vlan >= 701 and not subnet.name=srch-a')).toEqual([
+      'host/srch-2',
+    ]);
+    expect(await names('members.subnet=srch-b')).toEqual(['vip/srch-vip']);
+    expect(await names('subnet.cidr="10.7.2.0/24"')).toEqual(['host/srch-2']);
+    // One hop only, and only along references.
+    for (const [q, detail] of [
+      ['subnet.colour=red', 'no kind has the attribute "subnet.colour"'],
+      ['datacenter.vlan=1', 'no kind has the attribute "datacenter.vlan"'],
+      ['members.subnet.vlan=702', 'no kind has the attribute "members.subnet.vlan"'],
+      [
+        'interfaces.ip in 10.7.0.0/33',
+        '"10.7.0.0/33" is not an IPv4 network in CIDR notation (such as 10.1.0.0/16)',
+      ],
+    ]) {
+      const bad = await search(q as string);
+      expectProblem(bad, 400, 'INVALID_INPUT');
+      expect(bad.body.detail).toBe(detail);
+    }
+  });
 });
 
 describe('periodic observe and drift', () => {

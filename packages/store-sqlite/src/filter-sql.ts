@@ -10,12 +10,28 @@
  * - Comparisons are type-strict: the number 3 never equals the string "3"; `lt`/`le`/`gt`/`ge` compare numbers with
  *   numbers and strings with strings (by byte order).
  * - `ne` is `not eq`: a node without the value, or where no array element equals it, matches.
+ * - `cidr` holds for IPv4 address strings inside the network (through `consortium_ipv4_in`, which the store
+ *   registers on its connection); anything else at the path, including malformed addresses, does not match.
+ * - `ref` holds when a string at the path (or in a list there) names a node of the given kind that matches the
+ *   inner filter.
  *
  * Field paths are validated and written into the SQL as JSON path literals, so that expression indexes can serve
  * them; values are always bound as parameters.
  */
-import { InputError } from '@consortium/core';
+import { InputError, parseCidr, parseIpv4 } from '@consortium/core';
 import type { Filter, JsonValue } from '@consortium/core';
+
+/** The SQL function `cidr` filters call: 1 when the text is an IPv4 address in `network`/`prefix`, else 0. */
+export const IPV4_IN_FUNCTION = 'consortium_ipv4_in';
+
+/** The implementation of `IPV4_IN_FUNCTION`, for the store to register (deterministic). */
+export function ipv4In(address: unknown, network: unknown, prefix: unknown): number {
+  if (typeof address !== 'string' || typeof network !== 'number' || typeof prefix !== 'number') return 0;
+  const value = parseIpv4(address);
+  if (value === undefined) return 0;
+  const size = 2 ** (32 - prefix);
+  return value - (value % size) === network ? 1 : 0;
+}
 
 /** A piece of SQL and the parameters of its placeholders, in order. */
 export interface SqlFragment {
@@ -40,16 +56,13 @@ type Condition = (element: Element) => SqlFragment;
 
 /** Compiles `filter` to a boolean SQL expression over the row alias `row` (columns `name` and `attrs`); throws `InputError`. */
 export function compileFilter(filter: Filter, row = 'n'): SqlFragment {
-  const compiler = new FilterCompiler(row);
-  return compiler.compile(filter, 0);
+  return new FilterCompiler().compile(filter, 0, row);
 }
 
 class FilterCompiler {
   private aliases = 0;
 
-  constructor(private readonly row: string) {}
-
-  compile(filter: Filter, depth: number): SqlFragment {
+  compile(filter: Filter, depth: number, row: string): SqlFragment {
     if (depth > MAX_DEPTH) throw new InputError(`Filter is nested more than ${MAX_DEPTH} levels deep`);
     switch (filter.op) {
       case 'and':
@@ -57,20 +70,20 @@ class FilterCompiler {
         const args: readonly Filter[] = filter.args;
         if (!isList(args)) throw new InputError(`Filter "${filter.op}" needs a list of filters`);
         if (args.length === 0) return { sql: filter.op === 'and' ? '1' : '0', params: [] };
-        const parts = args.map((arg) => this.compile(arg, depth + 1));
+        const parts = args.map((arg) => this.compile(arg, depth + 1, row));
         return join(parts, ` ${filter.op.toUpperCase()} `);
       }
       case 'not': {
-        const inner = this.compile(filter.arg, depth + 1);
+        const inner = this.compile(filter.arg, depth + 1, row);
         return { sql: `NOT (${inner.sql})`, params: inner.params };
       }
       case 'eq': {
         const value = scalar(filter.field, filter.value);
-        return this.some(filter.field, (el) => equals(el, value));
+        return this.some(row, filter.field, (el) => equals(el, value));
       }
       case 'ne': {
         const value = scalar(filter.field, filter.value);
-        const eq = this.some(filter.field, (el) => equals(el, value));
+        const eq = this.some(row, filter.field, (el) => equals(el, value));
         return { sql: `NOT ${eq.sql}`, params: eq.params };
       }
       case 'lt':
@@ -83,7 +96,7 @@ class FilterCompiler {
           throw new InputError(`Filter "${op}" on "${field}" needs a number or a string`);
         }
         const sqlOp = { lt: '<', le: '<=', gt: '>', ge: '>=' }[op];
-        return this.some(field, (el) => ({
+        return this.some(row, field, (el) => ({
           sql: `(${el.type} IN (${typesOf(value)}) AND ${el.atom} ${sqlOp} ?)`,
           params: [value],
         }));
@@ -97,7 +110,7 @@ class FilterCompiler {
           checkField(field);
           return { sql: '0', params: [] };
         }
-        return this.some(field, (el) =>
+        return this.some(row, field, (el) =>
           join(
             checked.map((value) => equals(el, value)),
             ' OR ',
@@ -107,7 +120,7 @@ class FilterCompiler {
       case 'has': {
         const value = scalar(filter.field, filter.value);
         const item = this.alias('h');
-        return this.some(filter.field, (el) => {
+        return this.some(row, filter.field, (el) => {
           const eq = equals({ type: `${item}.type`, atom: `${item}.atom`, json: `${item}.value` }, value);
           return {
             sql: `(${el.type} = 'array' AND EXISTS (SELECT 1 FROM json_each(${el.json}) ${item} WHERE ${eq.sql}))`,
@@ -121,22 +134,46 @@ class FilterCompiler {
           throw new InputError(`Filter "glob" on "${field}" needs a string pattern`);
         // SQLite's GLOB also knows [...] classes; the filter language does not, so a bracket matches itself.
         const escaped = pattern.replaceAll('[', '[[]');
-        return this.some(field, (el) => ({
+        return this.some(row, field, (el) => ({
           sql: `(${el.type} = 'text' AND ${el.atom} GLOB ?)`,
           params: [escaped],
         }));
       }
       case 'exists':
-        return this.some(filter.field, (el) => ({ sql: `${el.type} <> 'null'`, params: [] }));
+        return this.some(row, filter.field, (el) => ({ sql: `${el.type} <> 'null'`, params: [] }));
+      case 'cidr': {
+        const { field, cidr } = filter;
+        const net = typeof cidr === 'string' ? parseCidr(cidr) : undefined;
+        if (net === undefined)
+          throw new InputError(`Filter "cidr" on "${field}" needs an IPv4 network such as 10.1.0.0/16`);
+        return this.some(row, field, (el) => ({
+          sql: `(${el.type} = 'text' AND ${IPV4_IN_FUNCTION}(${el.atom}, ?, ?) = 1)`,
+          params: [net.network, net.prefix],
+        }));
+      }
+      case 'ref': {
+        const { field, kind } = filter;
+        if (typeof kind !== 'string' || kind === '')
+          throw new InputError(`Filter "ref" on "${field}" needs a kind`);
+        const target = this.alias('r');
+        const inner = this.compile(filter.filter, depth + 1, target);
+        // The names: the string at the path, or the strings of a list there.
+        return this.some(row, field, (el) => ({
+          sql:
+            `EXISTS (SELECT 1 FROM nodes ${target} WHERE ${target}.kind = ? AND ` +
+            `((${el.type} = 'text' AND ${target}.name = ${el.atom}) OR (${el.type} = 'array' AND ` +
+            `${target}.name IN (SELECT value FROM json_each(${el.json}) WHERE type = 'text'))) AND ${inner.sql})`,
+          params: [kind, ...inner.params],
+        }));
+      }
       default:
         throw new InputError(`Unknown filter operator "${String((filter as { op: unknown }).op)}"`);
     }
   }
 
   /** SQL that holds when `condition` holds for some value at `field` (fanning out over crossed arrays). */
-  private some(field: string, condition: Condition): SqlFragment {
+  private some(row: string, field: string, condition: Condition): SqlFragment {
     const segments = checkField(field);
-    const row = this.row;
     if (field === 'name')
       return condition({ type: `'text'`, atom: `${row}.name`, json: `json_quote(${row}.name)` });
     const first = segments[0] as string;

@@ -34,7 +34,7 @@ import type {
   TokenRecord,
 } from '@consortium/core';
 import { decodeJobCursor, decodeNodeCursor, encodeJobCursor, encodeNodeCursor } from './cursors.js';
-import { compileFilter } from './filter-sql.js';
+import { compileFilter, IPV4_IN_FUNCTION, ipv4In } from './filter-sql.js';
 import { applyMigrations, sqliteMigrations } from './migrations.js';
 
 /** Where and how to open the SQLite store. */
@@ -137,6 +137,7 @@ export class SqliteStore implements Store {
         );
       }
       db.pragma('foreign_keys = ON');
+      db.function(IPV4_IN_FUNCTION, { deterministic: true }, ipv4In);
       applyMigrations(db, sqliteMigrations);
     } catch (error) {
       db.close();

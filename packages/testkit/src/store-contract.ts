@@ -108,6 +108,7 @@ const HOSTS: Readonly<Record<string, Attrs>> = {
     interfaces: [{ name: 'eth0', ip: '10.1.0.5', tags: ['uplink'] }, { name: 'eth1' }],
     labels: { team: 'web', tier: 1 },
     tag: 'a[b]c',
+    subnet: 'net-a',
   },
   'web-02': {
     datacenter: 'pek1',
@@ -118,6 +119,7 @@ const HOSTS: Readonly<Record<string, Attrs>> = {
     interfaces: [{ name: 'eth0', ip: '10.1.0.6' }],
     labels: { team: 'web', tier: 2 },
     tag: 'abc',
+    subnet: 'net-a',
   },
   'db-01': {
     datacenter: 'sha2',
@@ -128,8 +130,17 @@ const HOSTS: Readonly<Record<string, Attrs>> = {
     interfaces: [{ name: 'eth0', ip: null }],
     labels: { team: 'db', tier: 1 },
     disks: [{ partitions: [{ fs: 'ext4' }, { fs: 'xfs' }] }, { partitions: [] }],
+    subnet: 'net-b',
   },
-  'cache-01': { datacenter: 'sha2', rack: '3', hwspec: 'small', puppet_roles: [], interfaces: [] },
+  'cache-01': {
+    datacenter: 'sha2',
+    rack: '3',
+    hwspec: 'small',
+    puppet_roles: [],
+    interfaces: [],
+    subnet: 'net-gone',
+    peers: ['web-01', 'db-01'],
+  },
 };
 
 const ALL_HOSTS = ['cache-01', 'db-01', 'web-01', 'web-02'];
@@ -417,6 +428,10 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       beforeEach(async () => {
         for (const [n, attrs] of Object.entries(HOSTS)) await store.insertNode('host', n, attrs, T0);
         await store.insertNode('vm', 'web-01', { datacenter: 'pek1' }, T0);
+        await store.insertNode('subnet', 'net-a', { vlan: 100, cidr: '10.1.0.0/24' }, T0);
+        await store.insertNode('subnet', 'net-b', { vlan: 200, cidr: '10.2.0.0/24' }, T0);
+        // A node of another kind with a referenced name: a hop finds nodes of the named kind only.
+        await store.insertNode('vm', 'net-b', { vlan: 100 }, T0);
       });
 
       const find = async (filter: Filter, kind = 'host'): Promise<string[]> =>
@@ -552,10 +567,100 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           ['db-01', 'web-01'],
         ],
         ['values are never SQL', { op: 'eq', field: 'name', value: "' OR '1'='1" }, []],
+        [
+          'cidr through an array',
+          { op: 'cidr', field: 'interfaces.ip', cidr: '10.0.0.0/8' },
+          ['web-01', 'web-02'],
+        ],
+        ['cidr on a small network', { op: 'cidr', field: 'interfaces.ip', cidr: '10.1.0.4/31' }, ['web-01']],
+        ['cidr /32', { op: 'cidr', field: 'interfaces.ip', cidr: '10.1.0.6/32' }, ['web-02']],
+        [
+          'cidr with host bits set',
+          { op: 'cidr', field: 'interfaces.ip', cidr: '10.1.0.7/30' },
+          ['web-01', 'web-02'],
+        ],
+        ['cidr outside', { op: 'cidr', field: 'interfaces.ip', cidr: '10.1.0.0/30' }, []],
+        [
+          'cidr on strings that are not addresses',
+          { op: 'cidr', field: 'datacenter', cidr: '0.0.0.0/0' },
+          [],
+        ],
+        [
+          'not cidr includes nodes without addresses',
+          { op: 'not', arg: { op: 'cidr', field: 'interfaces.ip', cidr: '10.1.0.6/32' } },
+          ['cache-01', 'db-01', 'web-01'],
+        ],
+        [
+          'ref: one hop to the named node',
+          { op: 'ref', field: 'subnet', kind: 'subnet', filter: { op: 'eq', field: 'vlan', value: 100 } },
+          ['web-01', 'web-02'],
+        ],
+        [
+          'ref to a node that does not exist holds for nothing',
+          { op: 'ref', field: 'subnet', kind: 'subnet', filter: { op: 'and', args: [] } },
+          ['db-01', 'web-01', 'web-02'],
+        ],
+        [
+          'ref finds nodes of the named kind only',
+          { op: 'ref', field: 'subnet', kind: 'vm', filter: { op: 'eq', field: 'vlan', value: 100 } },
+          ['db-01'],
+        ],
+        [
+          'ref through a list of names',
+          {
+            op: 'ref',
+            field: 'peers',
+            kind: 'host',
+            filter: { op: 'eq', field: 'datacenter', value: 'sha2' },
+          },
+          ['cache-01'],
+        ],
+        [
+          'ref with cidr on the referenced node',
+          {
+            op: 'ref',
+            field: 'subnet',
+            kind: 'subnet',
+            filter: { op: 'glob', field: 'cidr', pattern: '10.2.*' },
+          },
+          ['db-01'],
+        ],
+        [
+          'not ref',
+          {
+            op: 'not',
+            arg: {
+              op: 'ref',
+              field: 'subnet',
+              kind: 'subnet',
+              filter: { op: 'eq', field: 'vlan', value: 100 },
+            },
+          },
+          ['cache-01', 'db-01'],
+        ],
       ];
 
       it.each(cases)('%s', async (_title, filter, expected) => {
         expect(await find(filter)).toEqual(expected);
+      });
+
+      it('refuses a cidr filter without an IPv4 network, and a ref without a kind', async () => {
+        await expectRejection(
+          store.listNodes('host', {
+            filter: { op: 'cidr', field: 'interfaces.ip', cidr: '10.1.0.0/40' },
+            limit: 10,
+          }),
+          InputError,
+          'Filter "cidr" on "interfaces.ip" needs an IPv4 network such as 10.1.0.0/16',
+        );
+        await expectRejection(
+          store.listNodes('host', {
+            filter: { op: 'ref', field: 'subnet', kind: '', filter: { op: 'and', args: [] } },
+            limit: 10,
+          }),
+          InputError,
+          'Filter "ref" on "subnet" needs a kind',
+        );
       });
 
       it('filters within the kind only', async () => {

@@ -116,6 +116,7 @@ export const KIND_ATTRIBUTES: Readonly<Record<string, Readonly<Record<string, Js
     port: { type: 'integer', minimum: 1, maximum: 65535, description: 'the TCP or UDP port served' },
     members: stringSet('the hosts serving the address', {
       type: 'string',
+      'x-ref': 'host',
       pattern: DNS_NAME_PATTERN,
       maxLength: 253,
     }),

@@ -16,9 +16,9 @@ import type {
   Store,
 } from '@consortium/plugin-api';
 import { parsePath } from '@consortium/plugin-api';
-import type { Ipv4Network } from './ipv4.js';
+import type { Ipv4Network } from '@consortium/plugin-api';
 import {
-  contains,
+  networkContains,
   formatCidr,
   formatIpv4,
   hostAddresses,
@@ -26,7 +26,7 @@ import {
   parseCidr,
   parseIpv4,
   prefixMask,
-} from './ipv4.js';
+} from '@consortium/plugin-api';
 import { OutcomeBuilder, interfaceOf } from '@consortium/plugin-api';
 
 /** The name of the provider. */
@@ -44,6 +44,7 @@ export const IPAM_CLAIMS: readonly AttributeClaim[] = [
       type: 'string',
       maxLength: 253,
       pattern: DNS_NAME_PATTERN,
+      'x-ref': 'subnet',
       description: 'the name of the subnet node the host takes its address from',
     },
   },
@@ -134,7 +135,7 @@ export function ipamProvider(store: Store, iface: string): NodeProvider {
     let chosen: string | undefined;
     if (requested !== undefined) {
       const address = parseIpv4(requested);
-      if (address === undefined || !contains(subnet.net, address))
+      if (address === undefined || !networkContains(subnet.net, address))
         return { reason: `${requested} is not in ${where}` };
       if (!usable(subnet, address)) {
         return {

@@ -34,7 +34,11 @@ export type Filter =
   | { readonly op: 'has'; readonly field: string; readonly value: JsonValue }
   /** Shell-style glob on a string: `*` any run, `?` one character. */
   | { readonly op: 'glob'; readonly field: string; readonly pattern: string }
-  | { readonly op: 'exists'; readonly field: string };
+  | { readonly op: 'exists'; readonly field: string }
+  /** An IPv4 address string inside the network `cidr` (`10.1.0.0/16`). */
+  | { readonly op: 'cidr'; readonly field: string; readonly cidr: string }
+  /** One hop along a reference: the value at `field` names a node of `kind` that matches `filter`. */
+  | { readonly op: 'ref'; readonly field: string; readonly kind: string; readonly filter: Filter };
 
 /** A page of results and the cursor of the next page, if there is one. */
 export interface Page<T> {

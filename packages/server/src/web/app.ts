@@ -28,11 +28,11 @@ import {
   assertNodeName,
   diffToUpdates,
   explainPlan,
+  bindFilter,
   filterFields,
   isJsonObject,
   jsonPatchToUpdates,
   mergePatchToUpdates,
-  parsePath,
   parseSearch,
   splitKinds,
 } from '@consortium/core';
@@ -351,29 +351,33 @@ export function createApp(deps: WebDeps): express.Express {
     const fields = rest === undefined ? [] : filterFields(rest);
     if (fields.includes('kind'))
       throw new InputError('kind can be restricted only at the top level: kind=host and ...');
-    const candidates = named ?? [...kinds.keys()];
-    const searchable = candidates.filter((kind) => {
-      const schema = (kinds.get(kind) as KindRuntime).schema;
-      return fields.every((field) => field === 'name' || schema.schemaAt(parsePath(field)) !== undefined);
-    });
-    if (searchable.length === 0) {
-      const missing = fields.find((f) =>
-        candidates.every(
-          (k) => f !== 'name' && (kinds.get(k) as KindRuntime).schema.schemaAt(parsePath(f)) === undefined,
-        ),
-      );
+    // Each kind gets the query bound to its schema (typed values, hops along references). A kind is searched when
+    // it has one of the query's fields; a field it lacks compares as a missing value. A field no kind has is an error.
+    const schemaOf = (kind: string): KindSchema | undefined => kinds.get(kind)?.schema;
+    const bound: { kind: string; filter: Filter | undefined }[] = [];
+    const unknownEverywhere = new Set(fields);
+    for (const kind of named ?? [...kinds.keys()]) {
+      if (rest === undefined) {
+        bound.push({ kind, filter: undefined });
+        continue;
+      }
+      const result = bindFilter(rest, (kinds.get(kind) as KindRuntime).schema, schemaOf);
+      for (const field of result.known) unknownEverywhere.delete(field);
+      if (result.known.length > 0) bound.push({ kind, filter: result.filter });
+    }
+    const missing = [...unknownEverywhere][0];
+    if (missing !== undefined) {
       throw new InputError(
-        `no ${named === undefined ? 'kind' : named.join(' or ')} has the attribute "${missing ?? fields[0] ?? ''}"`,
+        `no ${named === undefined ? 'kind' : named.join(' or ')} has the attribute "${missing}"`,
       );
     }
     const items: Record<string, unknown>[] = [];
     let truncated = false;
-    for (const kind of searchable) {
+    for (const { kind, filter } of bound) {
       if (items.length >= limit) {
         truncated = true;
         break;
       }
-      const filter = rest === undefined ? undefined : retype(rest, (kinds.get(kind) as KindRuntime).schema);
       const page = await store.listNodes(kind, {
         limit: limit - items.length,
         ...(filter === undefined ? {} : { filter }),
@@ -589,35 +593,6 @@ export function createApp(deps: WebDeps): express.Express {
   });
   app.use(problemHandler(logger));
   return app;
-}
-
-/** Gives bare words of a search the type of the attribute they are compared with (`name = 007` stays a string). */
-function retype(filter: Filter, schema: KindSchema): Filter {
-  const typeAt = (field: string): unknown => {
-    if (field === 'name') return 'string';
-    const at = schema.schemaAt(parsePath(field));
-    return at?.['type'] === 'array'
-      ? (at['items'] as Record<string, unknown> | undefined)?.['type']
-      : at?.['type'];
-  };
-  const fix = (field: string, value: JsonValue): JsonValue =>
-    typeAt(field) === 'string' && (typeof value === 'number' || typeof value === 'boolean')
-      ? String(value)
-      : value;
-  switch (filter.op) {
-    case 'and':
-    case 'or':
-      return { op: filter.op, args: filter.args.map((f) => retype(f, schema)) };
-    case 'not':
-      return { op: 'not', arg: retype(filter.arg, schema) };
-    case 'in':
-      return { ...filter, values: filter.values.map((v) => fix(filter.field, v)) };
-    case 'glob':
-    case 'exists':
-      return filter;
-    default:
-      return { ...filter, value: fix(filter.field, filter.value) };
-  }
 }
 
 /** Reads a body of `application/vnd.consortium.updates+json`: `[{path, op, value?}]`; throws `InputError`. */

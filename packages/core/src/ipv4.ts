@@ -1,5 +1,5 @@
 /**
- * IPv4 arithmetic for allocation: addresses as unsigned 32-bit numbers, networks in CIDR notation. Small pure
+ * IPv4 arithmetic for allocation and search: addresses as unsigned 32-bit numbers, networks in CIDR notation. Small pure
  * functions because no address library is a dependency; IPv6 is out of scope.
  */
 
@@ -50,7 +50,7 @@ export function formatCidr(net: Ipv4Network): string {
 }
 
 /** True when the address lies in the network. */
-export function contains(net: Ipv4Network, address: number): boolean {
+export function networkContains(net: Ipv4Network, address: number): boolean {
   return address >= net.network && address <= net.broadcast;
 }
 
@@ -66,6 +66,6 @@ export function* hostAddresses(net: Ipv4Network): Generator<number> {
 
 /** True when the address can go to a host of the network (see `hostAddresses`). */
 export function isHostAddress(net: Ipv4Network, address: number): boolean {
-  if (!contains(net, address)) return false;
+  if (!networkContains(net, address)) return false;
   return net.prefix >= 31 || (address !== net.network && address !== net.broadcast);
 }
