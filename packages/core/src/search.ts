@@ -9,7 +9,7 @@
  * Bare words are strings, numbers or booleans; quote a string to keep it a string ("007"). `~` is a glob (`*`, `?`).
  * `in` with a network instead of a list matches IPv4 addresses inside it. A dotted field whose first part is a
  * reference to another node (`subnet.vlan`) is one hop along it; the parser leaves that to whoever knows the
- * schemas (`resolveReferences`).
+ * schemas (`bindFilter`).
  */
 import { InputError } from './errors.js';
 import { parseCidr } from './ipv4.js';
