@@ -87,6 +87,16 @@ async function expectAllSucceededOnce(
   for (const name of names) expect(c.netbox.state.vmsByName(name)).toHaveLength(1);
 }
 
+/** Slows down the next `times` VM creations in NetBox by `delayMs` each, to catch jobs mid-flight. */
+function slowVmCreates(c: Cluster, delayMs: number, times: number): InjectedFault {
+  return c.netbox.injectFault({
+    method: 'POST',
+    path: '/api/virtualization/virtual-machines/',
+    delayMs,
+    times,
+  });
+}
+
 /**
  * Waits until a worker is inside the slowed-down NetBox call (`slow` was hit) and the job's other tasks of the round
  * are folded in: no new event for a while, so the master is idle, waiting for that one result. Freezing the master
@@ -120,12 +130,7 @@ describe('cluster mode over etcd', () => {
     await c.spawn('worker', 'worker-a');
     await c.spawn('worker', 'worker-b');
     await setup(c);
-    const slow = c.netbox.injectFault({
-      method: 'POST',
-      path: '/api/virtualization/virtual-machines/',
-      delayMs: 2500,
-      times: 6,
-    });
+    const slow = slowVmCreates(c, 2500, 6);
     const ids = await createHosts(c, 'fo', 6);
     const leader = await c.leader();
     await midCall(c, ids[0]!, slow);
@@ -159,12 +164,7 @@ describe('cluster mode over etcd', () => {
     await c.spawn('master', 'master');
     const frozen = await c.spawn('worker', 'worker-frozen');
     await setup(c);
-    const slow = c.netbox.injectFault({
-      method: 'POST',
-      path: '/api/virtualization/virtual-machines/',
-      delayMs: 3000,
-      times: 1,
-    });
+    const slow = slowVmCreates(c, 3000, 1);
     const ids = await createHosts(c, 'fz', 1);
     await midCall(c, ids[0]!, slow);
     frozen.child.kill('SIGSTOP');
@@ -188,12 +188,7 @@ describe('cluster mode over etcd', () => {
     await setup(c);
     const first = await c.leader();
     await c.spawn('master', 'master-b');
-    const slow = c.netbox.injectFault({
-      method: 'POST',
-      path: '/api/virtualization/virtual-machines/',
-      delayMs: 3000,
-      times: 1,
-    });
+    const slow = slowVmCreates(c, 3000, 1);
     const ids = await createHosts(c, 'fl', 1);
     await midCall(c, ids[0]!, slow);
     first.child.kill('SIGSTOP');
@@ -221,12 +216,7 @@ describe('cluster mode over etcd', () => {
     await c.spawn('master', 'master');
     const doomed = await c.spawn('worker', 'worker-doomed');
     await setup(c);
-    const slow = c.netbox.injectFault({
-      method: 'POST',
-      path: '/api/virtualization/virtual-machines/',
-      delayMs: 3000,
-      times: 1,
-    });
+    const slow = slowVmCreates(c, 3000, 1);
     const ids = await createHosts(c, 'wk', 1);
     await midCall(c, ids[0]!, slow);
     doomed.child.kill('SIGKILL');
@@ -240,12 +230,7 @@ describe('cluster mode over etcd', () => {
     await c.spawn('master', 'master');
     await c.spawn('worker', 'worker');
     await setup(c);
-    c.netbox.injectFault({
-      method: 'POST',
-      path: '/api/virtualization/virtual-machines/',
-      delayMs: 300,
-      times: 10,
-    });
+    slowVmCreates(c, 300, 10);
     const ids = await createHosts(c, 'er', 10);
     await c.etcd.restart();
     await c.etcd.compact();
