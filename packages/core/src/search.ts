@@ -270,20 +270,18 @@ function retype(leaf: Filter, at: JsonSchema): Filter {
   }
 }
 
-/** A query bound to one kind, and the fields of it that the kind does not have. */
+/** A query bound to one kind, and the fields of it that the kind has (hops included). */
 export interface BoundFilter {
   readonly filter: Filter;
-  /** Fields the kind lacks: they compare as missing values (so `a=1` is false and `not a=1` true). */
-  readonly unknown: readonly string[];
-  /** Fields the kind has (hops included). */
+  /** Fields the kind has; the others compare as missing values (so `a=1` is false and `not a=1` true). */
   readonly known: readonly string[];
 }
 
 /**
  * Binds a parsed query to one kind: bare words take the type of the attribute they are compared with, and a field
  * whose first part is a reference (`subnet.vlan`, where `subnet` has `x-ref: subnet`) becomes one hop along it.
- * Fields the kind lacks stay as they are (the store treats them as missing) and are listed, so that the caller
- * can skip kinds the query does not concern and refuse a field no kind has.
+ * Fields the kind lacks stay as they are (the store treats them as missing); the fields it has are listed, so that
+ * the caller can skip kinds the query does not concern and refuse a field no kind has.
  */
 export function bindFilter(
   filter: Filter,
@@ -291,7 +289,6 @@ export function bindFilter(
   schemaOf: (kind: string) => KindSchema | undefined,
 ): BoundFilter {
   const known: string[] = [];
-  const unknown: string[] = [];
   const bind = (node: Filter): Filter => {
     switch (node.op) {
       case 'and':
@@ -313,15 +310,12 @@ export function bindFilter(
         const target = kind === undefined ? undefined : schemaOf(kind);
         const rest = node.field.slice(dot + 1);
         const restAt = target === undefined ? undefined : searchFieldSchema(target, rest);
-        if (kind === undefined || restAt === undefined) {
-          unknown.push(node.field);
-          return node;
-        }
+        if (kind === undefined || restAt === undefined) return node;
         known.push(node.field);
         return { op: 'ref', field: head, kind, filter: retype({ ...node, field: rest }, restAt) };
       }
     }
   };
   const bound = bind(filter);
-  return { filter: bound, unknown, known };
+  return { filter: bound, known };
 }
