@@ -1,6 +1,6 @@
 /** Plugins: a named bundle of kinds and providers with a config schema (DESIGN.md §6). */
 import { InvalidClaimError } from './errors.js';
-import type { Store } from './ports/store.js';
+import type { PluginStore } from './ports/store.js';
 import type { Logger, NodeProvider } from './provider.js';
 import type { JsonSchema, KindDefinition } from './schema.js';
 
@@ -8,7 +8,7 @@ import type { JsonSchema, KindDefinition } from './schema.js';
 export interface PluginServices {
   readonly logger: Logger;
   /** Consortium's own store: other nodes (subnets for IPAM) and unique reservations. */
-  readonly store: Store;
+  readonly store: PluginStore;
   /** The current time in milliseconds. */
   now(): number;
 }

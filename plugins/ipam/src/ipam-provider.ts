@@ -12,8 +12,8 @@ import type {
   NodeProvider,
   ProposedUpdate,
   ProviderContext,
+  PluginStore,
   ProviderTask,
-  Store,
 } from '@consortium/plugin-api';
 import { parsePath } from '@consortium/plugin-api';
 import type { Ipv4Network } from '@consortium/plugin-api';
@@ -92,7 +92,7 @@ type Allocation =
   | { readonly reason: string };
 
 /** Makes the ipam provider over the store, for the interface named `iface`. */
-export function ipamProvider(store: Store, iface: string): NodeProvider {
+export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
   const path = (field: Field): string => `interfaces[${iface}].${field}`;
 
   async function loadSubnet(name: string): Promise<Subnet | string> {

@@ -22,7 +22,7 @@ let store: MemoryStore;
 let ipam: NodeProvider;
 
 function makeIpam(config: { interface?: string } = {}): NodeProvider {
-  const services: PluginServices = { logger: silentLogger, store: store.asStore(), now: () => 0 };
+  const services: PluginServices = { logger: silentLogger, store, now: () => 0 };
   const [provider] = plugin.providers(config, services);
   return provider!;
 }

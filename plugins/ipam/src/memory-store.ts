@@ -4,16 +4,10 @@
  * reading the reservations and reserving, as they would against a real database.
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { Attrs, Store, StoredNode } from '@consortium/plugin-api';
+import type { Attrs, ListNodesOptions, Page, PluginStore, StoredNode } from '@consortium/plugin-api';
 
-/** The store methods the fake implements. */
-export type MemoryStoreMethods = Pick<
-  Store,
-  'getNode' | 'insertNode' | 'reserve' | 'release' | 'listReservations'
->;
-
-/** A Map-based fake of the store's nodes and reservations; counts calls of `reserve`. */
-export class MemoryStore implements MemoryStoreMethods {
+/** A Map-based fake of the store's part that plugins get (nodes and reservations); counts calls of `reserve`. */
+export class MemoryStore implements PluginStore {
   private readonly nodes = new Map<string, StoredNode>();
   private readonly reservations = new Map<string, Map<string, string>>();
   /** How often `reserve` was called, and how often it refused. */
@@ -22,6 +16,19 @@ export class MemoryStore implements MemoryStoreMethods {
   async getNode(kind: string, name: string): Promise<StoredNode | undefined> {
     await yieldToEventLoop();
     return this.nodes.get(`${kind}/${name}`);
+  }
+
+  /** Nodes of a kind in name order; filters are not supported (ipam does not list). */
+  async listNodes(kind: string, options: ListNodesOptions): Promise<Page<StoredNode>> {
+    await yieldToEventLoop();
+    if (options.filter !== undefined || options.cursor !== undefined) {
+      throw new Error('the memory store lists without filters or cursors');
+    }
+    const items = [...this.nodes.values()]
+      .filter((node) => node.kind === kind)
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .slice(0, options.limit);
+    return { items };
   }
 
   async insertNode(kind: string, name: string, attrs: Attrs, at: number): Promise<StoredNode> {
@@ -58,18 +65,5 @@ export class MemoryStore implements MemoryStoreMethods {
   async listReservations(namespace: string): Promise<readonly { key: string; owner: string }[]> {
     await yieldToEventLoop();
     return [...(this.reservations.get(namespace) ?? [])].map(([key, owner]) => ({ key, owner }));
-  }
-
-  /** This fake as the full port; calling a method it does not implement throws, naming the method. */
-  asStore(): Store {
-    return new Proxy(this, {
-      get(target, property, receiver) {
-        // Promise resolution probes `then`; the store is not a thenable.
-        if (typeof property === 'symbol' || property === 'then' || property in target) {
-          return Reflect.get(target, property, receiver) as unknown;
-        }
-        throw new Error(`the memory store does not implement ${property}`);
-      },
-    }) as unknown as Store;
   }
 }

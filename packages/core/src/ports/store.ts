@@ -1,6 +1,7 @@
 /**
  * The store port: the inventory cache, jobs with every round, job events, the audit log, API tokens and unique
- * reservations (IP addresses). Adapters: SQLite (embedded default) and ArangoDB. Every node write compares the
+ * reservations (IP addresses), split into the parts their users need. Adapters: SQLite (embedded default),
+ * PostgreSQL and ArangoDB (the cluster stores). Every node write compares the
  * node's revision (optimistic concurrency); the revision is the node's ETag.
  */
 import type { ErrorInfo } from '../errors.js';
@@ -138,14 +139,18 @@ export interface Reservation {
   readonly owner: string;
 }
 
-/**
- * The store. Methods throw `NotFoundError` for a missing node or job where one is required, `ConflictError` when
- * inserting a node that exists, and `PreconditionFailedError` when an expected revision does not match.
- */
-export interface Store {
+/** Reads of nodes: what plugins may see of the inventory. */
+export interface NodeReader {
   getNode(kind: string, name: string): Promise<StoredNode | undefined>;
   /** Nodes of a kind in name order, filtered. */
   listNodes(kind: string, options: ListNodesOptions): Promise<Page<StoredNode>>;
+}
+
+/**
+ * The inventory: node reads and writes. Writes throw `ConflictError` when inserting a node that exists and
+ * `PreconditionFailedError` when an expected revision does not match.
+ */
+export interface NodeStore extends NodeReader {
   /** Inserts a node with revision 1; throws `ConflictError` if it exists. */
   insertNode(kind: string, name: string, attrs: Attrs, at: number): Promise<StoredNode>;
   /**
@@ -169,7 +174,10 @@ export interface Store {
     attrs: Attrs | null,
     at: number,
   ): Promise<void>;
+}
 
+/** Jobs with every round, and their event streams. Throws `NotFoundError` for a job that is required. */
+export interface JobStore {
   createJob(job: JobRecord): Promise<void>;
   getJob(id: string): Promise<JobRecord | undefined>;
   /**
@@ -184,7 +192,10 @@ export interface Store {
   appendEvent(jobId: string, type: string, data: JsonObject, at: number): Promise<JobEvent>;
   /** Events of a job with `seq` greater than `afterSeq`, in order. */
   listEvents(jobId: string, afterSeq: number): Promise<readonly JobEvent[]>;
+}
 
+/** The audit log: one entry per change. */
+export interface AuditStore {
   appendAudit(entry: AuditEntry): Promise<void>;
   /** Audit entries, newest first, optionally for one node. */
   listAudit(options: {
@@ -192,18 +203,33 @@ export interface Store {
     readonly name?: string;
     readonly limit: number;
   }): Promise<readonly AuditEntry[]>;
+}
 
+/** API tokens, kept only as hashes. */
+export interface TokenStore {
   putToken(token: TokenRecord): Promise<void>;
   findToken(hash: string): Promise<TokenRecord | undefined>;
   listTokens(): Promise<readonly TokenRecord[]>;
   deleteToken(id: string): Promise<void>;
+}
 
+/** Unique reservations (IP addresses in a subnet), conflict-free across processes. */
+export interface ReservationStore {
   /** Reserves `key` in `namespace` for `owner`: true if now (or already) the owner's, false if someone else's. */
   reserve(namespace: string, key: string, owner: string): Promise<boolean>;
   /** Releases every reservation of `owner` in `namespace` (or only `key`); releasing nothing is a no-op. */
   release(namespace: string, owner: string, key?: string): Promise<void>;
   listReservations(namespace: string): Promise<readonly Reservation[]>;
+}
 
+/** What a plugin gets of the store: node reads and reservations, never jobs or tokens. */
+export interface PluginStore extends NodeReader, ReservationStore {}
+
+/**
+ * The whole store, as a process opens it: every part above and `close`. Each user takes only the part it needs.
+ * Methods throw `NotFoundError` for a missing node or job where one is required.
+ */
+export interface Store extends NodeStore, JobStore, AuditStore, TokenStore, ReservationStore {
   close(): Promise<void>;
 }
 
