@@ -204,7 +204,7 @@ const schema = {
   },
 } as const;
 
-const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
+const validate = new Ajv2020({ allErrors: true, strict: true }).compile<Config>(schema);
 
 type Layer = Record<string, unknown>;
 
@@ -345,7 +345,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   if (!validate(layered)) {
     throw new InputError(`invalid configuration: ${formatSchemaErrors(validate.errors).join('; ')}`);
   }
-  const config = layered as unknown as Config;
+  const config: Config = layered;
   if (config.coordinator.driver === 'etcd' && config.coordinator.endpoints === undefined) {
     throw new InputError(
       'invalid configuration: coordinator.driver etcd needs coordinator.endpoints (or CONSORTIUM_ETCD_ENDPOINTS)',
