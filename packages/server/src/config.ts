@@ -18,7 +18,14 @@ export interface PluginConfig {
 export interface Config {
   readonly cluster: string;
   readonly dataDir: string;
-  readonly web: { readonly host: string; readonly port: number; readonly bodyLimit: string };
+  readonly web: {
+    readonly host: string;
+    readonly port: number;
+    readonly bodyLimit: string;
+    /** Time a client has to send a request's headers, and the whole request (408 after that). */
+    readonly headersTimeoutSeconds: number;
+    readonly requestTimeoutSeconds: number;
+  };
   readonly store: { readonly driver: 'sqlite'; readonly path?: string };
   readonly coordinator: {
     readonly driver: 'memory' | 'etcd';
@@ -64,6 +71,8 @@ const schema = {
         host: { type: 'string', minLength: 1 },
         port: { type: 'integer', minimum: 0, maximum: 65535 },
         bodyLimit: { type: 'string', pattern: '^[0-9]+(b|kb|mb)$' },
+        headersTimeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 3600 },
+        requestTimeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 3600 },
       },
     },
     store: {
@@ -172,7 +181,13 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   const defaults: Layer = {
     cluster: 'default',
     dataDir: '.data',
-    web: { host: '127.0.0.1', port: 8080, bodyLimit: '1mb' },
+    web: {
+      host: '127.0.0.1',
+      port: 8080,
+      bodyLimit: '1mb',
+      headersTimeoutSeconds: 10,
+      requestTimeoutSeconds: 30,
+    },
     store: { driver: 'sqlite' },
     coordinator: { driver: 'memory' },
     worker: { concurrency: 8 },
@@ -229,6 +244,11 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     throw new InputError(`invalid configuration: ${formatSchemaErrors(validate.errors).join('; ')}`);
   }
   const config = layered as unknown as Config;
+  if (config.web.requestTimeoutSeconds <= config.web.headersTimeoutSeconds) {
+    throw new InputError(
+      'invalid configuration: web.requestTimeoutSeconds must be greater than web.headersTimeoutSeconds',
+    );
+  }
   if (config.coordinator.driver === 'etcd' && config.coordinator.endpoints === undefined) {
     throw new InputError(
       'invalid configuration: coordinator.driver etcd needs coordinator.endpoints (or CONSORTIUM_ETCD_ENDPOINTS)',

@@ -149,7 +149,7 @@ export function createApp(deps: WebDeps): express.Express {
   });
 
   const api = express.Router();
-  api.use(authenticate(store, () => clock.now()));
+  api.use(authenticate(store, coordinator, () => clock.now()));
   api.use(
     express.json({
       limit: deps.bodyLimit,
