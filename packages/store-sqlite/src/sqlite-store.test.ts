@@ -356,6 +356,32 @@ describe('compileFilter', () => {
     expectThrow(() => compileFilter(filter), InputError, 'Filter is nested more than 64 levels deep');
   });
 
+  it('evaluates an OR of 3,000 values, which as a flat chain SQLite refuses as "Expression tree is too large"', async () => {
+    const store = await openSqliteStore({ path: ':memory:' });
+    try {
+      await store.insertNode('host', 'web-0', { present: true, tags: ['t2999'] }, T0);
+      await store.insertNode('host', 'web-1', { present: true, tags: ['other'] }, T0);
+      const names = Array.from({ length: 3000 }, (_, i) => `web-${i}`);
+      const tags = Array.from(
+        { length: 3000 },
+        (_, i) => ({ op: 'has', field: 'tags', value: `t${i}` }) as const,
+      );
+      const page = await store.listNodes('host', {
+        limit: 10,
+        filter: {
+          op: 'and',
+          args: [
+            { op: 'in', field: 'name', values: names },
+            { op: 'or', args: tags },
+          ],
+        },
+      });
+      expect(page.items.map((n) => n.name)).toEqual(['web-0']);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses an unknown operator', () => {
     const filter = JSON.parse('{"op":"like","field":"name","value":"x"}') as Parameters<
       typeof compileFilter
