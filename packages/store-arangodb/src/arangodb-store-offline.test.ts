@@ -105,7 +105,10 @@ async function scripted(script: Script): Promise<{ url: string; seen: Seen[] }> 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
 }
 
-async function open(url: string, extra: { conflictRetryMs?: number } = {}): Promise<ArangoStore> {
+async function open(
+  url: string,
+  extra: { conflictRetryMs?: number; runMigrations?: boolean } = {},
+): Promise<ArangoStore> {
   const store = await openArangoStore({ url, database: 'inventory', ...extra });
   stores.push(store);
   return store;
@@ -181,6 +184,38 @@ describe('opening', () => {
     expect(seen.filter((s) => s.path.endsWith('/_api/index'))).toHaveLength(12);
     const upsert = seen.find((s) => s.query?.startsWith('UPSERT') === true);
     expect(upsert?.bindVars).toMatchObject({ key: 'schema', version: 1, '@meta': 'meta' });
+  });
+});
+
+describe('opening without running DDL', () => {
+  it('refuses a schema that is behind, naming the command that migrates it', async () => {
+    const { url, seen } = await scripted((request) =>
+      request.query?.includes('RETURN m.version') === true ? ok([]) : undefined,
+    );
+    const error = await rejection(openArangoStore({ url, database: 'inventory', runMigrations: false }));
+    expect(error).toBeInstanceOf(BackendError);
+    expect(error.message).toBe(
+      'The ArangoDB schema of inventory is at version 0, this Consortium needs 1; run `consortium store migrate` first',
+    );
+    expect(seen.some((s) => s.method === 'POST' && s.path.endsWith('/_api/collection'))).toBe(false);
+  });
+
+  it('opens a current schema without creating anything', async () => {
+    const { url, seen } = await scripted(() => undefined);
+    await open(url, { runMigrations: false });
+    expect(seen.some((s) => s.method === 'POST' && s.path.endsWith('/_api/collection'))).toBe(false);
+    expect(seen.some((s) => s.path.endsWith('/_api/index'))).toBe(false);
+  });
+
+  it('says that TLS client options need undici, which is not installed here', async () => {
+    const error = await rejection(
+      openArangoStore({ url: 'https://127.0.0.1:9', database: 'inventory', tls: { ca: 'x' } }),
+    );
+    expect(error).toBeInstanceOf(BackendError);
+    expect(error.message).toBe(
+      'TLS client options for ArangoDB need the undici package (arangojs passes them to an undici Agent); ' +
+        'install undici beside @consortium/store-arangodb',
+    );
   });
 });
 

@@ -123,12 +123,7 @@ export async function applyMigrations(
   await ensureCollection(db, { name: Collections.meta, indexes: [] });
   const meta = db.collection(Collections.meta);
   const current = await readVersion(db);
-  if (current > known) {
-    throw new BackendError(
-      `The ArangoDB schema is at version ${current}, newer than the newest this Consortium knows (${known}); ` +
-        'upgrade Consortium to open it',
-    );
-  }
+  refuseNewer(current, known);
   const applied: number[] = [];
   for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
     if (migration.version <= current) continue;
@@ -146,14 +141,48 @@ export async function applyMigrations(
   return applied;
 }
 
-/** The schema version recorded in the database, 0 when none is. */
+/**
+ * Checks, without changing anything, that the database's schema is the newest of `migrations`; throws
+ * `BackendError` when it is behind (naming the command that migrates it) or newer.
+ */
+export async function checkSchema(
+  db: Database,
+  database: string,
+  migrations: readonly ArangoMigration[] = arangoMigrations,
+): Promise<void> {
+  const known = latestVersion(migrations);
+  const current = await readVersion(db);
+  refuseNewer(current, known);
+  if (current < known) {
+    throw new BackendError(
+      `The ArangoDB schema of ${database} is at version ${current}, this Consortium needs ${known}; ` +
+        'run `consortium store migrate` first',
+    );
+  }
+}
+
+function refuseNewer(current: number, known: number): void {
+  if (current > known) {
+    throw new BackendError(
+      `The ArangoDB schema is at version ${current}, newer than the newest this Consortium knows (${known}); ` +
+        'upgrade Consortium to open it',
+    );
+  }
+}
+
+/** The schema version recorded in the database, 0 when none is (or there is no `meta` collection yet). */
 export async function readVersion(db: Database): Promise<number> {
-  const cursor = await db.query<number | null>({
-    query: 'FOR m IN @@meta FILTER m._key == @key RETURN m.version',
-    bindVars: { key: SCHEMA_DOCUMENT, '@meta': Collections.meta },
-  });
-  const [version] = await cursor.all();
-  return typeof version === 'number' ? version : 0;
+  try {
+    const cursor = await db.query<number | null>({
+      query: 'FOR m IN @@meta FILTER m._key == @key RETURN m.version',
+      bindVars: { key: SCHEMA_DOCUMENT, '@meta': Collections.meta },
+    });
+    const [version] = await cursor.all();
+    return typeof version === 'number' ? version : 0;
+  } catch (error) {
+    if (arangoErrorNum(error) === ArangoErrorNum.DATA_SOURCE_NOT_FOUND) return 0;
+    throw error;
+  }
 }
 
 /** Records `version` in the schema document; never lowers a version another process raised meanwhile. */
