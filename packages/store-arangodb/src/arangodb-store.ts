@@ -39,6 +39,9 @@ import type {
   Role,
   Store,
   StoredNode,
+  StoreRecord,
+  StoreRecordType,
+  StoreTransfer,
   TokenRecord,
 } from '@consortium/core';
 import { decodeJobCursor, decodeNodeCursor, encodeJobCursor, encodeNodeCursor } from './cursors.js';
@@ -48,6 +51,7 @@ import { applyMigrations, arangoMigrations, checkSchema, Collections } from './m
 import type { ReferenceMap } from './references.js';
 import { digest, edgeDocuments, nodeKey } from './references.js';
 import { rebuildReferences } from './rebuild.js';
+import { countArangoRecords, exportArangoRecords, importArangoRecords } from './transfer.js';
 
 /** Where and how to open the ArangoDB store. */
 export interface ArangoStoreOptions {
@@ -203,7 +207,7 @@ async function requireUndici(): Promise<void> {
 }
 
 /** The `Store` port on ArangoDB; open it with `openArangoStore`. */
-export class ArangoStore implements Store {
+export class ArangoStore implements Store, StoreTransfer {
   /** The server URL, without credentials. */
   readonly endpoint: string;
   /** The database name. */
@@ -640,6 +644,23 @@ export class ArangoStore implements Store {
           RETURN { key: r.key, owner: r.owner }`,
       ),
     );
+  }
+
+  async *exportRecords(type: StoreRecordType): AsyncIterable<readonly StoreRecord[]> {
+    if (this.closed) throw new InternalError(`The ArangoDB store at ${this.endpoint} is closed`);
+    try {
+      yield* exportArangoRecords(this.db, type);
+    } catch (error) {
+      throw translateError(error, this.endpoint, this.database);
+    }
+  }
+
+  importRecords(records: readonly StoreRecord[]): Promise<void> {
+    return this.run(() => importArangoRecords(this.db, records, this.references));
+  }
+
+  countRecords(): Promise<Readonly<Record<StoreRecordType, number>>> {
+    return this.run(() => countArangoRecords(this.db));
   }
 
   close(): Promise<void> {
