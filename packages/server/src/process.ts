@@ -20,9 +20,9 @@ import type { Kinds } from './plugins.js';
 import { buildKinds, importPlugins } from './plugins.js';
 import type { Runnable } from './runnable.js';
 import { runAll } from './runnable.js';
-import { createToken } from './tokens.js';
+import { devAdminToken } from './tokens.js';
 import { createApp } from './web/app.js';
-import { WebServer } from './web/server.js';
+import { WebServer, requestTimeouts } from './web/server.js';
 import { Worker } from './worker.js';
 
 /** This package's version, for the API and logs. */
@@ -109,9 +109,7 @@ export async function startRoles(
     () => (coordinator instanceof EtcdCoordinator ? coordinator.keepaliveLagMs : undefined),
   );
   const token =
-    options.adminToken === true
-      ? (await createToken(store, { role: 'admin', description: 'consortium dev', now: clock.now() })).secret
-      : undefined;
+    options.adminToken === true ? await devAdminToken(store, config.dataDir, clock.now()) : undefined;
   const stopping = new AbortController();
   const hardStop = new AbortController();
   const runnables: Runnable[] = [];
@@ -135,10 +133,17 @@ export async function startRoles(
       },
     });
     runnables.push(
-      new WebServer(app, config.web.host, config.web.port, (url) => {
-        logger.info('listening', { url, kinds: [...kinds.keys()], dataDir: config.dataDir });
-        onReady({ url, ...(token === undefined ? {} : { token }) });
-      }),
+      new WebServer(
+        app,
+        config.web.host,
+        config.web.port,
+        (url) => {
+          logger.info('listening', { url, kinds: [...kinds.keys()], dataDir: config.dataDir });
+          onReady({ url, ...(token === undefined ? {} : { token }) });
+        },
+        undefined,
+        requestTimeouts(config),
+      ),
     );
   }
   if (!roles.includes('web') && options.metricsPort !== undefined) {
@@ -212,7 +217,7 @@ export interface DevReady {
   readonly token: string;
 }
 
-/** Starts `consortium dev`: all three roles in this process. Calls `onReady` with the URL and a fresh admin token. */
+/** Starts `consortium dev`: all three roles in this process. Calls `onReady` with the URL and its admin token. */
 export async function startDev(
   config: Config,
   onReady: (ready: DevReady) => void,
