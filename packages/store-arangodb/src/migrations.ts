@@ -128,6 +128,19 @@ export async function applyMigrations(
   for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
     if (migration.version <= current) continue;
     for (const spec of migration.collections) await ensureCollection(db, spec);
+    // One record per migration (a second process that ran the same idempotent steps meanwhile adds none).
+    await db.query({
+      query: 'INSERT @doc INTO @@meta OPTIONS { overwriteMode: "ignore" }',
+      bindVars: {
+        doc: {
+          _key: `migration-${migration.version}`,
+          version: migration.version,
+          name: migration.name,
+          at: Date.now(),
+        },
+        '@meta': meta.name,
+      },
+    });
     await recordVersion(db, meta.name, migration.version);
     applied.push(migration.version);
   }
@@ -136,7 +149,11 @@ export async function applyMigrations(
     if (!/^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$/.test(path)) {
       throw new BackendError(`Cannot index the attribute path ${JSON.stringify(path)}: not a dotted path`);
     }
-    await nodes.ensureIndex(persistent(`nodes_attr_${path.replaceAll('.', '_')}`, ['kind', `attrs.${path}`]));
+    await ensureIndex(
+      db,
+      nodes.name,
+      persistent(`nodes_attr_${path.replaceAll('.', '_')}`, ['kind', `attrs.${path}`]),
+    );
   }
   return applied;
 }
@@ -221,5 +238,29 @@ async function ensureCollection(db: Database, spec: CollectionSpec): Promise<voi
       if (arangoErrorNum(error) !== ArangoErrorNum.DUPLICATE_NAME) throw error;
     }
   }
-  for (const index of spec.indexes) await collection.ensureIndex(index);
+  for (const index of spec.indexes) await ensureIndex(db, spec.name, index);
+}
+
+/** `ensureIndex`, again a few times when another process is creating the same index at the same moment. */
+async function ensureIndex(
+  db: Database,
+  collection: string,
+  index: EnsurePersistentIndexOptions,
+): Promise<void> {
+  const racing = new Set<number>([
+    ArangoErrorNum.CONFLICT,
+    ArangoErrorNum.DUPLICATE_NAME,
+    ArangoErrorNum.UNIQUE_CONSTRAINT_VIOLATED,
+    ArangoErrorNum.INDEX_CREATION_FAILED,
+  ]);
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await db.collection(collection).ensureIndex(index);
+      return;
+    } catch (error) {
+      const num = arangoErrorNum(error);
+      if (num === undefined || !racing.has(num) || attempt >= 5) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
+  }
 }
