@@ -1,5 +1,12 @@
-import { BackendUnavailableError, silentLogger, systemClock } from '@consortium/core';
-import type { Coordinator, JobRecord } from '@consortium/core';
+import {
+  BackendError,
+  BackendUnavailableError,
+  OutcomeBuilder,
+  definePlugin,
+  silentLogger,
+  systemClock,
+} from '@consortium/core';
+import type { Coordinator, JobRecord, NodeProvider, PluginDefinition } from '@consortium/core';
 import { MemoryCluster, MemoryCoordinator } from '@consortium/coord-memory';
 import { openSqliteStore } from '@consortium/store-sqlite';
 import { Writable } from 'node:stream';
@@ -192,7 +199,106 @@ describe('Master', () => {
     expect((await world.store.getNode('vlan', 'v4'))?.attrs).toEqual({ present: true, vid: 4 });
     await world.close();
   });
+  it('rolls a failed create back; when the rollback fails too, the node stays and a re-run or a delete completes it', async () => {
+    const widgets = widgetBackend();
+    const world = await masterWorld([widgets.plugin]);
+    const create = (id: string, name: string, size: string) =>
+      world.submit({
+        id,
+        kind: 'widget',
+        name,
+        action: 'create',
+        updates: [
+          { path: 'present', op: 'set', value: true },
+          { path: 'size', op: 'set', value: size },
+        ],
+      });
+
+    const rolledBack = await create('j-w0', 'w0', 'bad');
+    expect(rolledBack.state).toBe('failed');
+    expect(rolledBack.failure?.message).toBe(
+      'widgets rejected size="bad": no widget comes in size bad; rolled back: what it made was removed',
+    );
+    expect(rolledBack.rollback?.phase).toBe('succeeded');
+    expect(widgets.made.has('w0')).toBe(false);
+    expect(await world.store.getNode('widget', 'w0')).toBeUndefined();
+
+    widgets.faults.failDeletes = 2;
+    for (const name of ['w1', 'w2']) {
+      const stuck = await create(`j-${name}`, name, 'bad');
+      expect(stuck.state).toBe('failed');
+      expect(stuck.failure?.message).toBe(
+        `widgets rejected size="bad": no widget comes in size bad; the rollback failed too (widgets failed: widget ${name} is stuck), so the node stays; create it again or delete it`,
+      );
+      expect(widgets.made.has(name)).toBe(true);
+      expect((await world.store.getNode('widget', name))?.attrs).toEqual({ present: true });
+    }
+    // Creating it again (not a 409) completes it; so does a delete.
+    const again = await create('j-w1-again', 'w1', 'small');
+    expect(again.state).toBe('succeeded');
+    expect((await world.store.getNode('widget', 'w1'))?.attrs).toEqual({ present: true, size: 'small' });
+    const deleted = await world.submit({
+      id: 'j-w2-delete',
+      kind: 'widget',
+      name: 'w2',
+      action: 'delete',
+      updates: [{ path: 'present', op: 'unset' }],
+    });
+    expect(deleted.state).toBe('succeeded');
+    expect(widgets.made.has('w2')).toBe(false);
+    expect(await world.store.getNode('widget', 'w2')).toBeUndefined();
+    // A node that exists for real is still a conflict.
+    const conflict = await create('j-w1-twice', 'w1', 'small');
+    expect(conflict.failure).toEqual({
+      code: 'CONFLICT',
+      message: 'the request no longer applies to the node: widget/w1 already exists; change it with PATCH',
+    });
+    await world.close();
+  });
 });
+
+/**
+ * A backend of widgets for rollback tests: a create makes the widget even when it refuses its size ("bad"), as a
+ * hypervisor defines a VM before something else fails; a delete removes it, except that the next `failDeletes`
+ * deletes fail for good.
+ */
+function widgetBackend() {
+  const made = new Set<string>();
+  const faults = { failDeletes: 0 };
+  const provider: NodeProvider = {
+    name: 'widgets',
+    kind: 'widget',
+    claims: [{ path: 'size', schema: { type: 'string' } }],
+    watches: ['present'],
+    apply: (task) => {
+      const out = new OutcomeBuilder();
+      if (task.node['present'] === undefined) {
+        if (faults.failDeletes > 0) {
+          faults.failDeletes--;
+          return Promise.reject(new BackendError(`widget ${task.name} is stuck`));
+        }
+        made.delete(task.name);
+        out.accept(...task.updates);
+        return Promise.resolve(out.build(false));
+      }
+      made.add(task.name);
+      for (const update of task.updates) {
+        if (update.path === 'size' && update.value === 'bad')
+          out.reject('no widget comes in size bad', update);
+        else out.accept(update);
+      }
+      return Promise.resolve(out.build(false));
+    },
+    explain: () => Promise.resolve({}),
+  };
+  const plugin = definePlugin({
+    id: 'widgets',
+    configSchema: { type: 'object' },
+    kinds: [{ name: 'widget' }],
+    providers: () => [provider],
+  });
+  return { plugin, made, faults };
+}
 
 /** A job record as the intake writes it. */
 function jobOf(
@@ -203,11 +309,15 @@ function jobOf(
 }
 
 /** A store, a memory coordinator, the inventory plugin, and a master with a worker to run jobs through. */
-async function masterWorld() {
+async function masterWorld(extra: readonly PluginDefinition[] = []) {
   const store = await openSqliteStore({ path: ':memory:' });
   const coordinator = new MemoryCoordinator(new MemoryCluster());
   const logger = winston.createLogger({ silent: true });
-  const kinds = buildKinds(await importPlugins([{ module: '@consortium/plugin-inventory' }]), {
+  const plugins = [
+    ...(await importPlugins([{ module: '@consortium/plugin-inventory' }])),
+    ...extra.map((plugin) => ({ plugin, config: { module: plugin.id } })),
+  ];
+  const kinds = buildKinds(plugins, {
     logger: silentLogger,
     store,
     now: () => Date.now(),
