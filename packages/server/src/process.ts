@@ -3,27 +3,26 @@
  * `consortium dev` runs web, master and worker together over the embedded store and the in-process coordinator;
  * `consortium web|master|worker` run one role each, sharing the store and coordinating through etcd.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import express from 'express';
 import type { Coordinator, Store } from '@consortium/core';
 import { InputError, systemClock } from '@consortium/core';
 import { EtcdCoordinator } from '@consortium/coord-etcd';
 import { MemoryCluster, MemoryCoordinator } from '@consortium/coord-memory';
-import { openSqliteStore } from '@consortium/store-sqlite';
 import type winston from 'winston';
 import type { Config } from './config.js';
 import { createLogger } from './logging.js';
 import { Master } from './master.js';
 import { Metrics } from './metrics.js';
 import { Observer } from './observer.js';
+import { openConfiguredStore } from './stores.js';
 import type { Kinds } from './plugins.js';
 import { buildKinds, importPlugins } from './plugins.js';
 import type { Runnable } from './runnable.js';
 import { runAll } from './runnable.js';
-import { createToken } from './tokens.js';
+import { devAdminToken } from './tokens.js';
 import { createApp } from './web/app.js';
-import { WebServer } from './web/server.js';
+import { WebServer, requestTimeouts } from './web/server.js';
 import { Worker } from './worker.js';
 
 /** This package's version, for the API and logs. */
@@ -34,10 +33,9 @@ export const VERSION = (
 /** The roles a process can host. */
 export type Role = 'web' | 'master' | 'worker';
 
-/** Opens the store the config names (SQLite in the data dir by default). */
+/** Opens the store the config names (SQLite in the data dir by default); see `openConfiguredStore`. */
 export async function openStore(config: Config): Promise<Store> {
-  mkdirSync(config.dataDir, { recursive: true });
-  return openSqliteStore({ path: config.store.path ?? join(config.dataDir, 'consortium.db') });
+  return openConfiguredStore(config);
 }
 
 /** Makes the coordinator the config names. */
@@ -111,9 +109,7 @@ export async function startRoles(
     () => (coordinator instanceof EtcdCoordinator ? coordinator.keepaliveLagMs : undefined),
   );
   const token =
-    options.adminToken === true
-      ? (await createToken(store, { role: 'admin', description: 'consortium dev', now: clock.now() })).secret
-      : undefined;
+    options.adminToken === true ? await devAdminToken(store, config.dataDir, clock.now()) : undefined;
   const stopping = new AbortController();
   const hardStop = new AbortController();
   const runnables: Runnable[] = [];
@@ -137,10 +133,17 @@ export async function startRoles(
       },
     });
     runnables.push(
-      new WebServer(app, config.web.host, config.web.port, (url) => {
-        logger.info('listening', { url, kinds: [...kinds.keys()], dataDir: config.dataDir });
-        onReady({ url, ...(token === undefined ? {} : { token }) });
-      }),
+      new WebServer(
+        app,
+        config.web.host,
+        config.web.port,
+        (url) => {
+          logger.info('listening', { url, kinds: [...kinds.keys()], dataDir: config.dataDir });
+          onReady({ url, ...(token === undefined ? {} : { token }) });
+        },
+        undefined,
+        requestTimeouts(config),
+      ),
     );
   }
   if (!roles.includes('web') && options.metricsPort !== undefined) {
@@ -214,7 +217,7 @@ export interface DevReady {
   readonly token: string;
 }
 
-/** Starts `consortium dev`: all three roles in this process. Calls `onReady` with the URL and a fresh admin token. */
+/** Starts `consortium dev`: all three roles in this process. Calls `onReady` with the URL and its admin token. */
 export async function startDev(
   config: Config,
   onReady: (ready: DevReady) => void,
