@@ -43,7 +43,10 @@ function sandboxPxeBackend(world: SandboxWorld, options: PxeProviderOptions): Px
     interface: options.interface,
     defaultProfile: options.profile,
     label: SIMULATED,
-    get: (host) => Promise.resolve(world.systems.get(host) ?? null),
+    get: (host) => {
+      world.reach();
+      return Promise.resolve(world.systems.get(host) ?? null);
+    },
     changes: (existing, desired) =>
       (['hostname', 'mac', 'ip', 'profile', 'netboot'] as const)
         .filter((field) => existing[field] !== desired[field])

@@ -5,7 +5,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { HypervisorUsage, VmFacts } from '@consortium/plugin-api';
-import { CancelledError } from '@consortium/plugin-api';
+import { BackendUnavailableError, CancelledError } from '@consortium/plugin-api';
 
 /** The VM sizes a host's `hwspec` names. */
 export const HWSPECS = {
@@ -47,8 +47,16 @@ export class SandboxWorld {
   /** Simulated PXE systems by host name. */
   readonly systems = new Map<string, SimulatedSystem>();
 
+  /** While true every simulated read and write fails as a backend outage would (for demos and tests of retries). */
+  unavailable = false;
+
   /** Makes a world with the given simulated hypervisors, in order of preference on ties. */
   constructor(readonly hypervisors: ReadonlyMap<string, SimulatedCapacity>) {}
+
+  /** Throws a retryable `BackendUnavailableError` during a simulated outage. */
+  reach(): void {
+    if (this.unavailable) throw new BackendUnavailableError('[simulated] the sandbox backend is unavailable');
+  }
 
   /** What each simulated hypervisor can give and what its VMs take, for the plugin API's placement rules. */
   usages(): HypervisorUsage[] {

@@ -53,7 +53,10 @@ function sandboxVmBackend(world: SandboxWorld, options: VmProviderOptions): VmBa
     noun: 'simulated VM',
     label: SIMULATED,
     hypervisors: [...world.hypervisors.keys()],
-    locate: (_run, host) => Promise.resolve(world.vms.get(host) ?? null),
+    locate: (_run, host) => {
+      world.reach();
+      return Promise.resolve(world.vms.get(host) ?? null);
+    },
     planned: (host, hypervisor, size, mac) =>
       world.hypervisors.has(hypervisor) ? vmOn(host, hypervisor, size, mac ?? macFor(host, new Set())) : null,
 
