@@ -6,7 +6,7 @@
 import jsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import { InputError, PreconditionFailedError } from './errors.js';
-import { deepEqual } from './json.js';
+import { canonicalJson, deepEqual } from './json.js';
 import type { Attrs, JsonObject, JsonValue, UpdateRequest } from './model.js';
 import { isJsonObject, PRESENT_ATTR } from './model.js';
 import type { Path } from './paths.js';
@@ -83,15 +83,21 @@ function diffValue(
   if (schema.schemaAt(path) === undefined) schema.resolvePath(where);
   const semantics = schema.listSemanticsAt(path);
   if (semantics?.type === 'set' && Array.isArray(before) && Array.isArray(after)) {
+    // Items compared by canonical JSON in sets: linear in the lists' lengths, not their product.
     const was = before as readonly JsonValue[];
     const now = after as readonly JsonValue[];
-    for (const item of was)
-      if (!now.some((x) => deepEqual(x, item))) out.push({ path: where, op: 'remove', value: item });
-    for (const item of now)
-      if (!was.some((x) => deepEqual(x, item))) out.push({ path: where, op: 'add', value: item });
-    if (new Set(now.map((x) => JSON.stringify(x))).size !== now.length) {
+    const wasKeys = new Set(was.map((x) => canonicalJson(x)));
+    const nowKeys = now.map((x) => canonicalJson(x));
+    const nowSet = new Set(nowKeys);
+    if (nowSet.size !== now.length) {
       throw new InputError(`"${where}" is a set list and cannot hold the same item twice`);
     }
+    was.forEach((item) => {
+      if (!nowSet.has(canonicalJson(item))) out.push({ path: where, op: 'remove', value: item });
+    });
+    now.forEach((item, i) => {
+      if (!wasKeys.has(nowKeys[i] as string)) out.push({ path: where, op: 'add', value: item });
+    });
     return;
   }
   if (!needsSplit(schema, path)) {

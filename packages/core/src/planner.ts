@@ -4,256 +4,37 @@
  * folds one task's result in. No I/O and no clock: time is an argument, task and update ids are deterministic, and
  * the state is plain JSON so that it can be persisted after every round and resumed anywhere.
  */
-import { createHash } from 'node:crypto';
-import type { ErrorCode, ErrorInfo } from './errors.js';
-import { InputError, SchemaViolationError, toErrorInfo } from './errors.js';
-import { canonicalJson, deepEqual } from './json.js';
-import { applyUpdate, AttrsDraft, getAt, updateHolds } from './merge.js';
-import type { Attrs, JsonObject, JsonValue, ProposedUpdate, UpdateOp, UpdateRequest } from './model.js';
-import { CORE_PROVIDER, isJsonObject, USER_ORIGIN } from './model.js';
+import { InputError, toErrorInfo } from './errors.js';
+import { deepEqual } from './json.js';
+import { applyUpdate, AttrsDraft, getAt, unheldUpdates } from './merge.js';
+import type { JsonValue, ProposedUpdate } from './model.js';
+import { CORE_PROVIDER, USER_ORIGIN } from './model.js';
 import type { Path } from './paths.js';
-import { formatPath, overlaps, parsePath, pathEquals, rootOf } from './paths.js';
-import type { ApplyOutcome, ExplainOutcome, Operation, ProviderTask } from './provider.js';
+import { parsePath } from './paths.js';
+import type { Operation, ProviderTask } from './provider.js';
 import type { KindSchema } from './schema.js';
+import { checkCycle } from './planner/cycles.js';
+import { checkListLimits, checkRequestUpdates } from './planner/intake.js';
+import { mergeOutcomes } from './planner/outcomes.js';
+import { collectProposals } from './planner/proposals.js';
+import { roundRecordOf } from './planner/records.js';
+import type {
+  Dispatch,
+  JobFailure,
+  JobPhase,
+  PendingUpdate,
+  PlanInput,
+  PlannerOptions,
+  PlannerState,
+  TaskResult,
+  TaskState,
+} from './planner/types.js';
+import { backoffDelay, DEFAULT_PLANNER_OPTIONS, isTerminal } from './planner/types.js';
+import { describe, FirstFailure, proposedUpdate } from './planner/updates.js';
+import { nudgesFor, wakeDeferred } from './planner/wakeups.js';
+import { syncsFor } from './planner/watches.js';
 
-/** Where a job stands. `queued` belongs to the job layer; the planner starts at `running`. */
-export type JobPhase = 'running' | 'succeeded' | 'failed' | 'expired' | 'cancelled';
-
-/** Phases after which nothing more happens. */
-export const TERMINAL_PHASES: readonly JobPhase[] = ['succeeded', 'failed', 'expired', 'cancelled'];
-
-/** Exponential backoff: `initialMs * factor^(n-1)`, capped at `maxMs`. */
-export interface BackoffPolicy {
-  readonly initialMs: number;
-  readonly factor: number;
-  readonly maxMs: number;
-}
-
-/** Limits of one plan. */
-export interface PlannerOptions {
-  /** Rounds that made progress before the job fails as not converging. */
-  readonly maxRounds: number;
-  /** Time from start after which an unfinished job expires. */
-  readonly ttlMs: number;
-  /** Wait between a round without progress and the next try. */
-  readonly idleBackoff: BackoffPolicy;
-  /** Wait before retrying a task whose provider failed with a retryable error. */
-  readonly retryBackoff: BackoffPolicy;
-  /** Attempts of one task before a retryable error fails the job. */
-  readonly maxTaskAttempts: number;
-}
-
-/** Defaults: 50 rounds, one hour, idle backoff 0.5 s to 30 s, 5 task attempts with 0.2 s to 10 s between. */
-export const DEFAULT_PLANNER_OPTIONS: PlannerOptions = {
-  maxRounds: 50,
-  ttlMs: 3_600_000,
-  idleBackoff: { initialMs: 500, factor: 2, maxMs: 30_000 },
-  retryBackoff: { initialMs: 200, factor: 2, maxMs: 10_000 },
-  maxTaskAttempts: 5,
-};
-
-/** The delay before attempt `n` (1-based) under a backoff policy. */
-export function backoffDelay(policy: BackoffPolicy, n: number): number {
-  return Math.min(policy.maxMs, policy.initialMs * policy.factor ** Math.max(0, n - 1));
-}
-
-/** An update still to be made true, with where it stands. */
-export interface PendingUpdate {
-  readonly update: ProposedUpdate;
-  /** The provider with authority over the path (for `sync`, the watcher). */
-  readonly provider: string;
-  /** `ready` goes out in the next round; `deferred` waits for a change; `inflight` is in the current round. */
-  readonly status: 'ready' | 'deferred' | 'inflight';
-  readonly reason?: string;
-  readonly waitFor?: readonly string[];
-  /** The change version the provider had seen when it deferred. */
-  readonly seenVersion?: number;
-}
-
-/** One provider task in the current round. */
-export interface TaskState {
-  readonly id: string;
-  readonly provider: string;
-  readonly updateIds: readonly string[];
-  readonly attempt: number;
-  readonly status: 'waiting' | 'running' | 'done';
-  readonly notBefore: number;
-  readonly startedAt?: number;
-  readonly outcome?: ApplyOutcome | ExplainOutcome;
-  readonly error?: ErrorInfo;
-  readonly errors?: readonly ErrorInfo[];
-  readonly durationMs?: number;
-}
-
-/** What one provider did in one round, as the job shows it. */
-export interface RoundTask {
-  readonly id: string;
-  readonly provider: string;
-  readonly updates: readonly ProposedUpdate[];
-  readonly attempts: number;
-  readonly outcome?: ApplyOutcome | ExplainOutcome;
-  readonly error?: ErrorInfo;
-  /** Errors of earlier attempts that were retried. */
-  readonly retriedErrors?: readonly ErrorInfo[];
-  readonly durationMs?: number;
-}
-
-/** The record of one round. */
-export interface RoundRecord {
-  readonly round: number;
-  readonly startedAt: number;
-  readonly endedAt: number;
-  readonly tasks: readonly RoundTask[];
-  /** Paths whose values changed in this round, with who changed them. */
-  readonly changes: readonly { readonly path: string; readonly by: string }[];
-  readonly progress: boolean;
-}
-
-/** Why a job ended badly. */
-export interface JobFailure {
-  readonly code:
-    ErrorCode | 'REJECTED' | 'NOT_CONVERGED' | 'PROPOSAL_CYCLE' | 'PROPOSAL_CONFLICT' | 'EXPIRED';
-  readonly message: string;
-  readonly providers?: readonly string[];
-}
-
-/** A condition that says which provider blocks the job and why. */
-export interface Condition {
-  readonly provider: string;
-  readonly updateId: string;
-  readonly path: string;
-  readonly status: PendingUpdate['status'];
-  readonly reason?: string;
-}
-
-/** The whole, serialisable state of one plan. */
-export interface PlannerState {
-  readonly jobId: string;
-  readonly kind: string;
-  readonly name: string;
-  readonly phase: JobPhase;
-  readonly attrs: Attrs;
-  readonly userUpdates: readonly ProposedUpdate[];
-  readonly pending: readonly PendingUpdate[];
-  /** Number of folds so far; changes are tagged with the version they produced. */
-  readonly version: number;
-  /** The last change of every path: who made it and at which version. */
-  readonly changes: Readonly<Record<string, { readonly by: string; readonly version: number }>>;
-  /** In explain only: paths whose values will be known later, and which provider supplies each. */
-  readonly later: Readonly<Record<string, string>>;
-  readonly round: {
-    readonly number: number;
-    readonly startedAt: number;
-    readonly tasks: readonly TaskState[];
-  } | null;
-  readonly rounds: readonly RoundRecord[];
-  readonly progressRounds: number;
-  readonly idleStreak: number;
-  readonly notBefore: number;
-  readonly startedAt: number;
-  readonly deadline: number;
-  /** Fingerprints of states reached through proposals, with the round that reached them (cycle detection). */
-  readonly fingerprints: Readonly<Record<string, number>>;
-  readonly failure?: JobFailure;
-  readonly endedAt?: number;
-  /** `owner|path` pairs already nudged: a provider waiting on a path another owns sends that owner one sync. */
-  readonly nudged?: readonly string[];
-}
-
-/** What a request asks the planner to do. */
-export interface PlanInput {
-  readonly jobId: string;
-  readonly kind: string;
-  readonly name: string;
-  /** The node's merged attributes now; `{}` for a node that does not exist yet. */
-  readonly current: Attrs;
-  readonly updates: readonly UpdateRequest[];
-}
-
-/** The result of one task, as the executor reports it. */
-export type TaskResult =
-  | {
-      readonly taskId: string;
-      readonly attempt: number;
-      readonly outcome: ApplyOutcome | ExplainOutcome;
-      readonly durationMs: number;
-    }
-  | {
-      readonly taskId: string;
-      readonly attempt: number;
-      readonly error: ErrorInfo;
-      readonly durationMs: number;
-    };
-
-/** What to run now, and when to call `dispatch` again if nothing else happens. */
-export interface Dispatch {
-  readonly state: PlannerState;
-  readonly tasks: readonly ProviderTask[];
-  /** When waiting tasks or the next round become due; null when only running tasks are awaited, or when done. */
-  readonly wakeAt: number | null;
-}
-
-/** True when the state is terminal. */
-export function isTerminal(state: PlannerState): boolean {
-  return TERMINAL_PHASES.includes(state.phase);
-}
-
-/** The pending updates with who holds them and why: the job's conditions. */
-export function conditionsOf(state: PlannerState): Condition[] {
-  return state.pending.map((p) => ({
-    provider: p.provider,
-    updateId: p.update.id,
-    path: p.update.path,
-    status: p.status,
-    ...(p.reason === undefined ? {} : { reason: p.reason }),
-  }));
-}
-
-class Fold {
-  failure: JobFailure | undefined;
-  fail(failure: JobFailure): void {
-    this.failure ??= failure;
-  }
-}
-
-function describe(update: ProposedUpdate): string {
-  const value = update.value === undefined ? '' : `=${JSON.stringify(update.value)}`;
-  return update.op === 'set' ? `${update.path}${value}` : `${update.op} ${update.path}${value}`;
-}
-
-/** A proposed update from a request, built field by field (spreading caller objects is slow and copies extras). */
-function proposedUpdate(id: string, origin: string, request: UpdateRequest): ProposedUpdate {
-  const update: { -readonly [K in keyof ProposedUpdate]: ProposedUpdate[K] } = {
-    id,
-    path: request.path,
-    op: request.op,
-    origin,
-  };
-  if (request.value !== undefined) update.value = request.value;
-  if (request.reason !== undefined) update.reason = request.reason;
-  return update;
-}
-
-/**
- * True when two overlapping updates cannot interfere: one merges an object that does not name the field the
- * other, deeper, update is about (`merge interfaces[eth1] {name}` beside `set interfaces[eth1].mac`).
- */
-function disjointMerge(a: ProposedUpdate, aPath: Path, b: ProposedUpdate, bPath: Path): boolean {
-  const [shallow, shallowPath, deepPath] =
-    aPath.length < bPath.length ? [a, aPath, bPath] : [b, bPath, aPath];
-  if (
-    shallow.op !== 'merge' ||
-    !isJsonObject(shallow.value ?? null) ||
-    deepPath.length === shallowPath.length
-  )
-    return false;
-  const next = deepPath[shallowPath.length] as Path[number];
-  return 'prop' in next && !Object.hasOwn(shallow.value as JsonObject, next.prop);
-}
-
-function hash(text: string): string {
-  return createHash('sha1').update(text).digest('base64url');
-}
+export * from './planner/types.js';
 
 /** The transition planner for one kind: pure functions over `PlannerState`. */
 export class TransitionPlanner {
@@ -273,46 +54,8 @@ export class TransitionPlanner {
       proposedUpdate(`u${i + 1}`, USER_ORIGIN, request),
     );
     const paths = userUpdates.map((u) => this.schema.resolvePath(u.path));
-    // Only updates of the same attribute can overlap; grouping keeps the pairwise check linear for wide requests.
-    const byAttribute = new Map<string, number[]>();
-    paths.forEach((path, i) => {
-      const root = rootOf(path);
-      byAttribute.set(root, [...(byAttribute.get(root) ?? []), i]);
-    });
-    userUpdates.forEach((update, i) => {
-      if (update.op === 'sync')
-        throw new InputError(`"sync" is not an operation a request can ask for (${update.path})`);
-      const path = paths[i] as Path;
-      const exclusive = update.op === 'set' || update.op === 'unset' || update.op === 'merge';
-      for (const j of byAttribute.get(rootOf(path)) ?? []) {
-        const other = userUpdates[j] as ProposedUpdate;
-        if (
-          j === i ||
-          !overlaps(path, paths[j] as Path) ||
-          disjointMerge(update, path, other, paths[j] as Path)
-        )
-          continue;
-        const bothListItems = !exclusive && (other.op === 'add' || other.op === 'remove');
-        if (!bothListItems) {
-          throw new InputError(`updates "${describe(update)}" and "${describe(other)}" touch the same path`, {
-            details: { paths: [update.path, other.path] },
-          });
-        }
-        if (other.op !== update.op && deepEqual(other.value, update.value)) {
-          throw new InputError(
-            `cannot both add and remove ${JSON.stringify(update.value)} in ${update.path}`,
-          );
-        }
-      }
-      if (update.op === 'add' || update.op === 'remove') {
-        const problems = update.value === undefined ? [] : this.schema.checkValue(path, [update.value]);
-        if (problems.length > 0) {
-          throw new SchemaViolationError(`${update.op} ${update.path}: ${problems.join('; ')}`, {
-            details: { errors: problems },
-          });
-        }
-      }
-    });
+    checkListLimits(this.schema, userUpdates, paths);
+    checkRequestUpdates(this.schema, userUpdates, paths);
     // Trial-apply everything to check the result against the kind's schema before any backend is touched.
     const trial = new AttrsDraft(input.current, this.schema);
     userUpdates.forEach((update, i) => {
@@ -353,7 +96,8 @@ export class TransitionPlanner {
       deadline: now + this.options.ttlMs,
       fingerprints: {},
     };
-    const syncs = this.syncsFor(
+    const syncs = syncsFor(
+      this.schema,
       state,
       Object.keys(changes).map((path) => ({ path, by: USER_ORIGIN })),
       0,
@@ -500,8 +244,10 @@ export class TransitionPlanner {
 
   /** Pending empty: succeeded if every user update holds, else failed naming the ones that do not. */
   private finish(state: PlannerState, now: number): PlannerState {
-    const broken = state.userUpdates.filter(
-      (u) => !updateHolds(state.attrs, parsePath(u.path), u.op, u.value, this.schema),
+    const broken = unheldUpdates(
+      state.attrs,
+      state.userUpdates.map((update) => ({ update, path: parsePath(update.path) })),
+      this.schema,
     );
     if (broken.length === 0) return this.end(state, 'succeeded', undefined, now);
     const found = broken
@@ -522,256 +268,33 @@ export class TransitionPlanner {
     );
   }
 
-  private syncsFor(
-    state: PlannerState,
-    changed: readonly { path: string; by: string }[],
-    round: number,
-  ): PendingUpdate[] {
-    const added: PendingUpdate[] = [];
-    for (const change of changed) {
-      const path = parsePath(change.path);
-      for (const watch of this.schema.watchersOf(path)) {
-        if (watch.provider === change.by) continue;
-        if (watch.onRemovalOnly === true && getAt(state.attrs, watch.pattern, this.schema) !== undefined)
-          continue;
-        const already = [...state.pending, ...added].some(
-          (p) =>
-            p.provider === watch.provider &&
-            p.update.op === 'sync' &&
-            p.update.path === watch.path &&
-            p.status !== 'inflight',
-        );
-        if (already) continue;
-        added.push({
-          provider: watch.provider,
-          status: 'ready',
-          update: {
-            id: `s${round}.${added.length + 1}`,
-            path: watch.path,
-            op: 'sync',
-            origin: change.by,
-            reason: `${change.path} changed`,
-          },
-        });
-      }
-    }
-    return added;
-  }
-
-  /** Merges a finished round: outcomes, values, proposals, watches; then decides what comes next. */
+  /**
+   * Merges a finished round in phases: outcomes and values, proposals, watches, then what comes next (finish,
+   * failure, cycle check, wake-ups and backoff).
+   */
   private fold(state: PlannerState, now: number): PlannerState {
     const round = state.round;
     if (round === null) return state;
-    const fold = new Fold();
+    const failures = new FirstFailure();
     const version = state.version + 1;
     const byId = new Map(state.pending.map((p) => [p.update.id, p]));
     const tasks = [...round.tasks].sort((a, b) => a.provider.localeCompare(b.provider));
-    const draft = new AttrsDraft(state.attrs, this.schema);
-    const later: Record<string, string> = { ...state.later };
-    const changed: { path: string; by: string }[] = [];
-    const settled = new Set<string>();
-    const deferred = new Map<string, PendingUpdate>();
-    let accepted = 0;
-
-    const record = (path: Path, by: string, op: UpdateOp, value: JsonValue | undefined): void => {
-      const before = draft.get(path);
-      draft.apply(path, op, value);
-      if (!deepEqual(before, draft.get(path))) changed.push({ path: formatPath(path), by });
-    };
-
-    for (const task of tasks) {
-      if (task.error !== undefined) {
-        const attempts = task.attempt > 1 ? ` after ${task.attempt} attempts` : '';
-        fold.fail({
-          code: task.error.code,
-          message: `${task.provider} failed${attempts}: ${task.error.message}`,
-          providers: [task.provider],
-        });
-        continue;
-      }
-      const outcome: ExplainOutcome = task.outcome ?? {};
-      const contract = (message: string): void => {
-        fold.fail({
-          code: 'PROVIDER_CONTRACT',
-          message: `${task.provider} broke the provider contract: ${message}`,
-          providers: [task.provider],
-        });
-      };
-      const given = new Set(task.updateIds);
-      const answered = [
-        ...(outcome.accepted ?? []),
-        ...(outcome.deferred ?? []).map((d) => d.id),
-        ...(outcome.rejected ?? []).map((r) => r.id),
-      ];
-      const unknown = answered.filter((id) => !given.has(id));
-      const twice = answered.filter((id, i) => answered.indexOf(id) !== i);
-      const missing = task.updateIds.filter((id) => !answered.includes(id));
-      if (unknown.length > 0) contract(`answered updates it was not given (${unknown.join(', ')})`);
-      if (twice.length > 0) contract(`answered an update twice (${[...new Set(twice)].join(', ')})`);
-      if (missing.length > 0) contract(`did not answer ${missing.join(', ')}`);
-      for (const rejection of outcome.rejected ?? []) {
-        const update = byId.get(rejection.id)?.update;
-        fold.fail({
-          code: 'REJECTED',
-          message: `${task.provider} rejected ${update === undefined ? rejection.id : describe(update)}: ${rejection.reason}`,
-          providers: [task.provider],
-        });
-      }
-      if (fold.failure !== undefined) continue;
-
-      for (const id of outcome.accepted ?? []) {
-        const update = (byId.get(id) as PendingUpdate).update;
-        const path = parsePath(update.path);
-        try {
-          record(path, task.provider, update.op, update.value);
-        } catch (error) {
-          fold.fail({ code: 'INVALID_INPUT', message: `${describe(update)}: ${(error as Error).message}` });
-        }
-        settled.add(id);
-        accepted++;
-      }
-      for (const d of outcome.deferred ?? []) {
-        const pending = byId.get(d.id) as PendingUpdate;
-        deferred.set(d.id, {
-          ...pending,
-          status: 'deferred',
-          reason: d.reason,
-          seenVersion: state.version,
-          ...(d.waitFor === undefined ? {} : { waitFor: d.waitFor }),
-        });
-      }
-      const owned = (text: string): Path | undefined => {
-        let path: Path;
-        try {
-          path = this.schema.resolvePath(text);
-        } catch (error) {
-          contract(`reported a value for ${text}: ${(error as Error).message}`);
-          return undefined;
-        }
-        const owner = this.schema.authorityOf(path);
-        if (owner !== task.provider) {
-          contract(`reported a value for ${text}, which ${owner} has authority over`);
-          return undefined;
-        }
-        return path;
-      };
-      for (const [text, value] of Object.entries(outcome.set ?? {})) {
-        const path = owned(text);
-        if (path === undefined) continue;
-        const problems = this.schema.checkValue(path, value);
-        if (problems.length > 0) {
-          contract(`reported an invalid value for ${text}: ${problems.join('; ')}`);
-          continue;
-        }
-        record(path, task.provider, 'set', value);
-        delete later[formatPath(path)];
-      }
-      for (const text of outcome.unset ?? []) {
-        const path = owned(text);
-        if (path !== undefined) {
-          record(path, task.provider, 'unset', undefined);
-        }
-      }
-      for (const text of outcome.later ?? []) {
-        const path = owned(text);
-        if (path !== undefined && later[formatPath(path)] === undefined) {
-          later[formatPath(path)] = task.provider;
-          changed.push({ path: formatPath(path), by: task.provider });
-        }
-      }
-    }
-
-    const attrs = draft.result();
-    // Proposals, in provider order, after all values of the round are merged.
-    const proposals: PendingUpdate[] = [];
-    const proposers = new Set<string>();
-    for (const task of tasks) {
-      for (const request of task.outcome?.propose ?? []) {
-        const id = `p${round.number}.${proposals.length + 1}`;
-        const update = proposedUpdate(id, task.provider, request);
-        let path: Path;
-        try {
-          path = this.schema.resolvePath(request.path);
-        } catch (error) {
-          fold.fail({
-            code: 'INVALID_INPUT',
-            message: `proposal from ${task.provider}: ${(error as Error).message}`,
-          });
-          continue;
-        }
-        const owner = this.schema.authorityOf(path);
-        if (owner === task.provider || owner === CORE_PROVIDER || request.op === 'sync') {
-          fold.fail({
-            code: 'PROVIDER_CONTRACT',
-            message: `${task.provider} broke the provider contract: proposed ${describe(update)}, which ${owner === task.provider ? 'it owns (report it with set)' : 'no provider may propose'}`,
-            providers: [task.provider],
-          });
-          continue;
-        }
-        const checked =
-          request.op === 'set'
-            ? this.schema.checkValue(path, request.value ?? null)
-            : request.op === 'add' || request.op === 'remove'
-              ? this.schema.checkValue(path, [request.value ?? null])
-              : [];
-        if (checked.length > 0) {
-          fold.fail({
-            code: 'SCHEMA_VIOLATION',
-            message: `proposal from ${task.provider} violates the schema: ${checked.join('; ')}`,
-            providers: [task.provider],
-          });
-          continue;
-        }
-        const contradicted = state.userUpdates.find((u) => {
-          const userPath = parsePath(u.path);
-          if (!overlaps(userPath, path)) return false;
-          return !(pathEquals(userPath, path) && u.op === request.op && deepEqual(u.value, request.value));
-        });
-        if (contradicted !== undefined) {
-          fold.fail({
-            code: 'PROPOSAL_CONFLICT',
-            message: `${task.provider} proposed ${describe(update)}, which contradicts the requested ${describe(contradicted)}`,
-            providers: [task.provider],
-          });
-          continue;
-        }
-        if (updateHolds(attrs, path, request.op, request.value, this.schema)) continue;
-        const duplicate = [...state.pending, ...proposals].some(
-          (p) =>
-            !settled.has(p.update.id) &&
-            p.update.path === formatPath(path) &&
-            p.update.op === request.op &&
-            deepEqual(p.update.value, request.value),
-        );
-        if (duplicate) continue;
-        proposals.push({ update: { ...update, path: formatPath(path) }, provider: owner, status: 'ready' });
-        proposers.add(task.provider);
-      }
-    }
-
-    const roundRecord: RoundRecord = {
-      round: round.number,
-      startedAt: round.startedAt,
-      endedAt: now,
-      tasks: tasks.map((t) => ({
-        id: t.id,
-        provider: t.provider,
-        updates: t.updateIds.map((id) => (byId.get(id) as PendingUpdate).update),
-        attempts: t.attempt,
-        ...(t.outcome === undefined ? {} : { outcome: t.outcome }),
-        ...(t.error === undefined ? {} : { error: t.error }),
-        ...(t.errors !== undefined && t.errors.length > (t.error === undefined ? 0 : 1)
-          ? { retriedErrors: t.error === undefined ? t.errors : t.errors.slice(0, -1) }
-          : {}),
-        ...(t.durationMs === undefined ? {} : { durationMs: t.durationMs }),
-      })),
-      changes: changed,
-      progress: false,
-    };
+    const merged = mergeOutcomes(this.schema, state, tasks, byId, failures);
+    const { attrs, later, changed, settled } = merged;
+    const { proposals, proposers } = collectProposals(
+      this.schema,
+      state,
+      round.number,
+      tasks,
+      attrs,
+      settled,
+      failures,
+    );
+    const roundRecord = roundRecordOf(round, tasks, byId, changed, now);
     const rounds = [...state.rounds, roundRecord];
 
-    if (fold.failure !== undefined) {
-      return this.end({ ...state, rounds, attrs }, 'failed', fold.failure, now);
+    if (failures.failure !== undefined) {
+      return this.end({ ...state, rounds, attrs }, 'failed', failures.failure, now);
     }
     try {
       if (Object.keys(later).length === 0) this.schema.assertValid(attrs);
@@ -787,7 +310,7 @@ export class TransitionPlanner {
 
     const remaining = state.pending
       .filter((p) => !settled.has(p.update.id))
-      .map((p) => deferred.get(p.update.id) ?? p);
+      .map((p) => merged.deferred.get(p.update.id) ?? p);
     const changes = { ...state.changes };
     for (const change of changed) changes[change.path] = { by: change.by, version };
     let next: PlannerState = {
@@ -800,113 +323,56 @@ export class TransitionPlanner {
       rounds,
       pending: [...remaining, ...proposals],
     };
-    const syncs = this.syncsFor(next, changed, round.number);
-    next = { ...next, pending: [...next.pending, ...syncs] };
-    const progress = accepted > 0 || changed.length > 0 || proposals.length > 0 || syncs.length > 0;
-    next = { ...next, rounds: [...state.rounds, { ...roundRecord, progress }] };
-
+    const syncs = syncsFor(this.schema, next, changed, round.number);
+    const progress = merged.accepted > 0 || changed.length > 0 || proposals.length > 0 || syncs.length > 0;
+    next = {
+      ...next,
+      pending: [...next.pending, ...syncs],
+      rounds: [...state.rounds, { ...roundRecord, progress }],
+    };
     if (next.pending.length === 0) return this.finish(next, now);
 
     const progressRounds = state.progressRounds + (progress ? 1 : 0);
     if (progressRounds > this.options.maxRounds) {
-      return this.end(
-        next,
-        'failed',
-        {
-          code: 'NOT_CONVERGED',
-          message: `did not converge within ${this.options.maxRounds} rounds; still pending: ${next.pending.map((p) => `${p.provider}: ${describe(p.update)}`).join('; ')}`,
-          providers: [...new Set(next.pending.map((p) => p.provider))].sort(),
-        },
-        now,
-      );
+      return this.end(next, 'failed', this.notConverged(next), now);
     }
     if (proposers.size > 0) {
-      const fingerprint = hash(
-        canonicalJson(attrs) +
-          next.pending
-            .map((p) => `${p.provider}|${p.update.op}|${p.update.path}|${canonicalJson(p.update.value)}`)
-            .sort()
-            .join('\n'),
-      );
-      const seenAt = next.fingerprints[fingerprint];
-      if (seenAt !== undefined) {
-        const involved = new Set<string>();
-        for (const r of next.rounds.filter((r) => r.round > seenAt)) {
-          for (const t of r.tasks) {
-            for (const proposal of t.outcome?.propose ?? []) {
-              involved.add(t.provider);
-              involved.add(this.schema.authorityOf(parsePath(proposal.path)));
-            }
-          }
-        }
-        const names = [...involved].sort();
-        return this.end(
-          next,
-          'failed',
-          {
-            code: 'PROPOSAL_CYCLE',
-            message: `proposal cycle between ${names.join(' and ')}: round ${round.number} returned to the state of round ${seenAt}`,
-            providers: names,
-          },
-          now,
-        );
-      }
-      next = { ...next, fingerprints: { ...next.fingerprints, [fingerprint]: round.number } };
+      const checked = checkCycle(this.schema, next, round.number);
+      if ('failure' in checked) return this.end(next, 'failed', checked.failure, now);
+      next = checked.state;
     }
+    return this.wake(state, next, progress, progressRounds, round.number, now);
+  }
 
-    // Deferred updates become ready when something they may wait for changed since they were deferred.
-    const readied = next.pending.map((p) => {
-      if (p.status !== 'deferred') return p;
-      const waitFor = p.waitFor?.map((text) => parsePath(text, { allowWildcard: true }));
-      const seen = p.seenVersion ?? 0;
-      const woken = Object.entries(next.changes).some(
-        ([path, change]) =>
-          change.version > seen &&
-          change.by !== p.provider &&
-          (waitFor === undefined || waitFor.some((w) => overlaps(w, parsePath(path)))),
-      );
-      return woken ? { ...p, status: 'ready' as const } : p;
-    });
-    // Someone waits for a path whose owner has nothing to do: nudge the owner once with a sync of that path, so that
-    // a state left behind by an earlier failed job (a system never registered) does not wait forever.
-    const nudged = new Set(next.nudged ?? []);
-    const nudges: PendingUpdate[] = [];
-    for (const p of readied) {
-      if (p.status !== 'deferred' || p.waitFor === undefined) continue;
-      for (const text of p.waitFor) {
-        let owner: string;
-        try {
-          owner = this.schema.authorityOf(parsePath(text, { allowWildcard: true }));
-        } catch {
-          continue;
-        }
-        const key = `${owner}|${text}`;
-        if (owner === p.provider || owner === CORE_PROVIDER || nudged.has(key)) continue;
-        if ([...readied, ...nudges].some((q) => q.provider === owner)) continue;
-        nudged.add(key);
-        nudges.push({
-          provider: owner,
-          status: 'ready',
-          update: {
-            id: `n${round.number}.${nudges.length + 1}`,
-            path: text,
-            op: 'sync',
-            origin: p.provider,
-            reason: `${p.provider} waits for ${text}${p.reason === undefined ? '' : ` (${p.reason})`}`,
-          },
-        });
-      }
-    }
+  private notConverged(state: PlannerState): JobFailure {
+    return {
+      code: 'NOT_CONVERGED',
+      message: `did not converge within ${this.options.maxRounds} rounds; still pending: ${state.pending.map((p) => `${p.provider}: ${describe(p.update)}`).join('; ')}`,
+      providers: [...new Set(state.pending.map((p) => p.provider))].sort(),
+    };
+  }
+
+  /** Wakes deferred updates and nudges idle owners; without anything ready, waits with backoff. */
+  private wake(
+    before: PlannerState,
+    next: PlannerState,
+    progress: boolean,
+    progressRounds: number,
+    round: number,
+    now: number,
+  ): PlannerState {
+    const readied = wakeDeferred(next);
+    const { nudges, nudged } = nudgesFor(this.schema, readied, next.nudged ?? [], round);
     if (nudges.length > 0) {
       readied.push(...nudges);
-      next = { ...next, nudged: [...nudged] };
+      next = { ...next, nudged };
     }
     const anyReady = readied.some((p) => p.status === 'ready');
     if ((progress || nudges.length > 0) && anyReady) {
       return { ...next, pending: readied, progressRounds, idleStreak: 0, notBefore: now };
     }
     // Nothing to do until the world changes: wait with backoff, then ask every provider again.
-    const idleStreak = state.idleStreak + 1;
+    const idleStreak = before.idleStreak + 1;
     return {
       ...next,
       pending: readied,

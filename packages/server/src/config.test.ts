@@ -110,3 +110,24 @@ describe('deploy/cluster.example.yaml', () => {
     }
   });
 });
+
+describe('deploy/three-host', () => {
+  it('web.yaml and control.yaml are valid: PostgreSQL and etcd over TLS, secrets only from files', () => {
+    for (const file of ['web.yaml', 'control.yaml']) {
+      const path = new URL(`../../../deploy/three-host/${file}`, import.meta.url).pathname;
+      const config = loadConfig({ configFile: path }, {});
+      expect(config.store).toMatchObject({
+        driver: 'postgres',
+        url: 'postgres://consortium@db-1:5432/consortium',
+        migrations: 'manual',
+        tls: { ca: '/etc/consortium/tls/ca.crt' },
+      });
+      expect(config.coordinator).toMatchObject({
+        driver: 'etcd',
+        endpoints: ['https://db-1:2379'],
+        auth: { username: 'consortium', passwordFile: '/etc/consortium/etcd-password' },
+      });
+      expect(config.web.tls === undefined).toBe(file === 'control.yaml');
+    }
+  });
+});

@@ -14,12 +14,50 @@ export interface PluginConfig {
   readonly config?: Record<string, unknown>;
 }
 
+/** PEM files of a TLS client: the CA to verify the server with, and the client's certificate and key. */
+export interface TlsFiles {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+/** The store drivers a process can open. */
+export type StoreDriver = 'sqlite' | 'postgres' | 'arangodb';
+
+/**
+ * Where the store lives. `sqlite` keeps one file on this host (`path`, default `<dataDir>/consortium.db`); the
+ * cluster stores take a `url` whose password comes from `CONSORTIUM_STORE_PASSWORD` or `passwordFile`, never from
+ * the config file.
+ */
+export interface StoreConfig {
+  readonly driver: StoreDriver;
+  readonly path?: string;
+  /** `postgres://user@host:5432/db` or `http(s)://host:8529` (ArangoDB; `database` names the database). */
+  readonly url?: string;
+  readonly database?: string;
+  readonly passwordFile?: string;
+  /** For PostgreSQL, `ca` turns on `sslmode=verify-full`; `cert` and `key` authenticate this process. */
+  readonly tls?: TlsFiles;
+  readonly poolSize?: number;
+  readonly statementTimeoutMs?: number;
+  /** `auto` (default) applies pending migrations at start-up; `manual` refuses to start until `store migrate`. */
+  readonly migrations?: 'auto' | 'manual';
+}
+
 /** The whole configuration of a `consortium` process. */
 export interface Config {
   readonly cluster: string;
   readonly dataDir: string;
-  readonly web: { readonly host: string; readonly port: number; readonly bodyLimit: string };
-  readonly store: { readonly driver: 'sqlite'; readonly path?: string };
+  readonly web: {
+    readonly host: string;
+    readonly port: number;
+    readonly bodyLimit: string;
+    /** Serve HTTPS with this certificate and key (PEM files) instead of HTTP. */
+    readonly tls?: { readonly cert: string; readonly key: string };
+    /** Trust `X-Forwarded-*` from these proxies (express's `trust proxy`: `loopback`, addresses, CIDRs). */
+    readonly trustProxy?: string | readonly string[];
+  };
+  readonly store: StoreConfig;
   readonly coordinator: {
     readonly driver: 'memory' | 'etcd';
     /** etcd client URLs (cluster mode). */
@@ -28,6 +66,10 @@ export interface Config {
     readonly prefix?: string;
     /** TTL of each process's session lease in seconds; default 10. */
     readonly leaseTtlSeconds?: number;
+    /** TLS with client certificates (PEM files) for `https://` endpoints. */
+    readonly tls?: TlsFiles;
+    /** etcd's own authentication; the password from `CONSORTIUM_ETCD_PASSWORD` or `passwordFile`. */
+    readonly auth?: { readonly username: string; readonly passwordFile?: string };
   };
   readonly worker: { readonly concurrency: number };
   readonly planner: {
@@ -51,6 +93,16 @@ export const DEFAULT_PLUGINS: readonly PluginConfig[] = [
   { module: '@consortium/plugin-sandbox' },
 ];
 
+const tlsFilesSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ca: { type: 'string', minLength: 1 },
+    cert: { type: 'string', minLength: 1 },
+    key: { type: 'string', minLength: 1 },
+  },
+} as const;
+
 const schema = {
   type: 'object',
   additionalProperties: false,
@@ -64,12 +116,34 @@ const schema = {
         host: { type: 'string', minLength: 1 },
         port: { type: 'integer', minimum: 0, maximum: 65535 },
         bodyLimit: { type: 'string', pattern: '^[0-9]+(b|kb|mb)$' },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['cert', 'key'],
+          properties: { cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 } },
+        },
+        trustProxy: {
+          oneOf: [
+            { type: 'string', minLength: 1 },
+            { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+          ],
+        },
       },
     },
     store: {
       type: 'object',
       additionalProperties: false,
-      properties: { driver: { enum: ['sqlite'] }, path: { type: 'string', minLength: 1 } },
+      properties: {
+        driver: { enum: ['sqlite', 'postgres', 'arangodb'] },
+        path: { type: 'string', minLength: 1 },
+        url: { type: 'string', pattern: '^(postgres|postgresql|http|https)://' },
+        database: { type: 'string', minLength: 1 },
+        passwordFile: { type: 'string', minLength: 1 },
+        tls: tlsFilesSchema,
+        poolSize: { type: 'integer', minimum: 1, maximum: 1000 },
+        statementTimeoutMs: { type: 'integer', minimum: 1 },
+        migrations: { enum: ['auto', 'manual'] },
+      },
     },
     coordinator: {
       type: 'object',
@@ -79,6 +153,16 @@ const schema = {
         endpoints: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^https?://' } },
         prefix: { type: 'string', pattern: '^/' },
         leaseTtlSeconds: { type: 'integer', minimum: 2, maximum: 300 },
+        tls: tlsFilesSchema,
+        auth: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['username'],
+          properties: {
+            username: { type: 'string', minLength: 1 },
+            passwordFile: { type: 'string', minLength: 1 },
+          },
+        },
       },
     },
     worker: {
@@ -120,7 +204,7 @@ const schema = {
   },
 } as const;
 
-const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
+const validate = new Ajv2020({ allErrors: true, strict: true }).compile<Config>(schema);
 
 type Layer = Record<string, unknown>;
 
@@ -153,6 +237,32 @@ function number(name: string, text: string | undefined): number | undefined {
   if (!Number.isFinite(value) || value < 0)
     throw new InputError(`${name} must be a number of seconds, not "${text}"`);
   return value;
+}
+
+function passwordOf(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).password);
+  } catch {
+    return '';
+  }
+}
+
+/** `CONSORTIUM_STORE_URL` picks the driver from its scheme: `postgres://` PostgreSQL, `http(s)://` ArangoDB. */
+function storeFromEnv(url: string | undefined): Layer {
+  if (url === undefined || url === '') return {};
+  const scheme = /^([a-z]+):\/\//.exec(url)?.[1];
+  const driver =
+    scheme === 'postgres' || scheme === 'postgresql'
+      ? 'postgres'
+      : scheme === 'http' || scheme === 'https'
+        ? 'arangodb'
+        : undefined;
+  if (driver === undefined) {
+    throw new InputError(
+      `CONSORTIUM_STORE_URL must start with postgres:// (PostgreSQL) or http(s):// (ArangoDB), not ${JSON.stringify(url.split('://')[0])}`,
+    );
+  }
+  return { store: { driver, url } };
 }
 
 /** Options that come from the command line; they win over the environment and the file. */
@@ -211,6 +321,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     web: { host: env['CONSORTIUM_HOST'], port: integer('CONSORTIUM_PORT', env['CONSORTIUM_PORT']) },
     log: { level: env['CONSORTIUM_LOG_LEVEL'], format: env['CONSORTIUM_LOG_FORMAT'] },
     observe: { intervalSeconds: number('CONSORTIUM_OBSERVE_SECONDS', env['CONSORTIUM_OBSERVE_SECONDS']) },
+    ...storeFromEnv(env['CONSORTIUM_STORE_URL']),
     ...(env['CONSORTIUM_ETCD_ENDPOINTS'] === undefined || env['CONSORTIUM_ETCD_ENDPOINTS'] === ''
       ? {}
       : {
@@ -225,13 +336,24 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     web: { host: overrides.host, port: overrides.port },
     log: { level: overrides.logLevel },
   });
+  const fileUrl = (layered['store'] as Layer | undefined)?.['url'];
+  if (typeof fileUrl === 'string' && env['CONSORTIUM_STORE_URL'] !== fileUrl && passwordOf(fileUrl) !== '') {
+    throw new InputError(
+      'invalid configuration: store.url must not hold a password; put it in CONSORTIUM_STORE_PASSWORD or store.passwordFile',
+    );
+  }
   if (!validate(layered)) {
     throw new InputError(`invalid configuration: ${formatSchemaErrors(validate.errors).join('; ')}`);
   }
-  const config = layered as unknown as Config;
+  const config: Config = layered;
   if (config.coordinator.driver === 'etcd' && config.coordinator.endpoints === undefined) {
     throw new InputError(
       'invalid configuration: coordinator.driver etcd needs coordinator.endpoints (or CONSORTIUM_ETCD_ENDPOINTS)',
+    );
+  }
+  if (config.store.driver !== 'sqlite' && config.store.url === undefined) {
+    throw new InputError(
+      `invalid configuration: store.driver ${config.store.driver} needs store.url (or CONSORTIUM_STORE_URL)`,
     );
   }
   return { ...config, dataDir: resolve(config.dataDir) };

@@ -5,6 +5,7 @@ export * from './metrics.js';
 export * from './observer.js';
 export * from './plugins.js';
 export * from './process.js';
+export * from './protocol.js';
 export * from './runnable.js';
 export * from './tokens.js';
 export * from './web/app.js';

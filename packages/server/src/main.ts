@@ -5,8 +5,12 @@
 import { ConsortiumError, InputError } from '@consortium/core';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import type { ConfigOverrides } from './config.js';
+import type { Config, ConfigOverrides, StoreConfig } from './config.js';
 import { loadConfig } from './config.js';
+import { copyStore, transferable } from './store-copy.js';
+import type { CopyProgress } from './store-copy.js';
+import { migrateConfiguredStore, openConfiguredStore, storeLocation } from './stores.js';
+import cliProgress from 'cli-progress';
 import type { Role } from './process.js';
 import { VERSION, openStore, startDev, startRoles } from './process.js';
 import { createToken } from './tokens.js';
@@ -26,6 +30,62 @@ function overrides(args: CommonArgs): ConfigOverrides {
     ...(args['log-level'] === undefined ? {} : { logLevel: args['log-level'] }),
     ...(args.port === undefined ? {} : { port: args.port }),
     ...(args.host === undefined ? {} : { host: args.host }),
+  };
+}
+
+/** The config with its store replaced by the one `spec` names: a `postgres://` or `http(s)://` URL, or a path. */
+function withStore(config: Config, spec: string | undefined): Config {
+  if (spec === undefined) return config;
+  const scheme = /^([a-z]+):\/\//.exec(spec)?.[1];
+  const driver: StoreConfig['driver'] =
+    scheme === undefined
+      ? 'sqlite'
+      : scheme === 'postgres' || scheme === 'postgresql'
+        ? 'postgres'
+        : scheme === 'http' || scheme === 'https'
+          ? 'arangodb'
+          : ((): never => {
+              throw new InputError(
+                `a store is a path (SQLite), postgres://... or http(s)://..., not ${spec}`,
+              );
+            })();
+  const shared = config.store.driver === driver ? config.store : { driver };
+  return {
+    ...config,
+    store: driver === 'sqlite' ? { ...shared, driver, path: spec } : { ...shared, driver, url: spec },
+  };
+}
+
+/** A progress bar on a terminal; elsewhere one line per record type copied. */
+function copyProgress(): CopyProgress {
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      {
+        format: 'copying [{bar}] {value}/{total} records ({type}s) {eta_formatted} left',
+        stream: process.stderr,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    return {
+      start: (total) => {
+        bar.start(total, 0, { type: 'node' });
+      },
+      advance: (copied, type) => {
+        bar.update(copied, { type });
+      },
+      stop: () => {
+        bar.stop();
+      },
+    };
+  }
+  let last: string | undefined;
+  return {
+    start: (total) => process.stderr.write(`copying ${total} records\n`),
+    advance: (copied, type) => {
+      if (type !== last) process.stderr.write(`copying ${type}s (${copied} records so far)\n`);
+      last = type;
+    },
+    stop: () => undefined,
   };
 }
 
@@ -100,6 +160,82 @@ await yargs(hideBin(process.argv))
       )
       .demandCommand(1, 'name a token command: create'),
   )
+  .command('store', 'manage the store: apply migrations, copy to another store', (y) =>
+    y
+      .command(
+        'migrate',
+        'apply pending migrations to the configured store (for deployments whose processes run with store.migrations: manual)',
+        (c) =>
+          c.example('$0 store migrate --config /etc/consortium/cluster.yaml', 'migrate the cluster store'),
+        async (args) => {
+          try {
+            const config = loadConfig(overrides(args));
+            const applied = await migrateConfiguredStore(config);
+            process.stdout.write(
+              applied.length === 0
+                ? `${storeLocation(config)}: up to date\n`
+                : `${storeLocation(config)}: applied migrations ${applied.join(', ')}\n`,
+            );
+          } catch (error) {
+            fail(error);
+          }
+        },
+      )
+      .command(
+        'copy',
+        'copy every node, job, event, audit entry, token and reservation to another store, then verify',
+        (c) =>
+          c
+            .option('from', {
+              type: 'string',
+              demandOption: true,
+              describe: 'the source: a SQLite file, postgres://... or http(s)://... (ArangoDB)',
+            })
+            .option('to', { type: 'string', describe: 'the target (default: the configured store)' })
+            .option('force', {
+              type: 'boolean',
+              default: false,
+              describe: 'copy into a target that is not empty',
+            })
+            .example(
+              '$0 store copy --from .data/consortium.db --config cluster.yaml',
+              'move a dev store into the cluster store the config names',
+            ),
+        async (args) => {
+          try {
+            const config = loadConfig(overrides(args));
+            const fromConfig = withStore(config, args.from);
+            const toConfig = withStore(config, args.to);
+            if (storeLocation(fromConfig) === storeLocation(toConfig)) {
+              throw new InputError('the source and the target are the same store');
+            }
+            const from = transferable(await openConfiguredStore(fromConfig), 'source');
+            try {
+              const to = transferable(await openConfiguredStore(toConfig), 'target');
+              try {
+                const report = await copyStore(from, to, { force: args.force, progress: copyProgress() });
+                const counts = Object.entries(report.copied)
+                  .map(([type, n]) => `${n} ${type}s`)
+                  .join(', ');
+                process.stdout.write(
+                  `copied ${counts} to ${storeLocation(toConfig)}; ` +
+                    (report.checksumVerified
+                      ? `checksum ${report.checksum} verified\n`
+                      : 'counts verified (the target was not empty, so no whole checksum)\n'),
+                );
+              } finally {
+                await to.close();
+              }
+            } finally {
+              await from.close();
+            }
+          } catch (error) {
+            fail(error);
+          }
+        },
+      )
+      .demandCommand(1, 'name a store command: migrate, copy'),
+  )
   .command(
     ['web', 'master', 'worker'],
     'run one role of a cluster (web: the API; master: leader election and jobs; worker: provider tasks)',
@@ -145,7 +281,7 @@ await yargs(hideBin(process.argv))
       }
     },
   )
-  .demandCommand(1, 'name a command: dev, web, master, worker, token')
+  .demandCommand(1, 'name a command: dev, web, master, worker, token, store')
   .fail((message, error: Error | undefined) => {
     if (error !== undefined) fail(error);
     process.stderr.write(`consortium: ${message}\nRun consortium --help for usage.\n`);

@@ -11,7 +11,6 @@ import type {
   JsonObject,
   JsonValue,
   PlannerState,
-  ProviderTask,
   Store,
   TaskResult,
 } from '@consortium/core';
@@ -27,37 +26,24 @@ import {
 import type winston from 'winston';
 import type { Metrics } from './metrics.js';
 import type { Kinds } from './plugins.js';
+import {
+  JOB_QUEUE,
+  JOB_TOPIC_PREFIX,
+  RESULT_QUEUE,
+  TASK_QUEUE,
+  decodeJobId,
+  decodeJobNotice,
+  decodeResultMessage,
+  encodeJobNotice,
+  encodeTaskMessage,
+  errorInfoJson,
+  jobOfTopic,
+  jobTopic,
+  nodeLockKey,
+  outcomeJson,
+} from './protocol.js';
 import type { Runnable } from './runnable.js';
 import { stopped } from './runnable.js';
-
-/** Queue of job ids the web hands to the master. */
-export const JOB_QUEUE = 'jobs';
-/** Queue of provider tasks the master hands to workers. */
-export const TASK_QUEUE = 'tasks';
-/** Queue of task results the workers hand back. */
-export const RESULT_QUEUE = 'results';
-
-/** The notification topic of one job: new events, cancel requests. */
-export function jobTopic(jobId: string): string {
-  return `jobs/${jobId}`;
-}
-
-/** What a task queue entry carries. */
-export interface TaskMessage {
-  readonly task: ProviderTask;
-  readonly fencingToken: string;
-}
-
-/** What a result queue entry carries. */
-export interface ResultMessage {
-  readonly jobId: string;
-  readonly result: TaskResult;
-}
-
-/** The lock key of a node: two jobs on one node never run at the same time. */
-export function nodeLockKey(kind: string, name: string): string {
-  return `node/${kind}/${name}`;
-}
 
 /** Wait before driving a job again after a passing fault: 0.25 s doubling to 10 s. */
 const RESUME_BACKOFF = { initialMs: 250, factor: 2, maxMs: 10_000 };
@@ -141,11 +127,8 @@ export class Master implements Runnable {
   async run(signal: AbortSignal, leadership?: { readonly token: string }): Promise<void> {
     const { coordinator, store, logger } = this.deps;
     this.fence = leadership?.token ?? '0';
-    const unsubscribe = coordinator.subscribe('jobs/', (topic, message) => {
-      const id = topic.slice('jobs/'.length);
-      if (typeof message === 'object' && message !== null && (message as JsonObject)['cancel'] === true) {
-        this.runners.get(id)?.requestCancel();
-      }
+    const unsubscribe = coordinator.subscribe(JOB_TOPIC_PREFIX, (topic, message) => {
+      if (decodeJobNotice(message)?.kind === 'cancel') this.runners.get(jobOfTopic(topic))?.requestCancel();
     });
     try {
       // Level-based: whatever the store says is unfinished is ours to finish, whatever the queue lost.
@@ -213,7 +196,11 @@ export class Master implements Runnable {
     while (!signal.aborted) {
       try {
         const claimed = await queue.claim(this.deps.coordinator.memberId, signal);
-        this.schedule(claimed.payload as string, signal);
+        try {
+          this.schedule(decodeJobId(claimed.payload), signal);
+        } catch (error) {
+          this.deps.logger.error('dropped a malformed job queue entry', { error: (error as Error).message });
+        }
         await queue.ack(claimed);
       } catch (error) {
         if (error instanceof CancelledError || stopped(signal)) return;
@@ -228,11 +215,7 @@ export class Master implements Runnable {
     while (!signal.aborted) {
       try {
         const claimed = await queue.claim(this.deps.coordinator.memberId, signal);
-        const message = claimed.payload as unknown as ResultMessage;
-        const runner = this.runners.get(message.jobId);
-        if (runner === undefined) {
-          this.deps.logger.debug('result for a job not running here; dropped', { job: message.jobId });
-        } else runner.deliver(message.result);
+        this.take(claimed.payload);
         await queue.ack(claimed);
       } catch (error) {
         if (error instanceof CancelledError || stopped(signal)) return;
@@ -242,9 +225,27 @@ export class Master implements Runnable {
     }
   }
 
+  /** Hands a result to the runner of its job; a malformed one or one for a job not running here is dropped. */
+  private take(payload: JsonValue): void {
+    let message;
+    try {
+      message = decodeResultMessage(payload);
+    } catch (error) {
+      this.deps.logger.error('dropped a malformed result', { error: (error as Error).message });
+      return;
+    }
+    const runner = this.runners.get(message.jobId);
+    if (runner === undefined) {
+      this.deps.logger.debug('result for a job not running here; dropped', { job: message.jobId });
+    } else runner.deliver(message.result);
+  }
+
   private async event(job: JobRecord, type: string, data: JsonObject): Promise<void> {
     const event = await this.deps.store.appendEvent(job.id, type, data, this.deps.clock.now());
-    await this.deps.coordinator.notify(jobTopic(job.id), { seq: event.seq, type });
+    await this.deps.coordinator.notify(
+      jobTopic(job.id),
+      encodeJobNotice({ kind: 'event', seq: event.seq, type }),
+    );
   }
 
   /** Ends a job that never got a plan (its kind is gone, it was cancelled while queued, it no longer validates). */
@@ -357,10 +358,9 @@ export class Master implements Runnable {
           const tasks = coordinator.queue(TASK_QUEUE);
           for (const task of dispatch.tasks) {
             if (task.attempt > 1) this.deps.metrics?.taskRetried(task.provider);
-            const message: TaskMessage = { task, fencingToken: lock.token };
             await tasks.enqueue({
               id: `${task.id}#${task.attempt}`,
-              payload: message as unknown as JsonValue,
+              payload: encodeTaskMessage({ task, fencingToken: lock.token }),
             });
           }
           await persist('dispatched', {
@@ -386,8 +386,8 @@ export class Master implements Runnable {
             attempt: result.attempt,
             durationMs: result.durationMs,
             ...('error' in result
-              ? { error: result.error as unknown as JsonObject }
-              : { outcome: result.outcome as unknown as JsonObject }),
+              ? { error: errorInfoJson(result.error) }
+              : { outcome: outcomeJson(result.outcome) }),
             roundClosed: state.round === null,
           });
         }

@@ -1,7 +1,7 @@
 /** Prometheus metrics (prom-client): HTTP, jobs, provider tasks, queues and leadership. */
 import type { Coordinator } from '@consortium/core';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { JOB_QUEUE, RESULT_QUEUE, TASK_QUEUE } from './master.js';
+import { QUEUES } from './protocol.js';
 
 /** The metrics of one process. */
 export class Metrics {
@@ -52,7 +52,7 @@ export class Metrics {
       labelNames: ['queue', 'state'],
       registers: [this.registry],
       async collect() {
-        for (const name of [JOB_QUEUE, TASK_QUEUE, RESULT_QUEUE]) {
+        for (const name of QUEUES) {
           const stats = await coordinator.queue(name).stats();
           this.set({ queue: name, state: 'ready' }, stats.ready);
           this.set({ queue: name, state: 'delayed' }, stats.delayed);

@@ -3,20 +3,19 @@
  * `consortium dev` runs web, master and worker together over the embedded store and the in-process coordinator;
  * `consortium web|master|worker` run one role each, sharing the store and coordinating through etcd.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import express from 'express';
 import type { Coordinator, Store } from '@consortium/core';
 import { InputError, systemClock } from '@consortium/core';
 import { EtcdCoordinator } from '@consortium/coord-etcd';
 import { MemoryCluster, MemoryCoordinator } from '@consortium/coord-memory';
-import { openSqliteStore } from '@consortium/store-sqlite';
 import type winston from 'winston';
 import type { Config } from './config.js';
 import { createLogger } from './logging.js';
 import { Master } from './master.js';
 import { Metrics } from './metrics.js';
 import { Observer } from './observer.js';
+import { openConfiguredStore } from './stores.js';
 import type { Kinds } from './plugins.js';
 import { buildKinds, importPlugins } from './plugins.js';
 import type { Runnable } from './runnable.js';
@@ -34,10 +33,9 @@ export const VERSION = (
 /** The roles a process can host. */
 export type Role = 'web' | 'master' | 'worker';
 
-/** Opens the store the config names (SQLite in the data dir by default). */
+/** Opens the store the config names (SQLite in the data dir by default); see `openConfiguredStore`. */
 export async function openStore(config: Config): Promise<Store> {
-  mkdirSync(config.dataDir, { recursive: true });
-  return openSqliteStore({ path: config.store.path ?? join(config.dataDir, 'consortium.db') });
+  return openConfiguredStore(config);
 }
 
 /** Makes the coordinator the config names. */

@@ -5,7 +5,6 @@ import type {
   Clock,
   Coordinator,
   Held,
-  JsonValue,
   NodeProvider,
   ProviderTask,
   Queue,
@@ -14,9 +13,9 @@ import { Writable } from 'node:stream';
 import { MemoryCluster, MemoryCoordinator } from '@consortium/coord-memory';
 import winston from 'winston';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ResultMessage, TaskMessage } from './master.js';
-import { RESULT_QUEUE, TASK_QUEUE } from './master.js';
-import type { KindRuntime, Kinds } from './plugins.js';
+import type { TaskMessage } from './protocol.js';
+import { RESULT_QUEUE, TASK_QUEUE, decodeResultMessage, encodeTaskMessage } from './protocol.js';
+import type { WorkerDeps } from './worker.js';
 import { Worker } from './worker.js';
 
 /** Failures to throw, in order, before the real call; one list per operation. */
@@ -95,7 +94,10 @@ function countingProvider(delayMs = 0): { provider: NodeProvider; runs: string[]
   const running = new Map<string, number>();
   const runs: string[] = [];
   let maxOverlap = 0;
-  const provider = {
+  const provider: NodeProvider = {
+    name: 'p',
+    kind: 'host',
+    claims: [],
     apply: async (task: ProviderTask): Promise<ApplyOutcome> => {
       const now = (running.get(task.id) ?? 0) + 1;
       running.set(task.id, now);
@@ -109,12 +111,12 @@ function countingProvider(delayMs = 0): { provider: NodeProvider; runs: string[]
       }
     },
     explain: () => Promise.resolve({}),
-  } as unknown as NodeProvider;
+  };
   return { provider, runs, maxOverlap: () => maxOverlap };
 }
 
-function kindsOf(provider: NodeProvider): Kinds {
-  return new Map([['host', { providers: new Map([['p', provider]]) } as unknown as KindRuntime]]);
+function kindsOf(provider: NodeProvider): WorkerDeps['kinds'] {
+  return new Map([['host', { providers: new Map([['p', provider]]) }]]);
 }
 
 function taskMessage(jobId: string, attempt = 1): TaskMessage {
@@ -221,11 +223,11 @@ describe('Worker', () => {
       faults: { enqueueResult: [unavailable(), unavailable()], ackTask: [unavailable()] },
     });
     const tasks = master.queue(TASK_QUEUE);
-    await tasks.enqueue({ id: 'j1/r1/p#1', payload: taskMessage('j1') as unknown as JsonValue });
+    await tasks.enqueue({ id: 'j1/r1/p#1', payload: encodeTaskMessage(taskMessage('j1')) });
 
     const first = await claimResult(master, done);
     expect(first.id).toBe('j1/r1/p#1');
-    expect((first.payload as unknown as ResultMessage).jobId).toBe('j1');
+    expect(decodeResultMessage(first.payload).jobId).toBe('j1');
     expect(await master.queue(RESULT_QUEUE).ack(first)).toBe(true);
     await expect.poll(async () => (await tasks.stats()).claimed).toBe(0);
     expect(await tasks.stats()).toEqual({ ready: 0, delayed: 0, claimed: 0, dead: 0 });
@@ -236,7 +238,7 @@ describe('Worker', () => {
     ]);
 
     // The worker is still there and claims the next task.
-    await tasks.enqueue({ id: 'j2/r1/p#1', payload: taskMessage('j2') as unknown as JsonValue });
+    await tasks.enqueue({ id: 'j2/r1/p#1', payload: encodeTaskMessage(taskMessage('j2')) });
     expect((await claimResult(master, done)).id).toBe('j2/r1/p#1');
     const settled = await Promise.race([
       done.then(
@@ -257,7 +259,7 @@ describe('Worker', () => {
       faults: { enqueueResult: [new PayloadTooLargeError('the task record is too large')], ackTask: [] },
     });
     const tasks = master.queue(TASK_QUEUE);
-    await tasks.enqueue({ id: 'j1/r1/p#1', payload: taskMessage('j1') as unknown as JsonValue });
+    await tasks.enqueue({ id: 'j1/r1/p#1', payload: encodeTaskMessage(taskMessage('j1')) });
 
     // Given back with a backoff, then claimed and run again; the second result goes through.
     const result = await claimResult(master, done);
@@ -275,9 +277,9 @@ describe('Worker', () => {
     const counting = countingProvider(100);
     const { master, done } = start({ provider: counting.provider, ...shape });
     const tasks = master.queue(TASK_QUEUE);
-    await tasks.enqueue({ id: 'j1/r1/p#1', payload: taskMessage('j1', 1) as unknown as JsonValue });
-    await tasks.enqueue({ id: 'j1/r1/p#2', payload: taskMessage('j1', 2) as unknown as JsonValue });
-    await tasks.enqueue({ id: 'j2/r1/p#1', payload: taskMessage('j2', 1) as unknown as JsonValue });
+    await tasks.enqueue({ id: 'j1/r1/p#1', payload: encodeTaskMessage(taskMessage('j1', 1)) });
+    await tasks.enqueue({ id: 'j1/r1/p#2', payload: encodeTaskMessage(taskMessage('j1', 2)) });
+    await tasks.enqueue({ id: 'j2/r1/p#1', payload: encodeTaskMessage(taskMessage('j2', 1)) });
 
     const results = [];
     for (let i = 0; i < 3; i++) results.push((await claimResult(master, done)).id);
@@ -294,8 +296,8 @@ describe('Worker', () => {
       faults: { enqueueResult: [], ackTask: [], locksDropped: true },
     });
     const tasks = master.queue(TASK_QUEUE);
-    await tasks.enqueue({ id: 'j1/r1/p#1', payload: taskMessage('j1', 1) as unknown as JsonValue });
-    await tasks.enqueue({ id: 'j1/r1/p#2', payload: taskMessage('j1', 2) as unknown as JsonValue });
+    await tasks.enqueue({ id: 'j1/r1/p#1', payload: encodeTaskMessage(taskMessage('j1', 1)) });
+    await tasks.enqueue({ id: 'j1/r1/p#2', payload: encodeTaskMessage(taskMessage('j1', 2)) });
 
     const results = [(await claimResult(master, done)).id, (await claimResult(master, done)).id];
     expect(results.sort()).toEqual(['j1/r1/p#1', 'j1/r1/p#2']);

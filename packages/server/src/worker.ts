@@ -4,13 +4,13 @@
  * in flight finish, so nothing is lost on Ctrl-C; a second, hard stop aborts them (they are re-run elsewhere).
  * A task runs under a lock on its id, so that two attempts of one task never run at the same time.
  */
-import type { ClaimedTask, Clock, Coordinator, Held, JsonValue, Queue, TaskResult } from '@consortium/core';
+import type { ClaimedTask, Clock, Coordinator, Held, Queue, TaskResult } from '@consortium/core';
 import { CancelledError, isConsortiumError, toErrorInfo } from '@consortium/core';
 import type winston from 'winston';
-import type { ResultMessage, TaskMessage } from './master.js';
-import { RESULT_QUEUE, TASK_QUEUE } from './master.js';
 import type { Metrics } from './metrics.js';
-import type { Kinds } from './plugins.js';
+import type { KindRuntime } from './plugins.js';
+import type { ResultMessage, TaskMessage } from './protocol.js';
+import { RESULT_QUEUE, TASK_QUEUE, decodeTaskMessage, encodeResultMessage } from './protocol.js';
 import type { Runnable } from './runnable.js';
 import { stopped } from './runnable.js';
 
@@ -30,7 +30,8 @@ const RETRY_MAX_MS = 5000;
 /** Dependencies of a worker. */
 export interface WorkerDeps {
   readonly coordinator: Coordinator;
-  readonly kinds: Kinds;
+  /** Only the providers of each kind are used: a worker runs tasks, it never plans. */
+  readonly kinds: ReadonlyMap<string, Pick<KindRuntime, 'providers'>>;
   readonly logger: winston.Logger;
   readonly clock: Clock;
   readonly concurrency: number;
@@ -67,7 +68,17 @@ export class Worker implements Runnable {
         await clock.sleep(500, signal);
         continue;
       }
-      const message = claimed.payload as unknown as TaskMessage;
+      let message: TaskMessage;
+      try {
+        message = decodeTaskMessage(claimed.payload);
+      } catch (error) {
+        logger.error('a malformed task was given back', {
+          task: claimed.id,
+          error: (error as Error).message,
+        });
+        await this.giveBack(tasks, claimed, error);
+        continue;
+      }
       let result: TaskResult;
       try {
         result = await this.executeAlone(message);
@@ -102,7 +113,7 @@ export class Worker implements Runnable {
     const results = coordinator.queue(RESULT_QUEUE);
     try {
       await this.retrying('enqueueing a result', claimed.id, () =>
-        results.enqueue({ id: claimed.id, payload: reply as unknown as JsonValue }),
+        results.enqueue({ id: claimed.id, payload: encodeResultMessage(reply) }),
       );
     } catch (error) {
       if (error instanceof CancelledError || this.deps.hardStop?.aborted === true) throw error;

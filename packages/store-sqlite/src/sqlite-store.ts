@@ -31,11 +31,15 @@ import type {
   Role,
   Store,
   StoredNode,
+  StoreRecord,
+  StoreRecordType,
+  StoreTransfer,
   TokenRecord,
 } from '@consortium/core';
 import { decodeJobCursor, decodeNodeCursor, encodeJobCursor, encodeNodeCursor } from './cursors.js';
 import { compileFilter, IPV4_IN_FUNCTION, ipv4In } from './filter-sql.js';
 import { applyMigrations, sqliteMigrations } from './migrations.js';
+import { countSqliteRecords, exportSqliteRecords, importSqliteRecords } from './transfer.js';
 
 /** Where and how to open the SQLite store. */
 export interface SqliteStoreOptions {
@@ -116,7 +120,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStor
 }
 
 /** The `Store` port on SQLite; open it with `openSqliteStore`. */
-export class SqliteStore implements Store {
+export class SqliteStore implements Store, StoreTransfer {
   /** The database file this store was opened on. */
   readonly path: string;
   private readonly db: BetterSqlite3.Database;
@@ -461,6 +465,24 @@ export class SqliteStore implements Store {
     return this.run(() =>
       this.stmt.listReservations.all(namespace).map((row) => ({ key: row.key, owner: row.owner })),
     );
+  }
+
+  async *exportRecords(type: StoreRecordType): AsyncIterable<readonly StoreRecord[]> {
+    for (const batch of exportSqliteRecords(this.db, type)) {
+      // Let other work run between batches: a large store is read without holding the event loop.
+      await new Promise((resolve) => setImmediate(resolve));
+      yield batch;
+    }
+  }
+
+  importRecords(records: readonly StoreRecord[]): Promise<void> {
+    return this.run(() => {
+      importSqliteRecords(this.db, records);
+    });
+  }
+
+  countRecords(): Promise<Readonly<Record<StoreRecordType, number>>> {
+    return this.run(() => countSqliteRecords(this.db));
   }
 
   close(): Promise<void> {

@@ -222,6 +222,31 @@ export interface ReservationStore {
   listReservations(namespace: string): Promise<readonly Reservation[]>;
 }
 
+/** The types of record a store holds, in the order `store copy` moves them (a job before its events). */
+export const STORE_RECORD_TYPES = ['node', 'job', 'event', 'audit', 'token', 'reservation'] as const;
+
+/** One of `STORE_RECORD_TYPES`. */
+export type StoreRecordType = (typeof STORE_RECORD_TYPES)[number];
+
+/** One record as it is moved between stores: everything kept, revisions, ids and timestamps included. */
+export type StoreRecord =
+  | { readonly type: 'node'; readonly node: StoredNode }
+  | { readonly type: 'job'; readonly job: JobRecord }
+  | { readonly type: 'event'; readonly event: JobEvent }
+  | { readonly type: 'audit'; readonly entry: AuditEntry }
+  | { readonly type: 'token'; readonly token: TokenRecord }
+  | { readonly type: 'reservation'; readonly namespace: string; readonly reservation: Reservation };
+
+/** Bulk export and import, for moving to another store (`consortium store copy`). */
+export interface StoreTransfer {
+  /** Every record of one type, in a stable order, a batch at a time. */
+  exportRecords(type: StoreRecordType): AsyncIterable<readonly StoreRecord[]>;
+  /** Writes records exactly as they are, in one transaction; throws `ConflictError` when one exists already. */
+  importRecords(records: readonly StoreRecord[]): Promise<void>;
+  /** How many records of each type the store holds. */
+  countRecords(): Promise<Readonly<Record<StoreRecordType, number>>>;
+}
+
 /** What a plugin gets of the store: node reads and reservations, never jobs or tokens. */
 export interface PluginStore extends NodeReader, ReservationStore {}
 

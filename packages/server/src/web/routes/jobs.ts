@@ -1,0 +1,93 @@
+/** Jobs: the list, one job (optionally waiting for its end), cancelling, and its event stream (SSE). */
+import express from 'express';
+import { createSession } from 'better-sse';
+import type { JobState } from '@consortium/core';
+import { ConflictError, InputError } from '@consortium/core';
+import { encodeJobNotice, jobTopic } from '../../protocol.js';
+import { requireRole } from '../auth.js';
+import type { WebDeps } from '../shared.js';
+import { TERMINAL, jobOf, parseLimit, parseWait, single, waitForJob } from '../shared.js';
+import { jobView } from '../views.js';
+
+/** The router of `/api/jobs`. */
+export function jobsRouter(
+  deps: Pick<WebDeps, 'store' | 'coordinator' | 'clock' | 'logger'>,
+): express.Router {
+  const { store, coordinator, clock, logger } = deps;
+  const router = express.Router();
+  router.get('/jobs', async (req, res) => {
+    requireRole(res, 'reader');
+    const query = req.query as Record<string, unknown>;
+    const known = ['state', 'kind', 'name', 'limit', 'cursor'];
+    const unknown = Object.keys(query).filter((k) => !known.includes(k));
+    if (unknown.length > 0)
+      throw new InputError(`unknown filter(s) ${unknown.join(', ')} (known: ${known.join(', ')})`);
+    const states = single(query['state'], 'state')?.split(',');
+    for (const state of states ?? []) {
+      if (![...TERMINAL, 'queued', 'running'].includes(state))
+        throw new InputError(`unknown job state "${state}"`);
+    }
+    const kind = single(query['kind'], 'kind');
+    const name = single(query['name'], 'name');
+    const cursor = single(query['cursor'], 'cursor');
+    const page = await store.listJobs({
+      limit: parseLimit(query['limit'], 50, 500),
+      ...(states === undefined ? {} : { states: states as JobState[] }),
+      ...(kind === undefined ? {} : { kind }),
+      ...(name === undefined ? {} : { name }),
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    res.json({
+      items: page.items.map((j) => jobView(j, { summary: true })),
+      ...(page.next === undefined ? {} : { next: page.next }),
+    });
+  });
+
+  router.get('/jobs/:id', async (req, res) => {
+    requireRole(res, 'reader');
+    const wait = parseWait(single(req.query['wait'], 'wait'));
+    const job = await jobOf(store, req.params['id']);
+    res.json(jobView(wait === undefined ? job : await waitForJob(deps, job.id, wait)));
+  });
+
+  router.post('/jobs/:id/cancel', async (req, res) => {
+    const caller = requireRole(res, 'operator');
+    const job = await jobOf(store, req.params['id']);
+    if (TERMINAL.includes(job.state))
+      throw new ConflictError(`job ${job.id} has already ended (${job.state})`);
+    const now = clock.now();
+    const updated = await store.updateJob(job.id, { cancelRequested: { by: caller.id, at: now } }, now);
+    await coordinator.notify(jobTopic(job.id), encodeJobNotice({ kind: 'cancel' }));
+    res.status(202).json(jobView(updated));
+  });
+
+  router.get('/jobs/:id/events', async (req, res) => {
+    requireRole(res, 'reader');
+    const job = await jobOf(store, req.params['id']);
+    const session = await createSession(req, res, { keepAlive: 15_000 });
+    let last = Number(session.lastId === '' ? 0 : session.lastId);
+    if (!Number.isInteger(last) || last < 0) last = 0;
+    let pumping = Promise.resolve();
+    let ended = false;
+    const pump = async (): Promise<void> => {
+      if (ended) return;
+      const events = await store.listEvents(job.id, last);
+      for (const event of events) {
+        session.push({ ...event, at: new Date(event.at).toISOString() }, event.type, String(event.seq));
+        last = event.seq;
+        if (event.type === 'ended') ended = true;
+      }
+      if (ended) res.end();
+    };
+    const unsubscribe = coordinator.subscribe(jobTopic(job.id), () => {
+      pumping = pumping.then(pump).catch((error: unknown) => {
+        logger.warn('event stream failed', { job: job.id, error: (error as Error).message });
+        res.end();
+      });
+    });
+    res.on('close', unsubscribe);
+    pumping = pumping.then(pump);
+    await pumping;
+  });
+  return router;
+}

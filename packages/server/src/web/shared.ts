@@ -1,0 +1,176 @@
+/**
+ * What the API's routers share: their dependencies, the body types they take, query and header parsing, and the
+ * look-ups every resource starts with (a kind's runtime, a node, a job). Every helper throws a core error.
+ */
+import type { Request } from 'express';
+import type {
+  Clock,
+  Coordinator,
+  JobRecord,
+  JobState,
+  JsonValue,
+  StoredNode,
+  Store,
+  UpdateRequest,
+} from '@consortium/core';
+import {
+  InputError,
+  NotFoundError,
+  PreconditionFailedError,
+  UnsupportedMediaTypeError,
+  isJsonObject,
+} from '@consortium/core';
+import type winston from 'winston';
+import type { Metrics } from '../metrics.js';
+import type { KindRuntime, Kinds } from '../plugins.js';
+import { jobTopic } from '../protocol.js';
+
+/** Dependencies of the web role. */
+export interface WebDeps {
+  readonly store: Store;
+  readonly coordinator: Coordinator;
+  readonly kinds: Kinds;
+  readonly logger: winston.Logger;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly bodyLimit: string;
+  readonly version: string;
+  /** True when the process can serve: store reachable, plugins loaded. */
+  readonly ready: () => Promise<boolean>;
+}
+
+/** RFC 7396 merge patch. */
+export const MERGE_PATCH = 'application/merge-patch+json';
+/** RFC 6902 JSON patch. */
+export const JSON_PATCH = 'application/json-patch+json';
+/** A list of proposed updates, as `consort` sends them (`key+=value` needs `add`). */
+export const UPDATES = 'application/vnd.consortium.updates+json';
+/** Job states after which nothing more happens. */
+export const TERMINAL: readonly JobState[] = ['succeeded', 'failed', 'expired', 'cancelled'];
+const MAX_WAIT_MS = 10 * 60_000;
+
+/** Parses `?wait=30s` (also `500ms`, `2m`, or plain seconds); throws `InputError`. */
+export function parseWait(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const match = typeof value === 'string' ? /^(\d+)(ms|s|m)?$/.exec(value) : null;
+  if (match === null)
+    throw new InputError(`wait must look like 30s, 500ms or 2m, not ${JSON.stringify(value)}`);
+  const amount = Number(match[1]);
+  const ms = match[2] === 'ms' ? amount : match[2] === 'm' ? amount * 60_000 : amount * 1000;
+  if (ms > MAX_WAIT_MS) throw new InputError(`wait is at most ${MAX_WAIT_MS / 60_000}m`);
+  return ms;
+}
+
+/** Parses `?limit=`: a whole number from 1 to `max`, `fallback` when absent; throws `InputError`. */
+export function parseLimit(value: unknown, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  const limit = Number(value);
+  if (typeof value !== 'string' || !Number.isInteger(limit) || limit < 1 || limit > max) {
+    throw new InputError(`limit must be a whole number from 1 to ${max}`);
+  }
+  return limit;
+}
+
+/** A query parameter that may appear at most once; throws `InputError`. */
+export function single(value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new InputError(`query parameter ${name} may appear only once`);
+  return value;
+}
+
+/** Parses `If-Match`: a revision ETag (`"3"`, `W/"3"`) or `*`; throws `PreconditionFailedError` for anything else. */
+export function parseIfMatch(header: string | undefined): number | '*' | undefined {
+  if (header === undefined) return undefined;
+  if (header.trim() === '*') return '*';
+  const match = /^\s*(?:W\/)?"(\d+)"\s*$/.exec(header);
+  if (match === null)
+    throw new PreconditionFailedError(`If-Match must be an ETag such as "3", not ${header}`);
+  return Number(match[1]);
+}
+
+/** Refuses `__proto__` keys anywhere in a body: they would reach the prototype of merged objects. */
+export function reviver(key: string, value: unknown): unknown {
+  if (key === '__proto__') throw new SyntaxError('the key "__proto__" is not allowed');
+  return value;
+}
+
+/** Requires one of `types` as the request's Content-Type; throws `UnsupportedMediaTypeError`. */
+export function requireBody(req: Request, types: readonly string[]): void {
+  const type = req.headers['content-type'];
+  if (type === undefined || req.is(types as string[]) === false) {
+    throw new UnsupportedMediaTypeError(
+      `Content-Type must be ${types.join(' or ')}${type === undefined ? '' : `, not ${type}`}`,
+    );
+  }
+}
+
+/** The runtime of a loaded kind; throws `NotFoundError` naming the known kinds. */
+export function runtimeOf(kinds: Kinds, kind: string): KindRuntime {
+  const runtime = kinds.get(kind);
+  if (runtime === undefined) {
+    throw new NotFoundError(`unknown kind "${kind}" (known: ${[...kinds.keys()].sort().join(', ')})`, {
+      details: { kind },
+    });
+  }
+  return runtime;
+}
+
+/** A stored node; throws `NotFoundError`. */
+export async function nodeOf(store: Store, kind: string, name: string): Promise<StoredNode> {
+  const node = await store.getNode(kind, name);
+  if (node === undefined)
+    throw new NotFoundError(`${kind}/${name} does not exist`, { details: { kind, name } });
+  return node;
+}
+
+/** A stored job; throws `NotFoundError`. */
+export async function jobOf(store: Store, id: string): Promise<JobRecord> {
+  const job = await store.getJob(id);
+  if (job === undefined) throw new NotFoundError(`job ${id} does not exist`);
+  return job;
+}
+
+/** Waits until a job ends or `ms` pass; returns the job as it then stands. */
+export async function waitForJob(
+  deps: Pick<WebDeps, 'store' | 'coordinator' | 'clock'>,
+  id: string,
+  ms: number,
+): Promise<JobRecord> {
+  const { store, coordinator, clock } = deps;
+  const deadline = clock.now() + ms;
+  let wake: (() => void) | undefined;
+  const unsubscribe = coordinator.subscribe(jobTopic(id), () => wake?.());
+  try {
+    for (;;) {
+      const job = await store.getJob(id);
+      if (job === undefined) throw new NotFoundError(`job ${id} does not exist`);
+      const left = deadline - clock.now();
+      if (TERMINAL.includes(job.state) || left <= 0) return job;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 1000));
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    unsubscribe();
+  }
+}
+
+/** Reads a body of `application/vnd.consortium.updates+json`: `[{path, op, value?}]`; throws `InputError`. */
+export function updatesFromBody(body: unknown): UpdateRequest[] {
+  if (!Array.isArray(body)) throw new InputError('an updates body must be an array of {path, op, value?}');
+  const ops = ['set', 'unset', 'add', 'remove', 'merge'];
+  return (body as unknown[]).map((item, i) => {
+    if (!isJsonObject(item)) throw new InputError(`update ${i} must be an object`);
+    const { path, op, value, ...rest } = item as { path?: unknown; op?: unknown; value?: JsonValue };
+    if (Object.keys(rest).length > 0)
+      throw new InputError(`update ${i} has unknown field(s) ${Object.keys(rest).join(', ')}`);
+    if (typeof path !== 'string') throw new InputError(`update ${i} needs a string path`);
+    if (typeof op !== 'string' || !ops.includes(op))
+      throw new InputError(`update ${i}: op must be one of ${ops.join(', ')}`);
+    return { path, op: op as UpdateRequest['op'], ...(value === undefined ? {} : { value }) };
+  });
+}
