@@ -2,3 +2,4 @@
 export * from './store-contract.js';
 export * from './coordinator-contract.js';
 export * from './etcd-harness.js';
+export * from './certs.js';
