@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs and the package manager cannot: etcd (server and etcdctl) for
-# the etcd coordinator and cluster tests, openssl and iproute2 for the TLS and multi-host tests, tmux for the terminal test of consort, and libvirtd, virsh, QEMU for x86
-# and sshd for the libvirt plugin's lab (test/libvirt-lab starts them itself, without systemd). Called by
-# `make test` and `.ci/run`. Idempotent and quiet: installs only what is missing. Needs root and apt-get; without
-# them it says what to install and carries on, and the suites that need a missing tool then fail with the same hint.
+# the etcd coordinator and cluster tests, openssl and iproute2 for the TLS and multi-host tests, tmux for the
+# terminal test of consort, and libvirtd, virsh, QEMU for x86 and sshd for the libvirt plugin's lab
+# (test/libvirt-lab starts them itself, without systemd). Called by `make test` and `.ci/run`. Idempotent and quiet:
+# installs only what is missing. Needs root and apt-get; without them it says what to install and carries on, and
+# the suites that need a missing tool then fail with the same hint.
 set -uo pipefail
 
 # command-to-check:debian-packages
