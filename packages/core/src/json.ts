@@ -1,9 +1,11 @@
 /** Small pure helpers over JSON values: deep equality and a canonical (key-sorted) serialisation. */
 import type { JsonValue } from './model.js';
 import { isJsonObject } from './model.js';
+import { countWork } from './work-meter.js';
 
 /** Structural equality of two JSON values; object key order does not matter. */
 export function deepEqual(a: JsonValue | undefined, b: JsonValue | undefined): boolean {
+  countWork(1);
   if (a === b) return true;
   if (a === undefined || b === undefined || a === null || b === null) return false;
   if (Array.isArray(a)) {
@@ -21,6 +23,7 @@ export function deepEqual(a: JsonValue | undefined, b: JsonValue | undefined): b
 
 /** A JSON string with object keys sorted, so equal values serialise equally (fingerprints, dedupe keys). */
 export function canonicalJson(value: JsonValue | undefined): string {
+  countWork(1);
   if (value === undefined) return 'undefined';
   if (Array.isArray(value)) return `[${value.map((item: JsonValue) => canonicalJson(item)).join(',')}]`;
   if (isJsonObject(value)) {

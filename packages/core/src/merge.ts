@@ -3,12 +3,13 @@
  * update holds. Values are treated as immutable: an update copies only the objects along its path.
  */
 import { InputError } from './errors.js';
-import { deepEqual } from './json.js';
+import { canonicalJson, deepEqual } from './json.js';
 import type { Attrs, JsonObject, JsonValue, UpdateOp } from './model.js';
 import { isJsonObject } from './model.js';
 import type { Path } from './paths.js';
 import { formatPath, rootOf } from './paths.js';
 import type { ListSemantics } from './schema.js';
+import { countWork } from './work-meter.js';
 
 /** What merging needs to know about the kind: how the list at a path behaves. */
 export interface ListSemanticsSource {
@@ -36,6 +37,7 @@ export function getAt(attrs: Attrs, path: Path, source: ListSemanticsSource): Js
         isJsonObject(current) && Object.hasOwn(current, segment.prop) ? current[segment.prop] : undefined;
     } else {
       const key = mapKeyAt(source, path, i);
+      if (Array.isArray(current)) countWork(current.length);
       current = Array.isArray(current)
         ? (current as readonly JsonValue[]).find((item) => isJsonObject(item) && item[key] === segment.key)
         : undefined;
@@ -77,6 +79,7 @@ function editAt(
     );
   }
   const list = (container ?? []) as readonly JsonValue[];
+  countWork(list.length);
   const index = list.findIndex((item) => isJsonObject(item) && item[key] === segment.key);
   const old = index >= 0 ? list[index] : undefined;
   let next = editAt(old, path, at + 1, edit, source);
@@ -170,6 +173,7 @@ export function applyUpdate(
       const item = need();
       edit = (old) => {
         const list = Array.isArray(old) ? (old as readonly JsonValue[]) : [];
+        countWork(list.length);
         return list.some((x) => deepEqual(x, item)) ? (old ?? list) : [...list, item];
       };
       break;
@@ -180,6 +184,7 @@ export function applyUpdate(
       edit = (old) => {
         if (!Array.isArray(old)) return old;
         const list = old as readonly JsonValue[];
+        countWork(list.length);
         return list.some((x) => deepEqual(x, item)) ? list.filter((x) => !deepEqual(x, item)) : list;
       };
       break;
@@ -269,12 +274,73 @@ export function updateHolds(
   }
 }
 
+/** The canonical key of a set-list item: equal items (by `deepEqual`) have equal keys. */
+function itemKey(item: JsonValue): string {
+  return typeof item === 'string' ? `s${item}` : canonicalJson(item);
+}
+
 /**
- * A working copy of a node's attributes for applying many updates: the top level is copied once, and each update
- * copies only its own attribute, so a round over a wide node stays linear in the number of updates.
+ * A set list being edited by many `add`/`remove` updates: membership by canonical key, removals as holes, so that
+ * each update costs O(1) instead of a scan and a copy of the whole list.
+ */
+class SetListDraft {
+  private readonly items: (JsonValue | undefined)[];
+  private readonly positions = new Map<string, number[]>();
+  private isList: boolean;
+  private changed = false;
+
+  constructor(private readonly base: JsonValue | undefined) {
+    this.isList = Array.isArray(base);
+    this.items = this.isList ? [...(base as readonly JsonValue[])] : [];
+    countWork(this.items.length);
+    this.items.forEach((item, i) => {
+      const key = itemKey(item as JsonValue);
+      const at = this.positions.get(key);
+      if (at === undefined) this.positions.set(key, [i]);
+      else at.push(i);
+    });
+  }
+
+  /** Adds an item unless present (as `applyUpdate` does); true when the list changed. */
+  add(item: JsonValue): boolean {
+    const key = itemKey(item);
+    if (this.isList && this.positions.has(key)) return false;
+    this.isList = true;
+    this.positions.set(key, [this.items.length]);
+    this.items.push(item);
+    this.changed = true;
+    return true;
+  }
+
+  /** Removes every copy of an item; true when the list changed. */
+  remove(item: JsonValue): boolean {
+    if (!this.isList) return false;
+    const key = itemKey(item);
+    const at = this.positions.get(key);
+    if (at === undefined) return false;
+    for (const i of at) this.items[i] = undefined;
+    this.positions.delete(key);
+    this.changed = true;
+    return true;
+  }
+
+  /** The list as it stands, or the base value itself when nothing changed. */
+  value(): JsonValue | undefined {
+    if (!this.changed) return this.base;
+    countWork(this.items.length);
+    return this.items.filter((item): item is JsonValue => item !== undefined);
+  }
+}
+
+/**
+ * A working copy of a node's attributes for applying many updates: the top level is copied once, each update
+ * copies only its own attribute, and `add`/`remove` updates of one set list share one index until something else
+ * reads or edits that attribute, so a round stays linear in the number of updates and in the size of the lists.
  */
 export class AttrsDraft {
   private readonly values: Record<string, JsonValue>;
+  /** Set lists being edited item by item, by formatted path, with the attribute they belong to. */
+  private readonly sets = new Map<string, { readonly path: Path; readonly list: SetListDraft }>();
 
   constructor(
     base: Attrs,
@@ -283,25 +349,100 @@ export class AttrsDraft {
     this.values = { ...base };
   }
 
-  /** Applies one update (see `applyUpdate`); throws `InputError` when the operation does not fit. */
-  apply(path: Path, op: UpdateOp, value: JsonValue | undefined): void {
+  /**
+   * Applies one update (see `applyUpdate`) and says whether the value at its path changed. Throws `InputError`
+   * when the operation does not fit, before changing anything.
+   */
+  apply(path: Path, op: UpdateOp, value: JsonValue | undefined): boolean {
     const attribute = rootOf(path);
-    const current = Object.hasOwn(this.values, attribute)
-      ? { [attribute]: this.values[attribute] as JsonValue }
-      : {};
+    if (op === 'add' || op === 'remove') {
+      requireSet(this.source, path, op);
+      if (value === undefined) throw new InputError(`"${op}" on "${formatPath(path)}" needs a value`);
+      const key = formatPath(path);
+      let entry = this.sets.get(key);
+      if (entry === undefined) {
+        // Other set lists edited under the same attribute are elsewhere in it (a set list holds no paths), so
+        // they stay unflushed: each draft writes only its own list back.
+        const current = this.attribute(attribute);
+        // An edit that changes nothing throws exactly where the update itself would (a list where an object is).
+        editAt(current, path, 0, (old) => old, this.source);
+        entry = { path, list: new SetListDraft(getAt(current, path, this.source)) };
+        this.sets.set(key, entry);
+      }
+      return op === 'add' ? entry.list.add(value) : entry.list.remove(value);
+    }
+    this.flush(attribute);
+    const current = this.attribute(attribute);
     const next = applyUpdate(current, path, op, value, this.source);
-    if (next === current) return;
+    if (next === current) return false;
+    const changed = !deepEqual(getAt(current, path, this.source), getAt(next, path, this.source));
     if (Object.hasOwn(next, attribute)) this.values[attribute] = next[attribute] as JsonValue;
     else delete this.values[attribute];
+    return changed;
   }
 
   /** The value at a path in the working copy. */
   get(path: Path): JsonValue | undefined {
+    this.flush(rootOf(path));
     return getAt(this.values, path, this.source);
   }
 
   /** The attributes as they stand; the draft must not be used afterwards. */
   result(): Attrs {
+    for (const { path } of [...this.sets.values()]) this.flush(rootOf(path));
     return this.values;
   }
+
+  private attribute(attribute: string): Attrs {
+    return Object.hasOwn(this.values, attribute) ? { [attribute]: this.values[attribute] as JsonValue } : {};
+  }
+
+  /** Writes the set lists edited under `attribute` back into the working copy. */
+  private flush(attribute: string): void {
+    for (const [key, { path, list }] of this.sets) {
+      if (rootOf(path) !== attribute) continue;
+      this.sets.delete(key);
+      const items = list.value();
+      const current = this.attribute(attribute);
+      const next = editAt(current, path, 0, (old) => (items === undefined ? old : items), this.source);
+      if (next !== current && isJsonObject(next)) {
+        if (Object.hasOwn(next, attribute)) this.values[attribute] = next[attribute] as JsonValue;
+        else delete this.values[attribute];
+      }
+    }
+  }
+}
+
+/**
+ * The updates that do not hold in `attrs` (see `updateHolds`), checked together: `add`/`remove` updates of one set
+ * list share one index of its items, so checking many of them stays linear in the size of the list.
+ */
+export function unheldUpdates<U extends { readonly op: UpdateOp; readonly value?: JsonValue }>(
+  attrs: Attrs,
+  updates: readonly { readonly update: U; readonly path: Path }[],
+  source: ListSemanticsSource,
+): U[] {
+  const indexes = new Map<string, ReadonlySet<string> | null>();
+  const itemsAt = (path: Path): ReadonlySet<string> | null => {
+    const key = formatPath(path);
+    let index = indexes.get(key);
+    if (index === undefined) {
+      const actual = getAt(attrs, path, source);
+      countWork(Array.isArray(actual) ? actual.length : 1);
+      index = Array.isArray(actual)
+        ? new Set((actual as readonly JsonValue[]).map((item) => itemKey(item)))
+        : null;
+      indexes.set(key, index);
+    }
+    return index;
+  };
+  return updates
+    .filter(({ update, path }) => {
+      if ((update.op === 'add' || update.op === 'remove') && update.value !== undefined) {
+        const present = itemsAt(path)?.has(itemKey(update.value)) ?? false;
+        return update.op === 'add' ? !present : present;
+      }
+      return !updateHolds(attrs, path, update.op, update.value, source);
+    })
+    .map(({ update }) => update);
 }

@@ -4,16 +4,17 @@
  * folds one task's result in. No I/O and no clock: time is an argument, task and update ids are deterministic, and
  * the state is plain JSON so that it can be persisted after every round and resumed anywhere.
  */
-import { InputError, SchemaViolationError, toErrorInfo } from './errors.js';
+import { InputError, toErrorInfo } from './errors.js';
 import { deepEqual } from './json.js';
-import { applyUpdate, AttrsDraft, getAt, updateHolds } from './merge.js';
+import { applyUpdate, AttrsDraft, getAt, unheldUpdates } from './merge.js';
 import type { JsonValue, ProposedUpdate } from './model.js';
 import { CORE_PROVIDER, USER_ORIGIN } from './model.js';
 import type { Path } from './paths.js';
-import { overlaps, parsePath, rootOf } from './paths.js';
+import { parsePath } from './paths.js';
 import type { Operation, ProviderTask } from './provider.js';
 import type { KindSchema } from './schema.js';
 import { checkCycle } from './planner/cycles.js';
+import { checkListLimits, checkRequestUpdates } from './planner/intake.js';
 import { mergeOutcomes } from './planner/outcomes.js';
 import { collectProposals } from './planner/proposals.js';
 import { roundRecordOf } from './planner/records.js';
@@ -29,7 +30,7 @@ import type {
   TaskState,
 } from './planner/types.js';
 import { backoffDelay, DEFAULT_PLANNER_OPTIONS, isTerminal } from './planner/types.js';
-import { describe, disjointMerge, FirstFailure, proposedUpdate } from './planner/updates.js';
+import { describe, FirstFailure, proposedUpdate } from './planner/updates.js';
 import { nudgesFor, wakeDeferred } from './planner/wakeups.js';
 import { syncsFor } from './planner/watches.js';
 
@@ -53,46 +54,8 @@ export class TransitionPlanner {
       proposedUpdate(`u${i + 1}`, USER_ORIGIN, request),
     );
     const paths = userUpdates.map((u) => this.schema.resolvePath(u.path));
-    // Only updates of the same attribute can overlap; grouping keeps the pairwise check linear for wide requests.
-    const byAttribute = new Map<string, number[]>();
-    paths.forEach((path, i) => {
-      const root = rootOf(path);
-      byAttribute.set(root, [...(byAttribute.get(root) ?? []), i]);
-    });
-    userUpdates.forEach((update, i) => {
-      if (update.op === 'sync')
-        throw new InputError(`"sync" is not an operation a request can ask for (${update.path})`);
-      const path = paths[i] as Path;
-      const exclusive = update.op === 'set' || update.op === 'unset' || update.op === 'merge';
-      for (const j of byAttribute.get(rootOf(path)) ?? []) {
-        const other = userUpdates[j] as ProposedUpdate;
-        if (
-          j === i ||
-          !overlaps(path, paths[j] as Path) ||
-          disjointMerge(update, path, other, paths[j] as Path)
-        )
-          continue;
-        const bothListItems = !exclusive && (other.op === 'add' || other.op === 'remove');
-        if (!bothListItems) {
-          throw new InputError(`updates "${describe(update)}" and "${describe(other)}" touch the same path`, {
-            details: { paths: [update.path, other.path] },
-          });
-        }
-        if (other.op !== update.op && deepEqual(other.value, update.value)) {
-          throw new InputError(
-            `cannot both add and remove ${JSON.stringify(update.value)} in ${update.path}`,
-          );
-        }
-      }
-      if (update.op === 'add' || update.op === 'remove') {
-        const problems = update.value === undefined ? [] : this.schema.checkValue(path, [update.value]);
-        if (problems.length > 0) {
-          throw new SchemaViolationError(`${update.op} ${update.path}: ${problems.join('; ')}`, {
-            details: { errors: problems },
-          });
-        }
-      }
-    });
+    checkListLimits(this.schema, userUpdates, paths);
+    checkRequestUpdates(this.schema, userUpdates, paths);
     // Trial-apply everything to check the result against the kind's schema before any backend is touched.
     const trial = new AttrsDraft(input.current, this.schema);
     userUpdates.forEach((update, i) => {
@@ -281,8 +244,10 @@ export class TransitionPlanner {
 
   /** Pending empty: succeeded if every user update holds, else failed naming the ones that do not. */
   private finish(state: PlannerState, now: number): PlannerState {
-    const broken = state.userUpdates.filter(
-      (u) => !updateHolds(state.attrs, parsePath(u.path), u.op, u.value, this.schema),
+    const broken = unheldUpdates(
+      state.attrs,
+      state.userUpdates.map((update) => ({ update, path: parsePath(update.path) })),
+      this.schema,
     );
     if (broken.length === 0) return this.end(state, 'succeeded', undefined, now);
     const found = broken

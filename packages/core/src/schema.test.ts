@@ -20,7 +20,15 @@ import type { Attrs } from './model.js';
 import type { Path } from './paths.js';
 import { formatPath, parsePath } from './paths.js';
 import type { AttributeClaim, JsonSchema, ProviderDeclaration } from './schema.js';
-import { buildKindSchemas, closestMatch, formatSchemaErrors, kindSchemaOf } from './schema.js';
+import {
+  buildKindSchemas,
+  closestMatch,
+  DEFAULT_MAX_ITEMS,
+  DEFAULT_MAX_LENGTH,
+  DEFAULT_MAX_PROPERTIES,
+  formatSchemaErrors,
+  kindSchemaOf,
+} from './schema.js';
 
 /** Runs `fn`, which must throw an instance of `type` with exactly `message`; returns the error. */
 function expectThrows<E extends Error>(
@@ -120,14 +128,21 @@ describe('the compiled host document', () => {
     expect(property(items, 'mac')).toEqual({
       type: 'string',
       pattern: MAC_PATTERN,
+      maxLength: DEFAULT_MAX_LENGTH,
       'x-authority': 'libvirt',
     });
-    expect(property(items, 'ip')).toEqual({ type: 'string', pattern: IPV4_PATTERN, 'x-authority': 'ipam' });
-    expect(property(items, 'name')).toEqual({ type: 'string' });
+    expect(property(items, 'ip')).toEqual({
+      type: 'string',
+      pattern: IPV4_PATTERN,
+      maxLength: DEFAULT_MAX_LENGTH,
+      'x-authority': 'ipam',
+    });
+    expect(property(items, 'name')).toEqual({ type: 'string', maxLength: DEFAULT_MAX_LENGTH });
     expect(Object.keys(items['properties'] as object)).toEqual(['name', 'vlan', 'ip', 'mac']);
     expect(property(props['bmc']!, 'password')).toEqual({
       type: 'string',
       minLength: 8,
+      maxLength: DEFAULT_MAX_LENGTH,
       'x-authority': 'vault',
     });
   });
@@ -267,10 +282,11 @@ describe('schemaAt and listSemanticsAt', () => {
     expect(host.schemaAt(path('interfaces[eth0].mac'))).toEqual({
       type: 'string',
       pattern: MAC_PATTERN,
+      maxLength: DEFAULT_MAX_LENGTH,
       'x-authority': 'libvirt',
     });
     expect(host.schemaAt(path('interfaces[eth0]'))?.['type']).toBe('object');
-    expect(host.schemaAt(path('bmc.user'))).toEqual({ type: 'string' });
+    expect(host.schemaAt(path('bmc.user'))).toEqual({ type: 'string', maxLength: DEFAULT_MAX_LENGTH });
   });
 
   it.each([
@@ -750,5 +766,129 @@ describe('start-up errors', () => {
       InvalidNameError,
       `invalid kind "Host": must start with a letter and use only a-z, 0-9 and '-' (at most 63 characters)`,
     );
+  });
+});
+
+describe('limits on what a node may hold', () => {
+  /** A host kind like the real inventory's: open interface items composed from sub-path claims, a free-form map. */
+  const open = hostSchema([
+    ...hostDeclarations().filter((d) => d.name !== 'inventory'),
+    {
+      name: 'inventory',
+      kind: 'host',
+      claims: [
+        { path: 'hostname', schema: { type: 'string' } },
+        { path: 'puppet_roles', schema: { type: 'array', items: { type: 'string' }, 'x-list-type': 'set' } },
+        { path: 'ntp_servers', schema: { type: 'array', items: { type: 'string' }, maxItems: 5_000 } },
+        { path: 'notes', schema: { type: 'string', maxLength: 4_096 } },
+        { path: 'labels', schema: { type: 'object', additionalProperties: { type: 'string' } } },
+        {
+          path: 'interfaces',
+          schema: {
+            type: 'array',
+            'x-list-type': 'map',
+            'x-list-map-keys': ['name'],
+            items: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] },
+          },
+        },
+        { path: 'bmc', schema: { type: 'object', properties: { user: { type: 'string' } } } },
+      ],
+    },
+  ]);
+  const names = (n: number, prefix = 'x'): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+  it('has documented defaults', () => {
+    expect([DEFAULT_MAX_ITEMS, DEFAULT_MAX_LENGTH, DEFAULT_MAX_PROPERTIES]).toEqual([1_000, 1_024, 256]);
+  });
+
+  it.each<[string, Attrs, string]>([
+    ['a set list', { puppet_roles: names(1_001) }, '/puppet_roles: must NOT have more than 1000 items'],
+    ['a string', { hostname: 'h'.repeat(1_025) }, '/hostname: must NOT have more than 1024 characters'],
+    [
+      'a string inside list items',
+      { puppet_roles: ['r'.repeat(1_025)] },
+      '/puppet_roles/0: must NOT have more than 1024 characters',
+    ],
+    [
+      'a free-form object',
+      { labels: Object.fromEntries(names(257).map((k) => [k, 'v'])) },
+      '/labels: must NOT have more than 256 properties',
+    ],
+    [
+      'a claim’s own maxItems',
+      { ntp_servers: names(5_001) },
+      '/ntp_servers: must NOT have more than 5000 items',
+    ],
+    [
+      'a claim’s own maxLength',
+      { notes: 'n'.repeat(4_097) },
+      '/notes: must NOT have more than 4096 characters',
+    ],
+    [
+      'a map list’s items',
+      { interfaces: names(1_001, 'eth').map((name) => ({ name })) },
+      '/interfaces: must NOT have more than 1000 items',
+    ],
+  ])('refuses more than the limit in %s, naming the attribute and the limit', (_, attrs, problem) => {
+    expectThrows(
+      () => {
+        open.assertValid(attrs);
+      },
+      SchemaViolationError,
+      `host attributes violate the schema: ${problem}`,
+    );
+  });
+
+  it('accepts exactly the limit, and a claim’s own larger limit', () => {
+    expect(() => {
+      open.assertValid({
+        puppet_roles: names(1_000),
+        hostname: 'h'.repeat(1_024),
+        ntp_servers: names(5_000),
+        notes: 'n'.repeat(4_096),
+        labels: Object.fromEntries(names(256).map((k) => [k, 'v'])),
+      });
+    }).not.toThrow();
+  });
+
+  it('lists the first 20 violations and counts the rest', () => {
+    const error = expectThrows(
+      () => {
+        open.assertValid({ puppet_roles: names(50).map((n) => n.padEnd(1_025, '-')) });
+      },
+      SchemaViolationError,
+      `host attributes violate the schema: ${names(20)
+        .map((_, i) => `/puppet_roles/${i}: must NOT have more than 1024 characters`)
+        .join('; ')}; and 30 more violations`,
+    );
+    expect((error.details as { errors: string[] }).errors).toHaveLength(21);
+  });
+
+  it('refuses fields nobody claims inside items composed from sub-path claims, naming the field', () => {
+    expect(() => {
+      open.assertValid({ interfaces: [{ name: 'eth0', mac: '52:54:00:12:34:56', ip: '10.0.0.5' }] });
+    }).not.toThrow();
+    expectThrows(
+      () => {
+        open.assertValid({ interfaces: [{ name: 'eth0', ip: '10.0.0.5', speed: 10 }] });
+      },
+      SchemaViolationError,
+      'host attributes violate the schema: /interfaces/0: must NOT have unevaluated properties (speed)',
+    );
+    expectThrows(
+      () => {
+        open.assertValid({ bmc: { user: 'admin', password: 'secret-password', port: 623 } });
+      },
+      SchemaViolationError,
+      'host attributes violate the schema: /bmc: must NOT have unevaluated properties (port)',
+    );
+  });
+
+  it('shows the limits in the compiled document', () => {
+    const props = open.document['properties'] as Record<string, JsonSchema>;
+    expect(props['puppet_roles']).toMatchObject({ maxItems: DEFAULT_MAX_ITEMS });
+    expect(props['ntp_servers']).toMatchObject({ maxItems: 5_000 });
+    expect(props['labels']).toMatchObject({ maxProperties: DEFAULT_MAX_PROPERTIES });
+    expect(props['interfaces']?.['items']).toMatchObject({ unevaluatedProperties: false });
   });
 });

@@ -73,18 +73,34 @@ function makeAjv(): Ajv2020 {
   return ajv;
 }
 
-/** Formats Ajv errors as one line each: `/interfaces/0/ip: must match format "ipv4"`. */
+/** Violations listed one by one before the rest are only counted (a 50,000-item list may break 50,000 times). */
+const MAX_LISTED_ERRORS = 20;
+
+/**
+ * Formats Ajv errors as one line each: `/interfaces/0/ip: must match format "ipv4"`; after the first 20 one more
+ * line counts the rest.
+ */
 export function formatSchemaErrors(errors: readonly ErrorObject[] | null | undefined, prefix = ''): string[] {
-  return (errors ?? []).map((error) => {
+  const all = errors ?? [];
+  const lines = all.slice(0, MAX_LISTED_ERRORS).map((error) => {
     const where = `${prefix}${error.instancePath}` || '/';
+    const params = error.params as {
+      additionalProperty?: unknown;
+      unevaluatedProperty?: unknown;
+      allowedValues?: unknown;
+    };
     const extra =
       error.keyword === 'additionalProperties'
-        ? ` (${String((error.params as { additionalProperty?: unknown }).additionalProperty)})`
-        : error.keyword === 'enum'
-          ? ` (${JSON.stringify((error.params as { allowedValues?: unknown }).allowedValues)})`
-          : '';
+        ? ` (${String(params.additionalProperty)})`
+        : error.keyword === 'unevaluatedProperties'
+          ? ` (${String(params.unevaluatedProperty)})`
+          : error.keyword === 'enum'
+            ? ` (${JSON.stringify(params.allowedValues)})`
+            : '';
     return `${where}: ${error.message ?? error.keyword}${extra}`;
   });
+  if (all.length > MAX_LISTED_ERRORS) lines.push(`and ${all.length - MAX_LISTED_ERRORS} more violations`);
+  return lines;
 }
 
 /** Edit distance, for suggesting the attribute an operator meant. */
@@ -121,6 +137,9 @@ export function closestMatch(word: string, candidates: readonly string[]): strin
   return best;
 }
 
+/** Parsed paths a kind schema keeps for reuse. */
+const RESOLVED_PATHS_CACHED = 4_096;
+
 interface ClaimEntry {
   readonly provider: string;
   readonly path: Path;
@@ -139,6 +158,7 @@ export class KindSchema {
   private readonly watchList: readonly Watch[];
   private readonly validateDocument: ValidateFunction;
   private readonly valueValidators = new Map<string, ValidateFunction | null>();
+  private readonly resolved = new Map<string, Path>();
 
   /** Use `buildKindSchemas`; this constructor trusts its checked input. */
   constructor(
@@ -165,6 +185,8 @@ export class KindSchema {
 
   /** Parses a path and checks that its attribute exists; throws `InputError` or `UnknownAttributeError`. */
   resolvePath(text: string): Path {
+    const known = this.resolved.get(text);
+    if (known !== undefined) return known;
     const path = parsePath(text);
     if (this.schemaAt(path) === undefined) {
       const attribute = (path[0] as { prop: string }).prop;
@@ -179,6 +201,9 @@ export class KindSchema {
         details: { kind: this.kind, path: text },
       });
     }
+    // Requests repeat few paths many times (50,000 items added to one list); the cache stays small.
+    if (this.resolved.size >= RESOLVED_PATHS_CACHED) this.resolved.clear();
+    this.resolved.set(text, path);
     return path;
   }
 
@@ -265,6 +290,65 @@ export class KindSchema {
   }
 }
 
+/** Items a list may hold when its claim's schema sets no `maxItems`. */
+export const DEFAULT_MAX_ITEMS = 1_000;
+
+/** Characters a string may hold when its claim's schema sets no `maxLength`. */
+export const DEFAULT_MAX_LENGTH = 1_024;
+
+/** Fields a free-form object may hold when its claim's schema sets no `maxProperties`. */
+export const DEFAULT_MAX_PROPERTIES = 256;
+
+/** Keywords whose value is one subschema. */
+const SUBSCHEMA = [
+  'items',
+  'additionalProperties',
+  'unevaluatedProperties',
+  'unevaluatedItems',
+  'contains',
+  'not',
+  'if',
+  'then',
+  'else',
+  'propertyNames',
+] as const;
+/** Keywords whose value is a list of subschemas. */
+const SUBSCHEMA_LISTS = ['allOf', 'anyOf', 'oneOf', 'prefixItems'] as const;
+/** Keywords whose value maps names to subschemas. */
+const SUBSCHEMA_MAPS = ['properties', 'patternProperties', '$defs', 'dependentSchemas'] as const;
+
+function hasType(schema: MutableSchema, type: string): boolean {
+  const declared = schema['type'];
+  return declared === type || (Array.isArray(declared) && declared.includes(type));
+}
+
+/**
+ * Bounds what a node may hold, so that no request can make one node (and every plan over it) arbitrarily large:
+ * every list without `maxItems` gets `DEFAULT_MAX_ITEMS`, every string without `maxLength` gets
+ * `DEFAULT_MAX_LENGTH`, and every object without `maxProperties` gets `DEFAULT_MAX_PROPERTIES`, throughout the
+ * schema. A claim that needs more says so in its schema. Edits `schema` in place and returns it.
+ */
+function withDefaultLimits(schema: MutableSchema): MutableSchema {
+  if (hasType(schema, 'array')) schema['maxItems'] ??= DEFAULT_MAX_ITEMS;
+  if (hasType(schema, 'string')) schema['maxLength'] ??= DEFAULT_MAX_LENGTH;
+  if (hasType(schema, 'object')) schema['maxProperties'] ??= DEFAULT_MAX_PROPERTIES;
+  const visit = (child: unknown): void => {
+    if (typeof child === 'object' && child !== null && !Array.isArray(child)) {
+      withDefaultLimits(child as MutableSchema);
+    }
+  };
+  for (const keyword of SUBSCHEMA) visit(schema[keyword]);
+  for (const keyword of SUBSCHEMA_LISTS) {
+    const list = schema[keyword];
+    if (Array.isArray(list)) list.forEach(visit);
+  }
+  for (const keyword of SUBSCHEMA_MAPS) {
+    const map = schema[keyword];
+    if (typeof map === 'object' && map !== null) Object.values(map).forEach(visit);
+  }
+  return schema;
+}
+
 function clone(schema: JsonSchema): MutableSchema {
   return structuredClone<MutableSchema>(schema);
 }
@@ -320,7 +404,7 @@ function checkAnnotations(
 }
 
 /** Where a sub-path claim is inserted: the parent object schema in the document, or why it cannot be. */
-function parentProperties(document: MutableSchema, path: Path): MutableSchema | string {
+function parentOf(document: MutableSchema, path: Path): MutableSchema | string {
   let schema = document;
   for (const segment of path.slice(0, -1)) {
     if ('prop' in segment) {
@@ -335,7 +419,175 @@ function parentProperties(document: MutableSchema, path: Path): MutableSchema | 
   }
   if (schema['type'] !== 'object') return 'its parent is not an object';
   schema['properties'] ??= {};
-  return schema['properties'] as MutableSchema;
+  return schema;
+}
+
+/** Parses and checks each claim of a kind's providers. */
+function claimEntriesOf(
+  ajv: Ajv2020,
+  mine: readonly ProviderDeclaration[],
+  known: ReadonlyMap<string, unknown>,
+): ClaimEntry[] {
+  const entries: ClaimEntry[] = [];
+  for (const d of mine) {
+    for (const claim of d.claims) {
+      let path: Path;
+      try {
+        path = parsePath(claim.path, { allowWildcard: true });
+      } catch (error) {
+        throw new InvalidClaimError(`provider ${d.name}: ${(error as Error).message}`, {
+          cause: error,
+          details: { provider: d.name, path: claim.path },
+        });
+      }
+      if (path.length === 1 && (path[0] as { prop: string }).prop === PRESENT_ATTR) {
+        throw new InvalidClaimError(`provider ${d.name}: "${PRESENT_ATTR}" belongs to the core`, {
+          details: { provider: d.name, path: claim.path },
+        });
+      }
+      const last = path[path.length - 1];
+      if (last !== undefined && 'key' in last) {
+        throw new InvalidClaimError(
+          `provider ${d.name}: claim "${claim.path}" must end in a field, not a list item`,
+          {
+            details: { provider: d.name, path: claim.path },
+          },
+        );
+      }
+      if (claim.schema !== undefined) {
+        try {
+          ajv.compile(claim.schema);
+        } catch (error) {
+          throw new InvalidClaimError(
+            `provider ${d.name}: claim "${claim.path}" has an invalid schema: ${(error as Error).message}`,
+            { cause: error, details: { provider: d.name, path: claim.path } },
+          );
+        }
+        checkAnnotations(d.name, claim.path, claim.schema, known);
+      }
+      entries.push({ provider: d.name, path, claim });
+    }
+  }
+  return entries;
+}
+
+/** Checks that each claimed path has exactly one authority with a schema; returns the authority map and claims by path. */
+function authoritiesOf(
+  kind: KindDefinition,
+  entries: readonly ClaimEntry[],
+): { authority: Map<string, string>; byPath: Map<string, ClaimEntry[]> } {
+  // Exactly one authority per path.
+  const authority = new Map<string, string>([[PRESENT_ATTR, CORE_PROVIDER]]);
+  const byPath = new Map<string, ClaimEntry[]>();
+  for (const entry of entries) {
+    const key = formatPath(entry.path);
+    byPath.set(key, [...(byPath.get(key) ?? []), entry]);
+  }
+  for (const [key, claims] of byPath) {
+    const owners = claims.filter((c) => c.claim.authority !== false);
+    if (owners.length > 1) {
+      const names = owners.map((o) => o.provider).sort();
+      throw new ClaimConflictError(
+        `kind ${kind.name}: providers ${names.join(' and ')} both claim authority over "${key}"`,
+        { details: { kind: kind.name, path: key, providers: names } },
+      );
+    }
+    const owner = owners[0];
+    if (owner === undefined) {
+      const names = claims.map((c) => c.provider).sort();
+      throw new InvalidClaimError(
+        `kind ${kind.name}: no provider has authority over "${key}" (observed by ${names.join(', ')})`,
+        { details: { kind: kind.name, path: key, providers: names } },
+      );
+    }
+    if (owner.claim.schema === undefined) {
+      throw new InvalidClaimError(`provider ${owner.provider}: claim "${key}" has authority but no schema`, {
+        details: { provider: owner.provider, path: key },
+      });
+    }
+    authority.set(key, owner.provider);
+  }
+  return { authority, byPath };
+}
+
+/**
+ * Composes the kind's document: top-level claims first, then sub-path claims from the shortest path down, each
+ * with the default limits. An object composed from sub-path claims (a map list's items) refuses fields nobody
+ * claims.
+ */
+function composeDocument(kind: KindDefinition, byPath: ReadonlyMap<string, ClaimEntry[]>): MutableSchema {
+  const properties: MutableSchema = {
+    [PRESENT_ATTR]: {
+      type: 'boolean',
+      description: 'whether the node exists',
+      'x-authority': CORE_PROVIDER,
+    },
+  };
+  const document: MutableSchema = {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    title: kind.name,
+    ...(kind.description === undefined ? {} : { description: kind.description }),
+    type: 'object',
+    properties,
+    additionalProperties: false,
+  };
+  const composed = new Set<MutableSchema>();
+  const owned = [...byPath.entries()]
+    .map(([key, claims]) => ({ key, entry: claims.find((c) => c.claim.authority !== false) as ClaimEntry }))
+    .sort((a, b) => a.entry.path.length - b.entry.path.length || a.key.localeCompare(b.key));
+  for (const { key, entry } of owned) {
+    const observers = (byPath.get(key) ?? []).filter((c) => c !== entry).map((c) => c.provider);
+    const schema = withDefaultLimits(clone(entry.claim.schema as JsonSchema));
+    schema['x-authority'] = entry.provider;
+    if (observers.length > 0) schema['x-observers'] = observers.sort();
+    const parent = parentOf(document, entry.path);
+    if (typeof parent === 'string') {
+      throw new InvalidClaimError(`provider ${entry.provider}: claim "${key}" cannot be placed: ${parent}`, {
+        details: { provider: entry.provider, path: key },
+      });
+    }
+    const field = (entry.path[entry.path.length - 1] as { prop: string }).prop;
+    (parent['properties'] as MutableSchema)[field] = schema;
+    if (entry.path.length > 1) composed.add(parent);
+  }
+  for (const parent of composed) parent['unevaluatedProperties'] ??= false;
+  return document;
+}
+
+/** The kind's watches (explicit ones must name a provided path; every provider implicitly watches `present`). */
+function watchesOf(kind: KindDefinition, mine: readonly ProviderDeclaration[], draft: KindSchema): Watch[] {
+  const watches: Watch[] = [];
+  for (const d of mine) {
+    if (!(d.watches ?? []).includes(PRESENT_ATTR)) {
+      watches.push({
+        provider: d.name,
+        pattern: [{ prop: PRESENT_ATTR }],
+        path: PRESENT_ATTR,
+        onRemovalOnly: true,
+      });
+    }
+    for (const text of d.watches ?? []) {
+      let pattern: Path;
+      try {
+        pattern = parsePath(text, { allowWildcard: true });
+      } catch (error) {
+        throw new InvalidClaimError(`provider ${d.name}: watch ${(error as Error).message}`, {
+          cause: error,
+          details: { provider: d.name, path: text },
+        });
+      }
+      const target = draft.schemaAt(pattern) as MutableSchema | undefined;
+      if (target === undefined) {
+        throw new InvalidClaimError(
+          `kind ${kind.name}: provider ${d.name} watches "${text}", which no provider provides`,
+          { details: { kind: kind.name, provider: d.name, path: text } },
+        );
+      }
+      target['x-watchers'] = [...((target['x-watchers'] as string[] | undefined) ?? []), d.name].sort();
+      watches.push({ provider: d.name, pattern, path: formatPath(pattern) });
+    }
+  }
+  return watches;
 }
 
 /**
@@ -355,9 +607,7 @@ export function buildKindSchemas(
     if (!known.has(declaration.kind)) {
       throw new InvalidClaimError(
         `provider ${declaration.name} declares claims for unknown kind "${declaration.kind}"`,
-        {
-          details: { provider: declaration.name, kind: declaration.kind },
-        },
+        { details: { provider: declaration.name, kind: declaration.kind } },
       );
     }
     if (declaration.name === CORE_PROVIDER || declaration.name === 'user') {
@@ -378,152 +628,11 @@ export function buildKindSchemas(
       }
       seen.add(d.name);
     }
-    const entries: ClaimEntry[] = [];
-    for (const d of mine) {
-      for (const claim of d.claims) {
-        let path: Path;
-        try {
-          path = parsePath(claim.path, { allowWildcard: true });
-        } catch (error) {
-          throw new InvalidClaimError(`provider ${d.name}: ${(error as Error).message}`, {
-            cause: error,
-            details: { provider: d.name, path: claim.path },
-          });
-        }
-        if (path.length === 1 && (path[0] as { prop: string }).prop === PRESENT_ATTR) {
-          throw new InvalidClaimError(`provider ${d.name}: "${PRESENT_ATTR}" belongs to the core`, {
-            details: { provider: d.name, path: claim.path },
-          });
-        }
-        const last = path[path.length - 1];
-        if (last !== undefined && 'key' in last) {
-          throw new InvalidClaimError(
-            `provider ${d.name}: claim "${claim.path}" must end in a field, not a list item`,
-            {
-              details: { provider: d.name, path: claim.path },
-            },
-          );
-        }
-        if (claim.schema !== undefined) {
-          try {
-            ajv.compile(claim.schema);
-          } catch (error) {
-            throw new InvalidClaimError(
-              `provider ${d.name}: claim "${claim.path}" has an invalid schema: ${(error as Error).message}`,
-              { cause: error, details: { provider: d.name, path: claim.path } },
-            );
-          }
-          checkAnnotations(d.name, claim.path, claim.schema, known);
-        }
-        entries.push({ provider: d.name, path, claim });
-      }
-    }
-
-    // Exactly one authority per path.
-    const authority = new Map<string, string>([[PRESENT_ATTR, CORE_PROVIDER]]);
-    const byPath = new Map<string, ClaimEntry[]>();
-    for (const entry of entries) {
-      const key = formatPath(entry.path);
-      byPath.set(key, [...(byPath.get(key) ?? []), entry]);
-    }
-    for (const [key, claims] of byPath) {
-      const owners = claims.filter((c) => c.claim.authority !== false);
-      if (owners.length > 1) {
-        const names = owners.map((o) => o.provider).sort();
-        throw new ClaimConflictError(
-          `kind ${kind.name}: providers ${names.join(' and ')} both claim authority over "${key}"`,
-          { details: { kind: kind.name, path: key, providers: names } },
-        );
-      }
-      const owner = owners[0];
-      if (owner === undefined) {
-        const names = claims.map((c) => c.provider).sort();
-        throw new InvalidClaimError(
-          `kind ${kind.name}: no provider has authority over "${key}" (observed by ${names.join(', ')})`,
-          { details: { kind: kind.name, path: key, providers: names } },
-        );
-      }
-      if (owner.claim.schema === undefined) {
-        throw new InvalidClaimError(
-          `provider ${owner.provider}: claim "${key}" has authority but no schema`,
-          {
-            details: { provider: owner.provider, path: key },
-          },
-        );
-      }
-      authority.set(key, owner.provider);
-    }
-
-    // The document: top-level claims first, then sub-path claims from the shortest path down.
-    const properties: MutableSchema = {
-      [PRESENT_ATTR]: {
-        type: 'boolean',
-        description: 'whether the node exists',
-        'x-authority': CORE_PROVIDER,
-      },
-    };
-    const document: MutableSchema = {
-      $schema: 'https://json-schema.org/draft/2020-12/schema',
-      title: kind.name,
-      ...(kind.description === undefined ? {} : { description: kind.description }),
-      type: 'object',
-      properties,
-      additionalProperties: false,
-    };
-    const owned = [...byPath.entries()]
-      .map(([key, claims]) => ({ key, entry: claims.find((c) => c.claim.authority !== false) as ClaimEntry }))
-      .sort((a, b) => a.entry.path.length - b.entry.path.length || a.key.localeCompare(b.key));
-    for (const { key, entry } of owned) {
-      const observers = (byPath.get(key) ?? []).filter((c) => c !== entry).map((c) => c.provider);
-      const schema = clone(entry.claim.schema as JsonSchema);
-      schema['x-authority'] = entry.provider;
-      if (observers.length > 0) schema['x-observers'] = observers.sort();
-      const parent = parentProperties(document, entry.path);
-      if (typeof parent === 'string') {
-        throw new InvalidClaimError(
-          `provider ${entry.provider}: claim "${key}" cannot be placed: ${parent}`,
-          {
-            details: { provider: entry.provider, path: key },
-          },
-        );
-      }
-      const field = (entry.path[entry.path.length - 1] as { prop: string }).prop;
-      parent[field] = schema;
-    }
-
-    // Watches: explicit ones must name a provided path; every provider implicitly watches `present`.
-    const watches: Watch[] = [];
+    const { authority, byPath } = authoritiesOf(kind, claimEntriesOf(ajv, mine, known));
+    const document = composeDocument(kind, byPath);
     const draft = new KindSchema(kind.name, kind.description, ajv, document, authority, [], []);
-    for (const d of mine) {
-      if (!(d.watches ?? []).includes(PRESENT_ATTR)) {
-        watches.push({
-          provider: d.name,
-          pattern: [{ prop: PRESENT_ATTR }],
-          path: PRESENT_ATTR,
-          onRemovalOnly: true,
-        });
-      }
-      for (const text of d.watches ?? []) {
-        let pattern: Path;
-        try {
-          pattern = parsePath(text, { allowWildcard: true });
-        } catch (error) {
-          throw new InvalidClaimError(`provider ${d.name}: watch ${(error as Error).message}`, {
-            cause: error,
-            details: { provider: d.name, path: text },
-          });
-        }
-        const target = draft.schemaAt(pattern) as MutableSchema | undefined;
-        if (target === undefined) {
-          throw new InvalidClaimError(
-            `kind ${kind.name}: provider ${d.name} watches "${text}", which no provider provides`,
-            { details: { kind: kind.name, provider: d.name, path: text } },
-          );
-        }
-        target['x-watchers'] = [...((target['x-watchers'] as string[] | undefined) ?? []), d.name].sort();
-        watches.push({ provider: d.name, pattern, path: formatPath(pattern) });
-      }
-    }
+    const watches = watchesOf(kind, mine, draft);
+    const properties = document['properties'] as MutableSchema;
     (properties[PRESENT_ATTR] as MutableSchema)['x-watchers'] = mine.map((d) => d.name).sort();
     result.set(
       kind.name,

@@ -38,7 +38,13 @@ describe('loadConfig', () => {
       { configFile: path, port: 9100 },
       { CONSORTIUM_PORT: '9050', CONSORTIUM_LOG_LEVEL: 'debug' },
     );
-    expect(config.web).toEqual({ host: '0.0.0.0', port: 9100, bodyLimit: '1mb' });
+    expect(config.web).toEqual({
+      host: '0.0.0.0',
+      port: 9100,
+      bodyLimit: '1mb',
+      headersTimeoutSeconds: 10,
+      requestTimeoutSeconds: 30,
+    });
     expect(config.worker.concurrency).toBe(3);
     expect(config.log.level).toBe('debug');
     expect(loadConfig({ configFile: path }, { CONSORTIUM_PORT: '9050' }).web.port).toBe(9050);
@@ -107,6 +113,27 @@ describe('deploy/cluster.example.yaml', () => {
       else process.env['NETBOX_TOKEN'] = previous.netbox;
       if (previous.cobbler === undefined) delete process.env['COBBLER_PASSWORD'];
       else process.env['COBBLER_PASSWORD'] = previous.cobbler;
+    }
+  });
+});
+
+describe('deploy/three-host', () => {
+  it('web.yaml and control.yaml are valid: PostgreSQL and etcd over TLS, secrets only from files', () => {
+    for (const file of ['web.yaml', 'control.yaml']) {
+      const path = new URL(`../../../deploy/three-host/${file}`, import.meta.url).pathname;
+      const config = loadConfig({ configFile: path }, {});
+      expect(config.store).toMatchObject({
+        driver: 'postgres',
+        url: 'postgres://consortium@db-1:5432/consortium',
+        migrations: 'manual',
+        tls: { ca: '/etc/consortium/tls/ca.crt' },
+      });
+      expect(config.coordinator).toMatchObject({
+        driver: 'etcd',
+        endpoints: ['https://db-1:2379'],
+        auth: { username: 'consortium', passwordFile: '/etc/consortium/etcd-password' },
+      });
+      expect(config.web.tls === undefined).toBe(file === 'control.yaml');
     }
   });
 });

@@ -22,9 +22,9 @@ import type { Kinds } from './plugins.js';
 import { buildKinds, importPlugins } from './plugins.js';
 import type { Runnable } from './runnable.js';
 import { runAll } from './runnable.js';
-import { createToken } from './tokens.js';
+import { devAdminToken } from './tokens.js';
 import { createApp } from './web/app.js';
-import { WebServer } from './web/server.js';
+import { WebServer, requestTimeouts } from './web/server.js';
 import type { ServerTls } from './web/server.js';
 import { Worker } from './worker.js';
 
@@ -173,9 +173,7 @@ export async function startRoles(
     () => (coordinator instanceof EtcdCoordinator ? coordinator.keepaliveLagMs : undefined),
   );
   const token =
-    options.adminToken === true
-      ? (await createToken(store, { role: 'admin', description: 'consortium dev', now: clock.now() })).secret
-      : undefined;
+    options.adminToken === true ? await devAdminToken(store, config.dataDir, clock.now()) : undefined;
   const stopping = new AbortController();
   const hardStop = new AbortController();
   const runnables: Runnable[] = [];
@@ -209,6 +207,7 @@ export async function startRoles(
           onReady({ url, ...(token === undefined ? {} : { token }) });
         },
         undefined,
+        requestTimeouts(config),
         serverTls,
       ),
     );
@@ -232,6 +231,7 @@ export async function startRoles(
           onReady({ url });
         },
         undefined,
+        requestTimeouts(config),
         serverTls,
       ),
     );
@@ -291,7 +291,7 @@ export interface DevReady {
   readonly token: string;
 }
 
-/** Starts `consortium dev`: all three roles in this process. Calls `onReady` with the URL and a fresh admin token. */
+/** Starts `consortium dev`: all three roles in this process. Calls `onReady` with the URL and its admin token. */
 export async function startDev(
   config: Config,
   onReady: (ready: DevReady) => void,

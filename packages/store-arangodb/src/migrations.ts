@@ -52,8 +52,8 @@ export const arangoMigrations: readonly ArangoMigration[] = [
   {
     version: 1,
     name: 'initial collections and indexes',
+    // `meta` is made before any migration runs, since it holds the version.
     collections: [
-      { name: Collections.meta, indexes: [] },
       {
         name: Collections.nodes,
         // Unique, and the order of listNodes pages: kind equal, name ascending, `name > cursor`.

@@ -3,7 +3,6 @@
  * once, values only for paths it owns), rejections and errors become the job's failure, and accepted updates and
  * reported values are merged into the node in provider order.
  */
-import { deepEqual } from '../json.js';
 import { AttrsDraft } from '../merge.js';
 import type { Attrs, JsonValue, UpdateOp } from '../model.js';
 import type { Path } from '../paths.js';
@@ -83,10 +82,15 @@ export function mergeOutcomes(
   const deferred = new Map<string, PendingUpdate>();
   let accepted = 0;
 
+  // One change per path and provider: a thousand items added to one list are one change of that list.
+  const seen = new Set<string>();
   const record = (path: Path, by: string, op: UpdateOp, value: JsonValue | undefined): void => {
-    const before = draft.get(path);
-    draft.apply(path, op, value);
-    if (!deepEqual(before, draft.get(path))) changed.push({ path: formatPath(path), by });
+    if (!draft.apply(path, op, value)) return;
+    const text = formatPath(path);
+    const key = `${by}|${text}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    changed.push({ path: text, by });
   };
 
   for (const task of tasks) {

@@ -21,7 +21,7 @@ export { parseWait } from './shared.js';
 
 /** Builds the express app of the web role. */
 export function createApp(deps: WebDeps): express.Express {
-  const { store, clock, metrics, logger } = deps;
+  const { store, coordinator, clock, metrics, logger } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -48,7 +48,7 @@ export function createApp(deps: WebDeps): express.Express {
   app.use(healthRouter(deps));
 
   const api = express.Router();
-  api.use(authenticate(store, () => clock.now()));
+  api.use(authenticate(store, coordinator, () => clock.now()));
   api.use(
     express.json({
       limit: deps.bodyLimit,
