@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError, silentLogger } from '@consortium/core';
 import { EtcdCoordinator } from '@consortium/coord-etcd';
+import { MemoryCluster, MemoryCoordinator } from '@consortium/coord-memory';
 import { makeCertificateAuthority } from '@consortium/testkit';
 import type { CertificateAuthority } from '@consortium/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -97,20 +98,21 @@ describe('secure links', () => {
   });
 
   it('web.trustProxy: X-Forwarded-* is believed from the proxies named and no one else', () => {
-    const deps = { trustProxy: ['loopback', '10.1.0.0/16'] } as unknown as WebDeps;
-    const trusts = createApp({ ...deps, logger: silentLogger } as unknown as WebDeps).get(
+    // Only what building the app touches: the routes read the rest when a request comes.
+    const coordinator = new MemoryCoordinator(new MemoryCluster(), { memberId: 'trust-proxy-test' });
+    const deps = { coordinator, logger: silentLogger } as unknown as WebDeps;
+    type Trust = (address: string, hop: number) => boolean;
+    const trusts = createApp({ ...deps, trustProxy: ['loopback', '10.1.0.0/16'] }).get(
       'trust proxy fn',
-    ) as (address: string, hop: number) => boolean;
+    ) as Trust;
     expect([trusts('127.0.0.1', 0), trusts('10.1.2.3', 0), trusts('10.2.0.1', 0)]).toEqual([
       true,
       true,
       false,
     ]);
-    const none = createApp({ logger: silentLogger } as unknown as WebDeps).get('trust proxy fn') as (
-      address: string,
-      hop: number,
-    ) => boolean;
+    const none = createApp(deps).get('trust proxy fn') as Trust;
     expect(none('127.0.0.1', 0)).toBe(false);
+    void coordinator.close();
   });
 
   it('coordinator.auth takes the password from CONSORTIUM_ETCD_PASSWORD or its file, and refuses a user without one', async () => {
