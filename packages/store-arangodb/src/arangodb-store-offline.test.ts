@@ -187,6 +187,22 @@ describe('opening', () => {
   });
 });
 
+describe('opening together with another process', () => {
+  it('retries a version write that raced another process, and opens', async () => {
+    let upserts = 0;
+    const { url } = await scripted((request) => {
+      if (request.query?.includes('RETURN m.version') === true) return ok([]);
+      if (request.query?.startsWith('UPSERT') === true) {
+        upserts += 1;
+        return upserts === 1 ? fail(409, 1200, 'write-write conflict') : undefined;
+      }
+      return undefined;
+    });
+    await open(url);
+    expect(upserts).toBe(2);
+  });
+});
+
 describe('opening without running DDL', () => {
   it('refuses a schema that is behind, naming the command that migrates it', async () => {
     const { url, seen } = await scripted((request) =>

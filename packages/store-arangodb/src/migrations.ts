@@ -129,19 +129,27 @@ export async function applyMigrations(
     if (migration.version <= current) continue;
     for (const spec of migration.collections) await ensureCollection(db, spec);
     // One record per migration (a second process that ran the same idempotent steps meanwhile adds none).
-    await db.query({
-      query: 'INSERT @doc INTO @@meta OPTIONS { overwriteMode: "ignore" }',
-      bindVars: {
-        doc: {
-          _key: `migration-${migration.version}`,
-          version: migration.version,
-          name: migration.name,
-          at: Date.now(),
-        },
-        '@meta': meta.name,
-      },
-    });
-    await recordVersion(db, meta.name, migration.version);
+    const record = {
+      _key: `migration-${migration.version}`,
+      version: migration.version,
+      name: migration.name,
+      at: Date.now(),
+    };
+    await retryRaces(() =>
+      db.query({
+        query: 'INSERT @doc INTO @@meta OPTIONS { overwriteMode: "ignore" }',
+        bindVars: { doc: record, '@meta': meta.name },
+      }),
+    );
+    await retryRaces(() =>
+      db.query({
+        // Never lowers a version another process raised meanwhile.
+        query:
+          'UPSERT { _key: @key } INSERT { _key: @key, version: @version, appliedAt: @at } ' +
+          'UPDATE { version: MAX([OLD.version, @version]), appliedAt: @at } IN @@meta',
+        bindVars: { key: SCHEMA_DOCUMENT, version: migration.version, at: Date.now(), '@meta': meta.name },
+      }),
+    );
     applied.push(migration.version);
   }
   const nodes = db.collection(Collections.nodes);
@@ -202,22 +210,18 @@ export async function readVersion(db: Database): Promise<number> {
   }
 }
 
-/** Records `version` in the schema document; never lowers a version another process raised meanwhile. */
-async function recordVersion(db: Database, meta: string, version: number): Promise<void> {
+/**
+ * Runs a write on `meta` again when another process wrote the same document at the same moment (a write-write
+ * conflict or, for two inserts, a duplicate key); the next try sees the other's write.
+ */
+export async function retryRaces<T>(write: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
     try {
-      await db.query({
-        query:
-          'UPSERT { _key: @key } INSERT { _key: @key, version: @version, appliedAt: @at } ' +
-          'UPDATE { version: MAX([OLD.version, @version]), appliedAt: @at } IN @@meta',
-        bindVars: { key: SCHEMA_DOCUMENT, version, at: Date.now(), '@meta': meta },
-      });
-      return;
+      return await write();
     } catch (error) {
-      // Two processes inserting the document at once: one gets a conflict or a duplicate key; the next try updates.
       const num = arangoErrorNum(error);
       const raced = num === ArangoErrorNum.CONFLICT || num === ArangoErrorNum.UNIQUE_CONSTRAINT_VIOLATED;
-      if (!raced || attempt >= 5) throw error;
+      if (!raced || attempt >= 8) throw error;
       await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
     }
   }
