@@ -3,3 +3,4 @@ export * from './store-contract.js';
 export * from './coordinator-contract.js';
 export * from './etcd-harness.js';
 export * from './provider-contract.js';
+export * from './helpers.js';
