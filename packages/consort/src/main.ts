@@ -106,7 +106,19 @@ async function change(
     const answer = await send(client, '?explain=true');
     const body = answer.body as { plan: Parameters<typeof planTable>[0] };
     show(argv, body, () => planTable(body.plan));
-    return body.plan.outcome === 'failed' ? EXIT.failed : EXIT.ok;
+    const { plan } = body;
+    if (plan.outcome === 'succeeded') return EXIT.ok;
+    // A plan that would not converge is a failure for scripts too: exit 1, and say why on stderr.
+    const why =
+      plan.outcome === 'blocked'
+        ? plan.blockedOn
+            .map((b) => `${b.provider} waits on ${b.path}${b.reason === undefined ? '' : ` (${b.reason})`}`)
+            .join('; ')
+        : (plan.failure?.message ?? 'no reason given');
+    process.stderr.write(
+      `consort: the change would ${plan.outcome === 'blocked' ? 'block' : 'fail'}: ${why}\n`,
+    );
+    return EXIT.failed;
   }
   const answer = await send(client, '');
   if (answer.status === 200 && (answer.body as { unchanged?: boolean }).unchanged === true) {
@@ -578,7 +590,46 @@ export function cli(argv: readonly string[]): Argv<Global> {
               return EXIT.ok;
             }),
         )
-        .demandCommand(1, 'name a token command: create'),
+        .command(
+          'list',
+          'list the tokens (never their secrets)',
+          (c) => c.example('$0 token list', 'who can call the API'),
+          (a) =>
+            run(async () => {
+              const answer = await clientFor(a).request('GET', '/api/tokens');
+              const { items } = answer.body as {
+                items: {
+                  id: string;
+                  role: string;
+                  description: string | null;
+                  createdAt: string;
+                  expiresAt: string | null;
+                }[];
+              };
+              show(a, items, () =>
+                table(
+                  ['ID', 'ROLE', 'DESCRIPTION', 'CREATED', 'EXPIRES'],
+                  items.map((t) => [t.id, t.role, t.description ?? '', t.createdAt, t.expiresAt ?? 'never']),
+                ),
+              );
+              return EXIT.ok;
+            }),
+        )
+        .command(
+          'revoke <id>',
+          'revoke a token: it stops working at once on every web process',
+          (c) =>
+            c
+              .positional('id', { type: 'string', demandOption: true, describe: 'the token id (token list)' })
+              .example('$0 token revoke 3f9a1c0b7d2e', 'revoke a leaked token'),
+          (a) =>
+            run(async () => {
+              const answer = await clientFor(a).request('DELETE', `/api/tokens/${path(a.id)}`);
+              show(a, answer.body, () => `revoked ${a.id}`);
+              return EXIT.ok;
+            }),
+        )
+        .demandCommand(1, 'name a token command: create, list, revoke'),
     )
     .command('context', 'named servers in the config file', (y) =>
       y

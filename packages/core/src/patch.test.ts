@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { InputError, PreconditionFailedError, UnknownAttributeError } from './errors.js';
+import type { Operation } from 'fast-json-patch';
+import {
+  InputError,
+  PreconditionFailedError,
+  SchemaViolationError,
+  UnknownAttributeError,
+} from './errors.js';
 import { hostSchema } from './host-fixture.js';
 import type { Attrs, JsonValue, UpdateRequest } from './model.js';
 import { applyMergePatch, diffToUpdates, jsonPatchToUpdates, mergePatchToUpdates } from './patch.js';
@@ -219,6 +225,26 @@ describe('mergePatchToUpdates', () => {
     );
   });
 
+  const roles = Array.from({ length: 50_000 }, (_, i) => `role-${i}`);
+  it.each<[string, () => unknown, string]>([
+    [
+      'a merge patch of a set list',
+      () => mergePatchToUpdates(host, current, { puppet_roles: roles }),
+      'puppet_roles',
+    ],
+    [
+      'a JSON patch of an atomic list',
+      () => jsonPatchToUpdates(host, current, [{ op: 'replace', path: '/ntp_servers', value: roles }]),
+      'ntp_servers',
+    ],
+  ])('refuses a list over its limit in %s before comparing its items', (_, translate, attribute) => {
+    expectThrows(
+      translate,
+      SchemaViolationError,
+      `host attributes violate the schema: /${attribute}: must NOT have more than 1000 items`,
+    );
+  });
+
   it('refuses map-list items with a duplicate or missing key', () => {
     expectThrows(
       () => mergePatchToUpdates(host, current, { interfaces: [eth0, { ...eth1, name: 'eth0' }] }),
@@ -309,6 +335,33 @@ describe('jsonPatchToUpdates', () => {
     ]);
     expect(jsonPatchToUpdates(host, current, [{ op: 'remove', path: '/interfaces/0/ip' }])).toEqual([
       { path: 'interfaces[eth0].ip', op: 'unset' },
+    ]);
+  });
+
+  it.each([
+    [{ op: 'replace', path: '/puppet_roles/01', value: 'haproxy' }, '/puppet_roles/01', '01'],
+    [{ op: 'remove', path: '/puppet_roles/00' }, '/puppet_roles/00', '00'],
+    [{ op: 'add', path: '/interfaces/00/mac', value: MAC1 }, '/interfaces/00/mac', '00'],
+    [{ op: 'copy', from: '/puppet_roles/01', path: '/puppet_roles/-' }, '/puppet_roles/01', '01'],
+  ])('refuses array indexes with leading zeros (RFC 6901): %j', (operation, pointer, segment) => {
+    expectThrows(
+      () => jsonPatchToUpdates(host, current, [operation as Operation]),
+      InputError,
+      `invalid JSON patch: operation 0 path ${JSON.stringify(pointer)}: "${segment}" is not an array index (digits without leading zeros, or -)`,
+    );
+  });
+
+  it('checks each pointer against the document as the operations before it left it', () => {
+    expect(
+      jsonPatchToUpdates(host, current, [
+        { op: 'add', path: '/puppet_roles', value: ['a'] },
+        { op: 'add', path: '/puppet_roles/1', value: 'b' },
+      ]),
+    ).toEqual([
+      { path: 'puppet_roles', op: 'remove', value: 'base' },
+      { path: 'puppet_roles', op: 'remove', value: 'nginx' },
+      { path: 'puppet_roles', op: 'add', value: 'a' },
+      { path: 'puppet_roles', op: 'add', value: 'b' },
     ]);
   });
 

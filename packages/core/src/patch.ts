@@ -81,6 +81,8 @@ function diffValue(
     return;
   }
   if (schema.schemaAt(path) === undefined) schema.resolvePath(where);
+  // A list over its limit is refused before its items are compared or turned into updates.
+  if (Array.isArray(after)) schema.assertListSize(path, after.length);
   const semantics = schema.listSemanticsAt(path);
   if (semantics?.type === 'set' && Array.isArray(before) && Array.isArray(after)) {
     // Items compared by canonical JSON in sets: linear in the lists' lengths, not their product.
@@ -169,15 +171,46 @@ export function mergePatchToUpdates(schema: KindSchema, current: Attrs, patch: u
 }
 
 /**
+ * Refuses an array index with leading zeros (`/tags/01`) in a JSON pointer: RFC 6901 allows only `0` or digits
+ * without a leading zero, and the patch library reads `01` as 1. Walks `document` to know which segments index
+ * arrays; segments past the end of what exists are left to the library.
+ */
+function assertArrayIndexes(document: unknown, pointer: unknown, index: number): void {
+  if (typeof pointer !== 'string' || pointer === '') return;
+  let at: unknown = document;
+  for (const raw of pointer.split('/').slice(1)) {
+    const segment = raw.replaceAll('~1', '/').replaceAll('~0', '~');
+    if (Array.isArray(at)) {
+      if (segment !== '-' && !/^(0|[1-9][0-9]*)$/.test(segment)) {
+        throw new InputError(
+          `invalid JSON patch: operation ${index} path ${JSON.stringify(pointer)}: "${segment}" is not an array index (digits without leading zeros, or -)`,
+        );
+      }
+      at = (at as unknown[])[Number(segment)];
+    } else if (isJsonObject(at)) {
+      at = Object.hasOwn(at, segment) ? at[segment] : undefined;
+    } else return;
+  }
+}
+
+/**
  * Updates for an RFC 6902 JSON patch against the current attributes. A failed `test` throws
  * `PreconditionFailedError`; a malformed patch or a path that does not exist throws `InputError`.
  */
 export function jsonPatchToUpdates(schema: KindSchema, current: Attrs, patch: unknown): UpdateRequest[] {
   if (!Array.isArray(patch)) throw new InputError('a JSON patch must be an array of operations');
-  let target: unknown;
+  let target: unknown = structuredClone(current);
   try {
-    target = jsonPatch.applyPatch(structuredClone(current), patch as Operation[], true, false).newDocument;
+    // One operation at a time, so that each pointer is checked against the document it will walk.
+    for (const [i, operation] of (patch as unknown[]).entries()) {
+      // Malformed operations are the library's to describe; only well-formed pointers are checked here.
+      if (isJsonObject(operation)) {
+        for (const pointer of [operation['path'], operation['from']]) assertArrayIndexes(target, pointer, i);
+      }
+      target = jsonPatch.applyPatch(target, [operation as Operation], true, true).newDocument;
+    }
   } catch (error) {
+    if (error instanceof InputError) throw error;
     const name = (error as { name?: unknown }).name;
     const message = (error as Error).message.split('\n')[0] ?? 'invalid patch';
     if (name === 'TEST_OPERATION_FAILED') {

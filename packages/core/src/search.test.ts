@@ -1,7 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from './errors.js';
+import { FILTER_LIMITS } from './filter-limits.js';
 import { buildKindSchemas } from './schema.js';
 import { bindFilter, filterFields, parseSearch, splitKinds } from './search.js';
+
+/** Asserts that `fn` throws an `InputError` with exactly `message`. */
+function expectInputError(fn: () => unknown, message: string): void {
+  let error: unknown;
+  try {
+    fn();
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(InputError);
+  expect((error as Error).message).toBe(message);
+}
 
 describe('parseSearch', () => {
   it.each([
@@ -150,5 +163,62 @@ describe('bindFilter', () => {
       filter: parseSearch('colour = red or rack.vlan = 1 or peers.subnet.vlan = 1 or subnet.colour = 1'),
       known: [],
     });
+  });
+
+  it.each([
+    ['subnet.vlan > abc', 'subnet.vlan: "abc" is not an integer'],
+    ['subnet.vlan = 0x10', 'subnet.vlan: "0x10" is not an integer'],
+    ['subnet.vlan = 1.5', 'subnet.vlan: 1.5 is not an integer'],
+    ['present = maybe', 'present: "maybe" is not true or false'],
+  ])('refuses %s as the list filters do, instead of matching nothing', (query, message) => {
+    expectInputError(() => bind(query), message);
+  });
+
+  it('reads quoted numbers and booleans as the attribute types them', () => {
+    expect(bind('subnet.vlan = "100" and present = "true"').filter).toEqual({
+      op: 'and',
+      args: [
+        { op: 'ref', field: 'subnet', kind: 'subnet', filter: { op: 'eq', field: 'vlan', value: 100 } },
+        { op: 'eq', field: 'present', value: true },
+      ],
+    });
+  });
+});
+
+describe('search limits', () => {
+  it('refuses 5,000 nested parentheses with the limit, before recursing into them', () => {
+    const query = `${'('.repeat(5000)}a=1${')'.repeat(5000)}`;
+    expectInputError(
+      () => parseSearch(query),
+      `the filter is nested more than ${FILTER_LIMITS.depth} levels deep`,
+    );
+    expectInputError(
+      () => parseSearch(`${'not '.repeat(5000)}a=1`),
+      `the filter is nested more than ${FILTER_LIMITS.depth} levels deep`,
+    );
+  });
+
+  it('takes nesting up to the limit', () => {
+    const depth = FILTER_LIMITS.depth;
+    expect(parseSearch(`${'('.repeat(depth)}a=1${')'.repeat(depth)}`)).toEqual({
+      op: 'eq',
+      field: 'a',
+      value: 1,
+    });
+  });
+
+  it('refuses more values than the limit, counting each item of an "in" list', () => {
+    const max = FILTER_LIMITS.values;
+    const list = (n: number) => Array.from({ length: n }, (_, i) => `v${i}`).join(', ');
+    expectInputError(
+      () => parseSearch(`a in (${list(max)}) or b=1`),
+      `the filter compares ${max + 1} values; at most ${max} are allowed`,
+    );
+    expect(parseSearch(`a in (${list(max - 1)}) or b=1`)).toMatchObject({ op: 'or' });
+    const ors = Array.from({ length: max + 1 }, (_, i) => `a=${i}`).join(' or ');
+    expectInputError(
+      () => parseSearch(ors),
+      `the filter compares ${max + 1} values; at most ${max} are allowed`,
+    );
   });
 });

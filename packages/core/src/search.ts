@@ -12,6 +12,7 @@
  * schemas (`bindFilter`).
  */
 import { InputError } from './errors.js';
+import { assertFilterDepth, assertFilterWithinLimits } from './filter-limits.js';
 import { parseCidr } from './ipv4.js';
 import type { JsonValue } from './model.js';
 import type { Filter } from './ports/store.js';
@@ -71,7 +72,7 @@ const FIELD = /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$/;
 function bareValue(text: string): JsonValue {
   if (text === 'true') return true;
   if (text === 'false') return false;
-  if (/^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/.test(text)) return Number(text);
+  if (DECIMAL_NUMBER.test(text)) return Number(text);
   return text;
 }
 
@@ -154,39 +155,44 @@ export function parseSearch(query: string): Filter {
     }
     return fail('an operator (=, !=, <, <=, >, >=, ~, has, in, exists)');
   };
-  const unary = (): Filter => {
+  // `depth` counts parentheses and `not`s around the current term: the parser recurses once per level, so it is
+  // bounded before it recurses (5,000 parentheses would overflow the stack).
+  const unary = (depth: number): Filter => {
     if (isWord('not')) {
+      assertFilterDepth(depth + 1);
       pos++;
-      return { op: 'not', arg: unary() };
+      return { op: 'not', arg: unary(depth + 1) };
     }
     if (peek()?.type === 'punct' && peek()?.text === '(') {
+      assertFilterDepth(depth + 1);
       pos++;
-      const inner = or();
+      const inner = or(depth + 1);
       if (peek()?.type !== 'punct' || peek()?.text !== ')') fail('")"');
       pos++;
       return inner;
     }
     return comparison();
   };
-  const and = (): Filter => {
-    const args = [unary()];
+  const and = (depth: number): Filter => {
+    const args = [unary(depth)];
     while (isWord('and')) {
       pos++;
-      args.push(unary());
+      args.push(unary(depth));
     }
     return args.length === 1 ? (args[0] as Filter) : { op: 'and', args };
   };
-  function or(): Filter {
-    const args = [and()];
+  function or(depth: number): Filter {
+    const args = [and(depth)];
     while (isWord('or')) {
       pos++;
-      args.push(and());
+      args.push(and(depth));
     }
     return args.length === 1 ? (args[0] as Filter) : { op: 'or', args };
   }
   if (tokens.length === 0) throw new InputError('the search query is empty');
-  const filter = or();
+  const filter = or(0);
   if (pos < tokens.length) fail('"and", "or" or the end of the query');
+  assertFilterWithinLimits(filter);
   return filter;
 }
 
@@ -249,14 +255,46 @@ function referenceOf(schema: JsonSchema | undefined): string | undefined {
   return typeof ref === 'string' ? ref : undefined;
 }
 
-/** Gives bare words the type of the attribute they are compared with (`name = 007` stays a string). */
-function retype(leaf: Filter, at: JsonSchema): Filter {
+/** A decimal integer as text (no sign but `-`, no leading zeros, no hex, no exponent). */
+export const DECIMAL_INTEGER = /^-?(0|[1-9][0-9]*)$/;
+
+/** A decimal number as text (`-1.5`, `20`); no hex, no exponent, no leading zeros. */
+export const DECIMAL_NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
+
+/**
+ * Gives a value compared with `field` the JSON type of the attribute (`name = 007` stays a string, `vid = "100"`
+ * becomes a number); throws `InputError` for a value the attribute can never hold (`vid > abc`, `present = maybe`),
+ * as the list filters do, rather than letting it match nothing.
+ */
+export function valueForType(field: string, type: unknown, value: JsonValue): JsonValue {
+  if (type === 'string')
+    return typeof value === 'number' || typeof value === 'boolean' ? String(value) : value;
+  if (type === 'integer' || type === 'number') {
+    const text = typeof value === 'string' ? value : typeof value === 'number' ? String(value) : undefined;
+    const pattern = type === 'integer' ? DECIMAL_INTEGER : DECIMAL_NUMBER;
+    const number = text !== undefined && pattern.test(text) ? Number(text) : NaN;
+    if (!Number.isFinite(number) || (type === 'integer' && !Number.isSafeInteger(number))) {
+      throw new InputError(
+        `${field}: ${JSON.stringify(value)} is not ${type === 'integer' ? 'an integer' : 'a number'}`,
+        { details: { field } },
+      );
+    }
+    return number;
+  }
+  if (type === 'boolean') {
+    if (value === true || value === 'true') return true;
+    if (value === false || value === 'false') return false;
+    throw new InputError(`${field}: ${JSON.stringify(value)} is not true or false`, { details: { field } });
+  }
+  return value;
+}
+
+/** Gives the values of a comparison the type of the attribute they are compared with (see `valueForType`). */
+function retype(leaf: Filter, at: JsonSchema, label: string): Filter {
   const type = at['type'] === 'array' ? (at['items'] as JsonSchema | undefined)?.['type'] : at['type'];
-  const fix = (value: JsonValue): JsonValue =>
-    type === 'string' && (typeof value === 'number' || typeof value === 'boolean') ? String(value) : value;
   switch (leaf.op) {
     case 'in':
-      return { ...leaf, values: leaf.values.map(fix) };
+      return { ...leaf, values: leaf.values.map((v) => valueForType(label, type, v)) };
     case 'eq':
     case 'ne':
     case 'lt':
@@ -264,7 +302,7 @@ function retype(leaf: Filter, at: JsonSchema): Filter {
     case 'gt':
     case 'ge':
     case 'has':
-      return { ...leaf, value: fix(leaf.value) };
+      return { ...leaf, value: valueForType(label, type, leaf.value) };
     default:
       return leaf;
   }
@@ -302,7 +340,7 @@ export function bindFilter(
         const at = searchFieldSchema(schema, node.field);
         if (at !== undefined) {
           known.push(node.field);
-          return retype(node, at);
+          return retype(node, at, node.field);
         }
         const dot = node.field.indexOf('.');
         const head = dot < 0 ? node.field : node.field.slice(0, dot);
@@ -312,7 +350,7 @@ export function bindFilter(
         const restAt = target === undefined ? undefined : searchFieldSchema(target, rest);
         if (kind === undefined || restAt === undefined) return node;
         known.push(node.field);
-        return { op: 'ref', field: head, kind, filter: retype({ ...node, field: rest }, restAt) };
+        return { op: 'ref', field: head, kind, filter: retype({ ...node, field: rest }, restAt, node.field) };
       }
     }
   };

@@ -38,7 +38,13 @@ describe('loadConfig', () => {
       { configFile: path, port: 9100 },
       { CONSORTIUM_PORT: '9050', CONSORTIUM_LOG_LEVEL: 'debug' },
     );
-    expect(config.web).toEqual({ host: '0.0.0.0', port: 9100, bodyLimit: '1mb' });
+    expect(config.web).toEqual({
+      host: '0.0.0.0',
+      port: 9100,
+      bodyLimit: '1mb',
+      headersTimeoutSeconds: 10,
+      requestTimeoutSeconds: 30,
+    });
     expect(config.worker.concurrency).toBe(3);
     expect(config.log.level).toBe('debug');
     expect(loadConfig({ configFile: path }, { CONSORTIUM_PORT: '9050' }).web.port).toBe(9050);

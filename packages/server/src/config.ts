@@ -52,6 +52,9 @@ export interface Config {
     readonly host: string;
     readonly port: number;
     readonly bodyLimit: string;
+    /** Time a client has to send a request's headers, and the whole request (408 after that). */
+    readonly headersTimeoutSeconds: number;
+    readonly requestTimeoutSeconds: number;
     /** Serve HTTPS with this certificate and key (PEM files) instead of HTTP. */
     readonly tls?: { readonly cert: string; readonly key: string };
     /** Trust `X-Forwarded-*` from these proxies (express's `trust proxy`: `loopback`, addresses, CIDRs). */
@@ -116,6 +119,8 @@ const schema = {
         host: { type: 'string', minLength: 1 },
         port: { type: 'integer', minimum: 0, maximum: 65535 },
         bodyLimit: { type: 'string', pattern: '^[0-9]+(b|kb|mb)$' },
+        headersTimeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 3600 },
+        requestTimeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 3600 },
         tls: {
           type: 'object',
           additionalProperties: false,
@@ -282,7 +287,13 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   const defaults: Layer = {
     cluster: 'default',
     dataDir: '.data',
-    web: { host: '127.0.0.1', port: 8080, bodyLimit: '1mb' },
+    web: {
+      host: '127.0.0.1',
+      port: 8080,
+      bodyLimit: '1mb',
+      headersTimeoutSeconds: 10,
+      requestTimeoutSeconds: 30,
+    },
     store: { driver: 'sqlite' },
     coordinator: { driver: 'memory' },
     worker: { concurrency: 8 },
@@ -346,6 +357,11 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     throw new InputError(`invalid configuration: ${formatSchemaErrors(validate.errors).join('; ')}`);
   }
   const config: Config = layered;
+  if (config.web.requestTimeoutSeconds <= config.web.headersTimeoutSeconds) {
+    throw new InputError(
+      'invalid configuration: web.requestTimeoutSeconds must be greater than web.headersTimeoutSeconds',
+    );
+  }
   if (config.coordinator.driver === 'etcd' && config.coordinator.endpoints === undefined) {
     throw new InputError(
       'invalid configuration: coordinator.driver etcd needs coordinator.endpoints (or CONSORTIUM_ETCD_ENDPOINTS)',

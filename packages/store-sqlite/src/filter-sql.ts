@@ -255,6 +255,14 @@ function equals(el: Element, value: Scalar): SqlFragment {
   return { sql: `(${el.type} IN (${typesOf(value)}) AND ${el.atom} = ?)`, params: [value] };
 }
 
+/**
+ * Joins parts with AND or OR as a balanced tree: SQLite parses `a OR b OR c ...` into a chain as deep as it is
+ * long and refuses chains deeper than 1,000 ("Expression tree is too large"); halves keep it logarithmic.
+ */
 function join(parts: readonly SqlFragment[], separator: string): SqlFragment {
+  if (parts.length > 8) {
+    const half = Math.ceil(parts.length / 2);
+    return join([join(parts.slice(0, half), separator), join(parts.slice(half), separator)], separator);
+  }
   return { sql: `(${parts.map((p) => p.sql).join(separator)})`, params: parts.flatMap((p) => p.params) };
 }

@@ -48,22 +48,61 @@ async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'consortium-sqlite-'));
 }
 
-describeStoreContract('sqlite', async () => {
-  const dir = await tempDir();
-  const store = await openSqliteStore({ path: join(dir, 'store.db') });
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
+const NO_CUT =
+  'SQLite is embedded: there is no connection to cut (a crash mid-write is undone by its journal)';
 
-describeStoreContract('sqlite in memory', async () => {
-  const store = await openSqliteStore({ path: ':memory:' });
-  return { store, cleanup: () => store.close() };
-});
+describeStoreContract(
+  'sqlite',
+  async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'store.db');
+    const store = await openSqliteStore({ path });
+    return {
+      store,
+      reopen: () => openSqliteStore({ path }),
+      cleanup: async () => {
+        await store.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  },
+  {
+    secondInstance: true,
+    cut: NO_CUT,
+    freshDatabase: async () => {
+      const dir = await tempDir();
+      const path = join(dir, 'fresh.db');
+      return {
+        open: () => openSqliteStore({ path }),
+        appliedMigrations: () => {
+          const db = new Database(path, { readonly: true });
+          try {
+            const rows = db
+              .prepare<[], { version: number }>('SELECT version FROM schema_migrations ORDER BY version')
+              .all();
+            return Promise.resolve(rows.map((row) => row.version));
+          } finally {
+            db.close();
+          }
+        },
+        cleanup: () => rm(dir, { recursive: true, force: true }),
+      };
+    },
+  },
+);
+
+describeStoreContract(
+  'sqlite in memory',
+  async () => {
+    const store = await openSqliteStore({ path: ':memory:' });
+    return { store, cleanup: () => store.close() };
+  },
+  {
+    secondInstance: 'a private in-memory database cannot be opened by a second instance',
+    cut: NO_CUT,
+    freshDatabase: 'a private in-memory database cannot be opened by a second instance',
+  },
+);
 
 describe('SqliteStore', () => {
   let dir: string;
@@ -315,6 +354,32 @@ describe('compileFilter', () => {
     let filter: Parameters<typeof compileFilter>[0] = { op: 'exists', field: 'name' };
     for (let i = 0; i < 70; i += 1) filter = { op: 'not', arg: filter };
     expectThrow(() => compileFilter(filter), InputError, 'Filter is nested more than 64 levels deep');
+  });
+
+  it('evaluates an OR of 3,000 values, which as a flat chain SQLite refuses as "Expression tree is too large"', async () => {
+    const store = await openSqliteStore({ path: ':memory:' });
+    try {
+      await store.insertNode('host', 'web-0', { present: true, tags: ['t2999'] }, T0);
+      await store.insertNode('host', 'web-1', { present: true, tags: ['other'] }, T0);
+      const names = Array.from({ length: 3000 }, (_, i) => `web-${i}`);
+      const tags = Array.from(
+        { length: 3000 },
+        (_, i) => ({ op: 'has', field: 'tags', value: `t${i}` }) as const,
+      );
+      const page = await store.listNodes('host', {
+        limit: 10,
+        filter: {
+          op: 'and',
+          args: [
+            { op: 'in', field: 'name', values: names },
+            { op: 'or', args: tags },
+          ],
+        },
+      });
+      expect(page.items.map((n) => n.name)).toEqual(['web-0']);
+    } finally {
+      await store.close();
+    }
   });
 
   it('refuses an unknown operator', () => {

@@ -2,5 +2,7 @@
 export * from './store-contract.js';
 export * from './coordinator-contract.js';
 export * from './etcd-harness.js';
+export * from './postgres-harness.js';
 export * from './provider-contract.js';
 export * from './helpers.js';
+export * from './certs.js';

@@ -21,11 +21,15 @@ export { parseWait } from './shared.js';
 
 /** Builds the express app of the web role. */
 export function createApp(deps: WebDeps): express.Express {
-  const { store, clock, metrics, logger } = deps;
+  const { store, coordinator, clock, metrics, logger } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  // Behind a reverse proxy, req.ip and req.protocol come from X-Forwarded-For/-Proto, but only from proxies named.
+  if (deps.trustProxy !== undefined) {
+    app.set('trust proxy', typeof deps.trustProxy === 'string' ? deps.trustProxy : [...deps.trustProxy]);
+  }
 
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
@@ -44,7 +48,7 @@ export function createApp(deps: WebDeps): express.Express {
   app.use(healthRouter(deps));
 
   const api = express.Router();
-  api.use(authenticate(store, () => clock.now()));
+  api.use(authenticate(store, coordinator, () => clock.now()));
   api.use(
     express.json({
       limit: deps.bodyLimit,

@@ -3,7 +3,15 @@
  * Values are typed by the attribute's schema; an unknown attribute or lookup is an error, never ignored.
  */
 import type { Filter, JsonValue, KindSchema } from '@consortium/core';
-import { InputError, UnknownAttributeError, closestMatch, parsePath } from '@consortium/core';
+import {
+  FILTER_LIMITS,
+  InputError,
+  UnknownAttributeError,
+  assertFilterWithinLimits,
+  closestMatch,
+  parsePath,
+  valueForType,
+} from '@consortium/core';
 
 /** Query parameters that are not filters. */
 export const RESERVED_PARAMS = ['limit', 'cursor', 'fields', 'show'] as const;
@@ -16,30 +24,42 @@ function typed(schema: KindSchema, field: string, text: string): { value: JsonVa
   const at = schema.schemaAt(parsePath(field));
   const isList = at?.['type'] === 'array';
   const scalar = isList ? (at['items'] as Record<string, unknown> | undefined) : at;
-  const type = scalar?.['type'];
-  if (type === 'integer' || type === 'number') {
-    const value = Number(text);
-    if (text.trim() === '' || !Number.isFinite(value) || (type === 'integer' && !Number.isInteger(value))) {
-      throw new InputError(
-        `filter ${field}: "${text}" is not ${type === 'integer' ? 'an integer' : 'a number'}`,
-      );
-    }
-    return { value, isList };
+  // The search language types its values the same way, so `vid=0x10` is refused by both.
+  return { value: valueForType(`filter ${field}`, scalar?.['type'], text), isList };
+}
+
+/**
+ * Parses a query parameter that must be a whole number from `min` to `max`, written in decimal (`0x10`, `1e3`,
+ * ` 16` and `016` are refused); throws `InputError` naming the parameter and the range.
+ */
+export function parseDecimalInteger(name: string, value: unknown, min: number, max: number): number {
+  const number = typeof value === 'string' && /^(0|[1-9][0-9]{0,15})$/.test(value) ? Number(value) : NaN;
+  if (!(number >= min && number <= max)) {
+    throw new InputError(
+      `${name} must be a whole number from ${min} to ${max}, not ${JSON.stringify(value)}`,
+      {
+        details: { parameter: name },
+      },
+    );
   }
-  if (type === 'boolean') {
-    if (text !== 'true' && text !== 'false')
-      throw new InputError(`filter ${field}: "${text}" is not true or false`);
-    return { value: text === 'true', isList };
-  }
-  return { value: text, isList };
+  return number;
 }
 
 /** Builds the filter of a list request; returns undefined when there is none. Throws `InputError` / `UnknownAttributeError`. */
 export function filtersFromQuery(schema: KindSchema, query: Record<string, unknown>): Filter | undefined {
   const clauses: Filter[] = [];
+  let counted = 0;
   for (const [param, raw] of Object.entries(query)) {
     if ((RESERVED_PARAMS as readonly string[]).includes(param)) continue;
     const values = (Array.isArray(raw) ? raw : [raw]).map(String);
+    // Counted before the values are typed: a filter repeated thousands of times is refused, not compiled.
+    counted += values.length;
+    if (counted > FILTER_LIMITS.values) {
+      throw new InputError(
+        `the filters compare more than ${FILTER_LIMITS.values} values; at most ${FILTER_LIMITS.values} are allowed`,
+        { details: { limit: 'values', max: FILTER_LIMITS.values } },
+      );
+    }
     const [field = '', lookupText, ...rest] = param.split('__');
     if (rest.length > 0) throw new InputError(`unknown filter "${param}"`);
     if (field !== 'name') {
@@ -106,5 +126,7 @@ export function filtersFromQuery(schema: KindSchema, query: Record<string, unkno
     }
   }
   if (clauses.length === 0) return undefined;
-  return clauses.length === 1 ? clauses[0] : { op: 'and', args: clauses };
+  const filter: Filter = clauses.length === 1 ? (clauses[0] as Filter) : { op: 'and', args: clauses };
+  assertFilterWithinLimits(filter);
+  return filter;
 }
