@@ -3,6 +3,13 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import { importX } from 'eslint-plugin-import-x';
 
+// A package reaches another only through its name and exports, never by a relative path into its folder
+// (`../../server/src/...`, `../packages/...`); a package's own relative imports stay inside it.
+const crossPackage = {
+  regex: '^(\\.\\./)+((packages|plugins|test|bench)/|[^./][^/]*/src/)',
+  message: 'Import another package by its name (@consortium/...), not by a relative path into its folder.',
+};
+
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', 'coverage/**'] },
   js.configs.recommended,
@@ -22,6 +29,7 @@ export default tseslint.config(
       ],
       '@typescript-eslint/no-unnecessary-condition': ['error', { allowConstantLoopConditions: true }],
       'import-x/no-cycle': 'error',
+      'no-restricted-imports': ['error', { patterns: [crossPackage] }],
       // JSON values are edited on fresh copies; deleting a computed key from a copy is the plain way to drop it.
       '@typescript-eslint/no-dynamic-delete': 'off',
       'no-restricted-syntax': [
@@ -42,6 +50,7 @@ export default tseslint.config(
               message: 'Plugins import only @consortium/plugin-api.',
             },
             { group: ['**/src/**', '../../packages/**'], message: "Never import another package's src/." },
+            crossPackage,
           ],
         },
       ],
@@ -50,14 +59,19 @@ export default tseslint.config(
   {
     // A plugin's tests may build a real planner and store around it.
     files: ['plugins/**/*.test.ts'],
-    rules: { 'no-restricted-imports': 'off' },
+    rules: { 'no-restricted-imports': ['error', { patterns: [crossPackage] }] },
   },
   {
     files: ['packages/core/src/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['@consortium/*'], message: 'core imports no other Consortium package.' }] },
+        {
+          patterns: [
+            { group: ['@consortium/*'], message: 'core imports no other Consortium package.' },
+            crossPackage,
+          ],
+        },
       ],
     },
   },

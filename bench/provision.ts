@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startBackends } from '../packages/server/src/test-support/backends.js';
+import { startBackends } from '@consortium/server/test-support/backends';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 const CONSORTIUM = fileURLToPath(new URL('../packages/server/bin/consortium.js', import.meta.url));

@@ -49,8 +49,6 @@ function update(file, references) {
 
 for (const { folder, manifest } of projects.values()) {
   const file = join(folder, 'tsconfig.json');
-  const config = JSON.parse(readFileSync(file, 'utf8'));
-  if (config.compilerOptions?.noEmit === true) continue;
   const deps = Object.keys(manifest.dependencies ?? {}).filter((name) => projects.has(name));
   update(
     file,

@@ -1,23 +1,13 @@
 /** The real `consort` binary against a real `consortium dev` server. */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import type { BinaryServer } from '../../server/src/test-support/dev-server.js';
-import { spawnBinary, tempDir } from '../../server/src/test-support/dev-server.js';
-
-/** A loopback port nothing listens on. */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
+import type { BinaryServer } from '@consortium/server/test-support';
+import { spawnBinary, tempDir } from '@consortium/server/test-support';
+import { freePort } from '@consortium/testkit';
 
 const CONSORT = fileURLToPath(new URL('../bin/consort.js', import.meta.url));
 

@@ -2,8 +2,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BinaryServer } from '../../server/src/test-support/dev-server.js';
-import { spawnBinary, tempDir } from '../../server/src/test-support/dev-server.js';
+import type { BinaryServer } from '@consortium/server/test-support';
+import { spawnBinary, tempDir } from '@consortium/server/test-support';
 
 const CONSORT = fileURLToPath(new URL('../bin/consort.js', import.meta.url));
 const socket = `consort-test-${process.pid}`;

@@ -15,10 +15,10 @@ import { DEFAULT_PLANNER_OPTIONS, TransitionPlanner } from './planner.js';
 /** The host kind of the example. */
 export const HOST_KIND: KindDefinition = { name: 'host', description: 'a machine' };
 
-type Handler = (task: ProviderTask, update: ProposedUpdate, out: OutcomeBuilder) => void;
+type Handler = (task: ProviderTask, update: ProposedUpdate, out: OutcomeRecorder) => void;
 
-/** Collects one task's answers. */
-export class OutcomeBuilder {
+/** Collects one task's answers for the fixture's handlers (the plugin API's `OutcomeBuilder` is the one providers use). */
+export class OutcomeRecorder {
   /** In explain: decide as usual but change no backend. */
   constructor(readonly dry = false) {}
   accepted: string[] = [];
@@ -56,7 +56,7 @@ export function handlerProvider(
   const calls: ProviderTask[] = [];
   const run = (task: ProviderTask): ApplyOutcome => {
     calls.push(task);
-    const out = new OutcomeBuilder();
+    const out = new OutcomeRecorder();
     for (const update of task.updates) handle(task, update, out);
     return out.build();
   };
@@ -68,7 +68,7 @@ export function handlerProvider(
     calls,
     apply: (task) => Promise.resolve(run(task)),
     explain: (task) => {
-      const out = new OutcomeBuilder(true);
+      const out = new OutcomeRecorder(true);
       for (const update of task.updates) handle(task, update, out);
       out.later.push(...Object.keys(out.set).filter((path) => !isKnownInExplain(path)));
       out.set = Object.fromEntries(Object.entries(out.set).filter(([path]) => isKnownInExplain(path)));

@@ -3,6 +3,7 @@
  * own data directory, and a TCP proxy that simulates network faults in front of it (after microsoft/etcd3
  * `src/test/util.ts`). Tests share one server and isolate themselves with a fresh key prefix each.
  */
+import { freePort } from './helpers.js';
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
@@ -107,20 +108,6 @@ function findBinary(name: string, fallback: string): string | undefined {
     if (dir !== '' && isExecutable(join(dir, name))) return join(dir, name);
   }
   return isExecutable(fallback) ? fallback : undefined;
-}
-
-/** A free TCP port on 127.0.0.1, as the kernel hands it out; another process may take it before we bind it. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => {
-        resolve(port);
-      });
-    });
-  });
 }
 
 function sleep(ms: number): Promise<void> {

@@ -4,4 +4,5 @@ export * from './coordinator-contract.js';
 export * from './etcd-harness.js';
 export * from './postgres-harness.js';
 export * from './provider-contract.js';
+export * from './helpers.js';
 export * from './certs.js';

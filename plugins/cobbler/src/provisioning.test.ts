@@ -6,7 +6,6 @@
 import type {
   Attrs,
   AttributeClaim,
-  Clock,
   ExplainOutcome,
   NodeProvider,
   PlannerState,
@@ -32,23 +31,9 @@ import type { CobblerTestServer } from '@consortium/test-cobbler-server';
 import { startCobblerServer } from '@consortium/test-cobbler-server';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { plugin as cobbler } from './index.js';
+import { virtualClock } from '@consortium/testkit';
 
 const MAC = '52:54:00:00:00:01';
-
-/** A clock whose sleeps advance virtual time at once; `onSleep` runs before each sleep returns. */
-function virtualClock(onSleep: () => Promise<void> = () => Promise.resolve()): Clock & { sleeps: number[] } {
-  let now = 1_000;
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    now: () => now,
-    sleep: async (ms) => {
-      sleeps.push(ms);
-      now += ms;
-      await onSleep();
-    },
-  };
-}
 
 /**
  * A stand-in hypervisor provider, in memory: `hwspec` defines the VM (hypervisor hv-1, a fixed MAC), `power: on`
@@ -288,7 +273,7 @@ describe('provisioning a host with inventory, ipam, a VM and Cobbler (DESIGN.md 
   it('retries a task while Cobbler is unreachable and succeeds once it is back', async () => {
     const w = world();
     await server.stop();
-    const clock = virtualClock(async () => {
+    const clock = virtualClock(1_000, async () => {
       await server.start();
     });
     const created = await run(w, CREATE, {}, clock);

@@ -2,7 +2,7 @@
  * The DESIGN.md §2 flow with the real built-in plugins (inventory, ipam, sandbox) through the real planner and
  * the real SQLite store: create a host in three rounds, explain one without side effects, delete it again.
  */
-import type { Clock, Store, NodeProvider, PlannerState, PluginServices } from '@consortium/core';
+import type { Store, NodeProvider, PlannerState, PluginServices } from '@consortium/core';
 import {
   buildKindSchemas,
   DEFAULT_PLANNER_OPTIONS,
@@ -20,18 +20,7 @@ import { plugin as inventory } from '@consortium/plugin-inventory';
 import { plugin as sandbox } from '@consortium/plugin-sandbox';
 import { plugin as ipam } from './index.js';
 import { macFor } from '@consortium/plugin-api';
-
-/** A clock whose sleeps advance virtual time at once. */
-function virtualClock(start = 1_000): Clock {
-  let now = start;
-  return {
-    now: () => now,
-    sleep: (ms) => {
-      now += ms;
-      return Promise.resolve();
-    },
-  };
-}
+import { virtualClock } from '@consortium/testkit';
 
 /** The addresses .2 to .33 are kept for network gear, so the first host gets 10.1.2.34 as in DESIGN.md §2. */
 const PEK1_WEB = {

@@ -3,16 +3,14 @@
  * change a domain (define, start, destroy, undefine, metadata --set), counted on their way to the SSH session; a
  * transient fault is real: while it lasts the commands go to an SSH port nothing listens on.
  */
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import type { ExecOptions, RemoteShell } from './index.js';
 import { silentLogger } from '@consortium/plugin-api';
 import type { LibvirtLab } from '@consortium/test-libvirt-lab';
 import { startLibvirtLab } from '@consortium/test-libvirt-lab';
-import { describeProviderContract } from '@consortium/testkit';
 import { afterAll, beforeAll } from 'vitest';
 import type { LibvirtConfig, LibvirtProvider } from './index.js';
 import { hypervisorsOf, libvirtProvider, Virsh } from './index.js';
+import { describeProviderContract, freePort } from '@consortium/testkit';
 
 const WRITES = / (define|start|destroy|undefine) |--set /;
 
@@ -25,18 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await lab.stop();
 });
-
-/** A loopback port nothing listens on (the kernel handed it out and it was closed again). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => {
-        resolve(port);
-      });
-    });
-  });
-}
 
 describeProviderContract('libvirt (libvirt lab)', async () => {
   const config = (port: number): LibvirtConfig => ({
@@ -55,7 +41,7 @@ describeProviderContract('libvirt (libvirt lab)', async () => {
     ],
   });
   const [real] = hypervisorsOf(config(lab.port), silentLogger);
-  const [dead] = hypervisorsOf(config(await closedPort()), silentLogger);
+  const [dead] = hypervisorsOf(config(await freePort()), silentLogger);
   if (real === undefined || dead === undefined) throw new Error('no hypervisor');
   let writes = 0;
   let down = false;

@@ -15,6 +15,7 @@ import { startLibvirtLab } from '@consortium/test-libvirt-lab';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LibvirtConfig, LibvirtHypervisorConfig, LibvirtProvider } from './index.js';
 import { macFor, plugin } from './index.js';
+import { freePort } from '@consortium/testkit';
 
 const PREFIX = 'lvp-';
 const HWSPECS = {
@@ -64,18 +65,6 @@ function provider(
   const made = plugin.providers({ hypervisors, hwspecs: HWSPECS, ...config }, services)[0] as LibvirtProvider;
   providers.push(made);
   return made;
-}
-
-/** A loopback port nothing listens on (the kernel handed it out and it was closed again). */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => {
-        resolve(port);
-      });
-    });
-  });
 }
 
 let jobs = 0;

@@ -4,14 +4,7 @@
  * over sshd). Round 1 inventory, ipam and libvirt (defines the domain, defers power); round 2 Cobbler registers the
  * system with the domain's MAC; round 3 libvirt starts the domain.
  */
-import type {
-  Attrs,
-  Clock,
-  NodeProvider,
-  PlannerState,
-  PluginServices,
-  UpdateRequest,
-} from '@consortium/core';
+import type { Attrs, NodeProvider, PlannerState, PluginServices, UpdateRequest } from '@consortium/core';
 import {
   buildKindSchemas,
   DEFAULT_PLANNER_OPTIONS,
@@ -33,23 +26,9 @@ import { startLibvirtLab } from '@consortium/test-libvirt-lab';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { LibvirtHypervisorConfig, LibvirtProvider } from './index.js';
 import { plugin as libvirt } from './index.js';
+import { virtualClock } from '@consortium/testkit';
 
 const PREFIX = 'lve-';
-
-/** A clock whose sleeps advance virtual time at once (backoffs cost nothing; libvirt runs in real time). */
-function virtualClock(): Clock & { sleeps: number[] } {
-  let now = 1_000;
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    now: () => now,
-    sleep: (ms) => {
-      sleeps.push(ms);
-      now += ms;
-      return Promise.resolve();
-    },
-  };
-}
 
 const CREATE: readonly UpdateRequest[] = [
   { path: 'present', op: 'set', value: true },

@@ -3,14 +3,7 @@
  * `hostAttributes: []`, against the real NetBox test server: create, re-run, patch, delete, retries of a
  * NetBox in maintenance behind its proxy (503), a refused change (400), explain and drift.
  */
-import type {
-  Clock,
-  Logger,
-  NodeProvider,
-  PlannerState,
-  PluginServices,
-  UpdateRequest,
-} from '@consortium/core';
+import type { Logger, NodeProvider, PlannerState, PluginServices, UpdateRequest } from '@consortium/core';
 import {
   buildKindSchemas,
   DEFAULT_PLANNER_OPTIONS,
@@ -24,23 +17,9 @@ import type { NetboxServer } from '@consortium/test-netbox-server';
 import { startNetboxServer } from '@consortium/test-netbox-server';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { plugin as netbox } from './index.js';
+import { virtualClock } from '@consortium/testkit';
 
 const TOKEN = 'feedfacefeedfacefeedfacefeedfacefeedface';
-
-/** A clock whose sleeps advance virtual time at once, and which records every sleep. */
-function virtualClock(start = 1_000): Clock & { sleeps: number[] } {
-  let now = start;
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    now: () => now,
-    sleep: (ms) => {
-      sleeps.push(ms);
-      now += ms;
-      return Promise.resolve();
-    },
-  };
-}
 
 let server: NetboxServer;
 let logged: string[];
