@@ -4,6 +4,7 @@
  * object items stay open.
  */
 import type { JsonSchema, KindDefinition } from '@consortium/plugin-api';
+import { SUBNET_INVARIANTS, subnetKeepsItsHosts } from './subnet-rules.js';
 
 const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
 
@@ -21,7 +22,12 @@ export const DNS_NAME_PATTERN =
 export const INVENTORY_KINDS: readonly KindDefinition[] = [
   { name: 'host', description: 'a physical or virtual machine' },
   { name: 'hypervisor', description: 'a machine that runs virtual machines' },
-  { name: 'subnet', description: 'an IPv4 network that interface addresses are allocated from' },
+  {
+    name: 'subnet',
+    description: 'an IPv4 network that interface addresses are allocated from',
+    invariants: SUBNET_INVARIANTS,
+    referrerInvariant: subnetKeepsItsHosts,
+  },
   { name: 'vlan', description: 'an 802.1Q virtual LAN in one datacenter' },
   { name: 'vip', description: 'a virtual IP address served by a set of hosts' },
 ];

@@ -11,6 +11,8 @@ import {
   InputError,
   PreconditionFailedError,
   assertNodeName,
+  assertReferentialIntegrity,
+  attrsAfter,
   diffToUpdates,
   explainPlan,
   isJsonObject,
@@ -46,6 +48,7 @@ function newJobId(now: number): string {
 export function inventoryRouter(deps: WebDeps): express.Router {
   const { store, coordinator, kinds, clock, logger } = deps;
   const router = express.Router();
+  const schemas = new Map([...kinds].map(([kind, runtime]) => [kind, runtime.schema]));
 
   /**
    * Accepts a change: validates it with the planner (so bad input is a 4xx before anything is written), explains
@@ -65,6 +68,14 @@ export function inventoryRouter(deps: WebDeps): express.Router {
     const now = clock.now();
     const input = { jobId: 'validate', kind, name, current: current?.attrs ?? {}, updates };
     runtime.planner.start(input, now);
+    // Nodes that name this one (x-ref) must not be left pointing at nothing, or outside it: refused with IN_USE.
+    await assertReferentialIntegrity(
+      store,
+      schemas,
+      kind,
+      name,
+      attrsAfter(runtime.schema, input.current, updates),
+    );
     const explain = single(req.query['explain'], 'explain');
     if (explain !== undefined && explain !== 'false') {
       if (explain !== 'true') throw new InputError('explain must be true or false');
