@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs and the package manager cannot: etcd (server and etcdctl) for
-# the etcd coordinator and cluster tests, tmux for the terminal test of consort, and libvirtd, virsh, QEMU for x86
-# and sshd for the libvirt plugin's lab (test/libvirt-lab starts them itself, without systemd). Called by
-# `make test` and `.ci/run`. Idempotent and quiet: installs only what is missing. Needs root and apt-get; without
-# them it says what to install and carries on, and the suites that need a missing tool then fail with the same hint.
+# the etcd coordinator and cluster tests, PostgreSQL for the PostgreSQL store's tests (the testkit harness runs
+# Debian's /usr/lib/postgresql/<version>/bin itself, as an unprivileged user), openssl and iproute2 for the TLS and
+# multi-host tests, tmux for the terminal test of consort, and libvirtd, virsh, QEMU for x86 and sshd for the
+# libvirt plugin's lab (test/libvirt-lab starts them itself, without systemd). Called by `make test` and `.ci/run`.
+# Idempotent and quiet: installs only what is missing. Needs root and apt-get; without them it says what to install
+# and carries on, and the suites that need a missing tool then fail with the same hint.
 set -uo pipefail
 
 # command-to-check:debian-packages
@@ -11,6 +13,11 @@ needs=(
   "etcd:etcd-server etcd-client"
   "etcdctl:etcd-client"
   "tmux:tmux"
+  # Any version: a glob, checked with compgen (Debian's server binaries live outside PATH).
+  "/usr/lib/postgresql/*/bin/initdb:postgresql"
+  # Certificates for the TLS tests, and network namespaces for the test of a cluster as separate hosts.
+  "openssl:openssl"
+  "/usr/sbin/ip:iproute2"
   # The libvirt lab: sbin paths are absolute so that a PATH without sbin does not reinstall them every time.
   "/usr/sbin/libvirtd:libvirt-daemon"
   "/usr/sbin/virtlogd:libvirt-daemon"
@@ -24,7 +31,9 @@ missing=()
 for need in "${needs[@]}"; do
   command="${need%%:*}"
   packages="${need#*:}"
-  if ! command -v "$command" >/dev/null 2>&1; then missing+=($packages); fi
+  if [[ "$command" == *'*'* ]]; then
+    if ! compgen -G "$command" >/dev/null; then missing+=($packages); fi
+  elif ! command -v "$command" >/dev/null 2>&1; then missing+=($packages); fi
 done
 [ "${#missing[@]}" -eq 0 ] && exit 0
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

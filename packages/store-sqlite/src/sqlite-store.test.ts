@@ -48,22 +48,61 @@ async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'consortium-sqlite-'));
 }
 
-describeStoreContract('sqlite', async () => {
-  const dir = await tempDir();
-  const store = await openSqliteStore({ path: join(dir, 'store.db') });
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
+const NO_CUT =
+  'SQLite is embedded: there is no connection to cut (a crash mid-write is undone by its journal)';
 
-describeStoreContract('sqlite in memory', async () => {
-  const store = await openSqliteStore({ path: ':memory:' });
-  return { store, cleanup: () => store.close() };
-});
+describeStoreContract(
+  'sqlite',
+  async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'store.db');
+    const store = await openSqliteStore({ path });
+    return {
+      store,
+      reopen: () => openSqliteStore({ path }),
+      cleanup: async () => {
+        await store.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  },
+  {
+    secondInstance: true,
+    cut: NO_CUT,
+    freshDatabase: async () => {
+      const dir = await tempDir();
+      const path = join(dir, 'fresh.db');
+      return {
+        open: () => openSqliteStore({ path }),
+        appliedMigrations: () => {
+          const db = new Database(path, { readonly: true });
+          try {
+            const rows = db
+              .prepare<[], { version: number }>('SELECT version FROM schema_migrations ORDER BY version')
+              .all();
+            return Promise.resolve(rows.map((row) => row.version));
+          } finally {
+            db.close();
+          }
+        },
+        cleanup: () => rm(dir, { recursive: true, force: true }),
+      };
+    },
+  },
+);
+
+describeStoreContract(
+  'sqlite in memory',
+  async () => {
+    const store = await openSqliteStore({ path: ':memory:' });
+    return { store, cleanup: () => store.close() };
+  },
+  {
+    secondInstance: 'a private in-memory database cannot be opened by a second instance',
+    cut: NO_CUT,
+    freshDatabase: 'a private in-memory database cannot be opened by a second instance',
+  },
+);
 
 describe('SqliteStore', () => {
   let dir: string;

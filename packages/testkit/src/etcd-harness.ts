@@ -21,13 +21,40 @@ export interface EtcdHarnessOptions {
   readonly startTimeoutMs?: number;
   /** Picks the client port for each start attempt; default a free one. For testing the harness's own port races. */
   readonly pickClientPort?: (attempt: number) => Promise<number>;
+  /**
+   * Serve clients over TLS (`https://` endpoint) with this server certificate and key (PEM files), requiring client
+   * certificates signed by `ca` (`--client-cert-auth`); `client` is the certificate the harness's own `etcdctl` uses.
+   */
+  readonly tls?: {
+    readonly ca: string;
+    readonly cert: string;
+    readonly key: string;
+    readonly client: { readonly cert: string; readonly key: string };
+  };
+  /**
+   * Turn on etcd's authentication once started: a `root` user with `rootPassword`, and each of `users` with a role of
+   * its own that may read and write keys under its `prefix` and nothing else.
+   */
+  readonly auth?: {
+    readonly rootPassword: string;
+    readonly users?: readonly { readonly name: string; readonly password: string; readonly prefix: string }[];
+  };
+  /** The address clients reach etcd on; default 127.0.0.1. */
+  readonly host?: string;
+  /**
+   * Run etcd (and the harness's `etcdctl`) inside this network namespace (`ip netns exec`, see `netns.ts`); its ports
+   * are then 2379 and 2380, which are free in a namespace of the test's own, unless `clientPort` says otherwise.
+   */
+  readonly netns?: string;
+  /** The client port; default a free one (2379 in a namespace). */
+  readonly clientPort?: number;
 }
 
 /** A running etcd server owned by a test. */
 export interface EtcdHarness {
-  /** Client URL, e.g. `http://127.0.0.1:23790`. */
+  /** Client URL, e.g. `http://127.0.0.1:23790` (`https://` with TLS). */
   readonly endpoint: string;
-  /** The server's client port on 127.0.0.1. */
+  /** The server's client port (on 127.0.0.1 unless `host` says otherwise). */
   readonly clientPort: number;
   /** The server's data directory; kept across `kill` and `restart`, removed by `stop`. */
   readonly dataDir: string;
@@ -42,6 +69,8 @@ export interface EtcdHarness {
   restart(): Promise<void>;
   /** Compacts the key-value history at the current revision with `etcdctl`; returns that revision. */
   compact(): Promise<number>;
+  /** Runs `etcdctl` against this server (as root once authentication is on, in its namespace) and returns stdout. */
+  etcdctl(args: readonly string[]): Promise<string>;
 }
 
 /** Binaries looked for when PATH has none. */
@@ -164,13 +193,19 @@ function waitForExit(child: ChildProcess): Promise<void> {
   });
 }
 
-function runEtcdctl(etcdctl: string, args: readonly string[]): Promise<string> {
+function runEtcdctl(etcdctl: string, args: readonly string[], netns?: string): Promise<string> {
+  const [file, argv] = inNamespace(netns, etcdctl, args);
   return new Promise((resolve, reject) => {
-    execFile(etcdctl, args, { env: { ...process.env, ETCDCTL_API: '3' } }, (error, stdout, stderr) => {
+    execFile(file, argv, { env: { ...process.env, ETCDCTL_API: '3' } }, (error, stdout, stderr) => {
       if (error !== null) reject(new Error(`etcdctl ${args.join(' ')} failed: ${stderr || error.message}`));
       else resolve(stdout);
     });
   });
+}
+
+/** `file args`, run inside network namespace `netns` when given (`ip netns exec` execs: the pid is the program's). */
+function inNamespace(netns: string | undefined, file: string, args: readonly string[]): [string, string[]] {
+  return netns === undefined ? [file, [...args]] : ['ip', ['netns', 'exec', netns, file, ...args]];
 }
 
 /**
@@ -191,27 +226,65 @@ export async function startEtcd(options: EtcdHarnessOptions = {}): Promise<EtcdH
   let child: ChildProcess | undefined;
   let log = '';
 
+  const scheme = options.tls === undefined ? 'http' : 'https';
+  const host = options.host ?? '127.0.0.1';
+  const etcdctl = findBinary('etcdctl', fallbackEtcdctl);
+  let authEnabled = false;
+  const ctl = (args: readonly string[]): Promise<string> => {
+    if (etcdctl === undefined) throw new Error(`etcdctl is not installed: ${installHint}`);
+    const tls = options.tls;
+    return runEtcdctl(
+      etcdctl,
+      [
+        `--endpoints=${scheme}://${host}:${clientPort}`,
+        '--dial-timeout=2s',
+        '--command-timeout=5s',
+        ...(tls === undefined
+          ? []
+          : [`--cacert=${tls.ca}`, `--cert=${tls.client.cert}`, `--key=${tls.client.key}`]),
+        ...(authEnabled && options.auth !== undefined ? [`--user=root:${options.auth.rootPassword}`] : []),
+        ...args,
+      ],
+      options.netns,
+    );
+  };
+  // Over TLS or inside a namespace this process cannot fetch /health itself; etcdctl can.
+  const healthy =
+    options.tls === undefined && options.netns === undefined
+      ? (endpoint: string) => isHealthyMember(endpoint, name)
+      : () =>
+          ctl(['endpoint', 'health']).then(
+            () => true,
+            () => false,
+          );
+
   const launch = async (): Promise<void> => {
-    const endpoint = `http://127.0.0.1:${clientPort}`;
+    const endpoint = `${scheme}://${host}:${clientPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;
     log = '';
-    const server = spawn(
-      binary,
-      [
-        `--name=${name}`,
-        `--data-dir=${dataDir}`,
-        `--listen-client-urls=${endpoint}`,
-        `--advertise-client-urls=${endpoint}`,
-        `--listen-peer-urls=${peer}`,
-        `--initial-advertise-peer-urls=${peer}`,
-        `--initial-cluster=${name}=${peer}`,
-        '--auto-compaction-mode=revision',
-        '--auto-compaction-retention=1000',
-        '--logger=zap',
-        '--log-level=warn',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
+    const tls = options.tls;
+    const [file, args] = inNamespace(options.netns, binary, [
+      `--name=${name}`,
+      `--data-dir=${dataDir}`,
+      `--listen-client-urls=${endpoint}`,
+      `--advertise-client-urls=${endpoint}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=${name}=${peer}`,
+      '--auto-compaction-mode=revision',
+      '--auto-compaction-retention=1000',
+      '--logger=zap',
+      '--log-level=warn',
+      ...(tls === undefined
+        ? []
+        : [
+            `--cert-file=${tls.cert}`,
+            `--key-file=${tls.key}`,
+            `--trusted-ca-file=${tls.ca}`,
+            '--client-cert-auth',
+          ]),
+    ]);
+    const server = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     child = server;
     running.add(server);
     server.once('exit', () => {
@@ -222,7 +295,7 @@ export async function startEtcd(options: EtcdHarnessOptions = {}): Promise<EtcdH
       log = (log + chunk).slice(-4000);
     });
     const deadline = Date.now() + startTimeoutMs;
-    while (!(await isHealthyMember(endpoint, name))) {
+    while (!(await healthy(endpoint))) {
       if (server.exitCode !== null || server.signalCode !== null) {
         throw new Error(`etcd exited during start-up (${server.exitCode ?? server.signalCode}): ${log}`);
       }
@@ -237,8 +310,10 @@ export async function startEtcd(options: EtcdHarnessOptions = {}): Promise<EtcdH
 
   // A port picked as free may be taken before etcd binds it; a few fresh picks make that race harmless.
   for (let attempt = 1; ; attempt++) {
-    clientPort = await (options.pickClientPort?.(attempt) ?? freePort());
-    peerPort = await freePort();
+    clientPort =
+      options.clientPort ??
+      (options.netns === undefined ? await (options.pickClientPort?.(attempt) ?? freePort()) : 2379);
+    peerPort = options.netns === undefined ? await freePort() : clientPort + 1;
     try {
       await launch();
       break;
@@ -250,8 +325,19 @@ export async function startEtcd(options: EtcdHarnessOptions = {}): Promise<EtcdH
     }
   }
 
-  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const endpoint = `${scheme}://${host}:${clientPort}`;
   let stopped = false;
+  if (options.auth !== undefined) {
+    try {
+      await enableAuth(ctl, options.auth);
+      authEnabled = true;
+    } catch (error) {
+      child?.kill('SIGKILL');
+      if (child !== undefined) await waitForExit(child);
+      await rm(dataDir, { recursive: true, force: true });
+      throw error;
+    }
+  }
 
   const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
     const current = child;
@@ -295,17 +381,33 @@ export async function startEtcd(options: EtcdHarnessOptions = {}): Promise<EtcdH
       await launch();
     },
     compact: async () => {
-      const etcdctl = findBinary('etcdctl', fallbackEtcdctl);
-      if (etcdctl === undefined) throw new Error(`etcdctl is not installed: ${installHint}`);
-      const status = JSON.parse(
-        await runEtcdctl(etcdctl, [`--endpoints=${endpoint}`, 'endpoint', 'status', '--write-out=json']),
-      ) as { Status: { header: { revision: number } } }[];
+      const status = JSON.parse(await ctl(['endpoint', 'status', '--write-out=json'])) as {
+        Status: { header: { revision: number } };
+      }[];
       const revision = status[0]?.Status.header.revision;
       if (revision === undefined) throw new Error('etcdctl endpoint status returned no revision');
-      await runEtcdctl(etcdctl, [`--endpoints=${endpoint}`, 'compaction', '--physical', String(revision)]);
+      await ctl(['compaction', '--physical', String(revision)]);
       return revision;
     },
+    etcdctl: ctl,
   };
+}
+
+/** Adds root and the users of `auth`, each with a role of its own on its prefix, then turns authentication on. */
+async function enableAuth(
+  ctl: (args: readonly string[]) => Promise<string>,
+  auth: NonNullable<EtcdHarnessOptions['auth']>,
+): Promise<void> {
+  // --interactive=false reads the password from the argument; etcd wants root to hold the root role.
+  await ctl(['user', 'add', `root:${auth.rootPassword}`, '--interactive=false']);
+  await ctl(['user', 'grant-role', 'root', 'root']);
+  for (const user of auth.users ?? []) {
+    await ctl(['user', 'add', `${user.name}:${user.password}`, '--interactive=false']);
+    await ctl(['role', 'add', user.name]);
+    await ctl(['role', 'grant-permission', user.name, '--prefix=true', 'readwrite', user.prefix]);
+    await ctl(['user', 'grant-role', user.name, user.name]);
+  }
+  await ctl(['auth', 'enable']);
 }
 
 /** A TCP proxy in front of a server, for simulating network faults. */

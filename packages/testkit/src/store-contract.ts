@@ -25,6 +25,7 @@ import type {
   Attrs,
   AuditEntry,
   Filter,
+  JobEvent,
   JobRecord,
   PlannerState,
   Store,
@@ -36,7 +37,46 @@ import type {
 export interface StoreHarness {
   readonly store: Store;
   cleanup(): Promise<void>;
+  /**
+   * Opens another instance of the same store on its own connections, as a second process would; the test closes
+   * it. Needed when the adapter declares `secondInstance: true`.
+   */
+  readonly reopen?: () => Promise<Store>;
+  /**
+   * Severs every connection the store's instances have to the database at once, as a network cut or a server crash
+   * would; the store must recover by itself. Needed when the adapter declares `cut: true`.
+   */
+  readonly cut?: () => Promise<void>;
 }
+
+/** A database no store has opened yet, for instances that open (and migrate) it at the same time. */
+export interface FreshStoreTarget {
+  /** Opens one instance of the store on the database, migrating it if needed. */
+  open(): Promise<Store>;
+  /** The schema versions recorded as applied, one entry per record, in order. */
+  appliedMigrations(): Promise<readonly number[]>;
+  /** Removes the database; the test has closed the stores it opened. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * What an adapter can do beyond the port, for the cases that need it. Each is `true` (or the factory) when it can,
+ * or the reason it cannot, which the skipped test prints in its title: a case never passes silently.
+ */
+export interface StoreContractCapabilities {
+  /** `harness.reopen` opens a second instance on the same database. */
+  readonly secondInstance: true | string;
+  /** `harness.cut` severs the store's connections. */
+  readonly cut: true | string;
+  /** Makes an empty, unmigrated database. */
+  readonly freshDatabase: (() => Promise<FreshStoreTarget>) | string;
+}
+
+const NOT_DECLARED: StoreContractCapabilities = {
+  secondInstance: 'the adapter declares no second instance',
+  cut: 'the adapter declares no connection cut',
+  freshDatabase: 'the adapter declares no fresh database',
+};
 
 const T0 = 1_700_000_000_000;
 
@@ -146,7 +186,21 @@ const HOSTS: Readonly<Record<string, Attrs>> = {
 const ALL_HOSTS = ['cache-01', 'db-01', 'web-01', 'web-02'];
 
 /** Defines the store contract suite for one adapter; `makeStore` must return an empty store each time. */
-export function describeStoreContract(name: string, makeStore: () => Promise<StoreHarness>): void {
+export function describeStoreContract(
+  name: string,
+  makeStore: () => Promise<StoreHarness>,
+  capabilities: StoreContractCapabilities = NOT_DECLARED,
+): void {
+  /** `it`, or `it.skip` with the reason in the title when the adapter lacks `capability`. */
+  const itWith = (
+    capability: true | string | (() => unknown),
+    title: string,
+    fn: () => Promise<void>,
+  ): void => {
+    if (typeof capability === 'string') it.skip(`${title} (skipped: ${capability})`, fn);
+    else it(title, fn);
+  };
+
   describe(`Store contract: ${name}`, () => {
     let harness: StoreHarness | undefined;
     let store: Store;
@@ -1169,6 +1223,162 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect([...taken].sort()).toEqual([...keys].sort());
         expect(new Set(taken).size).toBe(taken.length);
         expect(await store.listReservations(ns)).toHaveLength(keys.length);
+      });
+    });
+
+    describe('across instances and faults', () => {
+      const others: Store[] = [];
+      afterEach(async () => {
+        for (const other of others.splice(0)) await other.close();
+      });
+
+      const second = async (): Promise<Store> => {
+        if (harness?.reopen === undefined)
+          throw new Error('secondInstance is declared but the harness has no reopen');
+        const other = await harness.reopen();
+        others.push(other);
+        return other;
+      };
+
+      itWith(
+        capabilities.freshDatabase,
+        'applies the migrations once when several instances open a fresh database together',
+        async () => {
+          if (typeof capabilities.freshDatabase === 'string') return;
+          const target = await capabilities.freshDatabase();
+          try {
+            const opened = await Promise.allSettled([target.open(), target.open(), target.open()]);
+            for (const result of opened) if (result.status === 'fulfilled') others.push(result.value);
+            expect(opened.map((result) => result.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+            const applied = await target.appliedMigrations();
+            expect(applied.length).toBeGreaterThan(0);
+            expect(applied).toEqual(Array.from({ length: applied.length }, (_, i) => i + 1));
+            const [a, b] = others;
+            await a?.insertNode('host', 'web-01', { a: 1 }, T0);
+            expect((await b?.getNode('host', 'web-01'))?.attrs).toEqual({ a: 1 });
+            // Opening again applies nothing more.
+            others.push(await target.open());
+            expect(await target.appliedMigrations()).toEqual(applied);
+          } finally {
+            for (const other of others.splice(0)) await other.close();
+            await target.cleanup();
+          }
+        },
+      );
+
+      itWith(
+        capabilities.secondInstance,
+        'gives each key exactly one owner when two instances race for the same keys',
+        async () => {
+          const other = await second();
+          const ns = 'subnet/two';
+          const keys = ['10.0.2.1', '10.0.2.2', '10.0.2.3', '10.0.2.4'];
+          const attempts = Array.from({ length: 80 }, (_, i) => ({
+            via: i % 2 === 0 ? store : other,
+            owner: `owner-${i}`,
+            key: keys[i % keys.length] ?? '',
+          }));
+          const results = await Promise.all(attempts.map((a) => a.via.reserve(ns, a.key, a.owner)));
+          const winners = new Map<string, string[]>();
+          attempts.forEach((a, i) => {
+            if (results[i] === true) winners.set(a.key, [...(winners.get(a.key) ?? []), a.owner]);
+          });
+          expect([...winners.keys()].sort()).toEqual(keys);
+          for (const owners of winners.values()) expect(owners).toHaveLength(1);
+          const expected = keys.map((key) => ({ key, owner: winners.get(key)?.[0] }));
+          expect(await store.listReservations(ns)).toStrictEqual(expected);
+          expect(await other.listReservations(ns)).toStrictEqual(expected);
+          // Each instance sees the other's reservations: a loser stays a loser on either.
+          const loser = attempts.find((a, i) => results[i] === false);
+          expect(await other.reserve(ns, loser?.key ?? '', loser?.owner ?? '')).toBe(false);
+          expect(await store.reserve(ns, loser?.key ?? '', loser?.owner ?? '')).toBe(false);
+        },
+      );
+
+      it('writes nothing for a job write with a stale fencing token', async () => {
+        await store.createJob(job('job-s'));
+        await store.appendEvent('job-s', 'accepted', {}, T0);
+        const current = await store.updateJob('job-s', { state: 'running', startedAt: T0 + 1 }, T0 + 1, '20');
+        await expectRejection(
+          store.updateJob(
+            'job-s',
+            {
+              state: 'failed',
+              endedAt: T0 + 2,
+              plan: plan('job-s'),
+              failure: { code: 'NOT_CONVERGED', message: 'stale', providers: [] },
+              cancelRequested: { by: 'old', at: T0 + 2 },
+            },
+            T0 + 2,
+            '19',
+          ),
+          LeaseLostError,
+          'Job job-s belongs to a newer master (fence 20 > 19)',
+        );
+        expect(await store.getJob('job-s')).toStrictEqual(current);
+        expect(await store.listJobs({ limit: 10, states: ['failed'] })).toEqual({ items: [] });
+        expect((await store.listEvents('job-s', 0)).map((e) => e.type)).toEqual(['accepted']);
+      });
+
+      itWith(
+        capabilities.secondInstance,
+        'refuses a stale master on one instance after a newer one wrote through another',
+        async () => {
+          const other = await second();
+          await store.createJob(job('job-m'));
+          await store.updateJob('job-m', { state: 'running' }, T0 + 1, '3');
+          const newer = await other.updateJob('job-m', { plan: plan('job-m') }, T0 + 2, '4');
+          await expectRejection(
+            store.updateJob('job-m', { state: 'failed' }, T0 + 3, '3'),
+            LeaseLostError,
+            'Job job-m belongs to a newer master (fence 4 > 3)',
+          );
+          expect(await store.getJob('job-m')).toStrictEqual(newer);
+          expect(await other.getJob('job-m')).toStrictEqual(newer);
+        },
+      );
+
+      itWith(capabilities.cut, 'leaves no half-write when its connections are cut mid-write', async () => {
+        if (harness?.cut === undefined) throw new Error('cut is declared but the harness has no cut');
+        await store.createJob(job('job-x'));
+        const writes = Array.from({ length: 30 }, (_, i) =>
+          i % 3 === 2
+            ? store.updateJob('job-x', { plan: { ...plan('job-x'), version: i } }, T0 + i)
+            : store.appendEvent('job-x', 'tick', { i }, T0 + i),
+        );
+        const cutting = harness.cut();
+        const settled = await Promise.allSettled(writes);
+        await cutting;
+        for (const result of settled) {
+          if (result.status === 'rejected') {
+            // Connection trouble only, and retryable: never a half-done write reported as something else.
+            expect(result.reason).toMatchObject({ retryable: true });
+          }
+        }
+        // The store recovers by itself: retry until a write goes through (a pooled connection may still be dead).
+        let last: JobEvent | undefined;
+        for (let attempt = 0; attempt < 50 && last === undefined; attempt += 1) {
+          try {
+            last = await store.appendEvent('job-x', 'after', {}, T0 + 100);
+          } catch (error) {
+            expect(error).toMatchObject({ retryable: true });
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+        }
+        expect(last).toBeDefined();
+        const events = await store.listEvents('job-x', 0);
+        // Gapless numbers: no number was taken by a write that did not land, and no event is missing its number.
+        expect(events.map((e) => e.seq)).toEqual(Array.from({ length: events.length }, (_, i) => i + 1));
+        expect(events[events.length - 1]).toStrictEqual(last);
+        const ticks = events.filter((e) => e.type === 'tick').map((e) => e.data['i'] as number);
+        expect(new Set(ticks).size).toBe(ticks.length);
+        settled.forEach((result, i) => {
+          if (i % 3 !== 2 && result.status === 'fulfilled') expect(ticks).toContain(i);
+        });
+        const record = await store.getJob('job-x');
+        const version = record?.plan?.version;
+        if (version !== undefined) expect(version % 3).toBe(2);
+        expect(record?.state).toBe('queued');
       });
     });
 

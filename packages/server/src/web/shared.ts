@@ -38,6 +38,8 @@ export interface WebDeps {
   readonly version: string;
   /** True when the process can serve: store reachable, plugins loaded. */
   readonly ready: () => Promise<boolean>;
+  /** Proxies whose `X-Forwarded-*` headers are believed (express's `trust proxy`); none when undefined. */
+  readonly trustProxy?: string | readonly string[];
 }
 
 /** RFC 7396 merge patch. */
