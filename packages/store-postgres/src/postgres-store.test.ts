@@ -14,7 +14,7 @@ import { describeStoreContract, startPostgres } from '@consortium/testkit';
 import type { PostgresHarness } from '@consortium/testkit';
 import { MIGRATION_LOCK_KEY, latestPostgresVersion } from './migrations.js';
 import type { PostgresStoreHandle } from './postgres-store.js';
-import { listNodesQuery, migratePostgres, openPostgresStore } from './postgres-store.js';
+import { listNodesQuery, migratePostgres, openPostgresStore, postgresPoolConfig } from './postgres-store.js';
 
 const T0 = 1_700_000_000_000;
 const TABLES = 'nodes, observations, jobs, job_events, audit, tokens, reservations';
@@ -156,6 +156,20 @@ describe('PostgresStore', () => {
         `The PostgreSQL store at 127.0.0.1:${server.port}${new URL(url).pathname} is unavailable: ` +
           'The server does not support SSL connections',
       );
+    });
+
+    it('keeps explicit TLS options over the URL’s sslmode', () => {
+      const ssl = { ca: 'CA PEM', cert: 'CERT PEM', key: 'KEY PEM', servername: 'db.example' };
+      const config = postgresPoolConfig({
+        url: 'postgres://consortium:pw@db.example:5433/inventory?sslmode=verify-full&application_name=x',
+        ssl,
+      });
+      // What the driver will actually use (not in its typings): the URL's sslmode would have replaced it with {}.
+      const used = (new pg.Client(config) as unknown as { connectionParameters: Record<string, unknown> })
+        .connectionParameters;
+      expect(used['ssl']).toStrictEqual(ssl);
+      expect([used['host'], used['port'], used['database']]).toEqual(['db.example', 5433, 'inventory']);
+      expect(config.statement_timeout).toBe(30_000);
     });
 
     it('refuses a schema that is behind without runMigrations, then opens once migrated', async () => {

@@ -172,10 +172,36 @@ export function describePostgresUrl(url: string): string {
   }
 }
 
-function poolConfig(options: PostgresStoreOptions): PoolConfig {
+/** URL parameters that configure TLS, which node-postgres would let override an explicit `ssl`. */
+const URL_TLS_PARAMETERS = [
+  'ssl',
+  'sslmode',
+  'sslcert',
+  'sslkey',
+  'sslrootcert',
+  'sslpassword',
+  'uselibpqcompat',
+];
+
+/**
+ * The pool's configuration. With `ssl` given, the URL's TLS parameters are removed: node-postgres merges what it
+ * parses from the URL over the explicit options, so `sslmode=verify-full` would otherwise replace the CA and client
+ * certificate with an empty TLS configuration.
+ */
+export function postgresPoolConfig(options: PostgresStoreOptions): PoolConfig {
   const statementTimeout = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  let url = options.url;
+  if (options.ssl !== undefined) {
+    try {
+      const parsed = new URL(options.url);
+      for (const name of URL_TLS_PARAMETERS) parsed.searchParams.delete(name);
+      url = parsed.toString();
+    } catch {
+      // Not a URL (a bare libpq keyword string): leave it to the driver, which reports it.
+    }
+  }
   return {
-    connectionString: options.url,
+    connectionString: url,
     max: options.poolSize ?? DEFAULT_POOL_SIZE,
     statement_timeout: statementTimeout,
     // A lock wait counts against statement_timeout too; an idle transaction (a client that vanished) is ended.
@@ -246,7 +272,7 @@ export class PostgresStore implements PostgresStoreHandle {
     this.target = describePostgresUrl(options.url);
     this.password = passwordOf(options.url);
     this.statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
-    this.pool = new pg.Pool(poolConfig(options));
+    this.pool = new pg.Pool(postgresPoolConfig(options));
     // An idle connection whose server went away emits 'error' on the pool; unhandled, it would end the process.
     // The pool has already dropped the connection, so there is nothing to do but report it.
     this.pool.on('error', (error) => {
