@@ -162,6 +162,36 @@ describe('consort', () => {
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('explain of a change that cannot converge: exit 1 and why on stderr', () => {
+    // No subnet: nothing can ever give the host an address, so the plan does not succeed.
+    const explain = consort(['explain', 'create', 'host', 'web-nosubnet', 'hwspec=small', 'power=on']);
+    expect(explain.code).toBe(1);
+    expect(explain.stdout).toMatch(/^plan: (blocked|failed)/m);
+    expect(explain.stderr).toMatch(/^consort: the change would (block|fail): \S/);
+  });
+
+  it('lists and revokes tokens; a revoked token stops working at once', () => {
+    const made = consort(['token', 'create', '--role', 'reader', '--description', 'to revoke', '-o', 'json']);
+    expect(made.code).toBe(0);
+    const { id, token } = JSON.parse(made.stdout) as { id: string; token: string };
+    const listed = consort(['token', 'list']);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(/^ID\s+ROLE\s+DESCRIPTION\s+CREATED\s+EXPIRES$/m);
+    expect(listed.stdout).toMatch(new RegExp(`^${id}\\s+reader\\s+to revoke\\s+\\S+\\s+never$`, 'm'));
+    expect(consort(['get', 'host', 'no-such-host'], { CONSORT_TOKEN: token }).stderr).not.toContain(
+      'unknown token',
+    );
+    const revoked = consort(['token', 'revoke', id]);
+    expect(revoked).toMatchObject({ code: 0, stdout: `revoked ${id}\n` });
+    const after = consort(['get', 'host', 'no-such-host'], { CONSORT_TOKEN: token });
+    expect(after.code).toBe(1);
+    expect(after.stderr).toContain('unknown token');
+    expect(consort(['token', 'revoke', id])).toMatchObject({
+      code: 1,
+      stderr: `consort: token ${id} does not exist [NOT_FOUND]\n`,
+    });
+  });
+
   it('an unreachable server: exit 3', async () => {
     const port = await freePort();
     const result = consort(['get', 'host', 'web-01'], { CONSORT_URL: `http://127.0.0.1:${port}` });

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'UNKNOWN_ATTRIBUTE'
   | 'NOT_FOUND'
   | 'CONFLICT'
+  | 'IN_USE'
   | 'PRECONDITION_FAILED'
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
@@ -37,6 +38,7 @@ export const httpStatusByCode: Readonly<Record<ErrorCode, number>> = {
   UNKNOWN_ATTRIBUTE: 422,
   NOT_FOUND: 404,
   CONFLICT: 409,
+  IN_USE: 409,
   PRECONDITION_FAILED: 412,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
@@ -110,6 +112,11 @@ export class NotFoundError extends ConsortiumError {
 /** The request conflicts with the current state (a running job, an existing node, a contradiction). */
 export class ConflictError extends ConsortiumError {
   override readonly code = 'CONFLICT';
+}
+
+/** The node is named by others (hosts in a subnet) and the change would delete it or strand them. */
+export class InUseError extends ConsortiumError {
+  override readonly code = 'IN_USE';
 }
 
 /** A revision precondition (If-Match, JSON Patch `test`) does not hold. */

@@ -15,6 +15,7 @@ export * from './ports/coordinator.js';
 export * from './ports/store.js';
 export * from './search.js';
 export * from './filter-limits.js';
+export * from './integrity.js';
 export * from './outcome-builder.js';
 export * from './interfaces.js';
 export * from './ipv4.js';

@@ -40,7 +40,27 @@ export interface ProviderDeclaration {
 export interface KindDefinition {
   readonly name: string;
   readonly description?: string;
+  /** Rules across fields of one node that JSON Schema cannot state (a gateway inside the node's network). */
+  readonly invariants?: readonly KindInvariant[];
+  /**
+   * A rule between a node's new attributes and one node that names it through an `x-ref` (a host's address inside
+   * its subnet's network): a message naming the problem, or undefined. Checked before a change is accepted.
+   */
+  readonly referrerInvariant?: ReferrerInvariant;
 }
+
+/** A rule across fields of one node: `check` answers why the attributes break it, or undefined. */
+export interface KindInvariant {
+  /** The attribute a violation is reported on. */
+  readonly path: string;
+  readonly check: (attrs: Attrs) => string | undefined;
+}
+
+/** See `KindDefinition.referrerInvariant`. */
+export type ReferrerInvariant = (
+  attrs: Attrs,
+  referrer: { readonly kind: string; readonly name: string; readonly attrs: Attrs },
+) => string | undefined;
 
 /** How a list attribute merges: replaced whole, a set of distinct items, or a map keyed by one field. */
 export type ListSemantics =
@@ -169,6 +189,7 @@ export class KindSchema {
     authority: ReadonlyMap<string, string>,
     watches: readonly Watch[],
     providers: readonly string[],
+    private readonly rules: Pick<KindDefinition, 'invariants' | 'referrerInvariant'> = {},
   ) {
     this.document = document;
     for (const [pattern, provider] of authority) this.authority.set(pattern, provider);
@@ -293,10 +314,29 @@ export class KindSchema {
     });
   }
 
-  /** Checks a node's attributes; throws `SchemaViolationError` listing every violation. */
+  /** The kind's rule between a node and the nodes that name it, if it declares one. */
+  get referrerInvariant(): ReferrerInvariant | undefined {
+    return this.rules.referrerInvariant;
+  }
+
+  /**
+   * Checks a node's attributes against the schema, then (for a node that is present) the kind's invariants;
+   * throws `SchemaViolationError` listing every violation, each naming its field.
+   */
   assertValid(attrs: Attrs): void {
     if (!this.validateDocument(attrs)) {
       const problems = formatSchemaErrors(this.validateDocument.errors);
+      throw new SchemaViolationError(`${this.kind} attributes violate the schema: ${problems.join('; ')}`, {
+        details: { kind: this.kind, errors: problems },
+      });
+    }
+    // A node being deleted is not held to them: its values are on their way out.
+    if (attrs[PRESENT_ATTR] !== true) return;
+    const problems = (this.rules.invariants ?? []).flatMap((invariant) => {
+      const problem = invariant.check(attrs);
+      return problem === undefined ? [] : [`/${invariant.path}: ${problem}`];
+    });
+    if (problems.length > 0) {
       throw new SchemaViolationError(`${this.kind} attributes violate the schema: ${problems.join('; ')}`, {
         details: { kind: this.kind, errors: problems },
       });
@@ -658,6 +698,10 @@ export function buildKindSchemas(
         authority,
         watches,
         mine.map((d) => d.name),
+        {
+          ...(kind.invariants === undefined ? {} : { invariants: kind.invariants }),
+          ...(kind.referrerInvariant === undefined ? {} : { referrerInvariant: kind.referrerInvariant }),
+        },
       ),
     );
   }

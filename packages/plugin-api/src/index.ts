@@ -36,6 +36,8 @@ export type {
   JsonSchema,
   JsonValue,
   KindDefinition,
+  KindInvariant,
+  ReferrerInvariant,
   Logger,
   NodeProvider,
   NodeRef,

@@ -31,6 +31,8 @@ import {
   PRESENT_ATTR,
   PreconditionFailedError,
   TimeoutError,
+  assertReferentialIntegrity,
+  attrsAfter,
   explainPlan,
 } from '@consortium/core';
 import type { Plan } from '@consortium/core';
@@ -179,8 +181,26 @@ function planInput(
 
 /** The intake: checks, explains and submits changes; writes jobs, never nodes. */
 export class Intake {
+  private readonly schemas: ReadonlyMap<string, KindRuntime['schema']>;
+
   /** Makes the intake over its dependencies. */
-  constructor(private readonly deps: IntakeDeps) {}
+  constructor(private readonly deps: IntakeDeps) {
+    this.schemas = new Map([...deps.kinds].map(([kind, runtime]) => [kind, runtime.schema]));
+  }
+
+  /**
+   * Refuses (409 IN_USE, naming them) a change that would delete a node other nodes name through an `x-ref`, or
+   * leave them behind as the kind's `referrerInvariant` says (a subnet moved away from its hosts' addresses). Runs
+   * after the planner has validated the change.
+   */
+  private async checkReferrers(
+    runtime: KindRuntime,
+    request: ChangeRequest,
+    node: StoredNode | undefined,
+  ): Promise<void> {
+    const after = attrsAfter(runtime.schema, node?.attrs ?? {}, request.updates);
+    await assertReferentialIntegrity(this.deps.store, this.schemas, request.kind, request.name, after);
+  }
 
   private runtime(kind: string): KindRuntime {
     const runtime = this.deps.kinds.get(kind);
@@ -222,11 +242,15 @@ export class Intake {
     const leftover = await this.leftover(request, node);
     admit(request, node, { leftover });
     const now = clock.now();
-    const input = planInput({ ...request, jobId: 'explain' }, asCreated(node, leftover));
-    return explainPlan(runtime.planner, input, runtime.providers, {
+    const current = asCreated(node, leftover);
+    const input = planInput({ ...request, jobId: 'explain' }, current);
+    const plan = await explainPlan(runtime.planner, input, runtime.providers, {
       logger: logger.child({ explain: `${request.kind}/${request.name}` }),
       now,
     });
+    // A change the intake would refuse does not explain as if it could run.
+    await this.checkReferrers(runtime, request, current);
+    return plan;
   }
 
   /**
@@ -255,7 +279,9 @@ export class Intake {
       const { node, leftover } = await this.admissible(request);
       const now = clock.now();
       const id = newJobId(now);
-      planChange(runtime, { ...request, jobId: id }, asCreated(node, leftover), now);
+      const current = asCreated(node, leftover);
+      planChange(runtime, { ...request, jobId: id }, current, now);
+      await this.checkReferrers(runtime, request, current);
       const job: JobRecord = {
         id,
         kind: request.kind,

@@ -5,6 +5,7 @@
  */
 import type { JsonSchema, KindDefinition } from '@consortium/plugin-api';
 import { DNS_NAME_PATTERN, IPV4_CIDR_PATTERN, IPV4_PATTERN, ipv4Schema } from '@consortium/plugin-api';
+import { SUBNET_INVARIANTS, subnetKeepsItsHosts } from './subnet-rules.js';
 
 // The address and name patterns are the plugin API's, shared with ipam and every provider of host attributes.
 export { DNS_NAME_PATTERN, IPV4_CIDR_PATTERN, IPV4_PATTERN } from '@consortium/plugin-api';
@@ -13,7 +14,12 @@ export { DNS_NAME_PATTERN, IPV4_CIDR_PATTERN, IPV4_PATTERN } from '@consortium/p
 export const INVENTORY_KINDS: readonly KindDefinition[] = [
   { name: 'host', description: 'a physical or virtual machine' },
   { name: 'hypervisor', description: 'a machine that runs virtual machines' },
-  { name: 'subnet', description: 'an IPv4 network that interface addresses are allocated from' },
+  {
+    name: 'subnet',
+    description: 'an IPv4 network that interface addresses are allocated from',
+    invariants: SUBNET_INVARIANTS,
+    referrerInvariant: subnetKeepsItsHosts,
+  },
   { name: 'vlan', description: 'an 802.1Q virtual LAN in one datacenter' },
   { name: 'vip', description: 'a virtual IP address served by a set of hosts' },
 ];
