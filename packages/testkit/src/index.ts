@@ -4,3 +4,4 @@ export * from './coordinator-contract.js';
 export * from './etcd-harness.js';
 export * from './postgres-harness.js';
 export * from './certs.js';
+export * from './netns.js';
