@@ -4,6 +4,7 @@ import { provisionBench } from './provision.js';
 import { consortStartupBench } from './consort-startup.js';
 import { httpBench } from './http.js';
 import { plannerBench } from './planner.js';
+import { storeBench } from './store.js';
 
 const benches: Record<string, () => Promise<void>> = {
   planner: plannerBench,
@@ -11,6 +12,7 @@ const benches: Record<string, () => Promise<void>> = {
   consort: consortStartupBench,
   cluster: clusterBench,
   provision: provisionBench,
+  store: storeBench,
 };
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {

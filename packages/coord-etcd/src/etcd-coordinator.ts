@@ -1,5 +1,6 @@
 /** The etcd coordinator: cluster mode's elections, locks, queues and notifications (DESIGN.md §5). */
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { rootCertificates } from 'node:tls';
 import { BackendError, BackendUnavailableError, InputError, LeaseLostError } from '@consortium/core';
@@ -95,6 +96,9 @@ export class EtcdCoordinator implements Coordinator {
   constructor(options: EtcdCoordinatorOptions) {
     const endpoints = typeof options.endpoints === 'string' ? [options.endpoints] : [...options.endpoints];
     if (endpoints.length === 0) throw new InputError('EtcdCoordinator needs at least one endpoint');
+    // Every held lock, claim and wait listens for the close until it ends (one per job a master drives): many
+    // listeners are normal here, not a leak.
+    setMaxListeners(0, this.#closed.signal);
     const ttl = options.leaseTtlSeconds ?? 10;
     if (!Number.isInteger(ttl) || ttl < 2)
       throw new InputError(`leaseTtlSeconds must be an integer >= 2, got ${ttl}`);

@@ -4,9 +4,10 @@
  * `src/test/util.ts`). Tests share one server and isolate themselves with a fresh key prefix each.
  */
 import { spawn, execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,8 @@ export interface EtcdHarnessOptions {
   readonly binary?: string;
   /** How long to wait for the server to report healthy; default 15 s. */
   readonly startTimeoutMs?: number;
+  /** Picks the client port for each start attempt; default a free one. For testing the harness's own port races. */
+  readonly pickClientPort?: (attempt: number) => Promise<number>;
   /**
    * Serve clients over TLS (`https://` endpoint) with this server certificate and key (PEM files), requiring client
    * certificates signed by `ca` (`--client-cert-auth`); `client` is the certificate the harness's own `etcdctl` uses.
@@ -59,7 +62,7 @@ export interface EtcdHarness {
   stop(): Promise<void>;
   /**
    * Sends `signal` (default SIGKILL) to the server and waits for it to exit; `restart()` brings it back. SIGSTOP
-   * freezes it and SIGCONT thaws it, without waiting.
+   * freezes it and SIGCONT thaws it; both wait until every thread of the server is stopped, or running again.
    */
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Stops the server gracefully if it runs, then starts it again on the same ports and data; waits until healthy. */
@@ -124,14 +127,60 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** True when the server's `/health` endpoint answers healthy. */
-async function isHealthy(endpoint: string): Promise<boolean> {
+/**
+ * True when the server at `endpoint` is healthy and is the member `name`. Ports are picked free and then bound by
+ * etcd, so under parallel test files another harness's etcd may hold the port ours failed to bind: asking for the
+ * member's name keeps a harness from adopting (and later freezing or killing) someone else's server.
+ */
+async function isHealthyMember(endpoint: string, name: string): Promise<boolean> {
   try {
     const response = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
     const body = (await response.json()) as { health?: unknown };
-    return response.ok && body.health === 'true';
+    if (!response.ok || body.health !== 'true') return false;
+    const members = await fetch(`${endpoint}/v3/cluster/member/list`, {
+      method: 'POST',
+      body: '{}',
+      signal: AbortSignal.timeout(1000),
+    });
+    const list = (await members.json()) as { members?: { name?: unknown }[] };
+    return members.ok && (list.members ?? []).some((member) => member.name === name);
   } catch {
     return false;
+  }
+}
+
+/** True when every thread of `pid` is stopped (state `T` in /proc), false when any runs; undefined when it is gone. */
+async function isStopped(pid: number): Promise<boolean | undefined> {
+  try {
+    const threads = await readdir(`/proc/${pid}/task`);
+    for (const thread of threads) {
+      const stat = await readFile(`/proc/${pid}/task/${thread}/stat`, 'utf8');
+      // The state follows the command name in parentheses, which may itself hold spaces or parentheses.
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (state !== 'T' && state !== 't') return false;
+    }
+    return true;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Waits until the kernel has carried out a SIGSTOP (`stopped` true) or SIGCONT (false) on every thread of `child`.
+ * `kill` only queues the signal: on a loaded machine a multi-threaded etcd may go on answering for a while after it,
+ * and a test that probes it at once sees a server that is not frozen yet.
+ */
+async function waitForStopState(child: ChildProcess, stopped: boolean): Promise<void> {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const state = await isStopped(pid);
+    if (state === undefined || state === stopped) return;
+    if (Date.now() > deadline) {
+      throw new Error(`etcd (pid ${pid}) did not ${stopped ? 'stop' : 'continue'} within 10 s of the signal`);
+    }
+    await sleep(5);
   }
 }
 
@@ -170,6 +219,7 @@ export async function startEtcd(options: EtcdHarnessOptions = {}): Promise<EtcdH
   const startTimeoutMs = options.startTimeoutMs ?? 15_000;
   installExitHook();
   const dataDir = await mkdtemp(join(tmpdir(), 'consortium-etcd-'));
+  const name = `harness-${randomBytes(6).toString('hex')}`;
 
   let clientPort = 0;
   let peerPort = 0;
@@ -201,7 +251,7 @@ export async function startEtcd(options: EtcdHarnessOptions = {}): Promise<EtcdH
   // Over TLS or inside a namespace this process cannot fetch /health itself; etcdctl can.
   const healthy =
     options.tls === undefined && options.netns === undefined
-      ? (endpoint: string) => isHealthy(endpoint)
+      ? (endpoint: string) => isHealthyMember(endpoint, name)
       : () =>
           ctl(['endpoint', 'health']).then(
             () => true,
@@ -214,13 +264,13 @@ export async function startEtcd(options: EtcdHarnessOptions = {}): Promise<EtcdH
     log = '';
     const tls = options.tls;
     const [file, args] = inNamespace(options.netns, binary, [
-      '--name=harness',
+      `--name=${name}`,
       `--data-dir=${dataDir}`,
       `--listen-client-urls=${endpoint}`,
       `--advertise-client-urls=${endpoint}`,
       `--listen-peer-urls=${peer}`,
       `--initial-advertise-peer-urls=${peer}`,
-      `--initial-cluster=harness=${peer}`,
+      `--initial-cluster=${name}=${peer}`,
       '--auto-compaction-mode=revision',
       '--auto-compaction-retention=1000',
       '--logger=zap',
@@ -260,7 +310,9 @@ export async function startEtcd(options: EtcdHarnessOptions = {}): Promise<EtcdH
 
   // A port picked as free may be taken before etcd binds it; a few fresh picks make that race harmless.
   for (let attempt = 1; ; attempt++) {
-    clientPort = options.clientPort ?? (options.netns === undefined ? await freePort() : 2379);
+    clientPort =
+      options.clientPort ??
+      (options.netns === undefined ? await (options.pickClientPort?.(attempt) ?? freePort()) : 2379);
     peerPort = options.netns === undefined ? await freePort() : clientPort + 1;
     try {
       await launch();
@@ -291,8 +343,12 @@ export async function startEtcd(options: EtcdHarnessOptions = {}): Promise<EtcdH
     const current = child;
     if (current === undefined || current.exitCode !== null || current.signalCode !== null) return;
     current.kill(signal);
-    // SIGSTOP freezes the server (a hung etcd) and SIGCONT thaws it; neither ends it.
-    if (signal === 'SIGSTOP' || signal === 'SIGCONT') return;
+    // SIGSTOP freezes the server (a hung etcd) and SIGCONT thaws it; neither ends it. Both are waited for, so that
+    // the caller meets the server in the state it asked for.
+    if (signal === 'SIGSTOP' || signal === 'SIGCONT') {
+      await waitForStopState(current, signal === 'SIGSTOP');
+      return;
+    }
     await waitForExit(current);
   };
 

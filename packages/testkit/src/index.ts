@@ -3,5 +3,6 @@ export * from './store-contract.js';
 export * from './coordinator-contract.js';
 export * from './etcd-harness.js';
 export * from './postgres-harness.js';
+export * from './provider-contract.js';
 export * from './certs.js';
 export * from './netns.js';
