@@ -6,3 +6,4 @@ export * from './postgres-harness.js';
 export * from './provider-contract.js';
 export * from './helpers.js';
 export * from './certs.js';
+export * from './netns.js';

@@ -8,7 +8,7 @@
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, readdirSync, rmSync } from 'node:fs';
-import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,13 +21,32 @@ export interface PostgresHarnessOptions {
   readonly binDir?: string;
   /** How long to wait for the server to accept connections; default 30 s. */
   readonly startTimeoutMs?: number;
+  /** The address to listen on; default 127.0.0.1. */
+  readonly host?: string;
+  /**
+   * Run the server inside this network namespace (`ip netns exec`, see `netns.ts`) on port 5432 unless `port` says
+   * otherwise; the harness itself then talks to it over its Unix socket, which namespaces do not separate.
+   */
+  readonly netns?: string;
+  /** The port; default a free one (5432 in a namespace). */
+  readonly port?: number;
+  /**
+   * Serve TLS (`ssl=on`) with this certificate and key, and trust client certificates signed by `ca` (PEM files,
+   * copied into the server's directory for its user: PostgreSQL wants its key readable by itself only).
+   */
+  readonly ssl?: { readonly cert: string; readonly key: string; readonly ca: string };
+  /**
+   * pg_hba.conf lines replacing initdb's, e.g. `hostssl all consortium 10.231.0.0/24 cert`; the harness keeps
+   * `local all all trust` first and then talks to the server over its Unix socket.
+   */
+  readonly hba?: readonly string[];
 }
 
 /** A running PostgreSQL server owned by a test. */
 export interface PostgresHarness {
   /** The superuser's URL of the `postgres` database, password included (`postgres://postgres:...@127.0.0.1:port/postgres`). */
   readonly url: string;
-  /** The server's port on 127.0.0.1. */
+  /** The server's port (on 127.0.0.1 unless `host` says otherwise). */
   readonly port: number;
   /** The superuser's password (the server refuses loopback TCP connections without it). */
   readonly password: string;
@@ -225,6 +244,20 @@ export async function startPostgres(options: PostgresHarnessOptions = {}): Promi
     ]);
     await run(file, args, root);
     await rm(pwfile);
+    if (options.hba !== undefined) {
+      await writeFile(join(dataDir, 'pg_hba.conf'), ['local all all trust', ...options.hba, ''].join('\n'));
+    }
+    if (options.ssl !== undefined) {
+      for (const [from, to] of [
+        [options.ssl.cert, 'server.crt'],
+        [options.ssl.key, 'server.key'],
+        [options.ssl.ca, 'ca.crt'],
+      ] as const) {
+        await copyFile(from, join(root, to));
+        await chmod(join(root, to), 0o600);
+        if (user !== undefined) await chown(join(root, to), user.uid, user.gid);
+      }
+    }
   } catch (error) {
     await cleanupRoot();
     throw error;
@@ -233,11 +266,16 @@ export async function startPostgres(options: PostgresHarnessOptions = {}): Promi
   let port = 0;
   let child: ChildProcess | undefined;
   let log = '';
+  const host = options.host ?? '127.0.0.1';
   const urlOf = (database: string): string =>
-    `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+    `postgres://postgres:${encodeURIComponent(password)}@${host}:${port}/${encodeURIComponent(database)}`;
+  // Inside a namespace, or with pg_hba.conf of the test's own, the harness comes in through the Unix socket.
+  const overSocket = options.netns !== undefined || options.hba !== undefined;
+  const adminConfig = (database: string): pg.ClientConfig =>
+    overSocket ? { host: root, port, user: 'postgres', database } : { connectionString: urlOf(database) };
 
   const canConnect = async (): Promise<boolean> => {
-    const client = new pg.Client({ connectionString: urlOf('postgres'), connectionTimeoutMillis: 2000 });
+    const client = new pg.Client({ ...adminConfig('postgres'), connectionTimeoutMillis: 2000 });
     client.on('error', () => undefined);
     try {
       await client.connect();
@@ -254,13 +292,26 @@ export async function startPostgres(options: PostgresHarnessOptions = {}): Promi
     log = '';
     // fsync=off: nothing waits for the disk, yet a killed server keeps what it committed (the OS has it). Not
     // synchronous_commit=off, which would lose the last commits on a kill and make crash tests lie.
-    const [file, args] = asUser(user, join(binDir, 'postgres'), [
+    const ssl = options.ssl;
+    const [userFile, userArgs] = asUser(user, join(binDir, 'postgres'), [
       '-D',
       dataDir,
       '-p',
       String(port),
       '-c',
-      'listen_addresses=127.0.0.1',
+      `listen_addresses=${host}`,
+      ...(ssl === undefined
+        ? []
+        : [
+            '-c',
+            'ssl=on',
+            '-c',
+            `ssl_cert_file=${join(root, 'server.crt')}`,
+            '-c',
+            `ssl_key_file=${join(root, 'server.key')}`,
+            '-c',
+            `ssl_ca_file=${join(root, 'ca.crt')}`,
+          ]),
       '-c',
       `unix_socket_directories=${root}`,
       '-c',
@@ -276,6 +327,10 @@ export async function startPostgres(options: PostgresHarnessOptions = {}): Promi
       '-c',
       'logging_collector=off',
     ]);
+    const [file, args] =
+      options.netns === undefined
+        ? [userFile, userArgs]
+        : ['ip', ['netns', 'exec', options.netns, userFile, ...userArgs]];
     const server = spawn(file, args, { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
     child = server;
     running.set(server, root);
@@ -302,7 +357,7 @@ export async function startPostgres(options: PostgresHarnessOptions = {}): Promi
 
   // A port picked as free may be taken before postgres binds it; a few fresh picks make that race harmless.
   for (let attempt = 1; ; attempt++) {
-    port = await freePort();
+    port = options.port ?? (options.netns === undefined ? await freePort() : 5432);
     try {
       await launch();
       break;
@@ -334,7 +389,7 @@ export async function startPostgres(options: PostgresHarnessOptions = {}): Promi
   };
 
   const query = async (sql: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[]> => {
-    const client = new pg.Client({ connectionString: urlOf('postgres') });
+    const client = new pg.Client(adminConfig('postgres'));
     client.on('error', () => undefined);
     await client.connect();
     try {
