@@ -543,15 +543,16 @@ export class Master implements Runnable {
     await store.updateJob(run.job.id, {}, now, this.fence);
     const removed = rollback.phase === 'succeeded';
     if (removed) await store.deleteNode(run.job.kind, run.job.name);
-    const failure = {
-      ...created.failure,
-      code: created.failure?.code ?? 'INTERNAL',
-      message: `${created.failure?.message ?? 'the create failed'}; ${
-        removed
-          ? 'rolled back: what it made was removed'
-          : `the rollback failed too (${rollback.failure?.message ?? rollback.phase}), so the node stays; create it again or delete it`
-      }`,
-    };
+    // Rolled back, the create failed for its own reason; if the rollback failed too, the message says what is left.
+    const failure = removed
+      ? (created.failure ?? { code: 'INTERNAL' as const, message: 'the create failed' })
+      : {
+          ...created.failure,
+          code: created.failure?.code ?? 'INTERNAL',
+          message: `${created.failure?.message ?? 'the create failed'}; the rollback failed too (${
+            rollback.failure?.message ?? rollback.phase
+          }), so the node stays; create it again or delete it`,
+        };
     await this.end(run, created.phase, { ...created, failure }, removed ? null : (run.node.attrs ?? null));
     run.log.info('create rolled back', { removed, failure: failure.message });
   }
