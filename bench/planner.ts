@@ -1,10 +1,19 @@
 /**
  * Planner benchmark: rounds per second for a 6-provider, 40-attribute host, the DESIGN.md §2 example per round,
  * and merge throughput, each against a loopback TCP round trip measured in the same run (the floor of one etcd
- * round trip). Run with `make bench` or `pnpm bench planner`.
+ * round trip); then how a whole plan grows with the size of a set list (1k, 10k, 50k items: the time per item
+ * should stay flat). Run with `make bench` or `pnpm bench planner`.
  */
 import type { Attrs, JsonValue, NodeProvider, ProviderTask, UpdateRequest } from '@consortium/core';
-import { applyUpdate, buildKindSchemas, parsePath, runPlan, TransitionPlanner } from '@consortium/core';
+import {
+  applyUpdate,
+  buildKindSchemas,
+  mergePatchToUpdates,
+  parsePath,
+  runPlan,
+  SchemaViolationError,
+  TransitionPlanner,
+} from '@consortium/core';
 import { CREATE_WEB_01, provisioningWorld } from '@consortium/core/testing';
 import type { Measurement } from './lib.js';
 import { loopbackRoundTrip, measure, report } from './lib.js';
@@ -34,8 +43,9 @@ function drive(
   planner: TransitionPlanner,
   updates: readonly UpdateRequest[],
   answer: (task: ProviderTask) => object,
+  current: Attrs = {},
 ): number {
-  let state = planner.start({ jobId: 'bench', kind: 'host', name: 'web-01', current: {}, updates }, 0);
+  let state = planner.start({ jobId: 'bench', kind: 'host', name: 'web-01', current, updates }, 0);
   let now = 0;
   while (state.phase === 'running') {
     const d = planner.dispatch(state, now);
@@ -123,4 +133,80 @@ export async function plannerBench(): Promise<void> {
     `    one round of the DESIGN §2 example: ${ratio(perRound)}  (target: < 0.1 ms → ${perRound.meanMicros < 100 ? 'met' : 'NOT met'})`,
   );
   console.log(`    one merge:                          ${ratio(merge)}`);
+  setListBench();
+}
+
+/** A host whose set list may hold 100,000 roles (one provider owns it, another watches it). */
+function rolesHost(maxItems: number | undefined) {
+  const accept = (task: ProviderTask) => Promise.resolve({ accepted: task.updates.map((u) => u.id) });
+  const roles = { type: 'array', 'x-list-type': 'set', items: { type: 'string' } };
+  const providers: NodeProvider[] = [
+    {
+      name: 'inventory',
+      kind: 'host',
+      claims: [{ path: 'puppet_roles', schema: maxItems === undefined ? roles : { ...roles, maxItems } }],
+      apply: accept,
+      explain: accept,
+    },
+    {
+      name: 'cobbler',
+      kind: 'host',
+      claims: [{ path: 'profile', schema: { type: 'string' } }],
+      watches: ['puppet_roles'],
+      apply: accept,
+      explain: accept,
+    },
+  ];
+  return new TransitionPlanner(buildKindSchemas([{ name: 'host' }], providers).get('host')!);
+}
+
+/** The median of `runs` timings of `fn`, in milliseconds. */
+function medianMs(runs: number, fn: () => void): number {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    fn();
+    times.push(performance.now() - start);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+}
+
+/**
+ * Issue 9: a merge patch adding N roles to a set list, translated, planned and run to success; and the same
+ * 50,000-role patch against the default limit of 1,000 items, which must be refused before planning.
+ */
+export function setListBench(): void {
+  const planner = rolesHost(100_000);
+  const current: Attrs = { present: true, puppet_roles: ['base'] };
+  const acceptAll = (task: ProviderTask) => ({ accepted: task.updates.map((u) => u.id) });
+  const roles = (n: number) => ['base', ...Array.from({ length: n }, (_, i) => `role-${i}`)];
+  const plan = (n: number) => () => {
+    const updates = mergePatchToUpdates(planner.schema, current, { puppet_roles: roles(n) });
+    drive(planner, updates, acceptAll, current);
+  };
+  plan(1_000)(); // warm-up
+  const sizes = [1_000, 10_000, 50_000];
+  const rows = sizes.map((n) => ({ n, ms: medianMs(n <= 1_000 ? 15 : n <= 10_000 ? 5 : 3, plan(n)) }));
+  const base = rows[0]!;
+  console.log('\nplanner: a merge patch adding N items to a set list (patch → start → rounds → succeeded)');
+  for (const { n, ms } of rows) {
+    const perItem = (ms * 1000) / n;
+    const ratio = ms / base.ms;
+    console.log(
+      `  N=${String(n).padStart(6)}  ${ms.toFixed(1).padStart(8)} ms  ${perItem.toFixed(2).padStart(6)} µs/item  ` +
+        `×${ratio.toFixed(1)} the time of N=${base.n} for ×${n / base.n} the items (linear: ×${n / base.n}, quadratic: ×${(n / base.n) ** 2})`,
+    );
+  }
+  const limited = rolesHost(undefined);
+  const refused = medianMs(3, () => {
+    try {
+      const updates = mergePatchToUpdates(limited.schema, current, { puppet_roles: roles(50_000) });
+      limited.start({ jobId: 'bench', kind: 'host', name: 'web-01', current, updates }, 0);
+    } catch (error) {
+      if (error instanceof SchemaViolationError) return;
+      throw error;
+    }
+    throw new Error('50,000 roles were not refused under the default limit');
+  });
+  console.log(`  N=50,000 under the default limit (1,000 items): refused in ${refused.toFixed(1)} ms`);
 }

@@ -103,6 +103,11 @@ export interface Plan {
   readonly later: readonly { readonly path: string; readonly provider: string }[];
   /** What is still pending when the plan stops (why it is blocked). */
   readonly blockedOn: readonly Condition[];
+  /**
+   * When blocked, why, in one line: what is never supplied when no provider can ever make progress (the job would
+   * fail with code `BLOCKED`, as `failure` says), else what the change would wait for.
+   */
+  readonly reason?: string;
   readonly failure?: JobFailure;
 }
 
@@ -136,12 +141,20 @@ export async function explainPlan(
       }
     } else if (dispatch.wakeAt !== null) now = dispatch.wakeAt;
   }
-  const outcome = blocked ? 'blocked' : state.phase === 'succeeded' ? 'succeeded' : 'failed';
+  // A change that nothing can ever complete is blocked too, for the reason the job would fail with.
+  const hopeless = state.failure?.code === 'BLOCKED';
+  const outcome = blocked || hopeless ? 'blocked' : state.phase === 'succeeded' ? 'succeeded' : 'failed';
+  const blockedOn = outcome === 'blocked' ? conditionsOf(state) : [];
+  const waiting = blockedOn
+    .map((c) => `${c.provider}: ${c.path}${c.reason === undefined ? '' : ` (${c.reason})`}`)
+    .join('; ');
+  const reason = hopeless ? state.failure?.message : blocked ? `would wait for ${waiting}` : undefined;
   return {
     outcome,
     rounds: state.rounds,
     later: Object.entries(state.later).map(([path, provider]) => ({ path, provider })),
-    blockedOn: blocked ? conditionsOf(state) : [],
+    blockedOn,
+    ...(reason === undefined ? {} : { reason }),
     ...(state.failure === undefined ? {} : { failure: state.failure }),
   };
 }

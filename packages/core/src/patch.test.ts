@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Operation } from 'fast-json-patch';
-import { InputError, PreconditionFailedError, UnknownAttributeError } from './errors.js';
+import {
+  InputError,
+  PreconditionFailedError,
+  SchemaViolationError,
+  UnknownAttributeError,
+} from './errors.js';
 import { hostSchema } from './host-fixture.js';
 import type { Attrs, JsonValue, UpdateRequest } from './model.js';
 import { applyMergePatch, diffToUpdates, jsonPatchToUpdates, mergePatchToUpdates } from './patch.js';
@@ -217,6 +222,26 @@ describe('mergePatchToUpdates', () => {
       () => mergePatchToUpdates(host, current, { puppet_roles: ['base', 'ntp', 'ntp'] }),
       InputError,
       '"puppet_roles" is a set list and cannot hold the same item twice',
+    );
+  });
+
+  const roles = Array.from({ length: 50_000 }, (_, i) => `role-${i}`);
+  it.each<[string, () => unknown, string]>([
+    [
+      'a merge patch of a set list',
+      () => mergePatchToUpdates(host, current, { puppet_roles: roles }),
+      'puppet_roles',
+    ],
+    [
+      'a JSON patch of an atomic list',
+      () => jsonPatchToUpdates(host, current, [{ op: 'replace', path: '/ntp_servers', value: roles }]),
+      'ntp_servers',
+    ],
+  ])('refuses a list over its limit in %s before comparing its items', (_, translate, attribute) => {
+    expectThrows(
+      translate,
+      SchemaViolationError,
+      `host attributes violate the schema: /${attribute}: must NOT have more than 1000 items`,
     );
   });
 

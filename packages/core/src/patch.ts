@@ -81,6 +81,8 @@ function diffValue(
     return;
   }
   if (schema.schemaAt(path) === undefined) schema.resolvePath(where);
+  // A list over its limit is refused before its items are compared or turned into updates.
+  if (Array.isArray(after)) schema.assertListSize(path, after.length);
   const semantics = schema.listSemanticsAt(path);
   if (semantics?.type === 'set' && Array.isArray(before) && Array.isArray(after)) {
     // Items compared by canonical JSON in sets: linear in the lists' lengths, not their product.

@@ -518,18 +518,18 @@ describe('watches and deferrals', () => {
 
   it('asks again after backoff when a deferral clears outside Consortium (a VM finishing its boot)', async () => {
     let booted = 0;
+    // An empty waitFor: nothing in the node can unblock a, only the outside world, so it is asked again.
     const a = handlerProvider('a', [claim('x')], (_t, u, o) => {
-      if (++booted < 3) o.deferred.push({ id: u.id, reason: 'booting', waitFor: ['never'] });
+      if (++booted < 3) o.deferred.push({ id: u.id, reason: 'booting', waitFor: [] });
       else o.accepted.push(u.id);
     });
-    // b owns what a waits for: it is nudged once (round 2), does nothing useful, and a's wait clears by itself.
     const w = world([a, handlerProvider('b', [claim('never')], (_t, u, o) => o.accepted.push(u.id))]);
     const clock = virtualClock();
     const state = await run(w.planner, w.providers, [{ path: 'x', op: 'set', value: '1' }], {}, clock);
     expect(state.phase).toBe('succeeded');
-    expect(roundShape(state)).toEqual([['a'], ['b'], ['a'], ['a']]);
+    expect(roundShape(state)).toEqual([['a'], ['a'], ['a']]);
     expect(clock.sleeps).toEqual([500, 1000]);
-    expect(state.rounds.map((r) => r.progress)).toEqual([false, true, false, true]);
+    expect(state.rounds.map((r) => r.progress)).toEqual([false, false, true]);
   });
 
   it('reports conditions: which provider holds which update and why', () => {
@@ -701,7 +701,7 @@ describe('nudges', () => {
     expect(clock.sleeps).toEqual([]);
   });
 
-  it('nudges an owner only once per path, then waits with backoff until the TTL', async () => {
+  it('nudges an owner only once per path, then fails at once: nothing will ever supply the path', async () => {
     const a = handlerProvider('a', [claim('x')], (_t, u, o) => {
       o.deferred.push({ id: u.id, reason: 'waiting for b', waitFor: ['ready'] });
     });
@@ -716,7 +716,197 @@ describe('nudges', () => {
       {},
       virtualClock(0),
     );
-    expect(state.phase).toBe('expired');
+    expect(state.phase).toBe('failed');
+    expect(state.failure).toEqual({
+      code: 'BLOCKED',
+      message:
+        'no provider can make progress: x="v" cannot be done: a waits for ready (waiting for b), which b does not supply (it had nothing to do for it when asked)',
+      providers: ['a'],
+    });
+    expect(roundShape(state)).toEqual([['a'], ['b']]);
     expect(b.calls).toHaveLength(1);
+  });
+});
+
+describe('a change no provider can ever complete', () => {
+  const eth0 = (task: { node: Attrs }): Record<string, unknown> | undefined =>
+    (task.node['interfaces'] as Record<string, unknown>[] | undefined)?.find((i) => i['name'] === 'eth0');
+  /** Whether eth0 has a field now, or will have it (explain: a value another provider supplies later). */
+  const has = (task: Parameters<typeof eth0>[0] & { later?: Record<string, string> }, field: string) =>
+    eth0(task)?.[field] !== undefined || task.later?.[`interfaces[eth0].${field}`] !== undefined;
+  const inventory = () =>
+    handlerProvider(
+      'inventory',
+      [
+        {
+          path: 'interfaces',
+          schema: {
+            type: 'array',
+            'x-list-type': 'map',
+            'x-list-map-keys': ['name'],
+            items: { type: 'object', properties: { name: str }, required: ['name'] },
+          },
+        },
+      ],
+      (_t, u, o) => o.accepted.push(u.id),
+    );
+  /** Defines the VM from hwspec (reporting its MAC); powers on only once netboot is registered. */
+  const vm = () =>
+    handlerProvider('vm', [claim('hwspec'), claim('power'), claim('interfaces[*].mac')], (task, u, o) => {
+      const hwspec = task.node['hwspec'] ?? task.updates.find((x) => x.path === 'hwspec')?.value;
+      if (u.path === 'hwspec') {
+        o.accepted.push(u.id);
+        o.set['interfaces[eth0].mac'] = '52:54:00:00:00:04';
+      } else if (hwspec === undefined) {
+        o.deferred.push({ id: u.id, reason: 'waiting for hwspec to define the VM', waitFor: ['hwspec'] });
+      } else if (task.node['netboot'] !== true) {
+        o.deferred.push({ id: u.id, reason: 'waiting for PXE registration (netboot)', waitFor: ['netboot'] });
+      } else o.accepted.push(u.id);
+    });
+  /** Allocates eth0's address from the subnet; without one it cannot, and says so when asked. */
+  const ipam = () =>
+    handlerProvider('ipam', [claim('subnet'), claim('interfaces[*].ip')], (task, u, o) => {
+      const subnet = task.node['subnet'] ?? (u.path === 'subnet' ? u.value : undefined);
+      if (subnet === undefined) {
+        o.deferred.push({ id: u.id, reason: 'needs a subnet to allocate from', waitFor: ['subnet'] });
+        return;
+      }
+      o.accepted.push(u.id);
+      if (!has(task, 'ip')) o.set['interfaces[eth0].ip'] = '10.0.0.4';
+    });
+  /**
+   * Registers the system once eth0 has a MAC and an IP. A watched change without them leaves nothing to do; a
+   * nudge (someone waits for netboot) is deferred until they come, or, with `answersNudges` false, just accepted.
+   */
+  const pxe = (answersNudges = true) =>
+    handlerProvider(
+      'pxe',
+      [claim('netboot', { type: 'boolean' })],
+      (task, u, o) => {
+        const missing = ['mac', 'ip'].filter((f) => !has(task, f)).map((f) => `interfaces[eth0].${f}`);
+        if (missing.length === 0) {
+          o.accepted.push(u.id);
+          o.set['netboot'] = true;
+        } else if (answersNudges && u.id.startsWith('n')) {
+          o.deferred.push({ id: u.id, reason: 'waiting for a MAC and an IP', waitFor: missing });
+        } else o.accepted.push(u.id);
+      },
+      ['interfaces'],
+    );
+  const provisioning = (answersNudges = true) => world([inventory(), vm(), ipam(), pxe(answersNudges)]);
+
+  const HWSPEC: UpdateRequest = { path: 'hwspec', op: 'set', value: 'small' };
+  const POWER_ON: UpdateRequest = { path: 'power', op: 'set', value: 'on' };
+  const SUBNET: UpdateRequest = { path: 'subnet', op: 'set', value: 'lab' };
+  const hopeless = (why: string) => `no provider can make progress: ${why}`;
+
+  it.each<[string, ReturnType<typeof world>, UpdateRequest[], string, string[][]]>([
+    [
+      'no subnet: the chain power → netboot → eth0 ip ends at ipam, which needs the subnet',
+      provisioning(),
+      [HWSPEC, POWER_ON],
+      hopeless(
+        'interfaces[eth0].ip is never supplied: ipam needs subnet, which no update of this change supplies (needs a subnet to allocate from)',
+      ),
+      [['vm'], ['pxe'], ['pxe'], ['ipam']],
+    ],
+    [
+      'no subnet, and a PXE provider that only accepts its nudge: the wait ends at netboot',
+      provisioning(false),
+      [HWSPEC, POWER_ON],
+      hopeless(
+        'power="on" cannot be done: vm waits for netboot (waiting for PXE registration (netboot)), which pxe does not supply (it had nothing to do for it when asked)',
+      ),
+      [['vm'], ['pxe'], ['pxe']],
+    ],
+    [
+      'power on without hwspec: an input of the waiting provider itself that nobody gives',
+      provisioning(),
+      [POWER_ON],
+      hopeless(
+        'power="on" cannot be done: vm needs hwspec, which no update of this change supplies (waiting for hwspec to define the VM)',
+      ),
+      [['vm']],
+    ],
+    [
+      'two providers waiting for each other',
+      world([
+        handlerProvider('a', [claim('x')], (_t, u, o) =>
+          o.deferred.push({ id: u.id, reason: 'needs y', waitFor: ['y'] }),
+        ),
+        handlerProvider('b', [claim('y')], (_t, u, o) =>
+          o.deferred.push({ id: u.id, reason: 'needs x', waitFor: ['x'] }),
+        ),
+      ]),
+      [
+        { path: 'x', op: 'set', value: '1' },
+        { path: 'y', op: 'set', value: '2' },
+      ],
+      hopeless(
+        'providers wait for each other: a waits for y from b (needs y); b waits for x from a (needs x)',
+      ),
+      [['a', 'b']],
+    ],
+  ])('%s: fails at once, saying what is missing', async (_, w, updates, message, shape) => {
+    const clock = virtualClock();
+    const state = await run(w.planner, w.providers, updates, {}, clock);
+    expect(state.phase).toBe('failed');
+    expect(state.failure?.code).toBe('BLOCKED');
+    expect(state.failure?.message).toBe(message);
+    expect(roundShape(state)).toEqual(shape);
+    expect(clock.sleeps).toEqual([]);
+    // Explain stops as blocked with the same reason.
+    const plan = await explainPlan(
+      w.planner,
+      { jobId: 'explain', kind: 'host', name: 'web-04', current: {}, updates },
+      w.providers,
+    );
+    expect(plan.outcome).toBe('blocked');
+    expect(plan.reason).toBe(message);
+    expect(plan.failure?.code).toBe('BLOCKED');
+  });
+
+  it('converges with the subnet given', async () => {
+    const w = provisioning();
+    const state = await run(w.planner, w.providers, [HWSPEC, POWER_ON, SUBNET]);
+    expect(state.phase).toBe('succeeded');
+    expect(roundShape(state)).toEqual([['ipam', 'vm'], ['pxe'], ['vm']]);
+  });
+
+  it.each<[string, Parameters<typeof handlerProvider>[2], string[][], number[]]>([
+    [
+      'a deferral that names nothing to wait for (only the outside world can clear it)',
+      (_t, u, o) => o.deferred.push({ id: u.id, reason: 'booting', waitFor: [] }),
+      [['a'], ['a'], ['a']],
+      [500, 1000, 1500],
+    ],
+    [
+      'a deferral without waitFor (any change may clear it)',
+      (_t, u, o) => o.deferred.push({ id: u.id, reason: 'booting' }),
+      [['a'], ['a'], ['a']],
+      [500, 1000, 1500],
+    ],
+    [
+      'a wait for its own input that the request does give (the provider is asked again)',
+      (_t, u, o) => o.deferred.push({ id: u.id, reason: 'later', waitFor: ['z'] }),
+      [['a'], ['a'], ['a']],
+      [500, 1000, 1500],
+    ],
+  ])('still waits with backoff until the TTL for %s', async (_, handle, shape, sleeps) => {
+    const w = world([handlerProvider('a', [claim('x'), claim('z')], handle)], { ttlMs: 3_000 });
+    const clock = virtualClock(0);
+    const state = await run(
+      w.planner,
+      w.providers,
+      [
+        { path: 'x', op: 'set', value: '1' },
+        { path: 'z', op: 'set', value: '2' },
+      ],
+      {},
+      clock,
+    );
+    expect(state.phase).toBe('expired');
+    expect(roundShape(state)).toEqual(shape);
+    expect(clock.sleeps).toEqual(sleeps);
   });
 });

@@ -31,7 +31,7 @@ import type {
 } from './planner/types.js';
 import { backoffDelay, DEFAULT_PLANNER_OPTIONS, isTerminal } from './planner/types.js';
 import { describe, FirstFailure, proposedUpdate } from './planner/updates.js';
-import { nudgesFor, wakeDeferred } from './planner/wakeups.js';
+import { hopelessReason, nudgesFor, wakeDeferred } from './planner/wakeups.js';
 import { syncsFor } from './planner/watches.js';
 
 export * from './planner/types.js';
@@ -368,6 +368,22 @@ export class TransitionPlanner {
       next = { ...next, nudged };
     }
     const anyReady = readied.some((p) => p.status === 'ready');
+    if (!anyReady) {
+      // Waiting with backoff is for what the world may still change; fail now when nothing ever will.
+      const hopeless = hopelessReason(this.schema, readied, next.userUpdates, next.nudged ?? []);
+      if (hopeless !== undefined) {
+        return this.end(
+          { ...next, pending: readied, progressRounds },
+          'failed',
+          {
+            code: 'BLOCKED',
+            message: hopeless,
+            providers: [...new Set(readied.map((p) => p.provider))].sort(),
+          },
+          now,
+        );
+      }
+    }
     if ((progress || nudges.length > 0) && anyReady) {
       return { ...next, pending: readied, progressRounds, idleStreak: 0, notBefore: now };
     }

@@ -279,6 +279,20 @@ export class KindSchema {
     return validate(value) ? [] : formatSchemaErrors(validate.errors, `/${formatPath(path)}`);
   }
 
+  /**
+   * Refuses at once a list at `path` that would hold `items` items when its schema allows fewer: the error the
+   * whole-node check would give, without building or validating the node. Lists inside map-list items are left to
+   * that check, which names the item by its index.
+   */
+  assertListSize(path: Path, items: number): void {
+    const limit = this.schemaAt(path)?.['maxItems'];
+    if (typeof limit !== 'number' || items <= limit || path.some((segment) => 'key' in segment)) return;
+    const problem = `/${path.map((segment) => ('prop' in segment ? segment.prop : '')).join('/')}: must NOT have more than ${limit} items`;
+    throw new SchemaViolationError(`${this.kind} attributes violate the schema: ${problem}`, {
+      details: { kind: this.kind, errors: [problem] },
+    });
+  }
+
   /** Checks a node's attributes; throws `SchemaViolationError` listing every violation. */
   assertValid(attrs: Attrs): void {
     if (!this.validateDocument(attrs)) {

@@ -99,7 +99,14 @@ export interface RoundRecord {
 /** Why a job ended badly. */
 export interface JobFailure {
   readonly code:
-    ErrorCode | 'REJECTED' | 'NOT_CONVERGED' | 'PROPOSAL_CYCLE' | 'PROPOSAL_CONFLICT' | 'EXPIRED';
+    | ErrorCode
+    | 'REJECTED'
+    | 'NOT_CONVERGED'
+    | 'PROPOSAL_CYCLE'
+    | 'PROPOSAL_CONFLICT'
+    | 'EXPIRED'
+    /** No provider can ever make progress: what every pending update waits for is never supplied. */
+    | 'BLOCKED';
   readonly message: string;
   readonly providers?: readonly string[];
 }

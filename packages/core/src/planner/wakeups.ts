@@ -2,10 +2,13 @@
  * The wake-up phase of a fold: deferred updates become ready when something they wait for changed, and the idle
  * owner of a path someone waits for is nudged once with a sync of that path.
  */
+import type { ProposedUpdate } from '../model.js';
 import { CORE_PROVIDER } from '../model.js';
+import type { Path } from '../paths.js';
 import { overlaps, parsePath } from '../paths.js';
 import type { KindSchema } from '../schema.js';
 import type { PendingUpdate, PlannerState } from './types.js';
+import { describe } from './updates.js';
 
 /** Deferred updates become ready when a path they may wait for changed, by someone else, since they deferred. */
 export function wakeDeferred(state: PlannerState): PendingUpdate[] {
@@ -63,4 +66,85 @@ export function nudgesFor(
     }
   }
   return { nudges, nudged: [...nudged] };
+}
+
+/** How a waited-for path stays unchanged for good: an input nobody gives, an owner blocked too, or an idle owner. */
+type DeadWait =
+  | { readonly kind: 'input' }
+  | { readonly kind: 'chain'; readonly owner: string }
+  | { readonly kind: 'idle'; readonly owner: string };
+
+/** Why a waited-for path can never change in this job, or undefined when it still may. */
+function deadWait(
+  schema: KindSchema,
+  p: PendingUpdate,
+  text: string,
+  pending: readonly PendingUpdate[],
+  userPaths: readonly Path[],
+  nudged: ReadonlySet<string>,
+): DeadWait | undefined {
+  let path: Path;
+  let owner: string;
+  try {
+    path = parsePath(text, { allowWildcard: true });
+    owner = schema.authorityOf(path);
+  } catch {
+    // A path the kind does not have never changes.
+    return { kind: 'input' };
+  }
+  if (owner === p.provider || owner === CORE_PROVIDER) {
+    // The provider's own input (or the core's): only the request can give it. If it does, the wait may be about
+    // when, not whether, so the old rule holds: ask again after backoff.
+    return userPaths.some((u) => overlaps(u, path)) ? undefined : { kind: 'input' };
+  }
+  if (pending.some((q) => q !== p && q.provider === owner)) return { kind: 'chain', owner };
+  // An idle owner of another provider's wait is nudged once; until then it may still supply the path.
+  return nudged.has(`${owner}|${text}`) ? { kind: 'idle', owner } : undefined;
+}
+
+/**
+ * Says why no provider can ever make progress, or undefined when one still may. That is so when every pending
+ * update is deferred, each names what it waits for (`waitFor`; a deferral without one, or with an empty one, may
+ * be cleared by the outside world and is asked again after backoff), and each waited-for path is an input no
+ * update of the request supplies (owned by the waiting provider itself or by the core), or is owned by a provider
+ * whose own pending updates are all blocked like this, or by one that has nothing pending and was already nudged
+ * for the path. Re-asking cannot help then: providers say in `waitFor` what may unblock them, and nothing will
+ * change it.
+ */
+export function hopelessReason(
+  schema: KindSchema,
+  pending: readonly PendingUpdate[],
+  userUpdates: readonly ProposedUpdate[],
+  nudged: readonly string[],
+): string | undefined {
+  if (pending.length === 0) return undefined;
+  if (pending.some((p) => p.status !== 'deferred' || p.waitFor === undefined || p.waitFor.length === 0)) {
+    return undefined;
+  }
+  const asked = new Set(nudged);
+  const userPaths = userUpdates.map((u) => parsePath(u.path));
+  const causes: string[] = [];
+  const chains: string[] = [];
+  for (const p of pending) {
+    for (const text of p.waitFor ?? []) {
+      const dead = deadWait(schema, p, text, pending, userPaths, asked);
+      if (dead === undefined) return undefined;
+      const why = p.reason === undefined ? '' : ` (${p.reason})`;
+      const subject =
+        p.update.op === 'sync' && p.update.id.startsWith('n')
+          ? `${p.update.path} is never supplied`
+          : `${describe(p.update)} cannot be done`;
+      if (dead.kind === 'chain') chains.push(`${p.provider} waits for ${text} from ${dead.owner}${why}`);
+      else if (dead.kind === 'input') {
+        causes.push(`${subject}: ${p.provider} needs ${text}, which no update of this change supplies${why}`);
+      } else {
+        causes.push(
+          `${subject}: ${p.provider} waits for ${text}${why}, which ${dead.owner} does not supply (it had nothing to do for it when asked)`,
+        );
+      }
+    }
+  }
+  // Every chain ends in a cause, unless the providers wait for each other.
+  const lines = causes.length > 0 ? causes : [`providers wait for each other: ${chains.join('; ')}`];
+  return `no provider can make progress: ${[...new Set(lines)].join('; ')}`;
 }
