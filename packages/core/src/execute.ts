@@ -1,6 +1,7 @@
 /**
- * Drivers of the planner that run provider tasks in this process: `runPlan` applies a change (used by the
- * in-process master and by tests), `explainPlan` runs the same loop over providers' side-effect-free `explain`.
+ * The executor of provider tasks (`runProviderTask`, which the worker runs every production task through) and the
+ * drivers of the planner that run tasks in this process with it: `runPlan` applies a change (plugin tests), and
+ * `explainPlan` runs the same loop over providers' side-effect-free `explain` (the API's `?explain=true`).
  */
 import { toErrorInfo } from './errors.js';
 import type {
@@ -32,16 +33,25 @@ export interface RunOptions {
   readonly onState?: (state: PlannerState) => void;
 }
 
-async function runTask(
+/** What one provider task runs with: the clock that times it, and what the provider's context carries. */
+export type TaskRunOptions = Omit<RunOptions, 'onState'>;
+
+/**
+ * Runs one provider task (`apply`, or `explain` without side effects) and describes how it went; never throws:
+ * whatever the provider throws becomes the result's error. The one executor of provider tasks: the worker runs
+ * every production task through it, and `runPlan` and `explainPlan` run in-process plans with it.
+ */
+export async function runProviderTask(
   provider: NodeProvider | undefined,
   task: ProviderTask,
   mode: 'apply' | 'explain',
-  options: Omit<RunOptions, 'onState'>,
+  options: TaskRunOptions,
 ): Promise<TaskResult> {
   const started = options.clock.now();
   const base = { taskId: task.id, attempt: task.attempt };
   try {
-    if (provider === undefined) throw new Error(`no provider named ${task.provider} is loaded`);
+    if (provider === undefined)
+      throw new Error(`provider ${task.provider} for kind ${task.kind} is not loaded here`);
     const context = {
       logger: options.logger ?? silentLogger,
       signal: options.signal ?? new AbortController().signal,
@@ -72,7 +82,7 @@ export async function runPlan(
       publish();
       await Promise.all(
         dispatch.tasks.map(async (task) => {
-          const result = await runTask(providers.get(task.provider), task, 'apply', options);
+          const result = await runProviderTask(providers.get(task.provider), task, 'apply', options);
           state = planner.step(state, result, options.clock.now());
           publish();
         }),
@@ -121,7 +131,7 @@ export async function explainPlan(
     if (dispatch.tasks.length > 0) {
       const results = await Promise.all(
         dispatch.tasks.map((task) =>
-          runTask(providers.get(task.provider), task, 'explain', { ...options, clock }),
+          runProviderTask(providers.get(task.provider), task, 'explain', { ...options, clock }),
         ),
       );
       for (const result of results) state = planner.step(state, result, now);

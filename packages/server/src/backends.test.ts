@@ -144,8 +144,9 @@ describe('one command provisions a real VM', () => {
     expect(failed.stderr).toMatch(
       /^consort: job \S+ failed: netbox failed: .*Virtual machine name must be unique per cluster/m,
     );
+    // A failed create is rolled back, so the same command (create) runs again.
     const again = await consort(
-      'set',
+      'create',
       'host',
       'e2e-web-03',
       'hwspec=small',
@@ -169,7 +170,16 @@ describe('one command provisions a real VM', () => {
     );
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/cobbler failed: Cobbler fault in save_system: .*storage is read-only/);
-    const again = await consort('set', 'host', 'e2e-web-04', 'power=on', 'hwspec=small');
+    // A failed create is rolled back, so the same command (create) runs again.
+    const again = await consort(
+      'create',
+      'host',
+      'e2e-web-04',
+      'hwspec=small',
+      'datacenter=pek1',
+      'subnet=pek1-web',
+      'power=on',
+    );
     expect(again.code).toBe(0);
     expect(backends.cobbler.systems().filter((s: any) => s.name === 'e2e-web-04')).toHaveLength(1);
     expect((await backends.lab.domains()).filter((d) => d === 'e2e-web-04')).toHaveLength(1);

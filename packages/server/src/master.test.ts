@@ -168,9 +168,24 @@ describe('Master', () => {
     expect(ended.failure).toEqual({
       code: 'INTERNAL',
       message:
-        'the job was resumed 3 times and its master stopped each time before the next step; it was failed so that the others can run',
+        'the job was started or resumed 3 times and its master stopped each time before the next step; it was failed so that the others can run',
     });
     expect(await world.store.getNode('vlan', 'v3')).toBeUndefined();
+    // The same for a job that never got past planning: it is failed before it is planned again.
+    await world.store.createJob({
+      ...jobOf({
+        id: 'j-never-planned',
+        kind: 'vlan',
+        name: 'v5',
+        action: 'create',
+        updates: [{ path: 'present', op: 'set', value: true }],
+      }),
+      resumes: 3,
+    });
+    const unplanned = await world.run('j-never-planned');
+    expect(unplanned.state).toBe('failed');
+    expect(unplanned.plan).toBeUndefined();
+    expect(unplanned.failure?.code).toBe('INTERNAL');
     await world.close();
   });
 
@@ -216,9 +231,7 @@ describe('Master', () => {
 
     const rolledBack = await create('j-w0', 'w0', 'bad');
     expect(rolledBack.state).toBe('failed');
-    expect(rolledBack.failure?.message).toBe(
-      'widgets rejected size="bad": no widget comes in size bad; rolled back: what it made was removed',
-    );
+    expect(rolledBack.failure?.message).toBe('widgets rejected size="bad": no widget comes in size bad');
     expect(rolledBack.rollback?.phase).toBe('succeeded');
     expect(widgets.made.has('w0')).toBe(false);
     expect(await world.store.getNode('widget', 'w0')).toBeUndefined();

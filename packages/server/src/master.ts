@@ -326,8 +326,9 @@ export class Master implements Runnable {
       node: { attrs: node?.attrs, revision: node?.revision },
     };
     let state: PlannerState | undefined;
+    if (!(await this.takeUp(run))) return;
     if (found.plan === undefined) state = await this.begin(run, node);
-    else if (await this.resumeAllowed(run)) {
+    else {
       state = runtime.planner.resume(found.rollback ?? found.plan, clock.now());
       log.info(found.rollback === undefined ? 'resuming job' : 'resuming rollback', {
         round: state.rounds.length,
@@ -358,15 +359,16 @@ export class Master implements Runnable {
   }
 
   /**
-   * Counts a resume; a job resumed `MAX_RESUMES` times without a step in between (its process died each time,
-   * say in planning) is failed with the reason instead of wedging every start-up. False when it was failed.
+   * Counts that a master takes the job up (starts or resumes it); a job taken up `MAX_RESUMES` times without a
+   * step in between (its process died each time, say while planning) is failed with the reason instead of wedging
+   * every start-up. The count is written before any planning. False when the job was failed.
    */
-  private async resumeAllowed(run: JobRun): Promise<boolean> {
+  private async takeUp(run: JobRun): Promise<boolean> {
     const { store, clock } = this.deps;
     const resumes = (run.job.resumes ?? 0) + 1;
     const now = clock.now();
     if (resumes > MAX_RESUMES) {
-      const message = `the job was resumed ${MAX_RESUMES} times and its master stopped each time before the next step; it was failed so that the others can run`;
+      const message = `the job was started or resumed ${MAX_RESUMES} times and its master stopped each time before the next step; it was failed so that the others can run`;
       run.log.error('job failed: it keeps stopping its master', { resumes: MAX_RESUMES });
       run.job = await store.updateJob(
         run.job.id,
@@ -541,15 +543,16 @@ export class Master implements Runnable {
     await store.updateJob(run.job.id, {}, now, this.fence);
     const removed = rollback.phase === 'succeeded';
     if (removed) await store.deleteNode(run.job.kind, run.job.name);
-    const failure = {
-      ...created.failure,
-      code: created.failure?.code ?? 'INTERNAL',
-      message: `${created.failure?.message ?? 'the create failed'}; ${
-        removed
-          ? 'rolled back: what it made was removed'
-          : `the rollback failed too (${rollback.failure?.message ?? rollback.phase}), so the node stays; create it again or delete it`
-      }`,
-    };
+    // Rolled back, the create failed for its own reason; if the rollback failed too, the message says what is left.
+    const failure = removed
+      ? (created.failure ?? { code: 'INTERNAL' as const, message: 'the create failed' })
+      : {
+          ...created.failure,
+          code: created.failure?.code ?? 'INTERNAL',
+          message: `${created.failure?.message ?? 'the create failed'}; the rollback failed too (${
+            rollback.failure?.message ?? rollback.phase
+          }), so the node stays; create it again or delete it`,
+        };
     await this.end(run, created.phase, { ...created, failure }, removed ? null : (run.node.attrs ?? null));
     run.log.info('create rolled back', { removed, failure: failure.message });
   }
@@ -629,7 +632,7 @@ interface JobRun {
   node: { readonly attrs: Attrs | undefined; readonly revision: number | undefined };
 }
 
-/** Resumes of a job without a step in between before it is failed. */
+/** Times a job is taken up (started or resumed) without a step in between before it is failed. */
 const MAX_RESUMES = 3;
 
 /** The plan id of a job's rollback: its tasks and their results carry it. */

@@ -5,7 +5,7 @@
  * A task runs under a lock on its id, so that two attempts of one task never run at the same time.
  */
 import type { ClaimedTask, Clock, Coordinator, Held, Queue, TaskResult } from '@consortium/core';
-import { CancelledError, isConsortiumError, toErrorInfo } from '@consortium/core';
+import { CancelledError, isConsortiumError, runProviderTask, toErrorInfo } from '@consortium/core';
 import type winston from 'winston';
 import type { Metrics } from './metrics.js';
 import type { KindRuntime } from './plugins.js';
@@ -197,36 +197,27 @@ export class Worker implements Runnable {
     }
   }
 
+  /** Runs a task through the core's one executor, with this worker's logging and metrics around it. */
   private async execute(message: TaskMessage): Promise<TaskResult> {
     const { kinds, clock, logger } = this.deps;
     const { task } = message;
-    const started = clock.now();
-    const base = { taskId: task.id, attempt: task.attempt };
-    const provider = kinds.get(task.kind)?.providers.get(task.provider);
     const log = logger.child({
       job: task.jobId,
       task: task.id,
       provider: task.provider,
       attempt: task.attempt,
     });
-    try {
-      if (provider === undefined)
-        throw new Error(`provider ${task.provider} for kind ${task.kind} is not loaded here`);
-      const outcome = await provider.apply(task, {
-        logger: log,
-        signal: this.deps.hardStop ?? new AbortController().signal,
-        fencingToken: message.fencingToken,
-        now: () => clock.now(),
-      });
-      const durationMs = clock.now() - started;
-      this.deps.metrics?.taskRan(task.provider, 'ok', durationMs);
-      return { ...base, outcome, durationMs };
-    } catch (error) {
-      const durationMs = clock.now() - started;
-      const info = toErrorInfo(error);
-      log.warn('provider task failed', { code: info.code, error: info.message, retryable: info.retryable });
-      this.deps.metrics?.taskRan(task.provider, 'error', durationMs);
-      return { ...base, error: info, durationMs };
+    const result = await runProviderTask(kinds.get(task.kind)?.providers.get(task.provider), task, 'apply', {
+      clock,
+      logger: log,
+      signal: this.deps.hardStop ?? new AbortController().signal,
+      fencingToken: message.fencingToken,
+    });
+    if ('error' in result) {
+      const { code, message: error, retryable } = result.error;
+      log.warn('provider task failed', { code, error, retryable });
     }
+    this.deps.metrics?.taskRan(task.provider, 'error' in result ? 'error' : 'ok', result.durationMs);
+    return result;
   }
 }

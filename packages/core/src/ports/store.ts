@@ -85,7 +85,7 @@ export interface JobRecord {
   readonly fence?: string;
   /** The node revision the change was made against (`If-Match`); the master applies it only at that revision. */
   readonly expectedRevision?: number;
-  /** Times a master resumed the job since its last step; a job that keeps crashing its master is failed. */
+  /** Times a master took the job up (started or resumed it) since its last step; one that keeps crashing its master is failed. */
   readonly resumes?: number;
   /** A failed create's rollback: the plan that removes what the create made (`unset present`). */
   readonly rollback?: PlannerState;

@@ -5,7 +5,7 @@
  */
 import express from 'express';
 import type { Request, Response } from 'express';
-import type { StoredNode, UpdateRequest } from '@consortium/core';
+import type { KindSchema, StoredNode, UpdateRequest } from '@consortium/core';
 import {
   InputError,
   PreconditionFailedError,
@@ -62,6 +62,22 @@ function expectedRevision(req: Request, node: StoredNode): number | undefined {
     );
   }
   return expected;
+}
+
+/** Reads a create body `{ "name": ..., "attrs": {...} }` into the node's name and its updates; throws a 4xx. */
+function createOf(body: unknown, schema: KindSchema): { name: string; updates: UpdateRequest[] } {
+  if (!isJsonObject(body))
+    throw new InputError('the body must be a JSON object { "name": ..., "attrs": {...} }');
+  const { name, attrs = {}, ...rest } = body as { name?: unknown; attrs?: unknown };
+  const extra = Object.keys(rest);
+  if (extra.length > 0)
+    throw new InputError(`unknown field(s) in the body: ${extra.join(', ')} (expected name and attrs)`);
+  assertNodeName(name);
+  if (!isJsonObject(attrs)) throw new InputError('attrs must be a JSON object');
+  return {
+    name,
+    updates: [{ path: 'present', op: 'set', value: true }, ...diffToUpdates(schema, {}, attrs)],
+  };
 }
 
 /** The router of `/api/inventory`. */
@@ -147,19 +163,7 @@ export function inventoryRouter(deps: WebDeps): express.Router {
     const caller = requireRole(res, 'operator');
     requireBody(req, ['application/json']);
     const options = changeOptions(req);
-    const body: unknown = req.body;
-    if (!isJsonObject(body))
-      throw new InputError('the body must be a JSON object { "name": ..., "attrs": {...} }');
-    const { name, attrs = {}, ...rest } = body as { name?: unknown; attrs?: unknown };
-    const extra = Object.keys(rest);
-    if (extra.length > 0)
-      throw new InputError(`unknown field(s) in the body: ${extra.join(', ')} (expected name and attrs)`);
-    assertNodeName(name);
-    if (!isJsonObject(attrs)) throw new InputError('attrs must be a JSON object');
-    const updates: UpdateRequest[] = [
-      { path: 'present', op: 'set', value: true },
-      ...diffToUpdates(runtime.schema, {}, attrs),
-    ];
+    const { name, updates } = createOf(req.body, runtime.schema);
     await change(res, { kind, name, action: 'create', updates, actor: caller.id }, options);
   });
 
