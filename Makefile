@@ -30,6 +30,7 @@ test: build
 	node scripts/run-tests.mjs
 
 lint: setup
+	node scripts/workspace-refs.mjs --check
 	pnpm exec tsc -p tsconfig.check.json
 	pnpm exec eslint . --max-warnings 0
 	pnpm exec prettier --check .

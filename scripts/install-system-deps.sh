@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs and the package manager cannot: etcd (server and etcdctl) for
 # the etcd coordinator and cluster tests, PostgreSQL for the PostgreSQL store's tests (the testkit harness runs
-# Debian's /usr/lib/postgresql/<version>/bin itself, as an unprivileged user), tmux for the terminal test of consort, and libvirtd, virsh, QEMU for x86
-# and sshd for the libvirt plugin's lab (test/libvirt-lab starts them itself, without systemd). Called by
-# `make test` and `.ci/run`. Idempotent and quiet: installs only what is missing. Needs root and apt-get; without
-# them it says what to install and carries on, and the suites that need a missing tool then fail with the same hint.
+# Debian's /usr/lib/postgresql/<version>/bin itself, as an unprivileged user), openssl and iproute2 for the TLS and
+# multi-host tests, tmux for the terminal test of consort, and libvirtd, virsh, QEMU for x86 and sshd for the
+# libvirt plugin's lab (test/libvirt-lab starts them itself, without systemd). Called by `make test` and `.ci/run`.
+# Idempotent and quiet: installs only what is missing. Needs root and apt-get; without them it says what to install
+# and carries on, and the suites that need a missing tool then fail with the same hint.
 set -uo pipefail
 
 # command-to-check:debian-packages
@@ -14,6 +15,9 @@ needs=(
   "tmux:tmux"
   # Any version: a glob, checked with compgen (Debian's server binaries live outside PATH).
   "/usr/lib/postgresql/*/bin/initdb:postgresql"
+  # Certificates for the TLS tests, and network namespaces for the test of a cluster as separate hosts.
+  "openssl:openssl"
+  "/usr/sbin/ip:iproute2"
   # The libvirt lab: sbin paths are absolute so that a PATH without sbin does not reinstall them every time.
   "/usr/sbin/libvirtd:libvirt-daemon"
   "/usr/sbin/virtlogd:libvirt-daemon"

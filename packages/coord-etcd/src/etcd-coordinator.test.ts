@@ -210,6 +210,30 @@ describe('EtcdCoordinator against a real etcd', () => {
     return result.succeeded;
   }
 
+  it('holds many locks at once (a master resuming its jobs) without a MaxListenersExceededWarning', async () => {
+    const prefix = `/test/${randomUUID()}/`;
+    const coordinator = member(prefix, 'm0');
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(`${warning.name}: ${warning.message}`);
+    };
+    process.on('warning', onWarning);
+    try {
+      const stop = new AbortController();
+      const held = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => coordinator.lock(`node/host/web-${i}`, stop.signal)),
+      );
+      await Promise.all(held.map((h) => h.release()));
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+      await coordinator.close();
+      await server().admin.delete().prefix(prefix);
+    }
+  });
+
   it('fences a stale leader: its guarded writes are rejected once another member leads', async () => {
     const [a, b] = pair();
     const first = await within(a.campaign('master', scope.signal), 'a to lead');

@@ -1,18 +1,29 @@
 /** The etcd coordinator: cluster mode's elections, locks, queues and notifications (DESIGN.md §5). */
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
-import { InputError, LeaseLostError } from '@consortium/core';
+import { rootCertificates } from 'node:tls';
+import { BackendError, BackendUnavailableError, InputError, LeaseLostError } from '@consortium/core';
 import type { BackoffPolicy, Coordinator, Held, JsonValue, Logger, Queue } from '@consortium/core';
 import { assertOpen, closedError, waitError } from './context.js';
 import type { CoordinatorContext } from './context.js';
 import { contend } from './contention.js';
-import { WaitAborted } from './etcd-errors.js';
+import { refusalOf, WaitAborted } from './etcd-errors.js';
 import { EtcdKv } from './etcd-kv.js';
 import { EtcdQueue } from './etcd-queue.js';
 import { electionRoot, lockRoot, SequenceClock } from './keys.js';
 import { LocalTurns } from './local-turns.js';
 import { Notifications } from './notifications.js';
 import { SessionKeeper } from './session.js';
+import { retryPause, sleep } from './waits.js';
+
+/** PEM contents (not paths) of a TLS client: the CA to verify etcd with, and this member's certificate and key. */
+export interface EtcdTls {
+  /** Default: the CAs Node trusts. */
+  readonly ca?: string | Buffer;
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
+}
 
 /** Options of an `EtcdCoordinator`. */
 export interface EtcdCoordinatorOptions {
@@ -36,6 +47,10 @@ export interface EtcdCoordinatorOptions {
   readonly reconcileIntervalMs?: number;
   /** TTL of the lease notification keys are put on; default 10. */
   readonly notifyTtlSeconds?: number;
+  /** TLS for `https://` endpoints, with a client certificate when etcd runs with `--client-cert-auth`. */
+  readonly tls?: EtcdTls;
+  /** etcd's own authentication (`etcdctl auth enable`): the user and its password. */
+  readonly auth?: { readonly username: string; readonly password: string };
 }
 
 /** The backoff used when none is given: 1 s, doubling, at most 5 minutes. */
@@ -73,11 +88,17 @@ export class EtcdCoordinator implements Coordinator {
   readonly #reconcileIntervalMs: number;
   readonly #requestTimeoutMs: number;
   readonly #clock = new SequenceClock();
+  readonly #endpoints: readonly string[];
+  readonly #username: string | undefined;
+  readonly #logger: Logger;
   #closing: Promise<void> | undefined;
 
   constructor(options: EtcdCoordinatorOptions) {
     const endpoints = typeof options.endpoints === 'string' ? [options.endpoints] : [...options.endpoints];
     if (endpoints.length === 0) throw new InputError('EtcdCoordinator needs at least one endpoint');
+    // Every held lock, claim and wait listens for the close until it ends (one per job a master drives): many
+    // listeners are normal here, not a leak.
+    setMaxListeners(0, this.#closed.signal);
     const ttl = options.leaseTtlSeconds ?? 10;
     if (!Number.isInteger(ttl) || ttl < 2)
       throw new InputError(`leaseTtlSeconds must be an integer >= 2, got ${ttl}`);
@@ -94,7 +115,20 @@ export class EtcdCoordinator implements Coordinator {
     this.memberId = options.memberId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     if (this.memberId === '') throw new InputError('memberId must not be empty');
     const logger = options.logger ?? consoleLogger;
-    this.#kv = new EtcdKv({ endpoints, prefix: this.prefix, requestTimeoutMs: this.#requestTimeoutMs });
+    this.#logger = logger;
+    this.#endpoints = endpoints;
+    this.#username = options.auth?.username;
+    const credentials = tlsCredentials(endpoints, options.tls);
+    if (options.auth !== undefined && (options.auth.username === '' || options.auth.password === '')) {
+      throw new InputError('etcd authentication needs a user name and a password');
+    }
+    this.#kv = new EtcdKv({
+      endpoints,
+      prefix: this.prefix,
+      requestTimeoutMs: this.#requestTimeoutMs,
+      ...(credentials === undefined ? {} : { credentials }),
+      ...(options.auth === undefined ? {} : { auth: options.auth }),
+    });
     this.#sessions = new SessionKeeper(this.#kv, {
       memberId: this.memberId,
       ttlSeconds: ttl,
@@ -124,6 +158,42 @@ export class EtcdCoordinator implements Coordinator {
   get keepaliveLagMs(): number | undefined {
     const session = this.#sessions.current;
     return session === undefined ? undefined : Math.round(performance.now() - session.lastAckedSendAt);
+  }
+
+  /**
+   * Checks, before a process starts its roles, that etcd lets this member in: one read under the prefix, through the
+   * TLS handshake and authentication every later call makes. While etcd is merely unreachable it retries, logging
+   * a warning, for up to `timeoutMs` (default 30 s), then throws `BackendUnavailableError`. Throws `BackendError` at
+   * once, in one line naming the endpoint, when etcd refuses: the TLS handshake fails either way (a wrong CA, no
+   * client certificate), the password is wrong, or the user may not read the prefix. `CancelledError` on close.
+   */
+  async verifyAccess(timeoutMs = 30_000): Promise<void> {
+    assertOpen(this.#context);
+    const endpoint = this.#endpoints.join(', ');
+    const deadline = performance.now() + timeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#kv.range('', { prefix: true, countOnly: true });
+        return;
+      } catch (error) {
+        const refusal = refusalOf(error, {
+          endpoint,
+          prefix: this.prefix,
+          ...(this.#username === undefined ? {} : { username: this.#username }),
+        });
+        if (refusal !== undefined) throw new BackendError(refusal, { cause: error });
+        if (!(error instanceof BackendUnavailableError)) throw error;
+        if (performance.now() >= deadline) {
+          throw new BackendUnavailableError(
+            `etcd at ${endpoint} is unreachable after ${Math.round(timeoutMs / 1000)} s: ${oneLine(error.message)}`,
+            { cause: error },
+          );
+        }
+        this.#logger.warn('etcd is unreachable; retrying', { endpoint, error: oneLine(error.message) });
+        await sleep(retryPause(attempt, 200, 2000), this.#closed.signal).catch(() => undefined);
+        assertOpen(this.#context);
+      }
+    }
   }
 
   /** Waits until this member leads `election`; rejects with `CancelledError` when `signal` aborts or on close. */
@@ -204,6 +274,36 @@ export class EtcdCoordinator implements Coordinator {
       throw waitError(this.#context, error, signal, cancelled);
     }
   }
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}
+
+function pem(value: string | Buffer): Buffer {
+  return typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+}
+
+/**
+ * etcd3's credentials for `tls`; undefined without it. etcd3 applies them to every endpoint, so an `http://` endpoint
+ * beside them is refused rather than silently spoken to over TLS; a certificate needs its key and the other way round.
+ */
+function tlsCredentials(
+  endpoints: readonly string[],
+  tls: EtcdTls | undefined,
+): { rootCertificate: Buffer; certChain?: Buffer; privateKey?: Buffer } | undefined {
+  if (tls === undefined) return undefined;
+  const plain = endpoints.find((endpoint) => !endpoint.startsWith('https://'));
+  if (plain !== undefined)
+    throw new InputError(`etcd TLS is configured but endpoint ${plain} is not https://`);
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new InputError('an etcd client certificate needs its key, and a key its certificate');
+  }
+  return {
+    rootCertificate: tls.ca === undefined ? Buffer.from(rootCertificates.join('\n'), 'utf8') : pem(tls.ca),
+    ...(tls.cert === undefined ? {} : { certChain: pem(tls.cert) }),
+    ...(tls.key === undefined ? {} : { privateKey: pem(tls.key) }),
+  };
 }
 
 function positive(name: string, value: number): number {

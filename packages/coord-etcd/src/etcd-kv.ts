@@ -76,6 +76,14 @@ export interface EtcdKvOptions {
   readonly prefix: string;
   /** Deadline of unary calls; streams have none. */
   readonly requestTimeoutMs: number;
+  /** TLS: the CA certificates to verify etcd with, and this member's client certificate and key (PEM). */
+  readonly credentials?: {
+    readonly rootCertificate: Buffer;
+    readonly certChain?: Buffer;
+    readonly privateKey?: Buffer;
+  };
+  /** etcd's own authentication: a user and its password, exchanged for a token. */
+  readonly auth?: { readonly username: string; readonly password: string };
 }
 
 /** The end of the range of keys starting with `prefix`. */
@@ -104,6 +112,9 @@ export class EtcdKv {
     this.#prefixLength = this.#prefix.length;
     this.#client = new Etcd3({
       hosts: [...options.endpoints],
+      ...(options.credentials === undefined ? {} : { credentials: { ...options.credentials } }),
+      // The token exchange gets the deadline of unary calls from defaultCallOptions.
+      ...(options.auth === undefined ? {} : { auth: { ...options.auth } }),
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
       grpcOptions: {
         // Detects a silent connection in ~15 s; etcd refuses pings more often than every 5 s.

@@ -5,6 +5,7 @@
  * fails because it is gone; etcd3's own `lost` only fires after 2×TTL, long after another member may have taken over.
  * A lost session is revoked (best effort) so that its keys go at once, and the next caller gets a fresh one.
  */
+import { setMaxListeners } from 'node:events';
 import { CancelledError, LeaseLostError } from '@consortium/core';
 import type { Logger } from '@consortium/core';
 import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
@@ -31,6 +32,9 @@ export class Session {
     this.leaseId = leaseId;
     this.leaseHex = leaseHex(leaseId);
     this.lastAckedSendAt = grantSentAt;
+    // Every lock, leadership and claim held on the session listens here until it is released: a master resuming
+    // its jobs holds one lock per job, so more than node's default of 10 listeners is normal, not a leak.
+    setMaxListeners(0, this.#lost.signal);
   }
 
   /** Aborts, with a `LeaseLostError`, when the session can no longer be trusted. */

@@ -55,3 +55,20 @@ export type {
   StoredNode,
   UpdateRequest,
 } from '@consortium/core';
+export type { OperationSpec } from './task-run.js';
+export { decisionProvider, TaskRun } from './task-run.js';
+export type { HypervisorUsage, VmSize } from './placement.js';
+export { describeFree, describeSize, fits, freeOn, hwspecOf, macFor, place } from './placement.js';
+export {
+  DNS_NAME_PATTERN,
+  IPV4_CIDR_PATTERN,
+  IPV4_PATTERN,
+  ipv4Schema,
+  MAC_PATTERN,
+  pxeHostClaims,
+  vmHostClaims,
+} from './host-attributes.js';
+export type { DesiredPxeSystem, PxeBackend, PxeChange, PxeSystemState } from './pxe-provider.js';
+export { describePxeSystem, pxeProvider } from './pxe-provider.js';
+export type { VmBackend, VmDefinition, VmFacts } from './vm-provider.js';
+export { vmProvider } from './vm-provider.js';

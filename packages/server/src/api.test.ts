@@ -144,6 +144,79 @@ describe('bad input gets a specific problem, never a 500', () => {
   });
 });
 
+describe('refused requests write nothing', () => {
+  it('a refused or explained change with a matching If-Match leaves the revision as it was', async () => {
+    const created = await api.request('POST', '/api/inventory/vlan?wait=30s', {
+      body: { name: 'quiet-1', attrs: { vid: 301 } },
+    });
+    expect(created.body.state).toBe('succeeded');
+    const before = await api.request('GET', '/api/inventory/vlan/quiet-1');
+    const etag = before.headers.get('etag')!;
+    const reader = (await api.request('POST', '/api/tokens', { body: { role: 'reader' } })).body
+      .token as string;
+    const merge = (body: unknown, query = '', token?: string) =>
+      api.request('PATCH', `/api/inventory/vlan/quiet-1${query}`, {
+        body,
+        type: 'application/merge-patch+json',
+        headers: { 'if-match': etag },
+        ...(token === undefined ? {} : { token }),
+      });
+    expectProblem(await merge({ vid: 302 }, '', reader), 403, 'FORBIDDEN');
+    expectProblem(
+      await api.request('DELETE', '/api/inventory/vlan/quiet-1', {
+        headers: { 'if-match': etag },
+        token: reader,
+      }),
+      403,
+      'FORBIDDEN',
+    );
+    const explained = await merge({ vid: 302 }, '?explain=true');
+    expect(explained.status).toBe(200);
+    expect(explained.body.plan.outcome).toBe('succeeded');
+    expectProblem(await merge({ vid: 302 }, '?wait=bogus'), 400, 'INVALID_INPUT');
+    expectProblem(await merge({ vid: 'three' }), 422, 'SCHEMA_VIOLATION');
+    const after = await api.request('GET', '/api/inventory/vlan/quiet-1');
+    expect(after.headers.get('etag')).toBe(etag);
+    expect(after.body.attrs).toEqual({ present: true, vid: 301 });
+    // The ETag still holds: the change it guards is accepted.
+    const accepted = await merge({ vid: 302 }, '?wait=30s');
+    expect(accepted.status).toBe(200);
+    expect(accepted.body.state).toBe('succeeded');
+  });
+
+  it('explain writes nothing: no node, no job', async () => {
+    const explained = await api.request('POST', '/api/inventory/vlan?explain=true', {
+      body: { name: 'quiet-2', attrs: { vid: 303 } },
+    });
+    expect(explained.status).toBe(200);
+    expect(explained.body.plan.outcome).toBe('succeeded');
+    expectProblem(await api.request('GET', '/api/inventory/vlan/quiet-2'), 404, 'NOT_FOUND');
+    expect((await api.request('GET', '/api/jobs?kind=vlan&name=quiet-2')).body.items).toEqual([]);
+  });
+
+  it('a stale If-Match is refused even when the patch changes nothing', async () => {
+    const r = await api.request('PATCH', '/api/inventory/subnet/pek1-web', {
+      body: { cidr: '10.1.2.0/24' },
+      type: 'application/merge-patch+json',
+      headers: { 'if-match': '"999"' },
+    });
+    expectProblem(r, 412, 'PRECONDITION_FAILED');
+    expect(r.body.detail).toMatch(/^subnet\/pek1-web is at revision \d+, not 999$/);
+  });
+
+  it('a change that makes nothing different does not raise the revision', async () => {
+    const before = await api.request('GET', '/api/inventory/subnet/pek1-web');
+    const r = await api.request('PATCH', '/api/inventory/subnet/pek1-web?wait=30s', {
+      body: [{ path: 'gateway', op: 'set', value: before.body.attrs.gateway }],
+      type: 'application/vnd.consortium.updates+json',
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.state).toBe('succeeded');
+    const after = await api.request('GET', '/api/inventory/subnet/pek1-web');
+    expect(after.body.revision).toBe(before.body.revision);
+  });
+});
+
 describe('concurrency', () => {
   it('50 simultaneous patches with If-Match: one success per revision, and no lost update', async () => {
     const created = await api.request('POST', '/api/inventory/host?wait=30s', {

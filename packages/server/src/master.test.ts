@@ -1,5 +1,12 @@
-import { BackendUnavailableError, silentLogger, systemClock } from '@consortium/core';
-import type { Coordinator, JobRecord } from '@consortium/core';
+import {
+  BackendError,
+  BackendUnavailableError,
+  OutcomeBuilder,
+  definePlugin,
+  silentLogger,
+  systemClock,
+} from '@consortium/core';
+import type { Coordinator, JobRecord, NodeProvider, PluginDefinition } from '@consortium/core';
 import { MemoryCluster, MemoryCoordinator } from '@consortium/coord-memory';
 import { openSqliteStore } from '@consortium/store-sqlite';
 import { Writable } from 'node:stream';
@@ -100,4 +107,257 @@ describe('Master', () => {
     await coordinator.close();
     await store.close();
   });
+
+  it('applies a change made against a revision only at that revision, and fails it otherwise', async () => {
+    const world = await masterWorld();
+    const now = Date.now();
+    await world.store.insertNode('vlan', 'v2', { present: true, vid: 7 }, now);
+    await world.store.updateNode('vlan', 'v2', { present: true, vid: 8 }, now);
+    const stale = await world.submit({
+      id: 'j-stale',
+      kind: 'vlan',
+      name: 'v2',
+      action: 'patch',
+      updates: [{ path: 'vid', op: 'set', value: 9 }],
+      expectedRevision: 1,
+    });
+    expect(stale.state).toBe('failed');
+    expect(stale.failure).toEqual({
+      code: 'PRECONDITION_FAILED',
+      message: 'the request no longer applies to the node: vlan/v2 is at revision 2, not 1',
+    });
+    expect(await world.store.getNode('vlan', 'v2')).toMatchObject({ revision: 2, attrs: { vid: 8 } });
+    const current = await world.submit({
+      id: 'j-current',
+      kind: 'vlan',
+      name: 'v2',
+      action: 'patch',
+      updates: [{ path: 'vid', op: 'set', value: 9 }],
+      expectedRevision: 2,
+    });
+    expect(current.state).toBe('succeeded');
+    expect(await world.store.getNode('vlan', 'v2')).toMatchObject({ revision: 3, attrs: { vid: 9 } });
+    await world.close();
+  });
+
+  it('fails a job that its master keeps stopping on, instead of resuming it for ever', async () => {
+    const world = await masterWorld();
+    const now = Date.now();
+    const plan = world.kinds.get('vlan')!.planner.start(
+      {
+        jobId: 'j-crashy',
+        kind: 'vlan',
+        name: 'v3',
+        current: {},
+        updates: [
+          { path: 'present', op: 'set', value: true },
+          { path: 'vid', op: 'set', value: 3 },
+        ],
+      },
+      now,
+    );
+    // Three masters already resumed it and died before its next step.
+    await world.store.createJob({
+      ...jobOf({ id: 'j-crashy', kind: 'vlan', name: 'v3', action: 'create', updates: [] }),
+      state: 'running',
+      plan,
+      resumes: 3,
+    });
+    const ended = await world.run('j-crashy');
+    expect(ended.state).toBe('failed');
+    expect(ended.failure).toEqual({
+      code: 'INTERNAL',
+      message:
+        'the job was resumed 3 times and its master stopped each time before the next step; it was failed so that the others can run',
+    });
+    expect(await world.store.getNode('vlan', 'v3')).toBeUndefined();
+    await world.close();
+  });
+
+  it('resumes a job that was resumed before, and counts only resumes without a step in between', async () => {
+    const world = await masterWorld();
+    const now = Date.now();
+    const updates = [
+      { path: 'present', op: 'set', value: true },
+      { path: 'vid', op: 'set', value: 4 },
+    ] as const;
+    const plan = world.kinds
+      .get('vlan')!
+      .planner.start(
+        { jobId: 'j-resumed', kind: 'vlan', name: 'v4', current: {}, updates: [...updates] },
+        now,
+      );
+    await world.store.createJob({
+      ...jobOf({ id: 'j-resumed', kind: 'vlan', name: 'v4', action: 'create', updates: [...updates] }),
+      state: 'running',
+      plan,
+      resumes: 2,
+    });
+    const ended = await world.run('j-resumed');
+    expect(ended.state).toBe('succeeded');
+    expect(ended.resumes).toBe(0);
+    expect((await world.store.getNode('vlan', 'v4'))?.attrs).toEqual({ present: true, vid: 4 });
+    await world.close();
+  });
+  it('rolls a failed create back; when the rollback fails too, the node stays and a re-run or a delete completes it', async () => {
+    const widgets = widgetBackend();
+    const world = await masterWorld([widgets.plugin]);
+    const create = (id: string, name: string, size: string) =>
+      world.submit({
+        id,
+        kind: 'widget',
+        name,
+        action: 'create',
+        updates: [
+          { path: 'present', op: 'set', value: true },
+          { path: 'size', op: 'set', value: size },
+        ],
+      });
+
+    const rolledBack = await create('j-w0', 'w0', 'bad');
+    expect(rolledBack.state).toBe('failed');
+    expect(rolledBack.failure?.message).toBe(
+      'widgets rejected size="bad": no widget comes in size bad; rolled back: what it made was removed',
+    );
+    expect(rolledBack.rollback?.phase).toBe('succeeded');
+    expect(widgets.made.has('w0')).toBe(false);
+    expect(await world.store.getNode('widget', 'w0')).toBeUndefined();
+
+    widgets.faults.failDeletes = 2;
+    for (const name of ['w1', 'w2']) {
+      const stuck = await create(`j-${name}`, name, 'bad');
+      expect(stuck.state).toBe('failed');
+      expect(stuck.failure?.message).toBe(
+        `widgets rejected size="bad": no widget comes in size bad; the rollback failed too (widgets failed: widget ${name} is stuck), so the node stays; create it again or delete it`,
+      );
+      expect(widgets.made.has(name)).toBe(true);
+      expect((await world.store.getNode('widget', name))?.attrs).toEqual({ present: true });
+    }
+    // Creating it again (not a 409) completes it; so does a delete.
+    const again = await create('j-w1-again', 'w1', 'small');
+    expect(again.state).toBe('succeeded');
+    expect((await world.store.getNode('widget', 'w1'))?.attrs).toEqual({ present: true, size: 'small' });
+    const deleted = await world.submit({
+      id: 'j-w2-delete',
+      kind: 'widget',
+      name: 'w2',
+      action: 'delete',
+      updates: [{ path: 'present', op: 'unset' }],
+    });
+    expect(deleted.state).toBe('succeeded');
+    expect(widgets.made.has('w2')).toBe(false);
+    expect(await world.store.getNode('widget', 'w2')).toBeUndefined();
+    // A node that exists for real is still a conflict.
+    const conflict = await create('j-w1-twice', 'w1', 'small');
+    expect(conflict.failure).toEqual({
+      code: 'CONFLICT',
+      message: 'the request no longer applies to the node: widget/w1 already exists; change it with PATCH',
+    });
+    await world.close();
+  });
 });
+
+/**
+ * A backend of widgets for rollback tests: a create makes the widget even when it refuses its size ("bad"), as a
+ * hypervisor defines a VM before something else fails; a delete removes it, except that the next `failDeletes`
+ * deletes fail for good.
+ */
+function widgetBackend() {
+  const made = new Set<string>();
+  const faults = { failDeletes: 0 };
+  const provider: NodeProvider = {
+    name: 'widgets',
+    kind: 'widget',
+    claims: [{ path: 'size', schema: { type: 'string' } }],
+    watches: ['present'],
+    apply: (task) => {
+      const out = new OutcomeBuilder();
+      if (task.node['present'] === undefined) {
+        if (faults.failDeletes > 0) {
+          faults.failDeletes--;
+          return Promise.reject(new BackendError(`widget ${task.name} is stuck`));
+        }
+        made.delete(task.name);
+        out.accept(...task.updates);
+        return Promise.resolve(out.build(false));
+      }
+      made.add(task.name);
+      for (const update of task.updates) {
+        if (update.path === 'size' && update.value === 'bad')
+          out.reject('no widget comes in size bad', update);
+        else out.accept(update);
+      }
+      return Promise.resolve(out.build(false));
+    },
+    explain: () => Promise.resolve({}),
+  };
+  const plugin = definePlugin({
+    id: 'widgets',
+    configSchema: { type: 'object' },
+    kinds: [{ name: 'widget' }],
+    providers: () => [provider],
+  });
+  return { plugin, made, faults };
+}
+
+/** A job record as the intake writes it. */
+function jobOf(
+  fields: Pick<JobRecord, 'id' | 'kind' | 'name' | 'action' | 'updates'> & { expectedRevision?: number },
+): JobRecord {
+  const now = Date.now();
+  return { ...fields, state: 'queued', actor: 'test', before: null, createdAt: now, updatedAt: now };
+}
+
+/** A store, a memory coordinator, the inventory plugin, and a master with a worker to run jobs through. */
+async function masterWorld(extra: readonly PluginDefinition[] = []) {
+  const store = await openSqliteStore({ path: ':memory:' });
+  const coordinator = new MemoryCoordinator(new MemoryCluster());
+  const logger = winston.createLogger({ silent: true });
+  const plugins = [
+    ...(await importPlugins([{ module: '@consortium/plugin-inventory' }])),
+    ...extra.map((plugin) => ({ plugin, config: { module: plugin.id } })),
+  ];
+  const kinds = buildKinds(plugins, {
+    logger: silentLogger,
+    store,
+    now: () => Date.now(),
+  });
+  /** Runs the master until the job has ended; returns the ended job. */
+  const run = async (id: string): Promise<JobRecord> => {
+    const stop = new AbortController();
+    const running = runAll(
+      [
+        new Master({ store, coordinator, kinds, logger, clock: systemClock }),
+        new Worker({ coordinator, kinds, logger, clock: systemClock, concurrency: 1 }),
+      ],
+      coordinator,
+      logger,
+      stop.signal,
+    );
+    let ended: JobRecord | undefined;
+    for (let i = 0; i < 400 && ended === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      const current = await store.getJob(id);
+      if (current?.endedAt !== undefined) ended = current;
+    }
+    stop.abort();
+    await running;
+    if (ended === undefined) throw new Error(`job ${id} did not end`);
+    return ended;
+  };
+  return {
+    store,
+    kinds,
+    run,
+    /** Writes a queued job, queues it and runs it to its end. */
+    submit: async (fields: Parameters<typeof jobOf>[0]): Promise<JobRecord> => {
+      await store.createJob(jobOf(fields));
+      await coordinator.queue(JOB_QUEUE).enqueue({ id: fields.id, payload: fields.id });
+      return run(fields.id);
+    },
+    close: async () => {
+      await coordinator.close();
+      await store.close();
+    },
+  };
+}

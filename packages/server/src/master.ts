@@ -4,14 +4,17 @@
  * the job, the node and an event after every step, so that a new leader can resume any job where it stood.
  */
 import type {
+  Attrs,
   Clock,
   Coordinator,
+  Held,
   JobRecord,
   JobState,
   JsonObject,
   JsonValue,
   PlannerState,
   Store,
+  StoredNode,
   TaskResult,
 } from '@consortium/core';
 import {
@@ -20,12 +23,14 @@ import {
   LeaseLostError,
   PRESENT_ATTR,
   backoffDelay,
+  deepEqual,
   isTerminal,
   toErrorInfo,
 } from '@consortium/core';
 import type winston from 'winston';
+import { admit, asCreated, exists, failedCreateOf, planChange } from './intake.js';
 import type { Metrics } from './metrics.js';
-import type { Kinds } from './plugins.js';
+import type { KindRuntime, Kinds } from './plugins.js';
 import {
   JOB_QUEUE,
   JOB_TOPIC_PREFIX,
@@ -121,7 +126,7 @@ export class Master implements Runnable {
 
   /** Number of jobs this master is driving now. */
   get activeJobs(): number {
-    return this.runners.size;
+    return this.running.size;
   }
 
   async run(signal: AbortSignal, leadership?: { readonly token: string }): Promise<void> {
@@ -144,7 +149,7 @@ export class Master implements Runnable {
           cursor = page.next;
         } while (cursor !== undefined);
       }
-      logger.info('master ready', { resumed: this.runners.size });
+      logger.info('master ready', { resumed: this.running.size });
       await Promise.all([this.consumeJobs(signal), this.consumeResults(signal)]);
     } finally {
       unsubscribe();
@@ -182,6 +187,7 @@ export class Master implements Runnable {
       })
       .finally(async () => {
         this.runners.delete(jobId);
+        this.runners.delete(rollbackPlanId(jobId));
         this.running.delete(done);
         if (again && !stopped(signal)) {
           await this.deps.clock.sleep(backoffDelay(RESUME_BACKOFF, attempt), signal);
@@ -261,7 +267,7 @@ export class Master implements Runnable {
   }
 
   private async drive(jobId: string, runner: JobRunner, signal: AbortSignal): Promise<void> {
-    const { store, coordinator, kinds, clock, logger } = this.deps;
+    const { store, coordinator, kinds, logger } = this.deps;
     const queued = await store.getJob(jobId);
     if (queued === undefined || TERMINAL_JOB_STATES.includes(queued.state)) return;
     const runtime = kinds.get(queued.kind);
@@ -270,7 +276,7 @@ export class Master implements Runnable {
       return;
     }
     if (queued.cancelRequested !== undefined) runner.cancelRequested = true;
-    let lock;
+    let lock: Held;
     try {
       lock = await coordinator.lock(
         nodeLockKey(queued.kind, queued.name),
@@ -289,154 +295,304 @@ export class Master implements Runnable {
       if (error instanceof CancelledError) return;
       throw error;
     }
-    const jobSignal = AbortSignal.any([signal, lock.lost]);
     const log = logger.child({ job: jobId, kind: queued.kind, node: queued.name });
     try {
-      let job = (await store.getJob(jobId)) as JobRecord;
-      if (TERMINAL_JOB_STATES.includes(job.state)) return;
-      const { planner } = runtime;
-      let state: PlannerState;
-      let storedAttrs: JsonValue | undefined;
-      if (job.plan !== undefined) {
-        state = planner.resume(job.plan, clock.now());
-        // Unknown: the crash may have come between the job write and the node write, so the node is rewritten.
-        storedAttrs = undefined;
-        log.info('resuming job', { round: job.plan.rounds.length });
-      } else {
-        const node = await store.getNode(job.kind, job.name);
-        try {
-          state = planner.start(
-            { jobId, kind: job.kind, name: job.name, current: node?.attrs ?? {}, updates: job.updates },
-            clock.now(),
-          );
-        } catch (error) {
-          const info = toErrorInfo(error);
-          await this.endEarly(
-            job,
-            'failed',
-            info.code,
-            `the request no longer applies to the node: ${info.message}`,
-          );
-          return;
-        }
-        storedAttrs = node?.attrs;
-        const now = clock.now();
-        job = await store.updateJob(
-          jobId,
-          { state: 'running', startedAt: now, plan: state },
-          now,
-          this.fence,
-        );
-        await this.event(job, 'state', { state: 'running' });
-        log.info('job started');
-      }
-
-      // The fenced job write goes first: a master that lost its leadership is stopped before it touches the node.
-      const persist = async (type: string, data: JsonObject): Promise<void> => {
-        const now = clock.now();
-        job = await store.updateJob(jobId, { plan: state }, now, this.fence);
-        if (state.attrs !== storedAttrs && state.phase !== 'cancelled') {
-          await this.writeNode(job, state.attrs, now);
-          storedAttrs = state.attrs;
-        }
-        await this.event(job, type, data);
-      };
-
-      while (!isTerminal(state) && !jobSignal.aborted) {
-        if (runner.cancelRequested) {
-          const latest = await store.getJob(jobId);
-          state = planner.cancel(
-            state,
-            `cancelled by ${latest?.cancelRequested?.by ?? 'request'}`,
-            clock.now(),
-          );
-          break;
-        }
-        const dispatch = planner.dispatch(state, clock.now());
-        state = dispatch.state;
-        if (dispatch.tasks.length > 0) {
-          const tasks = coordinator.queue(TASK_QUEUE);
-          for (const task of dispatch.tasks) {
-            if (task.attempt > 1) this.deps.metrics?.taskRetried(task.provider);
-            await tasks.enqueue({
-              id: `${task.id}#${task.attempt}`,
-              payload: encodeTaskMessage({ task, fencingToken: lock.token }),
-            });
-          }
-          await persist('dispatched', {
-            round: dispatch.tasks[0]?.round ?? 0,
-            tasks: dispatch.tasks.map((t) => ({
-              provider: t.provider,
-              attempt: t.attempt,
-              updates: t.updates.map((u) => u.id),
-            })),
-          });
-          continue;
-        }
-        if (isTerminal(state)) break;
-        const results = runner.take();
-        for (const result of results) {
-          const before = state;
-          state = planner.step(state, result, clock.now());
-          if (state === before) continue;
-          const task = before.round?.tasks.find((t) => t.id === result.taskId);
-          await persist('task', {
-            taskId: result.taskId,
-            provider: task?.provider ?? '',
-            attempt: result.attempt,
-            durationMs: result.durationMs,
-            ...('error' in result
-              ? { error: errorInfoJson(result.error) }
-              : { outcome: outcomeJson(result.outcome) }),
-            roundClosed: state.round === null,
-          });
-        }
-        if (results.length > 0) continue;
-        const wakeAt = dispatch.wakeAt;
-        await runner.sleep(wakeAt === null ? null : wakeAt - clock.now(), jobSignal);
-      }
-      if (!isTerminal(state)) {
-        // Leadership or the lock was lost, or we are shutting down: the state is persisted; whoever leads next resumes.
-        log.info('job handed over', { round: state.rounds.length });
-        return;
-      }
-      await this.finish(job, state, storedAttrs);
-      log.info('job ended', {
-        state: state.phase,
-        rounds: state.rounds.length,
-        failure: state.failure?.message,
-      });
+      await this.driveLocked(jobId, runtime, runner, lock, signal, log);
     } finally {
       await lock.release();
     }
   }
 
-  private async writeNode(job: JobRecord, attrs: PlannerState['attrs'], now: number): Promise<void> {
-    const { store } = this.deps;
-    const existing = await store.getNode(job.kind, job.name);
-    if (existing === undefined) await store.insertNode(job.kind, job.name, attrs, now);
-    else await store.updateNode(job.kind, job.name, attrs, now);
+  /** Drives a job while holding its node's lock: its plan, then, for a failed create, the rollback. */
+  private async driveLocked(
+    jobId: string,
+    runtime: KindRuntime,
+    runner: JobRunner,
+    lock: Held,
+    signal: AbortSignal,
+    log: winston.Logger,
+  ): Promise<void> {
+    const { store, clock } = this.deps;
+    const found = await store.getJob(jobId);
+    if (found === undefined || TERMINAL_JOB_STATES.includes(found.state)) return;
+    const node = await store.getNode(found.kind, found.name);
+    const run: JobRun = {
+      job: found,
+      runtime,
+      runner,
+      lock,
+      signal: AbortSignal.any([signal, lock.lost]),
+      log,
+      node: { attrs: node?.attrs, revision: node?.revision },
+    };
+    let state: PlannerState | undefined;
+    if (found.plan === undefined) state = await this.begin(run, node);
+    else if (await this.resumeAllowed(run)) {
+      state = runtime.planner.resume(found.rollback ?? found.plan, clock.now());
+      log.info(found.rollback === undefined ? 'resuming job' : 'resuming rollback', {
+        round: state.rounds.length,
+      });
+    }
+    if (state === undefined) return;
+
+    if (run.job.rollback === undefined) {
+      state = await this.loop(run, state, 'plan');
+      if (!isTerminal(state)) {
+        this.handedOver(run, state);
+        return;
+      }
+      if (!needsRollback(run.job, state)) {
+        await this.finish(run, state);
+        return;
+      }
+      state = await this.startRollback(run, state);
+    }
+    // The rollback's tasks carry its own plan id (distinct task ids); their results come to the same runner.
+    this.runners.set(rollbackPlanId(jobId), runner);
+    const rollback = await this.loop(run, state, 'rollback');
+    if (!isTerminal(rollback)) {
+      this.handedOver(run, rollback);
+      return;
+    }
+    await this.finishRollback(run, rollback);
   }
 
-  private async finish(
-    job: JobRecord,
-    state: PlannerState,
-    storedAttrs: JsonValue | undefined,
-  ): Promise<void> {
+  /**
+   * Counts a resume; a job resumed `MAX_RESUMES` times without a step in between (its process died each time,
+   * say in planning) is failed with the reason instead of wedging every start-up. False when it was failed.
+   */
+  private async resumeAllowed(run: JobRun): Promise<boolean> {
+    const { store, clock } = this.deps;
+    const resumes = (run.job.resumes ?? 0) + 1;
+    const now = clock.now();
+    if (resumes > MAX_RESUMES) {
+      const message = `the job was resumed ${MAX_RESUMES} times and its master stopped each time before the next step; it was failed so that the others can run`;
+      run.log.error('job failed: it keeps stopping its master', { resumes: MAX_RESUMES });
+      run.job = await store.updateJob(
+        run.job.id,
+        { state: 'failed', endedAt: now, failure: { code: 'INTERNAL', message } },
+        now,
+        this.fence,
+      );
+      await this.event(run.job, 'ended', { state: 'failed', failure: { code: 'INTERNAL', message } });
+      this.deps.metrics?.jobEnded(run.job.kind, 'failed');
+      return false;
+    }
+    run.job = await store.updateJob(run.job.id, { resumes }, now, this.fence);
+    return true;
+  }
+
+  /** Admits and plans a job that never ran; undefined when it ended at once (it no longer applies). */
+  private async begin(run: JobRun, node: StoredNode | undefined): Promise<PlannerState | undefined> {
+    const { store, clock } = this.deps;
+    const { job } = run;
+    let state: PlannerState;
+    try {
+      const leftover =
+        job.action === 'create' && exists(node)
+          ? await failedCreateOf(store, job.kind, job.name, job.id)
+          : undefined;
+      admit(job, node, { leftover });
+      state = planChange(run.runtime, { ...job, jobId: job.id }, asCreated(node, leftover), clock.now());
+    } catch (error) {
+      const info = toErrorInfo(error);
+      await this.endEarly(
+        job,
+        'failed',
+        info.code,
+        `the request no longer applies to the node: ${info.message}`,
+      );
+      return undefined;
+    }
+    const now = clock.now();
+    run.job = await store.updateJob(
+      job.id,
+      { state: 'running', startedAt: now, plan: state },
+      now,
+      this.fence,
+    );
+    await this.event(run.job, 'state', { state: 'running' });
+    run.log.info('job started');
+    return state;
+  }
+
+  /**
+   * Runs one plan of a job (`plan`, or a failed create's `rollback`) until it ends or the job is handed over,
+   * persisting the state after every step: the fenced job write first, so that a master that lost its leadership
+   * is stopped before it touches the node, then the node when its attributes changed.
+   */
+  private async loop(run: JobRun, initial: PlannerState, slot: 'plan' | 'rollback'): Promise<PlannerState> {
+    const { store, coordinator, clock } = this.deps;
+    const { planner } = run.runtime;
+    const { runner } = run;
+    let state = initial;
+    const persist = async (type: string, data: JsonObject): Promise<void> => {
+      const now = clock.now();
+      const patch = slot === 'plan' ? { plan: state } : { rollback: state };
+      run.job = await store.updateJob(run.job.id, { ...patch, ...resetResumes(run.job) }, now, this.fence);
+      if (state.phase !== 'cancelled') await this.writeNode(run, nodeAttrs(slot, state.attrs), now);
+      await this.event(run.job, type, data);
+    };
+    const turn = turnTaker();
+    while (!isTerminal(state) && !run.signal.aborted) {
+      // A long run of steps without a real wait gives timers, results and HTTP requests their turn.
+      await turn();
+      if (runner.cancelRequested && slot === 'plan') {
+        const latest = await store.getJob(run.job.id);
+        state = planner.cancel(
+          state,
+          `cancelled by ${latest?.cancelRequested?.by ?? 'request'}`,
+          clock.now(),
+        );
+        break;
+      }
+      const dispatch = planner.dispatch(state, clock.now());
+      state = dispatch.state;
+      if (dispatch.tasks.length > 0) {
+        const tasks = coordinator.queue(TASK_QUEUE);
+        for (const task of dispatch.tasks) {
+          if (task.attempt > 1) this.deps.metrics?.taskRetried(task.provider);
+          await tasks.enqueue({
+            id: `${task.id}#${task.attempt}`,
+            payload: encodeTaskMessage({ task, fencingToken: run.lock.token }),
+          });
+        }
+        await persist('dispatched', {
+          ...(slot === 'rollback' ? { rollback: true } : {}),
+          round: dispatch.tasks[0]?.round ?? 0,
+          tasks: dispatch.tasks.map((t) => ({
+            provider: t.provider,
+            attempt: t.attempt,
+            updates: t.updates.map((u) => u.id),
+          })),
+        });
+        continue;
+      }
+      if (isTerminal(state)) break;
+      const results = runner.take();
+      for (const result of results) {
+        const before = state;
+        state = planner.step(state, result, clock.now());
+        if (state === before) continue;
+        const task = before.round?.tasks.find((t) => t.id === result.taskId);
+        await persist('task', {
+          ...(slot === 'rollback' ? { rollback: true } : {}),
+          taskId: result.taskId,
+          provider: task?.provider ?? '',
+          attempt: result.attempt,
+          durationMs: result.durationMs,
+          ...('error' in result
+            ? { error: errorInfoJson(result.error) }
+            : { outcome: outcomeJson(result.outcome) }),
+          roundClosed: state.round === null,
+        });
+      }
+      if (results.length > 0) continue;
+      const wakeAt = dispatch.wakeAt;
+      await runner.sleep(wakeAt === null ? null : wakeAt - clock.now(), run.signal);
+    }
+    return state;
+  }
+
+  /** Leadership or the lock was lost, or we are shutting down: the state is persisted; the next leader resumes. */
+  private handedOver(run: JobRun, state: PlannerState): void {
+    run.log.info('job handed over', { round: state.rounds.length });
+  }
+
+  /**
+   * A failed or expired create is undone like a delete: `unset present` over the node as the create left it, so
+   * that every provider removes what it made (an address, a VM, a record). The create's plan and failure are kept.
+   */
+  private async startRollback(run: JobRun, failed: PlannerState): Promise<PlannerState> {
+    const { store, clock } = this.deps;
+    const now = clock.now();
+    const rollback = run.runtime.planner.start(
+      {
+        jobId: rollbackPlanId(run.job.id),
+        kind: run.job.kind,
+        name: run.job.name,
+        current: failed.attrs,
+        updates: [{ path: PRESENT_ATTR, op: 'unset' }],
+      },
+      now,
+    );
+    run.job = await store.updateJob(
+      run.job.id,
+      { plan: failed, rollback, ...(failed.failure === undefined ? {} : { failure: failed.failure }) },
+      now,
+      this.fence,
+    );
+    await this.event(run.job, 'rollback', {
+      state: failed.phase,
+      ...(failed.failure === undefined ? {} : { failure: { ...failed.failure } }),
+    });
+    run.log.info('create failed; rolling it back', { failure: failed.failure?.message });
+    return rollback;
+  }
+
+  /**
+   * Ends a rolled-back create: the node goes when the rollback removed everything; otherwise it stays as the
+   * create left it, and a re-run of the create (or a delete) completes the job.
+   */
+  private async finishRollback(run: JobRun, rollback: PlannerState): Promise<void> {
+    const { store, clock } = this.deps;
+    const created = run.job.plan as PlannerState;
+    const now = clock.now();
+    await store.updateJob(run.job.id, {}, now, this.fence);
+    const removed = rollback.phase === 'succeeded';
+    if (removed) await store.deleteNode(run.job.kind, run.job.name);
+    const failure = {
+      ...created.failure,
+      code: created.failure?.code ?? 'INTERNAL',
+      message: `${created.failure?.message ?? 'the create failed'}; ${
+        removed
+          ? 'rolled back: what it made was removed'
+          : `the rollback failed too (${rollback.failure?.message ?? rollback.phase}), so the node stays; create it again or delete it`
+      }`,
+    };
+    await this.end(run, created.phase, { ...created, failure }, removed ? null : (run.node.attrs ?? null));
+    run.log.info('create rolled back', { removed, failure: failure.message });
+  }
+
+  private async writeNode(run: JobRun, attrs: Attrs, now: number): Promise<void> {
+    const { store } = this.deps;
+    const { job, node } = run;
+    // Never a write without a change: the revision is the ETag clients hold.
+    if (node.attrs !== undefined && (node.attrs === attrs || deepEqual(node.attrs, attrs))) return;
+    const written =
+      node.revision === undefined
+        ? await store.insertNode(job.kind, job.name, attrs, now)
+        : await store.updateNode(job.kind, job.name, attrs, now, node.revision);
+    run.node = { attrs: written.attrs, revision: written.revision };
+  }
+
+  private async finish(run: JobRun, state: PlannerState): Promise<void> {
     const { store, clock } = this.deps;
     const now = clock.now();
     const deleted = state.phase === 'succeeded' && state.attrs[PRESENT_ATTR] === undefined;
     // Check the fence before the node changes; the job is marked ended only after, so a crash in between resumes.
-    await store.updateJob(job.id, {}, now, this.fence);
-    if (deleted) await store.deleteNode(job.kind, job.name);
-    else if (state.attrs !== storedAttrs && state.phase !== 'cancelled')
-      await this.writeNode(job, state.attrs, now);
+    await store.updateJob(run.job.id, {}, now, this.fence);
+    if (deleted) await store.deleteNode(run.job.kind, run.job.name, run.node.revision);
+    else if (state.phase !== 'cancelled') await this.writeNode(run, state.attrs, now);
+    await this.end(run, state.phase, state, deleted ? null : state.attrs);
+    run.log.info('job ended', {
+      state: state.phase,
+      rounds: state.rounds.length,
+      failure: state.failure?.message,
+    });
+  }
+
+  /** Marks the job ended, audits it and announces it. */
+  private async end(run: JobRun, phase: JobState, state: PlannerState, after: Attrs | null): Promise<void> {
+    const { store, clock } = this.deps;
+    const { job } = run;
+    const now = clock.now();
     const ended = await store.updateJob(
       job.id,
       {
-        state: state.phase,
+        state: phase,
         endedAt: now,
-        plan: state,
+        ...(job.rollback === undefined ? { plan: state } : {}),
         ...(state.failure === undefined ? {} : { failure: state.failure }),
       },
       now,
@@ -445,18 +601,69 @@ export class Master implements Runnable {
     await store.appendAudit({
       at: now,
       actor: job.actor,
-      action: `${job.action}:${state.phase}`,
+      action: `${job.action}:${phase}`,
       kind: job.kind,
       name: job.name,
       jobId: job.id,
       before: job.before,
-      after: deleted ? null : state.attrs,
+      after,
     });
-    this.deps.metrics?.jobEnded(job.kind, state.phase, state.rounds.length);
+    this.deps.metrics?.jobEnded(job.kind, phase, state.rounds.length);
     await this.event(ended, 'ended', {
-      state: state.phase,
+      state: phase,
       rounds: state.rounds.length,
       ...(state.failure === undefined ? {} : { failure: { ...state.failure } }),
     });
   }
+}
+
+/** Everything one job's driving needs, and the node as this job last read or wrote it. */
+interface JobRun {
+  job: JobRecord;
+  readonly runtime: KindRuntime;
+  readonly runner: JobRunner;
+  readonly lock: Held;
+  /** Aborts on shutdown or when the node's lock is lost. */
+  readonly signal: AbortSignal;
+  readonly log: winston.Logger;
+  node: { readonly attrs: Attrs | undefined; readonly revision: number | undefined };
+}
+
+/** Resumes of a job without a step in between before it is failed. */
+const MAX_RESUMES = 3;
+
+/** The plan id of a job's rollback: its tasks and their results carry it. */
+function rollbackPlanId(jobId: string): string {
+  return `${jobId}.rollback`;
+}
+
+/** A create that failed or expired is rolled back. */
+function needsRollback(job: JobRecord, state: PlannerState): boolean {
+  return job.action === 'create' && (state.phase === 'failed' || state.phase === 'expired');
+}
+
+/** The patch that clears the resume count after a step (a step is progress; only crashes in a row count). */
+function resetResumes(job: JobRecord): { resumes?: number } {
+  return job.resumes === undefined || job.resumes === 0 ? {} : { resumes: 0 };
+}
+
+/** The attributes a step writes: during a rollback the node keeps `present` until the rollback has succeeded. */
+function nodeAttrs(slot: 'plan' | 'rollback', attrs: Attrs): Attrs {
+  return slot === 'plan' || attrs[PRESENT_ATTR] !== undefined ? attrs : { ...attrs, [PRESENT_ATTR]: true };
+}
+
+/** Longest run of work between two turns of the event loop. */
+const TURN_MS = 10;
+
+/**
+ * A function to await between steps: it yields to the event loop (one `setImmediate`) once `TURN_MS` have passed
+ * since it last did, and costs nothing otherwise.
+ */
+function turnTaker(): () => Promise<void> {
+  let since = performance.now();
+  return async () => {
+    if (performance.now() - since < TURN_MS) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    since = performance.now();
+  };
 }

@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs';
 import express from 'express';
 import type { Coordinator, Store } from '@consortium/core';
 import { InputError, systemClock } from '@consortium/core';
+import type { ConnectionOptions } from 'node:tls';
 import { EtcdCoordinator } from '@consortium/coord-etcd';
+import type { EtcdTls } from '@consortium/coord-etcd';
 import { MemoryCluster, MemoryCoordinator } from '@consortium/coord-memory';
 import type winston from 'winston';
 import type { Config } from './config.js';
@@ -15,7 +17,7 @@ import { createLogger } from './logging.js';
 import { Master } from './master.js';
 import { Metrics } from './metrics.js';
 import { Observer } from './observer.js';
-import { openConfiguredStore } from './stores.js';
+import { openConfiguredStore, secretOf, tlsOptions } from './stores.js';
 import type { Kinds } from './plugins.js';
 import { buildKinds, importPlugins } from './plugins.js';
 import type { Runnable } from './runnable.js';
@@ -23,6 +25,7 @@ import { runAll } from './runnable.js';
 import { devAdminToken } from './tokens.js';
 import { createApp } from './web/app.js';
 import { WebServer, requestTimeouts } from './web/server.js';
+import type { ServerTls } from './web/server.js';
 import { Worker } from './worker.js';
 
 /** This package's version, for the API and logs. */
@@ -38,15 +41,38 @@ export async function openStore(config: Config): Promise<Store> {
   return openConfiguredStore(config);
 }
 
-/** Makes the coordinator the config names. */
-export function openCoordinator(config: Config, logger: winston.Logger): Coordinator {
+/**
+ * Makes the coordinator the config names. For etcd, `coordinator.tls` loads the CA and client certificate files and
+ * `coordinator.auth` takes the password from `CONSORTIUM_ETCD_PASSWORD` or `passwordFile`; throws `InputError` when
+ * a file cannot be read or a user has no password.
+ */
+export function openCoordinator(
+  config: Config,
+  logger: winston.Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): Coordinator {
   const { coordinator } = config;
   if (coordinator.driver === 'etcd') {
+    const tls = tlsOptions(coordinator.tls, 'etcd');
+    const auth = coordinator.auth;
+    const password =
+      auth === undefined
+        ? undefined
+        : secretOf(env, 'CONSORTIUM_ETCD_PASSWORD', auth.passwordFile, 'etcd password file');
+    if (auth !== undefined && password === undefined) {
+      throw new InputError(
+        `coordinator.auth names user ${auth.username} but no password: set CONSORTIUM_ETCD_PASSWORD or coordinator.auth.passwordFile`,
+      );
+    }
     return new EtcdCoordinator({
       endpoints: coordinator.endpoints ?? [],
       cluster: config.cluster,
       ...(coordinator.prefix === undefined ? {} : { prefix: coordinator.prefix }),
       ...(coordinator.leaseTtlSeconds === undefined ? {} : { leaseTtlSeconds: coordinator.leaseTtlSeconds }),
+      ...(tls === undefined ? {} : { tls: etcdTls(tls) }),
+      ...(auth === undefined || password === undefined
+        ? {}
+        : { auth: { username: auth.username, password } }),
       logger: logger.child({ component: 'etcd' }),
     });
   }
@@ -54,6 +80,30 @@ export function openCoordinator(config: Config, logger: winston.Logger): Coordin
   return new MemoryCoordinator(new MemoryCluster({ firstRevision: Date.now() }), {
     memberId: `dev-${process.pid}`,
   });
+}
+
+/** The PEM contents `tlsOptions` loaded, as the etcd coordinator takes them. */
+function etcdTls(options: ConnectionOptions): EtcdTls {
+  const pem = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+  const ca = pem(options.ca);
+  const cert = pem(options.cert);
+  const key = pem(options.key);
+  return {
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+  };
+}
+
+/** The certificate and key `web.tls` names, read; undefined without it. Throws `InputError` for an unreadable file. */
+function webTls(config: Config): ServerTls | undefined {
+  const files = config.web.tls;
+  if (files === undefined) return undefined;
+  const loaded = tlsOptions({ cert: files.cert, key: files.key }, 'web');
+  const cert = loaded?.cert;
+  const key = loaded?.key;
+  if (typeof cert !== 'string' || typeof key !== 'string') throw new InputError('web.tls needs cert and key');
+  return { cert, key };
 }
 
 /** What a process reports once its web role listens (`token` only from `consortium dev`). */
@@ -89,8 +139,22 @@ export async function startRoles(
 ): Promise<RunningProcess & ProcessParts> {
   if (roles.length === 0) throw new InputError('a process needs at least one role: web, master or worker');
   const logger = createLogger(config.log).child({ roles: roles.join(',') });
+  const serverTls = webTls(config);
   const store = await openStore(config);
-  const coordinator = openCoordinator(config, logger);
+  let coordinator: Coordinator;
+  try {
+    coordinator = openCoordinator(config, logger);
+    // A wrong CA, a missing client certificate or a wrong password would otherwise be retried for ever.
+    if (coordinator instanceof EtcdCoordinator) {
+      await coordinator.verifyAccess().catch(async (error: unknown) => {
+        await coordinator.close();
+        throw error;
+      });
+    }
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   const clock = systemClock;
   const plugins = await importPlugins(config.plugins);
   const kinds = buildKinds(
@@ -123,6 +187,7 @@ export async function startRoles(
       metrics,
       bodyLimit: config.web.bodyLimit,
       version: VERSION,
+      ...(config.web.trustProxy === undefined ? {} : { trustProxy: config.web.trustProxy }),
       ready: async () => {
         try {
           await store.getNode('host', 'readyz-probe');
@@ -143,6 +208,7 @@ export async function startRoles(
         },
         undefined,
         requestTimeouts(config),
+        serverTls,
       ),
     );
   }
@@ -156,10 +222,18 @@ export async function startRoles(
       res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
     });
     runnables.push(
-      new WebServer(app, config.web.host, options.metricsPort, (url) => {
-        logger.info('metrics listening', { url });
-        onReady({ url });
-      }),
+      new WebServer(
+        app,
+        config.web.host,
+        options.metricsPort,
+        (url) => {
+          logger.info('metrics listening', { url });
+          onReady({ url });
+        },
+        undefined,
+        requestTimeouts(config),
+        serverTls,
+      ),
     );
   }
   if (roles.includes('master')) {

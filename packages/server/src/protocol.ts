@@ -44,6 +44,14 @@ export function nodeLockKey(kind: string, name: string): string {
   return `node/${kind}/${name}`;
 }
 
+/**
+ * The lock key of a node's intake: the checks that admit a change (the node exists or not, its revision, no change
+ * in progress) and the job write happen under it, so that two web processes never admit conflicting changes.
+ */
+export function intakeLockKey(kind: string, name: string): string {
+  return `intake/${kind}/${name}`;
+}
+
 /** What a task queue entry carries. */
 export interface TaskMessage {
   readonly task: ProviderTask;

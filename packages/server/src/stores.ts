@@ -90,16 +90,28 @@ const ADAPTERS: Readonly<Record<StoreDriver, StoreAdapter>> = {
   },
   arangodb: {
     module: '@consortium/store-arangodb',
-    open: async (module, { config, password, tls, runMigrations }) =>
-      openWith(module, '@consortium/store-arangodb', 'openArangoStore', {
-        url: config.url,
-        database: config.database ?? 'consortium',
-        ...(password === undefined ? {} : { password }),
-        ...(tls === undefined ? {} : { tls }),
-        runMigrations,
-      }),
+    open: async (module, options) =>
+      openWith(module, '@consortium/store-arangodb', 'openArangoStore', arangoOptions(options)),
+    migrate: async (module, options) => {
+      const result = await exported(
+        module,
+        'migrateArango',
+        '@consortium/store-arangodb',
+      )(arangoOptions(options));
+      return (result as { applied: readonly number[] }).applied;
+    },
   },
 };
+
+function arangoOptions({ config, password, tls, runMigrations }: StoreOpenOptions): Record<string, unknown> {
+  return {
+    url: config.url,
+    database: config.database ?? 'consortium',
+    ...(password === undefined ? {} : { password }),
+    ...(tls === undefined ? {} : { tls }),
+    runMigrations,
+  };
+}
 
 function postgresOptions({
   config,

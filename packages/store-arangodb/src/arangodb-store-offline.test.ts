@@ -105,7 +105,10 @@ async function scripted(script: Script): Promise<{ url: string; seen: Seen[] }> 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
 }
 
-async function open(url: string, extra: { conflictRetryMs?: number } = {}): Promise<ArangoStore> {
+async function open(
+  url: string,
+  extra: { conflictRetryMs?: number; runMigrations?: boolean } = {},
+): Promise<ArangoStore> {
   const store = await openArangoStore({ url, database: 'inventory', ...extra });
   stores.push(store);
   return store;
@@ -181,6 +184,54 @@ describe('opening', () => {
     expect(seen.filter((s) => s.path.endsWith('/_api/index'))).toHaveLength(12);
     const upsert = seen.find((s) => s.query?.startsWith('UPSERT') === true);
     expect(upsert?.bindVars).toMatchObject({ key: 'schema', version: 1, '@meta': 'meta' });
+  });
+});
+
+describe('opening together with another process', () => {
+  it('retries a version write that raced another process, and opens', async () => {
+    let upserts = 0;
+    const { url } = await scripted((request) => {
+      if (request.query?.includes('RETURN m.version') === true) return ok([]);
+      if (request.query?.startsWith('UPSERT') === true) {
+        upserts += 1;
+        return upserts === 1 ? fail(409, 1200, 'write-write conflict') : undefined;
+      }
+      return undefined;
+    });
+    await open(url);
+    expect(upserts).toBe(2);
+  });
+});
+
+describe('opening without running DDL', () => {
+  it('refuses a schema that is behind, naming the command that migrates it', async () => {
+    const { url, seen } = await scripted((request) =>
+      request.query?.includes('RETURN m.version') === true ? ok([]) : undefined,
+    );
+    const error = await rejection(openArangoStore({ url, database: 'inventory', runMigrations: false }));
+    expect(error).toBeInstanceOf(BackendError);
+    expect(error.message).toBe(
+      'The ArangoDB schema of inventory is at version 0, this Consortium needs 1; run `consortium store migrate` first',
+    );
+    expect(seen.some((s) => s.method === 'POST' && s.path.endsWith('/_api/collection'))).toBe(false);
+  });
+
+  it('opens a current schema without creating anything', async () => {
+    const { url, seen } = await scripted(() => undefined);
+    await open(url, { runMigrations: false });
+    expect(seen.some((s) => s.method === 'POST' && s.path.endsWith('/_api/collection'))).toBe(false);
+    expect(seen.some((s) => s.path.endsWith('/_api/index'))).toBe(false);
+  });
+
+  it('says that TLS client options need undici, which is not installed here', async () => {
+    const error = await rejection(
+      openArangoStore({ url: 'https://127.0.0.1:9', database: 'inventory', tls: { ca: 'x' } }),
+    );
+    expect(error).toBeInstanceOf(BackendError);
+    expect(error.message).toBe(
+      'TLS client options for ArangoDB need the undici package (arangojs passes them to an undici Agent); ' +
+        'install undici beside @consortium/store-arangodb',
+    );
   });
 });
 
@@ -322,5 +373,146 @@ describe('writes against a scripted server', () => {
     expect(inserts[0]?.query).toBe(
       'INSERT { namespace: @value0, key: @value1, owner: @value2 } INTO @@value3',
     );
+  });
+});
+
+describe('store copy against a scripted server', () => {
+  const node = {
+    kind: 'host',
+    name: 'web-01',
+    attrs: { subnet: 'net-a' },
+    revision: 4,
+    observed: { libvirt: { attrs: null, at: 3 } },
+    createdAt: 1,
+    updatedAt: 2,
+  };
+
+  it('imports in one stream transaction, one query per run of a type, with the edges of the nodes', async () => {
+    const { url, seen } = await scripted(() => undefined);
+    const store = await openArangoStore({
+      url,
+      database: 'inventory',
+      references: { host: { subnet: 'subnet' } },
+    });
+    stores.push(store);
+    const opened = seen.length;
+    await store.importRecords([
+      { type: 'node', node },
+      { type: 'reservation', namespace: 'net-a', reservation: { key: '10.1.0.5', owner: 'host/web-01' } },
+      { type: 'reservation', namespace: 'net-a', reservation: { key: '10.1.0.6', owner: 'host/web-02' } },
+    ]);
+    const calls = seen.slice(opened);
+    expect(calls.map((s) => s.query ?? `${s.method} ${s.path.replace(/^\/_db\/inventory/, '')}`)).toEqual([
+      'POST /_api/transaction/begin',
+      'FOR d IN @value0 INSERT d INTO @@value1',
+      'FOR e IN @value0 INSERT e INTO @@value1',
+      'FOR d IN @value0 INSERT d INTO @@value1',
+      'PUT /_api/transaction/trx-37',
+    ]);
+    expect(calls[1]?.bindVars).toStrictEqual({
+      value0: [{ _key: nodeKey('host', 'web-01'), ...node }],
+      '@value1': 'nodes',
+    });
+    expect(calls[2]?.bindVars?.['value0']).toStrictEqual([
+      {
+        _from: `nodes/${nodeKey('host', 'web-01')}`,
+        _to: `nodes/${nodeKey('subnet', 'net-a')}`,
+        fromKind: 'host',
+        field: 'subnet',
+        toKind: 'subnet',
+        toName: 'net-a',
+      },
+    ]);
+    expect((calls[3]?.bindVars?.['value0'] as unknown[]).length).toBe(2);
+    expect(calls.slice(1, 4).every((s) => s.trx === 'trx-37')).toBe(true);
+  });
+
+  it('aborts an import that meets an existing record and names it', async () => {
+    const { url, seen } = await scripted((request) => {
+      if (request.query?.startsWith('FOR d IN @value0 INSERT') === true) {
+        return fail(409, 1210, 'unique constraint violated - in index primary of type primary over _key');
+      }
+      if (request.query?.startsWith('FOR d IN @@value0 FILTER d._key ==') === true) return ok([1]);
+      return undefined;
+    });
+    const store = await open(url);
+    const error = await rejection(store.importRecords([{ type: 'node', node }]));
+    expect(error).toBeInstanceOf(ConflictError);
+    expect(error.message).toBe('Node host/web-01 already exists in the target store');
+    expect(seen.some((s) => s.method === 'DELETE' && s.path.includes('/_api/transaction/'))).toBe(true);
+    expect(seen.some((s) => s.method === 'PUT' && s.path.includes('/_api/transaction/'))).toBe(false);
+  });
+
+  it('exports records as the port has them: absent optional fields stay absent', async () => {
+    const { url } = await scripted((request) => {
+      if (request.query?.includes('RETURN { at: d.at') === true) {
+        return ok([
+          {
+            at: 1,
+            actor: 'a',
+            action: 'patch',
+            kind: 'host',
+            name: 'x',
+            jobId: null,
+            before: null,
+            after: {},
+          },
+          {
+            at: 2,
+            actor: 'a',
+            action: 'patch',
+            kind: 'host',
+            name: 'x',
+            jobId: 'job-1',
+            before: {},
+            after: null,
+          },
+        ]);
+      }
+      if (request.query?.includes('RETURN { id: d.id') === true) {
+        return ok([{ id: 't', hash: 'h', role: 'reader', description: null, createdAt: 1, expiresAt: null }]);
+      }
+      return undefined;
+    });
+    const store = await open(url);
+    const all = async (type: 'audit' | 'token'): Promise<unknown[]> => {
+      const out: unknown[] = [];
+      for await (const batch of store.exportRecords(type)) out.push(...batch);
+      return out;
+    };
+    expect(await all('audit')).toStrictEqual([
+      {
+        type: 'audit',
+        entry: { at: 1, actor: 'a', action: 'patch', kind: 'host', name: 'x', before: null, after: {} },
+      },
+      {
+        type: 'audit',
+        entry: {
+          at: 2,
+          actor: 'a',
+          action: 'patch',
+          kind: 'host',
+          name: 'x',
+          before: {},
+          after: null,
+          jobId: 'job-1',
+        },
+      },
+    ]);
+    expect(await all('token')).toStrictEqual([
+      { type: 'token', token: { id: 't', hash: 'h', role: 'reader', createdAt: 1 } },
+    ]);
+  });
+
+  it('counts the documents of every collection', async () => {
+    const { url } = await scripted((request) =>
+      request.path.endsWith('/count')
+        ? { status: 200, body: { error: false, code: 200, count: request.path.length } }
+        : undefined,
+    );
+    const store = await open(url);
+    const counts = await store.countRecords();
+    expect(Object.keys(counts)).toEqual(['node', 'job', 'event', 'audit', 'token', 'reservation']);
+    expect(Object.values(counts).every((n) => typeof n === 'number' && n > 0)).toBe(true);
   });
 });

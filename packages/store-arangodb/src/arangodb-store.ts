@@ -10,6 +10,7 @@
  * isolation details. Reservations and unique names are decided by unique indexes (error 1210), never by a read
  * before a write.
  */
+import type { ConnectionOptions } from 'node:tls';
 import { Database } from 'arangojs';
 import { aql, join } from 'arangojs/aql';
 import type { AqlQuery } from 'arangojs/aql';
@@ -38,15 +39,19 @@ import type {
   Role,
   Store,
   StoredNode,
+  StoreRecord,
+  StoreRecordType,
+  StoreTransfer,
   TokenRecord,
 } from '@consortium/core';
 import { decodeJobCursor, decodeNodeCursor, encodeJobCursor, encodeNodeCursor } from './cursors.js';
 import { isUniqueViolation, isWriteConflict, translateError } from './errors.js';
 import { compileFilter } from './filter-aql.js';
-import { applyMigrations, Collections } from './migrations.js';
+import { applyMigrations, arangoMigrations, checkSchema, Collections } from './migrations.js';
 import type { ReferenceMap } from './references.js';
 import { digest, edgeDocuments, nodeKey } from './references.js';
 import { rebuildReferences } from './rebuild.js';
+import { countArangoRecords, exportArangoRecords, importArangoRecords } from './transfer.js';
 
 /** Where and how to open the ArangoDB store. */
 export interface ArangoStoreOptions {
@@ -66,6 +71,16 @@ export interface ArangoStoreOptions {
   readonly requestTimeoutMs?: number;
   /** How long a write keeps retrying write-write conflicts before `ConflictError`. Default 10 s. */
   readonly conflictRetryMs?: number;
+  /**
+   * Apply pending migrations when opening (default true); false refuses to open a database whose schema is
+   * behind, for deployments where application processes must not run DDL (`migrateArango` applies them).
+   */
+  readonly runMigrations?: boolean;
+  /**
+   * TLS options of the client (CA, client certificate and key, servername) for an `https://` URL. arangojs hands
+   * them to an undici `Agent`, so they need the `undici` package installed beside this one.
+   */
+  readonly tls?: ConnectionOptions;
 }
 
 /** The default time a request may take. */
@@ -118,37 +133,81 @@ interface TokenDocument {
  * server cannot be reached and `BackendError` when it refuses (credentials, missing database, newer schema).
  */
 export async function openArangoStore(options: ArangoStoreOptions): Promise<ArangoStore> {
-  const { endpoint, auth } = splitCredentials(options);
-  let system: Database | undefined;
-  const db = new Database({
-    url: endpoint,
-    databaseName: options.database,
-    ...(auth === undefined ? {} : { auth }),
-    timeout: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-  });
+  const { endpoint, db } = await connect(options);
   try {
-    if (options.createDatabase === true && !(await db.exists())) {
-      system = new Database({ url: endpoint, ...(auth === undefined ? {} : { auth }) });
-      try {
-        await system.createDatabase(options.database);
-      } catch (error) {
-        // Another process created it first.
-        if (!(await db.exists())) throw error;
-      }
-    }
-    await applyMigrations(db, undefined, options.indexedAttributes ?? []);
+    if (options.runMigrations === false) await checkSchema(db, options.database);
+    else await applyMigrations(db, arangoMigrations, options.indexedAttributes ?? []);
     await rebuildReferences(db, options.references ?? {});
     return new ArangoStore(db, endpoint, options);
   } catch (error) {
     db.close();
     throw translateError(error, endpoint, options.database);
+  }
+}
+
+/**
+ * Applies pending migrations and closes the connection, for `consortium store migrate`; returns the versions it
+ * applied. Throws as `openArangoStore` does.
+ */
+export async function migrateArango(options: ArangoStoreOptions): Promise<{ applied: number[] }> {
+  const { endpoint, db } = await connect(options);
+  try {
+    return { applied: await applyMigrations(db, arangoMigrations, options.indexedAttributes ?? []) };
+  } catch (error) {
+    throw translateError(error, endpoint, options.database);
   } finally {
-    system?.close();
+    db.close();
+  }
+}
+
+/** A `Database` for the options, the database created first when asked; throws translated errors. */
+async function connect(options: ArangoStoreOptions): Promise<{ endpoint: string; db: Database }> {
+  const { endpoint, auth } = splitCredentials(options);
+  const common = {
+    url: endpoint,
+    ...(auth === undefined ? {} : { auth }),
+    timeout: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    ...(options.tls === undefined ? {} : { agentOptions: { connect: options.tls } }),
+  };
+  if (options.tls !== undefined) await requireUndici();
+  const db = new Database({ ...common, databaseName: options.database });
+  if (options.createDatabase === true) {
+    const system = new Database(common);
+    try {
+      if (!(await db.exists())) {
+        try {
+          await system.createDatabase(options.database);
+        } catch (error) {
+          // Another process created it first.
+          if (!(await db.exists())) throw error;
+        }
+      }
+    } catch (error) {
+      db.close();
+      throw translateError(error, endpoint, options.database);
+    } finally {
+      system.close();
+    }
+  }
+  return { endpoint, db };
+}
+
+/** arangojs loads undici itself when given agent options, and fails late and vaguely when it is missing. */
+async function requireUndici(): Promise<void> {
+  const name = 'undici';
+  try {
+    await import(name);
+  } catch (error) {
+    throw new BackendError(
+      'TLS client options for ArangoDB need the undici package (arangojs passes them to an undici Agent); ' +
+        'install undici beside @consortium/store-arangodb',
+      { cause: error },
+    );
   }
 }
 
 /** The `Store` port on ArangoDB; open it with `openArangoStore`. */
-export class ArangoStore implements Store {
+export class ArangoStore implements Store, StoreTransfer {
   /** The server URL, without credentials. */
   readonly endpoint: string;
   /** The database name. */
@@ -585,6 +644,23 @@ export class ArangoStore implements Store {
           RETURN { key: r.key, owner: r.owner }`,
       ),
     );
+  }
+
+  async *exportRecords(type: StoreRecordType): AsyncIterable<readonly StoreRecord[]> {
+    if (this.closed) throw new InternalError(`The ArangoDB store at ${this.endpoint} is closed`);
+    try {
+      yield* exportArangoRecords(this.db, type);
+    } catch (error) {
+      throw translateError(error, this.endpoint, this.database);
+    }
+  }
+
+  importRecords(records: readonly StoreRecord[]): Promise<void> {
+    return this.run(() => importArangoRecords(this.db, records, this.references));
+  }
+
+  countRecords(): Promise<Readonly<Record<StoreRecordType, number>>> {
+    return this.run(() => countArangoRecords(this.db));
   }
 
   close(): Promise<void> {

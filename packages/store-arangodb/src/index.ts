@@ -6,3 +6,4 @@ export * from './filter-aql.js';
 export * from './migrations.js';
 export * from './rebuild.js';
 export * from './references.js';
+export * from './transfer.js';

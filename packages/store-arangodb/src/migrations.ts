@@ -123,17 +123,33 @@ export async function applyMigrations(
   await ensureCollection(db, { name: Collections.meta, indexes: [] });
   const meta = db.collection(Collections.meta);
   const current = await readVersion(db);
-  if (current > known) {
-    throw new BackendError(
-      `The ArangoDB schema is at version ${current}, newer than the newest this Consortium knows (${known}); ` +
-        'upgrade Consortium to open it',
-    );
-  }
+  refuseNewer(current, known);
   const applied: number[] = [];
   for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
     if (migration.version <= current) continue;
     for (const spec of migration.collections) await ensureCollection(db, spec);
-    await recordVersion(db, meta.name, migration.version);
+    // One record per migration (a second process that ran the same idempotent steps meanwhile adds none).
+    const record = {
+      _key: `migration-${migration.version}`,
+      version: migration.version,
+      name: migration.name,
+      at: Date.now(),
+    };
+    await retryRaces(() =>
+      db.query({
+        query: 'INSERT @doc INTO @@meta OPTIONS { overwriteMode: "ignore" }',
+        bindVars: { doc: record, '@meta': meta.name },
+      }),
+    );
+    await retryRaces(() =>
+      db.query({
+        // Never lowers a version another process raised meanwhile.
+        query:
+          'UPSERT { _key: @key } INSERT { _key: @key, version: @version, appliedAt: @at } ' +
+          'UPDATE { version: MAX([OLD.version, @version]), appliedAt: @at } IN @@meta',
+        bindVars: { key: SCHEMA_DOCUMENT, version: migration.version, at: Date.now(), '@meta': meta.name },
+      }),
+    );
     applied.push(migration.version);
   }
   const nodes = db.collection(Collections.nodes);
@@ -141,37 +157,71 @@ export async function applyMigrations(
     if (!/^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$/.test(path)) {
       throw new BackendError(`Cannot index the attribute path ${JSON.stringify(path)}: not a dotted path`);
     }
-    await nodes.ensureIndex(persistent(`nodes_attr_${path.replaceAll('.', '_')}`, ['kind', `attrs.${path}`]));
+    await ensureIndex(
+      db,
+      nodes.name,
+      persistent(`nodes_attr_${path.replaceAll('.', '_')}`, ['kind', `attrs.${path}`]),
+    );
   }
   return applied;
 }
 
-/** The schema version recorded in the database, 0 when none is. */
-export async function readVersion(db: Database): Promise<number> {
-  const cursor = await db.query<number | null>({
-    query: 'FOR m IN @@meta FILTER m._key == @key RETURN m.version',
-    bindVars: { key: SCHEMA_DOCUMENT, '@meta': Collections.meta },
-  });
-  const [version] = await cursor.all();
-  return typeof version === 'number' ? version : 0;
+/**
+ * Checks, without changing anything, that the database's schema is the newest of `migrations`; throws
+ * `BackendError` when it is behind (naming the command that migrates it) or newer.
+ */
+export async function checkSchema(
+  db: Database,
+  database: string,
+  migrations: readonly ArangoMigration[] = arangoMigrations,
+): Promise<void> {
+  const known = latestVersion(migrations);
+  const current = await readVersion(db);
+  refuseNewer(current, known);
+  if (current < known) {
+    throw new BackendError(
+      `The ArangoDB schema of ${database} is at version ${current}, this Consortium needs ${known}; ` +
+        'run `consortium store migrate` first',
+    );
+  }
 }
 
-/** Records `version` in the schema document; never lowers a version another process raised meanwhile. */
-async function recordVersion(db: Database, meta: string, version: number): Promise<void> {
+function refuseNewer(current: number, known: number): void {
+  if (current > known) {
+    throw new BackendError(
+      `The ArangoDB schema is at version ${current}, newer than the newest this Consortium knows (${known}); ` +
+        'upgrade Consortium to open it',
+    );
+  }
+}
+
+/** The schema version recorded in the database, 0 when none is (or there is no `meta` collection yet). */
+export async function readVersion(db: Database): Promise<number> {
+  try {
+    const cursor = await db.query<number | null>({
+      query: 'FOR m IN @@meta FILTER m._key == @key RETURN m.version',
+      bindVars: { key: SCHEMA_DOCUMENT, '@meta': Collections.meta },
+    });
+    const [version] = await cursor.all();
+    return typeof version === 'number' ? version : 0;
+  } catch (error) {
+    if (arangoErrorNum(error) === ArangoErrorNum.DATA_SOURCE_NOT_FOUND) return 0;
+    throw error;
+  }
+}
+
+/**
+ * Runs a write on `meta` again when another process wrote the same document at the same moment (a write-write
+ * conflict or, for two inserts, a duplicate key); the next try sees the other's write.
+ */
+export async function retryRaces<T>(write: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
     try {
-      await db.query({
-        query:
-          'UPSERT { _key: @key } INSERT { _key: @key, version: @version, appliedAt: @at } ' +
-          'UPDATE { version: MAX([OLD.version, @version]), appliedAt: @at } IN @@meta',
-        bindVars: { key: SCHEMA_DOCUMENT, version, at: Date.now(), '@meta': meta },
-      });
-      return;
+      return await write();
     } catch (error) {
-      // Two processes inserting the document at once: one gets a conflict or a duplicate key; the next try updates.
       const num = arangoErrorNum(error);
       const raced = num === ArangoErrorNum.CONFLICT || num === ArangoErrorNum.UNIQUE_CONSTRAINT_VIOLATED;
-      if (!raced || attempt >= 5) throw error;
+      if (!raced || attempt >= 8) throw error;
       await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
     }
   }
@@ -192,5 +242,29 @@ async function ensureCollection(db: Database, spec: CollectionSpec): Promise<voi
       if (arangoErrorNum(error) !== ArangoErrorNum.DUPLICATE_NAME) throw error;
     }
   }
-  for (const index of spec.indexes) await collection.ensureIndex(index);
+  for (const index of spec.indexes) await ensureIndex(db, spec.name, index);
+}
+
+/** `ensureIndex`, again a few times when another process is creating the same index at the same moment. */
+async function ensureIndex(
+  db: Database,
+  collection: string,
+  index: EnsurePersistentIndexOptions,
+): Promise<void> {
+  const racing = new Set<number>([
+    ArangoErrorNum.CONFLICT,
+    ArangoErrorNum.DUPLICATE_NAME,
+    ArangoErrorNum.UNIQUE_CONSTRAINT_VIOLATED,
+    ArangoErrorNum.INDEX_CREATION_FAILED,
+  ]);
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await db.collection(collection).ensureIndex(index);
+      return;
+    } catch (error) {
+      const num = arangoErrorNum(error);
+      if (num === undefined || !racing.has(num) || attempt >= 5) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
+  }
 }

@@ -6,7 +6,7 @@
 import type { Database } from 'arangojs';
 import type { Attrs } from '@consortium/core';
 import { aql } from 'arangojs/aql';
-import { Collections } from './migrations.js';
+import { Collections, retryRaces } from './migrations.js';
 import type { ReferenceMap } from './references.js';
 import { canonicalReferences, edgeDocuments } from './references.js';
 
@@ -57,6 +57,7 @@ export async function rebuildReferences(db: Database, references: ReferenceMap):
     }
   }
   const doc = { _key: REFERENCES_DOCUMENT, map: references, at: Date.now() };
-  await db.query(aql`INSERT ${doc} INTO ${meta} OPTIONS { overwriteMode: "replace" }`);
+  // Several processes opening at once all write the same map; a conflict between them is retried.
+  await retryRaces(() => db.query(aql`INSERT ${doc} INTO ${meta} OPTIONS { overwriteMode: "replace" }`));
   return kinds;
 }

@@ -3,15 +3,18 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import {
   BackendError,
   BackendUnavailableError,
+  ConflictError,
   InternalError,
   LeaseLostError,
+  STORE_RECORD_TYPES,
   TimeoutError,
 } from '@consortium/core';
+import type { StoreRecord } from '@consortium/core';
 import { describeStoreContract, startPostgres } from '@consortium/testkit';
 import type { PostgresHarness } from '@consortium/testkit';
 import { MIGRATION_LOCK_KEY, latestPostgresVersion } from './migrations.js';
 import type { PostgresStoreHandle } from './postgres-store.js';
-import { listNodesQuery, migratePostgres, openPostgresStore } from './postgres-store.js';
+import { listNodesQuery, migratePostgres, openPostgresStore, postgresPoolConfig } from './postgres-store.js';
 
 const T0 = 1_700_000_000_000;
 const TABLES = 'nodes, observations, jobs, job_events, audit, tokens, reservations';
@@ -155,6 +158,20 @@ describe('PostgresStore', () => {
       );
     });
 
+    it('keeps explicit TLS options over the URL’s sslmode', () => {
+      const ssl = { ca: 'CA PEM', cert: 'CERT PEM', key: 'KEY PEM', servername: 'db.example' };
+      const config = postgresPoolConfig({
+        url: 'postgres://consortium:pw@db.example:5433/inventory?sslmode=verify-full&application_name=x',
+        ssl,
+      });
+      // What the driver will actually use (not in its typings): the URL's sslmode would have replaced it with {}.
+      const used = (new pg.Client(config) as unknown as { connectionParameters: Record<string, unknown> })
+        .connectionParameters;
+      expect(used['ssl']).toStrictEqual(ssl);
+      expect([used['host'], used['port'], used['database']]).toEqual(['db.example', 5433, 'inventory']);
+      expect(config.statement_timeout).toBe(30_000);
+    });
+
     it('refuses a schema that is behind without runMigrations, then opens once migrated', async () => {
       await expectReject(
         openPostgresStore({ url, runMigrations: false }),
@@ -188,6 +205,80 @@ describe('PostgresStore', () => {
         InternalError,
         `The PostgreSQL store at 127.0.0.1:${server.port}${new URL(url).pathname} is closed`,
       );
+    });
+  });
+
+  describe('transfer', () => {
+    it('exports every record and imports it exactly into another database', async () => {
+      const from = await track(openPostgresStore({ url }));
+      await from.insertNode('host', 'web-01', { a: [1, { b: null }], ü: 'ß' }, T0);
+      await from.updateNode('host', 'web-01', { a: 2 }, T0 + 1);
+      await from.putObservation('host', 'web-01', 'libvirt', { power: 'on' }, T0 + 2);
+      await from.putObservation('host', 'web-01', 'netbox', null, T0 + 3);
+      for (let i = 0; i < 3; i += 1) await from.insertNode('vm', `vm-${i}`, { i }, T0);
+      await from.createJob({
+        id: 'job-1',
+        kind: 'host',
+        name: 'web-01',
+        action: 'patch',
+        state: 'running',
+        actor: 'dev',
+        updates: [],
+        before: null,
+        createdAt: T0,
+        updatedAt: T0,
+        fence: '7',
+      });
+      await from.appendEvent('job-1', 'accepted', { by: 'dev' }, T0);
+      await from.appendEvent('job-1', 'round', { n: 1 }, T0 + 1);
+      await from.appendAudit({
+        at: T0,
+        actor: 'dev',
+        action: 'patch',
+        kind: 'host',
+        name: 'web-01',
+        before: null,
+        after: { a: 2 },
+      });
+      await from.putToken({ id: 'tok-1', hash: 'h1', role: 'admin', createdAt: T0, expiresAt: T0 + 1 });
+      await from.reserve('subnet/a', '10.0.0.1', 'host/web-01');
+      const exported: StoreRecord[] = [];
+      for (const type of STORE_RECORD_TYPES) {
+        for await (const batch of from.exportRecords(type)) exported.push(...batch);
+      }
+      expect(exported.map((record) => record.type)).toEqual([
+        'node',
+        'node',
+        'node',
+        'node',
+        'job',
+        'event',
+        'event',
+        'audit',
+        'token',
+        'reservation',
+      ]);
+      const otherUrl = await server.createDatabase();
+      try {
+        const to = await track(openPostgresStore({ url: otherUrl }));
+        await to.importRecords(exported);
+        expect(await to.countRecords()).toEqual(await from.countRecords());
+        const again: StoreRecord[] = [];
+        for (const type of STORE_RECORD_TYPES) {
+          for await (const batch of to.exportRecords(type)) again.push(...batch);
+        }
+        expect(again).toStrictEqual(exported);
+        // The job's event counter came along: the next event is number 3.
+        expect((await to.appendEvent('job-1', 'ended', {}, T0 + 5)).seq).toBe(3);
+        await expectReject(
+          to.importRecords(exported.slice(0, 1)),
+          ConflictError,
+          'Node host/web-01 already exists in the target store',
+        );
+        await to.close();
+      } finally {
+        await server.dropDatabase(otherUrl);
+      }
     });
   });
 
@@ -228,6 +319,18 @@ describe('PostgresStore', () => {
         filter: { op: 'has', field: 'roles', value: 'role-3' },
       });
       expect(page.items.map((node) => node.name)).toEqual(['host-00003', 'host-00043', 'host-00083']);
+      // The same table exports in keyset-ordered batches.
+      const sizes: number[] = [];
+      let previous = '';
+      for await (const batch of store.exportRecords('node')) {
+        sizes.push(batch.length);
+        for (const record of batch) {
+          const name = record.type === 'node' ? record.node.name : '';
+          expect(name > previous).toBe(true);
+          previous = name;
+        }
+      }
+      expect(sizes).toEqual(Array.from({ length: 10 }, () => 500));
     });
   });
 

@@ -35,6 +35,9 @@ import type {
   Role,
   Store,
   StoredNode,
+  StoreRecord,
+  StoreRecordType,
+  StoreTransfer,
   TokenRecord,
 } from '@consortium/core';
 import { decodeJobCursor, decodeNodeCursor, encodeJobCursor, encodeNodeCursor } from './cursors.js';
@@ -74,7 +77,7 @@ export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
 export const DEFAULT_POOL_SIZE = 10;
 
 /** The store, as `openPostgresStore` returns it: the port plus the schema version and the server it talks to. */
-export interface PostgresStoreHandle extends Store {
+export interface PostgresStoreHandle extends Store, StoreTransfer {
   /** `host:port/database`, for messages: never the password. */
   readonly target: string;
   /** The schema version of the database. */
@@ -169,10 +172,36 @@ export function describePostgresUrl(url: string): string {
   }
 }
 
-function poolConfig(options: PostgresStoreOptions): PoolConfig {
+/** URL parameters that configure TLS, which node-postgres would let override an explicit `ssl`. */
+const URL_TLS_PARAMETERS = [
+  'ssl',
+  'sslmode',
+  'sslcert',
+  'sslkey',
+  'sslrootcert',
+  'sslpassword',
+  'uselibpqcompat',
+];
+
+/**
+ * The pool's configuration. With `ssl` given, the URL's TLS parameters are removed: node-postgres merges what it
+ * parses from the URL over the explicit options, so `sslmode=verify-full` would otherwise replace the CA and client
+ * certificate with an empty TLS configuration.
+ */
+export function postgresPoolConfig(options: PostgresStoreOptions): PoolConfig {
   const statementTimeout = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  let url = options.url;
+  if (options.ssl !== undefined) {
+    try {
+      const parsed = new URL(options.url);
+      for (const name of URL_TLS_PARAMETERS) parsed.searchParams.delete(name);
+      url = parsed.toString();
+    } catch {
+      // Not a URL (a bare libpq keyword string): leave it to the driver, which reports it.
+    }
+  }
   return {
-    connectionString: options.url,
+    connectionString: url,
     max: options.poolSize ?? DEFAULT_POOL_SIZE,
     statement_timeout: statementTimeout,
     // A lock wait counts against statement_timeout too; an idle transaction (a client that vanished) is ended.
@@ -243,11 +272,18 @@ export class PostgresStore implements PostgresStoreHandle {
     this.target = describePostgresUrl(options.url);
     this.password = passwordOf(options.url);
     this.statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
-    this.pool = new pg.Pool(poolConfig(options));
+    this.pool = new pg.Pool(postgresPoolConfig(options));
     // An idle connection whose server went away emits 'error' on the pool; unhandled, it would end the process.
     // The pool has already dropped the connection, so there is nothing to do but report it.
     this.pool.on('error', (error) => {
       options.onIdleError?.(error);
+    });
+    // Belt and braces: the server can end a connection (restart, pg_terminate_backend) at any moment, also between
+    // the pool handing a connection out and the caller's first statement. A listener for the connection's whole
+    // life keeps that 'error' event from ever being uncaught; the failure itself reaches the caller through the
+    // statement that follows, and the pool drops the connection.
+    this.pool.on('connect', (client) => {
+      client.on('error', () => undefined);
     });
   }
 
@@ -533,6 +569,43 @@ export class PostgresStore implements PostgresStoreHandle {
     ]);
   }
 
+  async *exportRecords(type: StoreRecordType): AsyncIterable<readonly StoreRecord[]> {
+    const { select, keys } = EXPORTS[type];
+    let after: unknown[] | undefined;
+    for (;;) {
+      const where =
+        after === undefined
+          ? ''
+          : `WHERE (${keys.join(', ')}) > (${keys.map((_, i) => `$${i + 1}`).join(', ')})`;
+      const rows = await this.query(
+        `${select} ${where} ORDER BY ${keys.join(', ')} LIMIT ${EXPORT_BATCH}`,
+        after ?? [],
+      );
+      if (rows.length === 0) return;
+      yield rows.map((row) => toRecord(type, row));
+      const last = rows[rows.length - 1] as QueryResultRow;
+      after = keys.map((key) => last[key.replace(/^\w+\./, '')] as unknown);
+      if (rows.length < EXPORT_BATCH) return;
+    }
+  }
+
+  async importRecords(records: readonly StoreRecord[]): Promise<void> {
+    await this.transaction(async (client) => {
+      for (const record of records) await importRecord(client, record);
+    });
+  }
+
+  async countRecords(): Promise<Readonly<Record<StoreRecordType, number>>> {
+    const rows = await this.query<Record<StoreRecordType, number>>(
+      'SELECT (SELECT count(*) FROM nodes) AS node, (SELECT count(*) FROM jobs) AS job, ' +
+        '(SELECT count(*) FROM job_events) AS event, (SELECT count(*) FROM audit) AS audit, ' +
+        '(SELECT count(*) FROM tokens) AS token, (SELECT count(*) FROM reservations) AS reservation',
+    );
+    const counts = rows[0];
+    if (counts === undefined) throw new InternalError('Counting the records returned no row');
+    return counts;
+  }
+
   close(): Promise<void> {
     this.closing ??= this.pool.end().catch(() => undefined);
     return this.closing;
@@ -634,6 +707,149 @@ export class PostgresStore implements PostgresStoreHandle {
       return new BackendError(`PostgreSQL failed at ${this.target}: ${message} (${state})`, { cause: error });
     }
     return new InternalError(message, { cause: error });
+  }
+}
+
+/** Records per batch of `exportRecords`. */
+export const EXPORT_BATCH = 500;
+
+/** What `exportRecords` reads for each type, and the keys it orders and resumes by. */
+const EXPORTS: Readonly<Record<StoreRecordType, { select: string; keys: readonly string[] }>> = {
+  node: { select: `SELECT ${NODE_COLUMNS}, ${OBSERVED} FROM nodes n`, keys: ['n.kind', 'n.name'] },
+  job: { select: 'SELECT id, record FROM jobs', keys: ['id'] },
+  event: { select: 'SELECT job_id, seq, at, type, data FROM job_events', keys: ['job_id', 'seq'] },
+  audit: {
+    select: 'SELECT id, at, actor, action, kind, name, job_id, before_attrs, after_attrs FROM audit',
+    keys: ['id'],
+  },
+  token: { select: 'SELECT * FROM tokens', keys: ['id'] },
+  reservation: { select: 'SELECT namespace, key, owner FROM reservations', keys: ['namespace', 'key'] },
+};
+
+function toRecord(type: StoreRecordType, row: QueryResultRow): StoreRecord {
+  switch (type) {
+    case 'node':
+      return { type, node: toStoredNode(row as NodeRow) };
+    case 'job':
+      return { type, job: row['record'] as JobRecord };
+    case 'event': {
+      const event: JobEvent = {
+        jobId: row['job_id'] as string,
+        seq: row['seq'] as number,
+        at: row['at'] as number,
+        type: row['type'] as string,
+        data: row['data'] as JsonObject,
+      };
+      return { type, event };
+    }
+    case 'audit':
+      return { type, entry: toAuditEntry(row as AuditRow) };
+    case 'token':
+      return { type, token: toToken(row as TokenRow) };
+    case 'reservation':
+      return {
+        type,
+        namespace: row['namespace'] as string,
+        reservation: { key: row['key'] as string, owner: row['owner'] as string },
+      };
+  }
+}
+
+/** Inserts one record exactly as it is; throws `ConflictError` when it exists already. */
+async function insertOnce(client: PoolClient, sql: string, params: unknown[], what: string): Promise<void> {
+  const result = await client.query(`${sql} ON CONFLICT DO NOTHING`, params);
+  if (result.rowCount === 0) throw new ConflictError(`${what} already exists in the target store`);
+}
+
+async function importRecord(client: PoolClient, record: StoreRecord): Promise<void> {
+  const json = (value: unknown): string | null => (value === null ? null : JSON.stringify(value));
+  switch (record.type) {
+    case 'node': {
+      const { node } = record;
+      await insertOnce(
+        client,
+        'INSERT INTO nodes (kind, name, attrs, revision, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)',
+        [node.kind, node.name, json(node.attrs), node.revision, node.createdAt, node.updatedAt],
+        `Node ${node.kind}/${node.name}`,
+      );
+      for (const [provider, obs] of Object.entries(node.observed)) {
+        await insertOnce(
+          client,
+          'INSERT INTO observations (kind, name, provider, attrs, at) VALUES ($1, $2, $3, $4, $5)',
+          [node.kind, node.name, provider, json(obs.attrs), obs.at],
+          `The observation of ${node.kind}/${node.name} by ${provider}`,
+        );
+      }
+      return;
+    }
+    case 'job': {
+      const { job } = record;
+      await insertOnce(
+        client,
+        'INSERT INTO jobs (id, kind, name, state, created_at, updated_at, record) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+        [job.id, job.kind, job.name, job.state, job.createdAt, job.updatedAt, json(job)],
+        `Job ${job.id}`,
+      );
+      return;
+    }
+    case 'event': {
+      const { event } = record;
+      await insertOnce(
+        client,
+        'INSERT INTO job_events (job_id, seq, at, type, data) VALUES ($1, $2, $3, $4, $5)',
+        [event.jobId, event.seq, event.at, event.type, json(event.data)],
+        `Event ${event.seq} of job ${event.jobId}`,
+      );
+      // The job's counter numbers the next event: it must be past every copied one.
+      await client.query('UPDATE jobs SET events = GREATEST(events, $2) WHERE id = $1', [
+        event.jobId,
+        event.seq,
+      ]);
+      return;
+    }
+    case 'audit': {
+      const { entry } = record;
+      await client.query(
+        'INSERT INTO audit (at, actor, action, kind, name, job_id, before_attrs, after_attrs) ' +
+          'VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+        [
+          entry.at,
+          entry.actor,
+          entry.action,
+          entry.kind,
+          entry.name,
+          entry.jobId ?? null,
+          json(entry.before),
+          json(entry.after),
+        ],
+      );
+      return;
+    }
+    case 'token': {
+      const { token } = record;
+      await insertOnce(
+        client,
+        'INSERT INTO tokens (id, hash, role, description, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)',
+        [
+          token.id,
+          token.hash,
+          token.role,
+          token.description ?? null,
+          token.createdAt,
+          token.expiresAt ?? null,
+        ],
+        `Token ${token.id}`,
+      );
+      return;
+    }
+    case 'reservation':
+      await insertOnce(
+        client,
+        'INSERT INTO reservations (namespace, key, owner) VALUES ($1, $2, $3)',
+        [record.namespace, record.reservation.key, record.reservation.owner],
+        `The reservation of ${record.reservation.key} in ${record.namespace}`,
+      );
+      return;
   }
 }
 

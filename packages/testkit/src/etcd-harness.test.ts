@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startEtcd, startTcpProxy } from './etcd-harness.js';
 import type { EtcdHarness, TcpProxy } from './etcd-harness.js';
@@ -29,7 +30,20 @@ function server(): EtcdHarness {
 
 beforeEach(() => {
   server();
+  // A test that fails while the server is frozen must not leave it frozen for the tests after it.
+  return async () => {
+    await etcd?.kill('SIGCONT');
+  };
 });
+
+/** A loopback port that was free a moment ago. */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
 
 async function healthy(url: string, timeoutMs = 1000): Promise<boolean> {
   try {
@@ -54,12 +68,27 @@ describe('startEtcd', () => {
     await server().kill('SIGSTOP');
     expect(await healthy(endpoint, 300)).toBe(false);
     await server().kill('SIGCONT');
-    expect(await healthy(endpoint, 5000)).toBe(true);
+    // Thawed, it answers again; on a loaded machine that may take more than one probe.
+    await expect.poll(() => healthy(endpoint, 5000), { timeout: 20_000, interval: 100 }).toBe(true);
     await server().kill();
     expect(await healthy(endpoint, 300)).toBe(false);
     await server().restart();
     expect(await healthy(endpoint)).toBe(true);
-  });
+  }, 60_000);
+
+  it('does not adopt another server that holds the port it picked (parallel test files race for ports)', async () => {
+    const taken = server().clientPort;
+    const other = await startEtcd({
+      pickClientPort: async (attempt) => (attempt === 1 ? taken : freePort()),
+    });
+    try {
+      expect(other.clientPort).not.toBe(taken);
+      expect(await healthy(other.endpoint)).toBe(true);
+    } finally {
+      await other.stop();
+    }
+    expect(await healthy(server().endpoint)).toBe(true);
+  }, 60_000);
 
   it('removes the data dir on stop', async () => {
     const other = await startEtcd();

@@ -3,3 +3,5 @@ export * from './store-contract.js';
 export * from './coordinator-contract.js';
 export * from './etcd-harness.js';
 export * from './postgres-harness.js';
+export * from './provider-contract.js';
+export * from './certs.js';

@@ -4,18 +4,10 @@
  * object items stay open.
  */
 import type { JsonSchema, KindDefinition } from '@consortium/plugin-api';
+import { DNS_NAME_PATTERN, IPV4_CIDR_PATTERN, IPV4_PATTERN, ipv4Schema } from '@consortium/plugin-api';
 
-const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
-
-/** A dotted-quad IPv4 address, each octet 0–255 without leading zeros. */
-export const IPV4_PATTERN = `^${OCTET}(\\.${OCTET}){3}$`;
-
-/** An IPv4 network in CIDR notation: `10.1.2.0/24`. */
-export const IPV4_CIDR_PATTERN = `^${OCTET}(\\.${OCTET}){3}/(3[0-2]|[12]?[0-9])$`;
-
-/** A lowercase DNS name, as node names are. */
-export const DNS_NAME_PATTERN =
-  '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$';
+// The address and name patterns are the plugin API's, shared with ipam and every provider of host attributes.
+export { DNS_NAME_PATTERN, IPV4_CIDR_PATTERN, IPV4_PATTERN } from '@consortium/plugin-api';
 
 /** The kinds inventory defines. */
 export const INVENTORY_KINDS: readonly KindDefinition[] = [
@@ -34,7 +26,7 @@ const dnsName = (description: string): JsonSchema => ({
   pattern: DNS_NAME_PATTERN,
   description,
 });
-const ipv4 = (description: string): JsonSchema => ({ type: 'string', pattern: IPV4_PATTERN, description });
+const ipv4 = ipv4Schema;
 const stringSet = (
   description: string,
   items: JsonSchema = { type: 'string', minLength: 1 },

@@ -7,15 +7,14 @@
 import type {
   AttributeClaim,
   Attrs,
-  ExplainOutcome,
   JsonValue,
   NodeProvider,
+  OutcomeBuilder,
   ProposedUpdate,
-  ProviderContext,
   PluginStore,
-  ProviderTask,
+  TaskRun,
 } from '@consortium/plugin-api';
-import { parsePath } from '@consortium/plugin-api';
+import { decisionProvider, DNS_NAME_PATTERN, ipv4Schema, parsePath } from '@consortium/plugin-api';
 import type { Ipv4Network } from '@consortium/plugin-api';
 import {
   networkContains,
@@ -27,14 +26,10 @@ import {
   parseIpv4,
   prefixMask,
 } from '@consortium/plugin-api';
-import { OutcomeBuilder, interfaceOf } from '@consortium/plugin-api';
+import { interfaceOf } from '@consortium/plugin-api';
 
 /** The name of the provider. */
 export const IPAM_PROVIDER = 'ipam';
-
-const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
-const IPV4_PATTERN = `^${OCTET}(\\.${OCTET}){3}$`;
-const DNS_NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$';
 
 /** What ipam claims on hosts; `interfaces` itself belongs to another provider (inventory). */
 export const IPAM_CLAIMS: readonly AttributeClaim[] = [
@@ -50,15 +45,15 @@ export const IPAM_CLAIMS: readonly AttributeClaim[] = [
   },
   {
     path: 'interfaces[*].ip',
-    schema: { type: 'string', pattern: IPV4_PATTERN, description: 'the IPv4 address' },
+    schema: ipv4Schema('the IPv4 address'),
   },
   {
     path: 'interfaces[*].netmask',
-    schema: { type: 'string', pattern: IPV4_PATTERN, description: "the netmask of the subnet's network" },
+    schema: ipv4Schema("the netmask of the subnet's network"),
   },
   {
     path: 'interfaces[*].gateway',
-    schema: { type: 'string', pattern: IPV4_PATTERN, description: "the subnet's default gateway" },
+    schema: ipv4Schema("the subnet's default gateway"),
   },
 ];
 
@@ -192,8 +187,8 @@ export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
     for (const field of FIELDS) if (item?.[field] !== undefined) out.unset.push(path(field));
   }
 
-  async function decide(task: ProviderTask, context: ProviderContext, dry: boolean): Promise<ExplainOutcome> {
-    const out = new OutcomeBuilder();
+  async function decide(run: TaskRun): Promise<void> {
+    const { task, context, out, explain: dry } = run;
     const started = context.now();
     const owner = `${task.kind}/${task.name}`;
     const current = typeof task.node['subnet'] === 'string' ? task.node['subnet'] : undefined;
@@ -203,7 +198,7 @@ export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
       if (current !== undefined) await releaseAll(current, owner, dry, out);
       unsetOwned(task.node, out);
       out.accept(...task.updates);
-      return out.build(dry);
+      return;
     }
 
     let subnetUpdate: ProposedUpdate | undefined;
@@ -236,7 +231,7 @@ export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
         `${path('netmask')} and ${path('gateway')} follow the subnet; the host has no address`,
         ...derivedUpdates,
       );
-      return out.build(dry);
+      return;
     }
     if (subnetUpdate !== undefined && (subnetUpdate.op !== 'set' || typeof subnetUpdate.value !== 'string')) {
       out.reject(
@@ -244,17 +239,17 @@ export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
         subnetUpdate,
         ...fields.values(),
       );
-      return out.build(dry);
+      return;
     }
     const target = subnetUpdate === undefined ? current : (subnetUpdate.value as string);
     if (target === undefined) {
       out.reject('the host has no subnet: set subnet too', ...fields.values());
-      return out.build(dry);
+      return;
     }
     const subnet = await loadSubnet(target);
     if (typeof subnet === 'string') {
       out.reject(subnet, subnetUpdate, ...fields.values());
-      return out.build(dry);
+      return;
     }
     const netmask = formatIpv4(prefixMask(subnet.net.prefix));
 
@@ -267,12 +262,12 @@ export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
           ...fields.values(),
         );
         out.reject('rejected with the address', subnetUpdate);
-        return out.build(dry);
+        return;
       }
       const allocation = await allocate(subnet, owner, requested, dry);
       if ('reason' in allocation) {
         out.reject(allocation.reason, subnetUpdate, ...fields.values());
-        return out.build(dry);
+        return;
       }
       if (current !== undefined && current !== subnet.name) await releaseAll(current, owner, dry, out);
       const subnetRef = `subnet/${subnet.name}`;
@@ -321,14 +316,7 @@ export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
         );
       }
     }
-    return out.build(dry);
   }
 
-  return {
-    name: IPAM_PROVIDER,
-    kind: 'host',
-    claims: IPAM_CLAIMS,
-    apply: (task, context) => decide(task, context, false),
-    explain: (task, context) => decide(task, context, true),
-  };
+  return decisionProvider({ name: IPAM_PROVIDER, kind: 'host', claims: IPAM_CLAIMS }, decide);
 }

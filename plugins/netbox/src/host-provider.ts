@@ -6,16 +6,15 @@
  * cluster, or a role someone added in NetBox's UI, ends up in the node.
  */
 import type {
-  ExplainOutcome,
   JsonValue,
-  Logger,
   NodeProvider,
   Observation,
   ProposedUpdate,
   ProviderContext,
   ProviderTask,
+  TaskRun,
 } from '@consortium/plugin-api';
-import { BackendError, BackendUnavailableError } from '@consortium/plugin-api';
+import { BackendError, BackendUnavailableError, decisionProvider } from '@consortium/plugin-api';
 import type { CallOptions } from './client.js';
 import { NetboxClient } from './client.js';
 import type { NetboxSettings } from './config.js';
@@ -33,7 +32,6 @@ import {
 } from './host-values.js';
 import type { NetboxCluster, NetboxRef, NetboxVm } from './netbox-objects.js';
 import { toCluster, toSlugged, toVm } from './netbox-objects.js';
-import { OutcomeBuilder } from '@consortium/plugin-api';
 
 /** The name of the provider. */
 export const NETBOX_PROVIDER = 'netbox';
@@ -103,54 +101,23 @@ export function netboxHostProvider(settings: NetboxSettings): NodeProvider {
   const client = new NetboxClient(settings);
   const roles = settings.roles;
 
-  /** Everything one task needs: context, dry-run flag, and the outcome it builds. */
-  class Run {
-    readonly out = new OutcomeBuilder();
-    constructor(
-      readonly context: ProviderContext,
-      readonly dry: boolean,
-    ) {}
-
-    call(action: string): CallOptions {
-      return { signal: this.context.signal, action, logger: this.context.logger };
-    }
-
-    get logger(): Logger {
-      return this.context.logger;
-    }
-
-    /**
-     * Runs a backend write (skipped in explain) and logs it as an operation with its duration; `detail` may
-     * depend on the write's result.
-     */
-    async write<T>(
-      action: string,
-      target: string,
-      detail: string | ((result: T | undefined) => string),
-      effect: () => Promise<T>,
-    ): Promise<T | undefined> {
-      const started = this.context.now();
-      const result = this.dry ? undefined : await effect();
-      this.out.operations.push({
-        action,
-        target,
-        detail: typeof detail === 'string' ? detail : detail(result),
-        durationMs: this.context.now() - started,
-      });
-      return result;
-    }
-  }
+  /** The options of a NetBox call made for `context`; `action` names it in errors and logs. */
+  const call = (context: ProviderContext, action: string): CallOptions => ({
+    signal: context.signal,
+    action,
+    logger: context.logger,
+  });
 
   /**
    * The VM of a host: NetBox's `name` filter, every page, exact name. When NetBox has several VMs of that name
    * (one per cluster is allowed), the hinted clusters pick one; throws `BackendError` when they cannot.
    */
   async function findVm(
-    run: Run,
+    run: Pick<TaskRun, 'context'>,
     name: string,
     hints: readonly (string | undefined)[],
   ): Promise<NetboxVm | undefined> {
-    const found = (await client.list(API.vms, { name }, run.call(`look up virtual machine ${name}`)))
+    const found = (await client.list(API.vms, { name }, call(run.context, `look up virtual machine ${name}`)))
       .map(toVm)
       .filter((vm) => vm.name.toLowerCase() === name.toLowerCase());
     if (found.length <= 1) return found[0];
@@ -166,19 +133,19 @@ export function netboxHostProvider(settings: NetboxSettings): NodeProvider {
     );
   }
 
-  async function resolveSite(run: Run, slug: string): Promise<NetboxRef | Unresolvable> {
-    const sites = await client.list(API.sites, { slug }, run.call(`look up site ${slug}`));
+  async function resolveSite(run: TaskRun, slug: string): Promise<NetboxRef | Unresolvable> {
+    const sites = await client.list(API.sites, { slug }, call(run.context, `look up site ${slug}`));
     const site = sites.map((s) => toSlugged(s, 'site')).find((s) => s.slug === slug);
     return site ?? { path: 'datacenter', reason: `NetBox has no site with slug "${slug}" (datacenter)` };
   }
 
   async function resolveCluster(
-    run: Run,
+    run: TaskRun,
     name: string,
     siteId: number | undefined,
   ): Promise<NetboxCluster | Unresolvable> {
     const query = { name, ...(settings.clusterType === undefined ? {} : { type: settings.clusterType }) };
-    const clusters = (await client.list(API.clusters, query, run.call(`look up cluster ${name}`)))
+    const clusters = (await client.list(API.clusters, query, call(run.context, `look up cluster ${name}`)))
       .map(toCluster)
       .filter((c) => c.name === name);
     const ofType = settings.clusterType === undefined ? '' : ` of type "${settings.clusterType}"`;
@@ -195,19 +162,22 @@ export function netboxHostProvider(settings: NetboxSettings): NodeProvider {
     };
   }
 
-  async function resolveTenant(run: Run, slug: string): Promise<NetboxRef | Unresolvable> {
-    const tenants = await client.list(API.tenants, { slug }, run.call(`look up tenant ${slug}`));
+  async function resolveTenant(run: TaskRun, slug: string): Promise<NetboxRef | Unresolvable> {
+    const tenants = await client.list(API.tenants, { slug }, call(run.context, `look up tenant ${slug}`));
     const tenant = tenants.map((t) => toSlugged(t, 'tenant')).find((t) => t.slug === slug);
     return tenant ?? { path: 'owner', reason: `NetBox has no tenant with slug "${slug}" (owner)` };
   }
 
   /** Creates a tag; when another job created it first (NetBox refuses the duplicate), takes that one. */
-  async function createTag(run: Run, name: string, slug: string): Promise<NetboxRef> {
+  async function createTag(run: TaskRun, name: string, slug: string): Promise<NetboxRef> {
     try {
-      return toSlugged(await client.create(API.tags, { name, slug }, run.call(`create tag ${name}`)), 'tag');
+      return toSlugged(
+        await client.create(API.tags, { name, slug }, call(run.context, `create tag ${name}`)),
+        'tag',
+      );
     } catch (error) {
       if (!(error instanceof BackendError)) throw error;
-      const again = await client.list(API.tags, { name }, run.call(`look up tag ${name}`));
+      const again = await client.list(API.tags, { name }, call(run.context, `look up tag ${name}`));
       const tag = again.map((t) => toSlugged(t, 'tag')).find((t) => t.name === name);
       if (tag === undefined) throw error;
       return tag;
@@ -215,12 +185,12 @@ export function netboxHostProvider(settings: NetboxSettings): NodeProvider {
   }
 
   /** The ids of the role tags, creating tags NetBox does not have yet (one operation each). */
-  async function roleTagIds(run: Run, wanted: readonly string[]): Promise<number[]> {
+  async function roleTagIds(run: TaskRun, wanted: readonly string[]): Promise<number[]> {
     if (roles.kind !== 'tags' || wanted.length === 0) return [];
     const names = wanted.map((role) => `${roles.prefix}${role}`);
-    const existing = (await client.list(API.tags, { name: names }, run.call('look up role tags'))).map((t) =>
-      toSlugged(t, 'tag'),
-    );
+    const existing = (
+      await client.list(API.tags, { name: names }, call(run.context, 'look up role tags'))
+    ).map((t) => toSlugged(t, 'tag'));
     const ids: number[] = [];
     for (const name of names) {
       const tag = existing.find((t) => t.name === name);
@@ -229,9 +199,8 @@ export function netboxHostProvider(settings: NetboxSettings): NodeProvider {
         continue;
       }
       const slug = tagSlug(name);
-      const created = await run.write(
-        'create-tag',
-        `netbox/tag/${name}`,
+      const created = await run.operation(
+        { action: 'create-tag', target: `netbox/tag/${name}` },
         `tag ${name} (slug ${slug}) for a Puppet role`,
         () => createTag(run, name, slug),
       );
@@ -242,7 +211,7 @@ export function netboxHostProvider(settings: NetboxSettings): NodeProvider {
 
   /** Resolves the references of `paths` in `target`; the first path NetBox cannot resolve comes back instead. */
   async function resolve(
-    run: Run,
+    run: TaskRun,
     paths: ReadonlySet<NetboxPath>,
     target: HostValues,
     vm: NetboxVm | undefined,
@@ -330,13 +299,17 @@ export function netboxHostProvider(settings: NetboxSettings): NodeProvider {
    * an operator), throws a retryable error so that the next attempt finds it and updates it instead.
    */
   async function createVm(
-    run: Run,
+    run: TaskRun,
     name: string,
     fields: Record<string, JsonValue>,
     hints: readonly (string | undefined)[],
   ): Promise<unknown> {
     try {
-      return await client.create(API.vms, { name, ...fields }, run.call(`create virtual machine ${name}`));
+      return await client.create(
+        API.vms,
+        { name, ...fields },
+        call(run.context, `create virtual machine ${name}`),
+      );
     } catch (error) {
       if (!(error instanceof BackendError) || (await findVm(run, name, hints)) === undefined) throw error;
       throw new BackendUnavailableError(
@@ -347,30 +320,28 @@ export function netboxHostProvider(settings: NetboxSettings): NodeProvider {
   }
 
   /** The host is being deleted: delete its VM (a 404 means someone already did) and forget the values. */
-  async function remove(run: Run, task: ProviderTask): Promise<void> {
+  async function remove(run: TaskRun, task: ProviderTask): Promise<void> {
     const node = valuesOfNode(task.node);
     const vm = await findVm(run, task.name, [node.subcluster]);
     if (vm !== undefined) {
       const target = `netbox/vm/${task.name}`;
-      await run.write(
-        'delete-vm',
-        target,
+      await run.operation(
+        { action: 'delete-vm', target: target },
         (result) =>
           result === 'gone' ? `virtual machine #${vm.id} was already gone` : `virtual machine #${vm.id}`,
-        () => client.delete(`${API.vms}${vm.id}/`, run.call(`delete virtual machine ${task.name}`)),
+        () => client.delete(`${API.vms}${vm.id}/`, call(run.context, `delete virtual machine ${task.name}`)),
       );
-      if (!run.dry) run.logger.info('deleted NetBox virtual machine', { name: task.name, id: vm.id });
+      if (!run.explain) run.logger.info('deleted NetBox virtual machine', { name: task.name, id: vm.id });
     }
     for (const path of NETBOX_PATHS) if (task.node[path] !== undefined) run.out.unset.push(path);
     run.out.accept(...task.updates);
   }
 
-  async function decide(task: ProviderTask, context: ProviderContext, dry: boolean): Promise<ExplainOutcome> {
-    const run = new Run(context, dry);
-    const { out } = run;
+  async function decide(run: TaskRun): Promise<void> {
+    const { task, out, explain: dry } = run;
     if (task.node['present'] === undefined) {
       await remove(run, task);
-      return out.build();
+      return;
     }
     const work: ProposedUpdate[] = [];
     for (const update of task.updates) {
@@ -379,13 +350,13 @@ export function netboxHostProvider(settings: NetboxSettings): NodeProvider {
       else if (refused !== undefined) out.reject(refused, update);
       else work.push(update);
     }
-    if (work.length === 0) return out.build();
+    if (work.length === 0) return;
     if (task.name.length > VM_NAME_MAX) {
       out.reject(
         `NetBox virtual machine names have at most ${VM_NAME_MAX} characters; ${task.name} has ${task.name.length}`,
         ...work,
       );
-      return out.build();
+      return;
     }
 
     const node = valuesOfNode(task.node);
@@ -406,32 +377,38 @@ export function netboxHostProvider(settings: NetboxSettings): NodeProvider {
         `NetBox needs a datacenter (site) or a subcluster (cluster) to create virtual machine ${task.name}`,
         ...work,
       );
-      return out.build();
+      return;
     }
     const resolved = await resolve(run, paths, target, vm);
     if ('reason' in resolved) {
       const failed = work.filter((u) => u.path === resolved.path);
       out.reject(resolved.reason, ...(failed.length > 0 ? failed : work));
       out.reject(`not written to NetBox because ${resolved.reason}`, ...work);
-      return out.build();
+      return;
     }
 
     let after: NetboxVm | undefined = vm;
     const fields = body(paths, target, resolved);
     if (vm === undefined) {
-      const created = await run.write('create-vm', `netbox/vm/${task.name}`, describeCreate(target), () =>
-        createVm(run, task.name, fields, [node.subcluster, expected.subcluster]),
+      const created = await run.operation(
+        { action: 'create-vm', target: `netbox/vm/${task.name}` },
+        describeCreate(target),
+        () => createVm(run, task.name, fields, [node.subcluster, expected.subcluster]),
       );
       if (created !== undefined) {
         after = toVm(created);
         run.logger.info('created NetBox virtual machine', { name: task.name, id: after.id });
       }
     } else if (Object.keys(fields).length > 0) {
-      const patched = await run.write(
-        'update-vm',
-        `netbox/vm/${task.name}`,
+      const patched = await run.operation(
+        { action: 'update-vm', target: `netbox/vm/${task.name}` },
         describeChange(paths, before, target),
-        () => client.patch(`${API.vms}${vm.id}/`, fields, run.call(`update virtual machine ${task.name}`)),
+        () =>
+          client.patch(
+            `${API.vms}${vm.id}/`,
+            fields,
+            call(run.context, `update virtual machine ${task.name}`),
+          ),
       );
       if (!dry && patched === undefined) {
         // Deleted by someone else between the look-up and the PATCH: the next attempt creates it again.
@@ -465,20 +442,19 @@ export function netboxHostProvider(settings: NetboxSettings): NodeProvider {
       if (value !== undefined) out.set[path] = value;
       else if (expected[path] !== undefined || task.node[path] !== undefined) out.unset.push(path);
     }
-    return out.build();
   }
 
-  return {
-    name: NETBOX_PROVIDER,
-    kind: 'host',
-    claims: NETBOX_CLAIMS,
-    apply: (task, context) => decide(task, context, false),
-    explain: (task, context) => decide(task, context, true),
-    observe: async (ref, context): Promise<Observation> => {
-      if (ref.kind !== 'host') return null;
-      const run = new Run(context, true);
-      const vm = await findVm(run, ref.name, []);
-      return vm === undefined ? null : toAttrs(valuesOfVm(vm, roles));
+  return decisionProvider(
+    {
+      name: NETBOX_PROVIDER,
+      kind: 'host',
+      claims: NETBOX_CLAIMS,
+      observe: async (ref, context): Promise<Observation> => {
+        if (ref.kind !== 'host') return null;
+        const vm = await findVm({ context }, ref.name, []);
+        return vm === undefined ? null : toAttrs(valuesOfVm(vm, roles));
+      },
     },
-  };
+    decide,
+  );
 }

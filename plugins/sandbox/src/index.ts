@@ -10,10 +10,12 @@ import type { SimulatedCapacity } from './simulation.js';
 import { SandboxWorld } from './simulation.js';
 import { vmProvider } from './vm-provider.js';
 
-export { SANDBOX_PXE_CLAIMS, SANDBOX_PXE_PROVIDER } from './pxe-provider.js';
+export type { PxeProviderOptions } from './pxe-provider.js';
+export { pxeProvider, SANDBOX_PXE_CLAIMS, SANDBOX_PXE_PROVIDER } from './pxe-provider.js';
 export type { Hwspec, SimulatedCapacity, SimulatedSystem, SimulatedVm } from './simulation.js';
-export { HWSPECS } from './simulation.js';
-export { SANDBOX_VM_CLAIMS, SANDBOX_VM_PROVIDER } from './vm-provider.js';
+export { HWSPECS, SandboxWorld } from './simulation.js';
+export type { VmProviderOptions } from './vm-provider.js';
+export { SANDBOX_VM_CLAIMS, SANDBOX_VM_PROVIDER, vmProvider } from './vm-provider.js';
 
 /** The sandbox plugin's config; every field has a default. */
 export interface SandboxConfig {

@@ -7,7 +7,7 @@ import type {
   ProviderContext,
   ProviderTask,
 } from '@consortium/plugin-api';
-import { CancelledError, silentLogger } from '@consortium/plugin-api';
+import { CancelledError, macFor, silentLogger } from '@consortium/plugin-api';
 import { describe, expect, it } from 'vitest';
 import type { SandboxConfig } from './index.js';
 import { plugin } from './index.js';
@@ -248,8 +248,8 @@ describe('sandbox-vm', () => {
     const same = set('hypervisor', 'sandbox-hv-1');
     const outcome = await vm.apply(task(vm, 'web-01', [mac, hypervisor], node), context());
     expect(outcome.rejected?.map((r) => r.reason)).toEqual([
-      '[simulated] hypervisor is chosen by the simulated hypervisor (sandbox-hv-1); it cannot be changed',
-      `[simulated] interfaces[eth0].mac is chosen by the simulated hypervisor (${first.set?.['interfaces[eth0].mac'] as string}); it cannot be changed`,
+      'web-01 is defined on sandbox-hv-1; moving a VM to another hypervisor is not supported (delete the host and create it again)',
+      `the MAC of web-01 is ${first.set?.['interfaces[eth0].mac'] as string}; the MAC of an existing VM cannot be changed`,
     ]);
     expect((await vm.apply(task(vm, 'web-01', [same], node), context())).accepted).toEqual([same.id]);
   });
@@ -312,14 +312,14 @@ describe('sandbox-vm', () => {
     expect((await vm.observe?.({ kind: 'host', name: 'web-01' }, context()))?.['power']).toBe('off');
   });
 
-  it('explains without defining anything: hypervisor and MAC come later', async () => {
+  it('explains without defining anything, predicting the hypervisor and the MAC that apply reports', async () => {
     const { vm } = sandbox();
     const hwspec = set('hwspec', 'small');
     const power = set('power', 'on');
     expect(await vm.explain(task(vm, 'web-01', [hwspec, power]), context())).toEqual({
       accepted: [hwspec.id],
       deferred: [{ id: power.id, reason: 'waiting for PXE registration (netboot)', waitFor: ['netboot'] }],
-      later: ['hypervisor', 'interfaces[eth0].mac'],
+      set: { hypervisor: 'sandbox-hv-1', 'interfaces[eth0].mac': macFor('web-01', new Set()) },
       operations: [
         {
           action: 'define',
@@ -330,12 +330,10 @@ describe('sandbox-vm', () => {
       ],
     });
     expect(await vm.observe?.({ kind: 'host', name: 'web-01' }, context())).toBeNull();
-    // A later round of the same plan: the VM is promised, so it is started, not defined again.
-    const later = { hypervisor: 'sandbox-vm', 'interfaces[eth0].mac': 'sandbox-vm' };
-    const round3 = await vm.explain(
-      task(vm, 'web-01', [power], { present: true, hwspec: 'small', netboot: true }, later),
-      context(),
-    );
+    // A later round of the same plan: the VM is promised on the predicted hypervisor, so it is started, not
+    // defined again.
+    const node = { present: true, hwspec: 'small', hypervisor: 'sandbox-hv-1', netboot: true };
+    const round3 = await vm.explain(task(vm, 'web-01', [power], node), context());
     expect(round3.accepted).toEqual([power.id]);
     expect(round3.operations?.map((o) => o.action)).toEqual(['start']);
   });

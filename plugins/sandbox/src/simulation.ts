@@ -3,9 +3,9 @@
  * VMs placed on them, and simulated PXE systems. Nothing here touches a real machine; it exists so that
  * `consortium dev` can show the whole provisioning flow with nothing installed. One world per plugin instance.
  */
-import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { CancelledError } from '@consortium/plugin-api';
+import type { HypervisorUsage, VmFacts } from '@consortium/plugin-api';
+import { BackendUnavailableError, CancelledError } from '@consortium/plugin-api';
 
 /** The VM sizes a host's `hwspec` names. */
 export const HWSPECS = {
@@ -17,11 +17,6 @@ export const HWSPECS = {
 /** A VM size. */
 export type Hwspec = keyof typeof HWSPECS;
 
-/** True when `value` names a VM size. */
-export function isHwspec(value: unknown): value is Hwspec {
-  return typeof value === 'string' && Object.hasOwn(HWSPECS, value);
-}
-
 /** What a simulated hypervisor can give to VMs. */
 export interface SimulatedCapacity {
   readonly vcpus: number;
@@ -29,13 +24,9 @@ export interface SimulatedCapacity {
 }
 
 /** A simulated VM. `booted` records whether it ever started, since only a first boot needs PXE. */
-export interface SimulatedVm {
+export interface SimulatedVm extends VmFacts {
   readonly host: string;
-  readonly hypervisor: string;
-  readonly hwspec: Hwspec;
   readonly mac: string;
-  readonly running: boolean;
-  readonly booted: boolean;
 }
 
 /** A simulated PXE system record. */
@@ -44,6 +35,7 @@ export interface SimulatedSystem {
   readonly hostname: string;
   readonly mac: string;
   readonly ip: string;
+  /** Always set; optional only in the PXE backend's view of systems in general. */
   readonly profile: string;
   readonly netboot: boolean;
 }
@@ -55,56 +47,38 @@ export class SandboxWorld {
   /** Simulated PXE systems by host name. */
   readonly systems = new Map<string, SimulatedSystem>();
 
+  /** While true every simulated read and write fails as a backend outage would (for demos and tests of retries). */
+  unavailable = false;
+
   /** Makes a world with the given simulated hypervisors, in order of preference on ties. */
   constructor(readonly hypervisors: ReadonlyMap<string, SimulatedCapacity>) {}
 
-  /** What a simulated hypervisor has left, not counting the VM of `except`. */
-  free(hypervisor: string, except?: string): SimulatedCapacity {
-    const capacity = this.hypervisors.get(hypervisor) ?? { vcpus: 0, memoryMib: 0 };
-    let { vcpus, memoryMib } = capacity;
-    for (const vm of this.vms.values()) {
-      if (vm.hypervisor !== hypervisor || vm.host === except) continue;
-      vcpus -= HWSPECS[vm.hwspec].vcpus;
-      memoryMib -= HWSPECS[vm.hwspec].memoryMib;
-    }
-    return { vcpus, memoryMib };
+  /** Throws a retryable `BackendUnavailableError` during a simulated outage. */
+  reach(): void {
+    if (this.unavailable) throw new BackendUnavailableError('[simulated] the sandbox backend is unavailable');
   }
 
-  /** True when a VM of `hwspec` fits on the hypervisor (replacing the VM of `except`, if it is there). */
-  fits(hypervisor: string, hwspec: Hwspec, except?: string): boolean {
-    const free = this.free(hypervisor, except);
-    return free.vcpus >= HWSPECS[hwspec].vcpus && free.memoryMib >= HWSPECS[hwspec].memoryMib;
+  /** What each simulated hypervisor can give and what its VMs take, for the plugin API's placement rules. */
+  usages(): HypervisorUsage[] {
+    return [...this.hypervisors].map(([name, capacity]) => ({
+      name,
+      capacity,
+      domains: [...this.vms.values()]
+        .filter((vm) => vm.hypervisor === name)
+        .map((vm) => ({ name: vm.host, memoryMib: vm.memoryMib, vcpus: vm.vcpus })),
+    }));
   }
 
-  /** The hypervisor with the most free memory that fits a VM of `hwspec`; the first one on ties. */
-  place(hwspec: Hwspec): string | undefined {
-    let best: { name: string; memoryMib: number } | undefined;
-    for (const name of this.hypervisors.keys()) {
-      if (!this.fits(name, hwspec)) continue;
-      const { memoryMib } = this.free(name);
-      if (best === undefined || memoryMib > best.memoryMib) best = { name, memoryMib };
-    }
-    return best?.name;
+  /** Every simulated VM's MAC but that of `host`'s VM. */
+  macsBut(host: string): Set<string> {
+    return new Set([...this.vms.values()].filter((vm) => vm.host !== host).map((vm) => vm.mac));
   }
 
-  /**
-   * The MAC of a host's VM: `52:54:00` (QEMU's prefix) and three bytes of a hash of the name, so the same host
-   * always gets the same MAC; rehashed with a counter in the unlikely case another VM has it.
-   */
-  macFor(host: string): string {
-    const taken = new Set([...this.vms.values()].filter((vm) => vm.host !== host).map((vm) => vm.mac));
-    for (let attempt = 0; ; attempt++) {
-      const digest = createHash('sha256')
-        .update(attempt === 0 ? host : `${host}#${attempt}`)
-        .digest();
-      const mac = [
-        '52',
-        '54',
-        '00',
-        ...[0, 1, 2].map((i) => (digest[i] ?? 0).toString(16).padStart(2, '0')),
-      ].join(':');
-      if (!taken.has(mac)) return mac;
-    }
+  /** What a new system for `host` with `mac` and `ip` would clash with: `MAC … is already registered to system …`. */
+  clash(host: string, mac: string, ip: string): string | undefined {
+    const other = [...this.systems.values()].find((s) => s.host !== host && (s.mac === mac || s.ip === ip));
+    if (other === undefined) return undefined;
+    return `${other.mac === mac ? `MAC ${mac}` : `IP ${ip}`} is already registered to system ${other.host}`;
   }
 }
 

@@ -83,11 +83,20 @@ export interface JobRecord {
   readonly cancelRequested?: { readonly by: string; readonly at: number };
   /** The fencing token (a decimal integer) of the newest master that wrote the job; see `updateJob`. */
   readonly fence?: string;
+  /** The node revision the change was made against (`If-Match`); the master applies it only at that revision. */
+  readonly expectedRevision?: number;
+  /** Times a master resumed the job since its last step; a job that keeps crashing its master is failed. */
+  readonly resumes?: number;
+  /** A failed create's rollback: the plan that removes what the create made (`unset present`). */
+  readonly rollback?: PlannerState;
 }
 
 /** Fields of a job the master updates as it runs. */
 export type JobPatch = Partial<
-  Pick<JobRecord, 'state' | 'startedAt' | 'endedAt' | 'plan' | 'failure' | 'cancelRequested'>
+  Pick<
+    JobRecord,
+    'state' | 'startedAt' | 'endedAt' | 'plan' | 'failure' | 'cancelRequested' | 'resumes' | 'rollback'
+  >
 >;
 
 /** Options of `listJobs`: newest first. */

@@ -26,6 +26,10 @@ export function createApp(deps: WebDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  // Behind a reverse proxy, req.ip and req.protocol come from X-Forwarded-For/-Proto, but only from proxies named.
+  if (deps.trustProxy !== undefined) {
+    app.set('trust proxy', typeof deps.trustProxy === 'string' ? deps.trustProxy : [...deps.trustProxy]);
+  }
 
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();

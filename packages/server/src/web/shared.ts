@@ -24,6 +24,7 @@ import type winston from 'winston';
 import type { Metrics } from '../metrics.js';
 import type { KindRuntime, Kinds } from '../plugins.js';
 import { jobTopic } from '../protocol.js';
+import { parseDecimalInteger } from './filters.js';
 
 /** Dependencies of the web role. */
 export interface WebDeps {
@@ -37,6 +38,8 @@ export interface WebDeps {
   readonly version: string;
   /** True when the process can serve: store reachable, plugins loaded. */
   readonly ready: () => Promise<boolean>;
+  /** Proxies whose `X-Forwarded-*` headers are believed (express's `trust proxy`); none when undefined. */
+  readonly trustProxy?: string | readonly string[];
 }
 
 /** RFC 7396 merge patch. */
@@ -61,14 +64,13 @@ export function parseWait(value: unknown): number | undefined {
   return ms;
 }
 
-/** Parses `?limit=`: a whole number from 1 to `max`, `fallback` when absent; throws `InputError`. */
+/**
+ * Parses `?limit=`: a whole number from 1 to `max` in decimal (`0x10` is refused, not read as 16), `fallback`
+ * when absent; throws `InputError`.
+ */
 export function parseLimit(value: unknown, fallback: number, max: number): number {
   if (value === undefined) return fallback;
-  const limit = Number(value);
-  if (typeof value !== 'string' || !Number.isInteger(limit) || limit < 1 || limit > max) {
-    throw new InputError(`limit must be a whole number from 1 to ${max}`);
-  }
-  return limit;
+  return parseDecimalInteger('limit', value, 1, max);
 }
 
 /** A query parameter that may appear at most once; throws `InputError`. */

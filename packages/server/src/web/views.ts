@@ -105,6 +105,14 @@ export function jobView(job: JobRecord, options: { summary?: boolean } = {}): Re
           conditions: plan === undefined || job.endedAt !== undefined ? [] : conditionsOf(plan),
         }),
     ...(job.failure === undefined ? {} : { failure: job.failure }),
+    ...(job.rollback === undefined
+      ? {}
+      : {
+          rollback:
+            options.summary === true
+              ? { state: job.rollback.phase }
+              : { state: job.rollback.phase, rounds: job.rollback.rounds },
+        }),
     ...(job.cancelRequested === undefined
       ? {}
       : { cancelRequested: { by: job.cancelRequested.by, at: iso(job.cancelRequested.at) } }),

@@ -1,23 +1,22 @@
 /**
- * The inventory: reads come from the store; a create, a patch or a delete becomes a job (202 + Location) that the
- * master runs.
+ * The inventory: reads come from the store; a create, a patch or a delete goes through the intake and becomes a
+ * job (202 + Location) that the master runs. Every check that can refuse a request (role, content type, query
+ * options, If-Match, the body) comes before the intake, and the intake writes only an admitted job.
  */
-import { randomBytes } from 'node:crypto';
 import express from 'express';
 import type { Request, Response } from 'express';
-import type { JobAction, JobRecord, StoredNode, UpdateRequest } from '@consortium/core';
+import type { StoredNode, UpdateRequest } from '@consortium/core';
 import {
-  ConflictError,
   InputError,
   PreconditionFailedError,
   assertNodeName,
   diffToUpdates,
-  explainPlan,
   isJsonObject,
   jsonPatchToUpdates,
   mergePatchToUpdates,
 } from '@consortium/core';
-import { JOB_QUEUE } from '../../protocol.js';
+import type { ChangeRequest } from '../../intake.js';
+import { Intake } from '../../intake.js';
 import { requireRole } from '../auth.js';
 import { filtersFromQuery } from '../filters.js';
 import type { WebDeps } from '../shared.js';
@@ -38,89 +37,53 @@ import {
 } from '../shared.js';
 import { authorityMap, driftOf, jobView, nodeView } from '../views.js';
 
-function newJobId(now: number): string {
-  return `j-${now.toString(36)}-${randomBytes(5).toString('hex')}`;
+/** How a change request asks to be handled: explained only, or applied and waited for up to `wait` ms. */
+interface ChangeOptions {
+  readonly explain: boolean;
+  readonly wait: number | undefined;
+}
+
+/** Reads `?explain=` and `?wait=`; throws `InputError` before anything is looked up or written. */
+function changeOptions(req: Request): ChangeOptions {
+  const explain = single(req.query['explain'], 'explain');
+  if (explain !== undefined && explain !== 'true' && explain !== 'false')
+    throw new InputError('explain must be true or false');
+  return { explain: explain === 'true', wait: parseWait(single(req.query['wait'], 'wait')) };
+}
+
+/** The revision `If-Match` names, checked against the node as read (412 at once when already stale). */
+function expectedRevision(req: Request, node: StoredNode): number | undefined {
+  const expected = parseIfMatch(req.headers['if-match']);
+  if (expected === undefined || expected === '*') return undefined;
+  if (expected !== node.revision) {
+    throw new PreconditionFailedError(
+      `${node.kind}/${node.name} is at revision ${node.revision}, not ${expected}`,
+      { details: { revision: node.revision } },
+    );
+  }
+  return expected;
 }
 
 /** The router of `/api/inventory`. */
 export function inventoryRouter(deps: WebDeps): express.Router {
-  const { store, coordinator, kinds, clock, logger } = deps;
+  const { store, kinds } = deps;
+  const intake = new Intake(deps);
   const router = express.Router();
 
-  /**
-   * Accepts a change: validates it with the planner (so bad input is a 4xx before anything is written), explains
-   * it, or records the job and hands it to the master.
-   */
-  const accept = async (
-    req: Request,
-    res: Response,
-    kind: string,
-    name: string,
-    action: JobAction,
-    updates: UpdateRequest[],
-    current: StoredNode | undefined,
-  ): Promise<void> => {
-    const caller = requireRole(res, 'operator');
-    const runtime = runtimeOf(kinds, kind);
-    const now = clock.now();
-    const input = { jobId: 'validate', kind, name, current: current?.attrs ?? {}, updates };
-    runtime.planner.start(input, now);
-    const explain = single(req.query['explain'], 'explain');
-    if (explain !== undefined && explain !== 'false') {
-      if (explain !== 'true') throw new InputError('explain must be true or false');
-      const plan = await explainPlan(runtime.planner, { ...input, jobId: 'explain' }, runtime.providers, {
-        logger: logger.child({ explain: `${kind}/${name}` }),
-        now,
-      });
+  /** Explains a change, or submits it through the intake and answers with its job (202, or 200 once ended). */
+  const change = async (res: Response, request: ChangeRequest, options: ChangeOptions): Promise<void> => {
+    if (options.explain) {
+      const plan = await intake.explain(request);
+      const { kind, name, action, updates } = request;
       res.json({ explain: true, kind, name, action, updates, plan });
       return;
     }
-    const wait = parseWait(single(req.query['wait'], 'wait'));
-    if (action === 'create') {
-      try {
-        await store.insertNode(kind, name, {}, now);
-      } catch (error) {
-        if (error instanceof ConflictError) {
-          throw new ConflictError(`${kind}/${name} already exists; change it with PATCH`, {
-            details: { kind, name },
-          });
-        }
-        throw error;
-      }
-    }
-    const job: JobRecord = {
-      id: newJobId(now),
-      kind,
-      name,
-      action,
-      state: 'queued',
-      actor: caller.id,
-      updates,
-      before: current?.attrs ?? null,
-      createdAt: now,
-      updatedAt: now,
-    };
-    await store.createJob(job);
-    await coordinator.queue(JOB_QUEUE).enqueue({ id: job.id, payload: job.id });
+    const job = await intake.submit(request);
     res.status(202).location(`/api/jobs/${job.id}`);
+    const { wait } = options;
     const shown = wait === undefined || wait === 0 ? job : await waitForJob(deps, job.id, wait);
     if (TERMINAL.includes(shown.state)) res.status(200);
     res.json(jobView(shown));
-  };
-
-  /** Bumps the revision when `If-Match` names one, so that exactly one change is accepted per revision. */
-  const checkIfMatch = async (req: Request, node: StoredNode): Promise<void> => {
-    const expected = parseIfMatch(req.headers['if-match']);
-    if (expected === undefined || expected === '*') return;
-    if (expected !== node.revision) {
-      throw new PreconditionFailedError(
-        `${node.kind}/${node.name} is at revision ${node.revision}, not ${expected}`,
-        {
-          details: { revision: node.revision },
-        },
-      );
-    }
-    await store.updateNode(node.kind, node.name, node.attrs, clock.now(), expected);
   };
 
   router.get('/inventory/:kind', async (req, res) => {
@@ -181,7 +144,9 @@ export function inventoryRouter(deps: WebDeps): express.Router {
   router.post('/inventory/:kind', async (req, res) => {
     const kind = req.params['kind'];
     const runtime = runtimeOf(kinds, kind);
+    const caller = requireRole(res, 'operator');
     requireBody(req, ['application/json']);
+    const options = changeOptions(req);
     const body: unknown = req.body;
     if (!isJsonObject(body))
       throw new InputError('the body must be a JSON object { "name": ..., "attrs": {...} }');
@@ -195,40 +160,59 @@ export function inventoryRouter(deps: WebDeps): express.Router {
       { path: 'present', op: 'set', value: true },
       ...diffToUpdates(runtime.schema, {}, attrs),
     ];
-    const existing = await store.getNode(kind, name);
-    if (existing !== undefined) {
-      throw new ConflictError(`${kind}/${name} already exists; change it with PATCH`, {
-        details: { kind, name },
-      });
-    }
-    await accept(req, res, kind, name, 'create', updates, undefined);
+    await change(res, { kind, name, action: 'create', updates, actor: caller.id }, options);
   });
 
   router.patch('/inventory/:kind/:name', async (req, res) => {
     const kind = req.params['kind'];
     const runtime = runtimeOf(kinds, kind);
+    const caller = requireRole(res, 'operator');
     requireBody(req, [MERGE_PATCH, JSON_PATCH, UPDATES]);
+    const options = changeOptions(req);
     const node = await nodeOf(store, kind, req.params['name']);
+    const expected = expectedRevision(req, node);
     let updates: UpdateRequest[];
     if (req.is(MERGE_PATCH) !== false) updates = mergePatchToUpdates(runtime.schema, node.attrs, req.body);
     else if (req.is(JSON_PATCH) !== false) updates = jsonPatchToUpdates(runtime.schema, node.attrs, req.body);
     else updates = updatesFromBody(req.body);
     if (updates.length === 0) {
-      requireRole(res, 'operator');
       res.setHeader('ETag', `"${node.revision}"`);
       res.json({ ...nodeView(node), unchanged: true });
       return;
     }
-    await checkIfMatch(req, node);
-    await accept(req, res, kind, node.name, 'patch', updates, node);
+    await change(
+      res,
+      {
+        kind,
+        name: node.name,
+        action: 'patch',
+        updates,
+        actor: caller.id,
+        ...(expected === undefined ? {} : { expectedRevision: expected }),
+      },
+      options,
+    );
   });
 
   router.delete('/inventory/:kind/:name', async (req, res) => {
     const kind = req.params['kind'];
     runtimeOf(kinds, kind);
+    const caller = requireRole(res, 'operator');
+    const options = changeOptions(req);
     const node = await nodeOf(store, kind, req.params['name']);
-    await checkIfMatch(req, node);
-    await accept(req, res, kind, node.name, 'delete', [{ path: 'present', op: 'unset' }], node);
+    const expected = expectedRevision(req, node);
+    await change(
+      res,
+      {
+        kind,
+        name: node.name,
+        action: 'delete',
+        updates: [{ path: 'present', op: 'unset' }],
+        actor: caller.id,
+        ...(expected === undefined ? {} : { expectedRevision: expected }),
+      },
+      options,
+    );
   });
   return router;
 }

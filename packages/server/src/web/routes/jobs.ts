@@ -1,7 +1,7 @@
 /** Jobs: the list, one job (optionally waiting for its end), cancelling, and its event stream (SSE). */
 import express from 'express';
 import { createSession } from 'better-sse';
-import type { JobState } from '@consortium/core';
+import type { JobEvent, JobState } from '@consortium/core';
 import { ConflictError, InputError } from '@consortium/core';
 import { encodeJobNotice, jobTopic } from '../../protocol.js';
 import { requireRole } from '../auth.js';
@@ -65,17 +65,26 @@ export function jobsRouter(
     requireRole(res, 'reader');
     const job = await jobOf(store, req.params['id']);
     const session = await createSession(req, res, { keepAlive: 15_000 });
-    let last = Number(session.lastId === '' ? 0 : session.lastId);
-    if (!Number.isInteger(last) || last < 0) last = 0;
+    // Last-Event-ID is a decimal event number; anything else starts from the beginning.
+    let last = /^(0|[1-9][0-9]{0,15})$/.test(session.lastId) ? Number(session.lastId) : 0;
     let pumping = Promise.resolve();
     let ended = false;
+    /** Sends one event; true when it is the last (`ended`). */
+    const push = (event: JobEvent): boolean => {
+      session.push({ ...event, at: new Date(event.at).toISOString() }, event.type, String(event.seq));
+      last = Math.max(last, event.seq);
+      return event.type === 'ended';
+    };
     const pump = async (): Promise<void> => {
       if (ended) return;
       const events = await store.listEvents(job.id, last);
-      for (const event of events) {
-        session.push({ ...event, at: new Date(event.at).toISOString() }, event.type, String(event.seq));
-        last = event.seq;
-        if (event.type === 'ended') ended = true;
+      for (const event of events) if (push(event)) ended = true;
+      if (!ended && events.length === 0 && TERMINAL.includes((await jobOf(store, job.id)).state)) {
+        // An ended job whose `ended` event lies at or before Last-Event-ID (a client that claims to have seen
+        // more than there is): the stream still ends with `ended`, so that no client waits for an event that
+        // will never come.
+        const final = (await store.listEvents(job.id, 0)).findLast((event) => event.type === 'ended');
+        if (final !== undefined) ended = push(final);
       }
       if (ended) res.end();
     };

@@ -1,14 +1,14 @@
-/** API tokens (admin only) and the caller's own identity. */
+/** API tokens (admin only): create, list, revoke; and the caller's own identity. */
 import express from 'express';
 import { InputError } from '@consortium/core';
-import { createToken } from '../../tokens.js';
+import { createToken, revokeToken, tokenView } from '../../tokens.js';
 import { callerOf, requireRole } from '../auth.js';
 import type { WebDeps } from '../shared.js';
 import { requireBody } from '../shared.js';
 
 /** The router of `/api/tokens` and `/api/whoami`. */
-export function tokensRouter(deps: Pick<WebDeps, 'store' | 'clock'>): express.Router {
-  const { store, clock } = deps;
+export function tokensRouter(deps: Pick<WebDeps, 'store' | 'coordinator' | 'clock'>): express.Router {
+  const { store, coordinator, clock } = deps;
   const router = express.Router();
   router.post('/tokens', async (req, res) => {
     requireRole(res, 'admin');
@@ -36,15 +36,13 @@ export function tokensRouter(deps: Pick<WebDeps, 'store' | 'clock'>): express.Ro
   router.get('/tokens', async (_req, res) => {
     requireRole(res, 'admin');
     const tokens = await store.listTokens();
-    res.json({
-      items: tokens.map((t) => ({
-        id: t.id,
-        role: t.role,
-        description: t.description,
-        createdAt: t.createdAt,
-        expiresAt: t.expiresAt,
-      })),
-    });
+    res.json({ items: tokens.map(tokenView) });
+  });
+  router.delete('/tokens/:id', async (req, res) => {
+    requireRole(res, 'admin');
+    // Announced on the coordinator: every web process drops its cached tokens (see revokeToken).
+    const token = await revokeToken(store, coordinator, req.params['id']);
+    res.json({ ...tokenView(token), revoked: true });
   });
   router.get('/whoami', (_req, res) => {
     res.json(callerOf(res));
