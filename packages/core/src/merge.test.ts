@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { InputError } from './errors.js';
 import { hostSchema } from './host-fixture.js';
 import { deepEqual } from './json.js';
-import { applyUpdate, getAt, satisfies, updateHolds } from './merge.js';
+import { applyUpdate, AttrsDraft, getAt, satisfies, unheldUpdates, updateHolds } from './merge.js';
 import type { Attrs, JsonObject, JsonValue, UpdateOp } from './model.js';
 import { isJsonObject } from './model.js';
 import { applyMergePatch, mergePatchToUpdates } from './patch.js';
@@ -763,5 +763,72 @@ describe('properties', () => {
         expect(apply(once, path, 'merge', value)).toEqual(once);
       }),
     );
+  });
+});
+
+describe('AttrsDraft and unheldUpdates agree with applyUpdate and updateHolds', () => {
+  const item = fc.oneof(
+    fc.constantFrom('base', 'nginx', 'ntp'),
+    fc.constantFrom<JsonValue>({ a: 1, b: 2 }, { b: 2, a: 1 }, [1, 2], 3),
+  );
+  const update = fc.oneof(
+    fc.tuple(fc.constant('puppet_roles'), fc.constantFrom<UpdateOp>('add', 'remove'), item),
+    fc.tuple(fc.constant('puppet_roles'), fc.constant<UpdateOp>('set'), fc.array(item, { maxLength: 3 })),
+    fc.tuple(fc.constant('puppet_roles'), fc.constant<UpdateOp>('unset'), fc.constant(undefined)),
+    fc.tuple(fc.constant('hostname'), fc.constant<UpdateOp>('set'), fc.constantFrom('a', 'b')),
+    fc.tuple(fc.constant('interfaces[eth0].mac'), fc.constant<UpdateOp>('set'), fc.constantFrom('m1', 'm2')),
+  );
+  const base = fc.constantFrom<Attrs>(
+    {},
+    { puppet_roles: ['base', { a: 1, b: 2 }] },
+    { puppet_roles: ['ntp', 'ntp'] },
+    { puppet_roles: 'not a list', hostname: 'a' },
+  );
+
+  it('applies any sequence of updates to the same result, saying which changed their path', () => {
+    fc.assert(
+      fc.property(base, fc.array(update, { maxLength: 12 }), (start, updates) => {
+        const draft = new AttrsDraft(deepFreeze(start), host);
+        let expected = start;
+        for (const [path, op, value] of updates) {
+          const parsed = parsePath(path);
+          const before = getAt(expected, parsed, host);
+          expected = applyUpdate(expected, parsed, op, value, host);
+          const changed = !deepEqual(before, getAt(expected, parsed, host));
+          expect(draft.apply(parsed, op, value as JsonValue | undefined)).toBe(changed);
+        }
+        expect(draft.result()).toEqual(expected);
+      }),
+    );
+  });
+
+  it('finds the same unheld updates', () => {
+    fc.assert(
+      fc.property(base, fc.array(update, { maxLength: 12 }), (attrs, updates) => {
+        const entries = updates.map(([path, op, value]) => ({
+          update: { op, ...(value === undefined ? {} : { value: value }) },
+          path: parsePath(path),
+        }));
+        const expected = entries.filter(
+          ({ update, path }) => !updateHolds(attrs, path, update.op, update.value, host),
+        );
+        expect(unheldUpdates(attrs, entries, host)).toEqual(expected.map((e) => e.update));
+      }),
+    );
+  });
+
+  it('refuses what applyUpdate refuses, with the same error, and changes nothing', () => {
+    const draft = new AttrsDraft({ hostname: 'a' }, host);
+    expectThrows(
+      () => draft.apply(parsePath('hostname'), 'add', 'x'),
+      InputError,
+      '"add" needs a set list (x-list-type: set) but "hostname" is not one',
+    );
+    expectThrows(
+      () => draft.apply(parsePath('puppet_roles'), 'add', undefined),
+      InputError,
+      '"add" on "puppet_roles" needs a value',
+    );
+    expect(draft.result()).toEqual({ hostname: 'a' });
   });
 });

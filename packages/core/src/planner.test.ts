@@ -8,7 +8,7 @@ import {
 } from './errors.js';
 import type { Clock } from './execute.js';
 import { explainPlan, runPlan } from './execute.js';
-import { jsonPatchToUpdates } from './patch.js';
+import { jsonPatchToUpdates, mergePatchToUpdates } from './patch.js';
 import type { Attrs, UpdateRequest } from './model.js';
 import type { PlannerOptions, PlannerState } from './planner.js';
 import {
@@ -864,6 +864,32 @@ describe('a change no provider can ever complete', () => {
     expect(plan.outcome).toBe('blocked');
     expect(plan.reason).toBe(message);
     expect(plan.failure?.code).toBe('BLOCKED');
+  });
+
+  it('refuses a field nobody claims inside interface items (422), naming it, before planning', () => {
+    const { planner } = provisioning();
+    const start = (current: Attrs, patch: Attrs) => () =>
+      planner.start(
+        {
+          jobId: 'j',
+          kind: 'host',
+          name: 'web-04',
+          current,
+          updates: mergePatchToUpdates(planner.schema, current, patch),
+        },
+        0,
+      );
+    const speed = { interfaces: [{ name: 'eth0', ip: '10.0.0.4', speed: 10 }] };
+    expectError(
+      start({}, speed),
+      SchemaViolationError,
+      'host attributes violate the schema: /interfaces/0: must NOT have unevaluated properties (speed)',
+    );
+    expectError(
+      start({ present: true, interfaces: [{ name: 'eth0', ip: '10.0.0.4' }] }, speed),
+      UnknownAttributeError,
+      'unknown path "interfaces[eth0].speed" for kind host',
+    );
   });
 
   it('converges with the subnet given', async () => {

@@ -14,7 +14,11 @@ export interface Operation {
 export interface ApplyOutcome {
   /** Ids the provider has made true in its backend. */
   readonly accepted?: readonly string[];
-  /** Ids it cannot do yet; `waitFor` names the paths whose change may unblock it (any change by others if absent). */
+  /**
+   * Ids it cannot do yet. `waitFor` names the paths whose change may unblock it (any change by others if absent;
+   * empty: only the outside world, so it is asked again after backoff). The planner trusts it: when every pending
+   * update waits only for paths nothing in the job will supply, the job fails at once (`BLOCKED`) saying which.
+   */
   readonly deferred?: readonly {
     readonly id: string;
     readonly reason: string;

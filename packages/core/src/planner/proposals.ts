@@ -2,9 +2,9 @@
  * The proposals phase of a fold: updates providers propose for paths other providers own, checked against the
  * schema and the user's request, and dropped when they already hold or are already pending.
  */
-import { deepEqual } from '../json.js';
+import { canonicalJson, deepEqual } from '../json.js';
 import { updateHolds } from '../merge.js';
-import type { Attrs, ProposedUpdate, UpdateRequest } from '../model.js';
+import type { Attrs, JsonValue, ProposedUpdate, UpdateRequest } from '../model.js';
 import { CORE_PROVIDER } from '../model.js';
 import type { Path } from '../paths.js';
 import { formatPath, overlaps, parsePath, pathEquals } from '../paths.js';
@@ -22,7 +22,8 @@ export interface RoundProposals {
 /** Why a proposal may not be made, or undefined when it may. */
 function refusal(
   schema: KindSchema,
-  state: PlannerState,
+  userUpdates: readonly ProposedUpdate[],
+  userPaths: readonly Path[],
   provider: string,
   request: UpdateRequest,
   update: ProposedUpdate,
@@ -47,8 +48,8 @@ function refusal(
       message: `proposal from ${provider} violates the schema: ${checked.join('; ')}`,
     };
   }
-  const contradicted = state.userUpdates.find((u) => {
-    const userPath = parsePath(u.path);
+  const contradicted = userUpdates.find((u, i) => {
+    const userPath = userPaths[i] as Path;
     if (!overlaps(userPath, path)) return false;
     return !(pathEquals(userPath, path) && u.op === request.op && deepEqual(u.value, request.value));
   });
@@ -73,6 +74,17 @@ export function collectProposals(
 ): RoundProposals {
   const proposals: PendingUpdate[] = [];
   const proposers = new Set<string>();
+  const proposed = tasks.some((task) => (task.outcome?.propose ?? []).length > 0);
+  if (!proposed) return { proposals, proposers };
+  // Indexes built once per round that has proposals: pending updates by what they do, the user's paths parsed.
+  const keyOf = (path: string, op: string, value: JsonValue | undefined): string =>
+    `${op}|${path}|${canonicalJson(value)}`;
+  const open = new Set(
+    state.pending
+      .filter((p) => !settled.has(p.update.id))
+      .map((p) => keyOf(p.update.path, p.update.op, p.update.value)),
+  );
+  const userPaths = state.userUpdates.map((u) => parsePath(u.path));
   for (const task of tasks) {
     for (const request of task.outcome?.propose ?? []) {
       const id = `p${round}.${proposals.length + 1}`;
@@ -87,20 +99,15 @@ export function collectProposals(
         });
         continue;
       }
-      const refused = refusal(schema, state, task.provider, request, update, path);
+      const refused = refusal(schema, state.userUpdates, userPaths, task.provider, request, update, path);
       if (refused !== undefined) {
         failures.fail({ ...refused, providers: [task.provider] });
         continue;
       }
       if (updateHolds(attrs, path, request.op, request.value, schema)) continue;
-      const duplicate = [...state.pending, ...proposals].some(
-        (p) =>
-          !settled.has(p.update.id) &&
-          p.update.path === formatPath(path) &&
-          p.update.op === request.op &&
-          deepEqual(p.update.value, request.value),
-      );
-      if (duplicate) continue;
+      const key = keyOf(formatPath(path), request.op, request.value);
+      if (open.has(key)) continue;
+      open.add(key);
       proposals.push({
         update: { ...update, path: formatPath(path) },
         provider: schema.authorityOf(path),

@@ -5,22 +5,36 @@
 import type { ProposedUpdate } from '../model.js';
 import { CORE_PROVIDER } from '../model.js';
 import type { Path } from '../paths.js';
-import { overlaps, parsePath } from '../paths.js';
+import { ANY_KEY, formatPath, overlaps, parsePath } from '../paths.js';
 import type { KindSchema } from '../schema.js';
 import type { PendingUpdate, PlannerState } from './types.js';
 import { describe } from './updates.js';
 
 /** Deferred updates become ready when a path they may wait for changed, by someone else, since they deferred. */
 export function wakeDeferred(state: PlannerState): PendingUpdate[] {
+  // Parsed once for all deferred updates: a round may defer thousands of them.
+  const changes = Object.entries(state.changes).map(([path, change]) => ({
+    path: parsePath(path),
+    ...change,
+  }));
+  const waits = new Map<string, Path>();
+  const waitPath = (text: string): Path => {
+    let path = waits.get(text);
+    if (path === undefined) {
+      path = parsePath(text, { allowWildcard: true });
+      waits.set(text, path);
+    }
+    return path;
+  };
   return state.pending.map((p) => {
     if (p.status !== 'deferred') return p;
-    const waitFor = p.waitFor?.map((text) => parsePath(text, { allowWildcard: true }));
+    const waitFor = p.waitFor?.map(waitPath);
     const seen = p.seenVersion ?? 0;
-    const woken = Object.entries(state.changes).some(
-      ([path, change]) =>
+    const woken = changes.some(
+      (change) =>
         change.version > seen &&
         change.by !== p.provider &&
-        (waitFor === undefined || waitFor.some((w) => overlaps(w, parsePath(path)))),
+        (waitFor === undefined || waitFor.some((w) => overlaps(w, change.path))),
     );
     return woken ? { ...p, status: 'ready' as const } : p;
   });
@@ -39,18 +53,30 @@ export function nudgesFor(
 ): { readonly nudges: PendingUpdate[]; readonly nudged: string[] } {
   const nudged = new Set(alreadyNudged);
   const nudges: PendingUpdate[] = [];
-  for (const p of pending) {
-    if (p.status !== 'deferred' || p.waitFor === undefined) continue;
-    for (const text of p.waitFor) {
-      let owner: string;
+  // Providers with something to do (a set, not a scan per deferral: a round may defer thousands of updates).
+  const busy = new Set(pending.map((p) => p.provider));
+  const owners = new Map<string, string | null>();
+  const ownerOf = (text: string): string | null => {
+    let owner = owners.get(text);
+    if (owner === undefined) {
       try {
         owner = schema.authorityOf(parsePath(text, { allowWildcard: true }));
       } catch {
-        continue;
+        owner = null;
       }
+      owners.set(text, owner);
+    }
+    return owner;
+  };
+  for (const p of pending) {
+    if (p.status !== 'deferred' || p.waitFor === undefined) continue;
+    for (const text of p.waitFor) {
+      const owner = ownerOf(text);
+      if (owner === null) continue;
       const key = `${owner}|${text}`;
       if (owner === p.provider || owner === CORE_PROVIDER || nudged.has(key)) continue;
-      if ([...pending, ...nudges].some((q) => q.provider === owner)) continue;
+      if (busy.has(owner)) continue;
+      busy.add(owner);
       nudged.add(key);
       nudges.push({
         provider: owner,
@@ -68,6 +94,34 @@ export function nudgesFor(
   return { nudges, nudged: [...nudged] };
 }
 
+/** The paths a request's updates touch, to ask whether one overlaps a path without a scan per question. */
+class UserPaths {
+  /** Every user path and each of its prefixes, formatted. */
+  private readonly prefixes = new Set<string>();
+  /** The user paths themselves, formatted. */
+  private readonly exact = new Set<string>();
+
+  constructor(private readonly paths: readonly Path[]) {
+    for (const path of paths) {
+      this.exact.add(formatPath(path));
+      for (let length = 1; length <= path.length; length++)
+        this.prefixes.add(formatPath(path.slice(0, length)));
+    }
+  }
+
+  /** True when some user path is a prefix of `path`, or `path` of it. */
+  touch(path: Path): boolean {
+    if (path.some((segment) => 'key' in segment && segment.key === ANY_KEY)) {
+      return this.paths.some((u) => overlaps(u, path));
+    }
+    if (this.prefixes.has(formatPath(path))) return true;
+    for (let length = 1; length < path.length; length++) {
+      if (this.exact.has(formatPath(path.slice(0, length)))) return true;
+    }
+    return false;
+  }
+}
+
 /** How a waited-for path stays unchanged for good: an input nobody gives, an owner blocked too, or an idle owner. */
 type DeadWait =
   | { readonly kind: 'input' }
@@ -79,8 +133,8 @@ function deadWait(
   schema: KindSchema,
   p: PendingUpdate,
   text: string,
-  pending: readonly PendingUpdate[],
-  userPaths: readonly Path[],
+  pendingOf: ReadonlyMap<string, number>,
+  userPaths: UserPaths,
   nudged: ReadonlySet<string>,
 ): DeadWait | undefined {
   let path: Path;
@@ -95,9 +149,9 @@ function deadWait(
   if (owner === p.provider || owner === CORE_PROVIDER) {
     // The provider's own input (or the core's): only the request can give it. If it does, the wait may be about
     // when, not whether, so the old rule holds: ask again after backoff.
-    return userPaths.some((u) => overlaps(u, path)) ? undefined : { kind: 'input' };
+    return userPaths.touch(path) ? undefined : { kind: 'input' };
   }
-  if (pending.some((q) => q !== p && q.provider === owner)) return { kind: 'chain', owner };
+  if ((pendingOf.get(owner) ?? 0) > 0) return { kind: 'chain', owner };
   // An idle owner of another provider's wait is nudged once; until then it may still supply the path.
   return nudged.has(`${owner}|${text}`) ? { kind: 'idle', owner } : undefined;
 }
@@ -122,12 +176,17 @@ export function hopelessReason(
     return undefined;
   }
   const asked = new Set(nudged);
-  const userPaths = userUpdates.map((u) => parsePath(u.path));
+  const userPaths = new UserPaths(userUpdates.map((u) => parsePath(u.path)));
+  const counts = new Map<string, number>();
+  for (const p of pending) counts.set(p.provider, (counts.get(p.provider) ?? 0) + 1);
   const causes: string[] = [];
   const chains: string[] = [];
   for (const p of pending) {
     for (const text of p.waitFor ?? []) {
-      const dead = deadWait(schema, p, text, pending, userPaths, asked);
+      // Pending updates of the owner other than this one.
+      counts.set(p.provider, (counts.get(p.provider) ?? 0) - 1);
+      const dead = deadWait(schema, p, text, counts, userPaths, asked);
+      counts.set(p.provider, (counts.get(p.provider) ?? 0) + 1);
       if (dead === undefined) return undefined;
       const why = p.reason === undefined ? '' : ` (${p.reason})`;
       const subject =
