@@ -339,8 +339,7 @@ describe('jobs', () => {
     expect(job.failure.code).toBe('BLOCKED');
     expect(job.failure.message).toBe(
       'no provider can make progress: power="on" cannot be done: sandbox-vm waits for netboot ' +
-        '(waiting for PXE registration (netboot)), which sandbox-pxe does not supply (it had nothing to do for it when asked); ' +
-        'rolled back: what it made was removed',
+        '(waiting for PXE registration (netboot)), which sandbox-pxe does not supply (it had nothing to do for it when asked)',
     );
     expect(job.failure.providers).toEqual(['sandbox-vm']);
   });
