@@ -41,7 +41,8 @@ describe('consortium CLI', () => {
     expect(cluster.stderr.trim()).toBe(
       'consortium: consortium worker runs one role of a cluster and needs etcd: set coordinator.driver: etcd and coordinator.endpoints (or CONSORTIUM_ETCD_ENDPOINTS); for one process use `consortium dev`',
     );
-  });
+    // Four spawns of the binary: give a loaded machine room.
+  }, 90_000);
 
   it('SIGINT stops gracefully: the job in flight is finished on the next start, nothing lost', async () => {
     const data = tempDir();
