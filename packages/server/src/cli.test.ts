@@ -26,6 +26,7 @@ describe('consortium CLI', () => {
     }
   }, 40_000);
 
+  // Four spawns of the binary: a loaded machine needs more than the default 20 s.
   it('usage errors: one line, exit 2, no stack trace', () => {
     const badRole = run('token', 'create', '--role', 'root');
     expect(badRole.status).toBe(2);
@@ -41,7 +42,6 @@ describe('consortium CLI', () => {
     expect(cluster.stderr.trim()).toBe(
       'consortium: consortium worker runs one role of a cluster and needs etcd: set coordinator.driver: etcd and coordinator.endpoints (or CONSORTIUM_ETCD_ENDPOINTS); for one process use `consortium dev`',
     );
-    // Four spawns of the binary: give a loaded machine room.
   }, 90_000);
 
   it('SIGINT stops gracefully: the job in flight is finished on the next start, nothing lost', async () => {
