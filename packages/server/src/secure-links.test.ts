@@ -5,17 +5,14 @@
 import { get } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InputError, silentLogger } from '@consortium/core';
+import { InputError } from '@consortium/core';
 import { EtcdCoordinator } from '@consortium/coord-etcd';
-import { MemoryCluster, MemoryCoordinator } from '@consortium/coord-memory';
 import { makeCertificateAuthority } from '@consortium/testkit';
 import type { CertificateAuthority } from '@consortium/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
 import { createLogger } from './logging.js';
 import { openCoordinator, startRoles } from './process.js';
-import { createApp } from './web/app.js';
-import type { WebDeps } from './web/app.js';
 import { tempDir } from './test-support/dev-server.js';
 
 let ca: CertificateAuthority | undefined;
@@ -97,23 +94,42 @@ describe('secure links', () => {
     );
   });
 
-  it('web.trustProxy: X-Forwarded-* is believed from the proxies named and no one else', () => {
-    // Only what building the app touches: the routes read the rest when a request comes.
-    const coordinator = new MemoryCoordinator(new MemoryCluster(), { memberId: 'trust-proxy-test' });
-    const deps = { coordinator, logger: silentLogger } as unknown as WebDeps;
-    type Trust = (address: string, hop: number) => boolean;
-    const trusts = createApp({ ...deps, trustProxy: ['loopback', '10.1.0.0/16'] }).get(
-      'trust proxy fn',
-    ) as Trust;
-    expect([trusts('127.0.0.1', 0), trusts('10.1.2.3', 0), trusts('10.2.0.1', 0)]).toEqual([
-      true,
-      true,
-      false,
-    ]);
-    const none = createApp(deps).get('trust proxy fn') as Trust;
-    expect(none('127.0.0.1', 0)).toBe(false);
-    void coordinator.close();
-  });
+  it('web.trustProxy: the request log takes the client from X-Forwarded-For only from the proxies named', async () => {
+    const clients = async (trustProxy: string | undefined): Promise<unknown[]> => {
+      const name = (trustProxy ?? 'none').replace(/[^a-z0-9]/g, '-');
+      const config = loadConfig(
+        {
+          configFile: configFile(`trust-${name}.yaml`, {
+            dataDir: join(data.dir, `trust-${name}`),
+            web: { host: '127.0.0.1', port: 0, ...(trustProxy === undefined ? {} : { trustProxy }) },
+            log: { level: 'debug', format: 'json' },
+          }),
+        },
+        {},
+      );
+      let url = '';
+      const running = await startRoles(config, ['web'], (ready) => (url = ready.url));
+      const seen: unknown[] = [];
+      // The logger is an object-mode stream: every entry that passes its level comes out as data.
+      running.logger.on('data', (info: Record<string, unknown>) => {
+        if (info['message'] === 'request' && info['path'] === '/healthz') seen.push(info['client']);
+      });
+      try {
+        for (let i = 0; i < 200 && url === ''; i++) await new Promise((r) => setTimeout(r, 10));
+        const response = await fetch(`${url}/healthz`, { headers: { 'x-forwarded-for': '203.0.113.7' } });
+        expect(response.status).toBe(200);
+        for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      } finally {
+        running.stop();
+        await running.done;
+      }
+      return seen;
+    };
+    // The test's requests come from 127.0.0.1: a trusted proxy when `loopback` is named, a plain client otherwise.
+    expect(await clients('loopback')).toEqual(['203.0.113.7']);
+    expect(await clients('10.1.0.0/16')).toEqual(['127.0.0.1']);
+    expect(await clients(undefined)).toEqual(['127.0.0.1']);
+  }, 60_000);
 
   it('coordinator.auth takes the password from CONSORTIUM_ETCD_PASSWORD or its file, and refuses a user without one', async () => {
     const passwordFile = join(data.dir, 'etcd-password');

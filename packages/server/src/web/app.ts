@@ -35,12 +35,18 @@ export function createApp(deps: WebDeps): express.Express {
     const started = performance.now();
     res.on('finish', () => {
       const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
-      metrics.httpRequest(
-        req.method,
-        `${req.baseUrl}${route}`,
-        res.statusCode,
-        (performance.now() - started) / 1000,
-      );
+      const seconds = (performance.now() - started) / 1000;
+      metrics.httpRequest(req.method, `${req.baseUrl}${route}`, res.statusCode, seconds);
+      // The client is the proxy's X-Forwarded-For entry only when web.trustProxy names that proxy.
+      if (logger.isDebugEnabled()) {
+        logger.debug('request', {
+          method: req.method,
+          path: req.path,
+          status: res.statusCode,
+          ms: Math.round(seconds * 1000),
+          client: req.ip,
+        });
+      }
     });
     next();
   });
