@@ -126,6 +126,50 @@ export interface ProcessParts {
   readonly logger: winston.Logger;
 }
 
+/**
+ * Opens the store and the coordinator the config names, and checks that etcd lets this process in; closes what it
+ * opened when either fails.
+ */
+async function openConnections(
+  config: Config,
+  logger: winston.Logger,
+): Promise<{ store: Store; coordinator: Coordinator }> {
+  const store = await openStore(config);
+  try {
+    const coordinator = openCoordinator(config, logger);
+    // A wrong CA, a missing client certificate or a wrong password would otherwise be retried for ever.
+    if (coordinator instanceof EtcdCoordinator) {
+      await coordinator.verifyAccess().catch(async (error: unknown) => {
+        await coordinator.close();
+        throw error;
+      });
+    }
+    return { store, coordinator };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+/** The /healthz and /metrics server of a master or worker process. */
+function metricsServer(
+  config: Config,
+  port: number,
+  metrics: Metrics,
+  tls: ReturnType<typeof webTls>,
+  onListening: (url: string) => void,
+): WebServer {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  return new WebServer(app, config.web.host, port, onListening, undefined, requestTimeouts(config), tls);
+}
+
 /** Starts a process hosting `roles`; calls `onReady` once the web role listens (never without one). */
 export async function startRoles(
   config: Config,
@@ -140,21 +184,7 @@ export async function startRoles(
   if (roles.length === 0) throw new InputError('a process needs at least one role: web, master or worker');
   const logger = createLogger(config.log).child({ roles: roles.join(',') });
   const serverTls = webTls(config);
-  const store = await openStore(config);
-  let coordinator: Coordinator;
-  try {
-    coordinator = openCoordinator(config, logger);
-    // A wrong CA, a missing client certificate or a wrong password would otherwise be retried for ever.
-    if (coordinator instanceof EtcdCoordinator) {
-      await coordinator.verifyAccess().catch(async (error: unknown) => {
-        await coordinator.close();
-        throw error;
-      });
-    }
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
+  const { store, coordinator } = await openConnections(config, logger);
   const clock = systemClock;
   const plugins = await importPlugins(config.plugins);
   const kinds = buildKinds(
@@ -213,27 +243,11 @@ export async function startRoles(
     );
   }
   if (!roles.includes('web') && options.metricsPort !== undefined) {
-    const app = express();
-    app.disable('x-powered-by');
-    app.get('/healthz', (_req, res) => {
-      res.json({ status: 'ok' });
-    });
-    app.get('/metrics', async (_req, res) => {
-      res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-    });
     runnables.push(
-      new WebServer(
-        app,
-        config.web.host,
-        options.metricsPort,
-        (url) => {
-          logger.info('metrics listening', { url });
-          onReady({ url });
-        },
-        undefined,
-        requestTimeouts(config),
-        serverTls,
-      ),
+      metricsServer(config, options.metricsPort, metrics, serverTls, (url) => {
+        logger.info('metrics listening', { url });
+        onReady({ url });
+      }),
     );
   }
   if (roles.includes('master')) {
