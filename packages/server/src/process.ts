@@ -156,7 +156,7 @@ function metricsServer(
   config: Config,
   port: number,
   metrics: Metrics,
-  tls: ReturnType<typeof webTls>,
+  tls: ServerTls | undefined,
   onListening: (url: string) => void,
 ): WebServer {
   const app = express();
