@@ -87,6 +87,11 @@ describe('bad input gets a specific problem, never a 500', () => {
       type: 'application/merge-patch+json',
     });
     expectProblem(r, 400, 'INVALID_INPUT');
+    const nested = await api.request('POST', '/api/inventory/host', {
+      raw: '{"name": "proto-1", "attrs": {"interfaces": [{"name": "eth0", "__proto__": {"x": 1}}]}}',
+    });
+    expectProblem(nested, 400, 'INVALID_INPUT');
+    expect(nested.body.detail).toBe('the key "__proto__" is not allowed');
   });
 
   it('oversized body', async () => {

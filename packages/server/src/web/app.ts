@@ -14,7 +14,7 @@ import { schemaRouter } from './routes/schema.js';
 import { searchRouter } from './routes/search.js';
 import { tokensRouter } from './routes/tokens.js';
 import type { WebDeps } from './shared.js';
-import { JSON_PATCH, MERGE_PATCH, UPDATES, reviver } from './shared.js';
+import { JSON_PATCH, MERGE_PATCH, UPDATES, assertNoProtoKeys } from './shared.js';
 
 export type { WebDeps } from './shared.js';
 export { parseWait } from './shared.js';
@@ -59,9 +59,12 @@ export function createApp(deps: WebDeps): express.Express {
     express.json({
       limit: deps.bodyLimit,
       type: ['application/json', MERGE_PATCH, JSON_PATCH, UPDATES],
-      reviver,
     }),
   );
+  api.use((req: Request, _res: Response, next: NextFunction) => {
+    assertNoProtoKeys(req.body);
+    next();
+  });
   api.use(schemaRouter(deps));
   api.use(inventoryRouter(deps));
   api.use(searchRouter(deps));

@@ -90,10 +90,22 @@ export function parseIfMatch(header: string | undefined): number | '*' | undefin
   return Number(match[1]);
 }
 
-/** Refuses `__proto__` keys anywhere in a body: they would reach the prototype of merged objects. */
-export function reviver(key: string, value: unknown): unknown {
-  if (key === '__proto__') throw new SyntaxError('the key "__proto__" is not allowed');
-  return value;
+/**
+ * Refuses `__proto__` keys anywhere in a parsed body (JSON.parse makes them own properties; merged into other
+ * objects they would reach a prototype); throws `InputError`. An explicit walk rather than a `JSON.parse` reviver,
+ * which calls back into JavaScript for every value and held the event loop several times longer on large bodies.
+ */
+export function assertNoProtoKeys(body: unknown): void {
+  const pending: object[] = typeof body === 'object' && body !== null ? [body] : [];
+  while (pending.length > 0) {
+    const value = pending.pop() as object;
+    if (!Array.isArray(value) && Object.hasOwn(value, '__proto__')) {
+      throw new InputError('the key "__proto__" is not allowed');
+    }
+    for (const item of Object.values(value) as unknown[]) {
+      if (typeof item === 'object' && item !== null) pending.push(item);
+    }
+  }
 }
 
 /** Requires one of `types` as the request's Content-Type; throws `UnsupportedMediaTypeError`. */
