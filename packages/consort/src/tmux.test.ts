@@ -1,5 +1,7 @@
 /** The live job view in a real terminal (tmux): it draws, ends cleanly, and Ctrl-C stops watching, not the job. */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BinaryServer } from '@consortium/server/test-support';
@@ -20,7 +22,20 @@ beforeAll(async () => {
     throw new Error(
       'tmux is not installed: scripts/install-system-deps.sh installs it (apt-get install tmux)',
     );
-  server = await spawnBinary(data.dir);
+  // Slow simulated backends (2 s per operation): a job runs long enough to be interrupted while it runs.
+  const config = join(data.dir, 'slow-sandbox.yaml');
+  writeFileSync(
+    config,
+    [
+      'plugins:',
+      "  - module: '@consortium/plugin-inventory'",
+      "  - module: '@consortium/plugin-ipam'",
+      "  - module: '@consortium/plugin-sandbox'",
+      '    config: { delayMs: 2000 }',
+      '',
+    ].join('\n'),
+  );
+  server = await spawnBinary(data.dir, ['--config', config]);
   const subnet = await server.api.request('POST', '/api/inventory/subnet?wait=30s', {
     body: { name: 'tty-net', attrs: { cidr: '10.5.0.0/24', gateway: '10.5.0.1' } },
   });
@@ -62,8 +77,8 @@ describe('consort in a terminal', () => {
   }, 60_000);
 
   it('Ctrl-C stops watching, says so, and the job keeps running', async () => {
-    // Power on without a subnet: the VM waits for PXE registration, which never comes.
-    startInTerminal('interrupt', ['create', 'host', 'tty-2', 'hwspec=small', 'power=on']);
+    // The VM waits for PXE registration after round 1; with 2 s operations the job runs for seconds more.
+    startInTerminal('interrupt', ['create', 'host', 'tty-2', 'hwspec=small', 'subnet=tty-net', 'power=on']);
     await waitForScreen('interrupt', /waits: power: waiting for PXE registration/);
     tmux('send-keys', '-t', 'interrupt', 'C-c');
     const screen = await waitForScreen('interrupt', /EXIT=\d+/);
