@@ -8,6 +8,7 @@ import type {
   Clock,
   Coordinator,
   Held,
+  JobEvent,
   JobRecord,
   JobState,
   JsonObject,
@@ -248,21 +249,26 @@ export class Master implements Runnable {
 
   private async event(job: JobRecord, type: string, data: JsonObject): Promise<void> {
     const event = await this.deps.store.appendEvent(job.id, type, data, this.deps.clock.now());
+    await this.announce(event);
+  }
+
+  private async announce(event: JobEvent): Promise<void> {
     await this.deps.coordinator.notify(
-      jobTopic(job.id),
-      encodeJobNotice({ kind: 'event', seq: event.seq, type }),
+      jobTopic(event.jobId),
+      encodeJobNotice({ kind: 'event', seq: event.seq, type: event.type }),
     );
   }
 
   /** Ends a job that never got a plan (its kind is gone, it was cancelled while queued, it no longer validates). */
   private async endEarly(job: JobRecord, state: JobState, code: string, message: string): Promise<void> {
     const now = this.deps.clock.now();
-    await this.deps.store.updateJob(
+    const { event } = await this.deps.store.endJob(
       job.id,
       { state, endedAt: now, failure: { code: code as 'CANCELLED', message } },
       now,
+      { event: { type: 'ended', data: { state, failure: { code, message } } } },
     );
-    await this.event(job, 'ended', { state, failure: { code, message } });
+    await this.announce(event);
     this.deps.metrics?.jobEnded(job.kind, state);
   }
 
@@ -370,13 +376,15 @@ export class Master implements Runnable {
     if (resumes > MAX_RESUMES) {
       const message = `the job was started or resumed ${MAX_RESUMES} times and its master stopped each time before the next step; it was failed so that the others can run`;
       run.log.error('job failed: it keeps stopping its master', { resumes: MAX_RESUMES });
-      run.job = await store.updateJob(
+      const ended = await store.endJob(
         run.job.id,
         { state: 'failed', endedAt: now, failure: { code: 'INTERNAL', message } },
         now,
+        { event: { type: 'ended', data: { state: 'failed', failure: { code: 'INTERNAL', message } } } },
         this.fence,
       );
-      await this.event(run.job, 'ended', { state: 'failed', failure: { code: 'INTERNAL', message } });
+      run.job = ended.job;
+      await this.announce(ended.event);
       this.deps.metrics?.jobEnded(run.job.kind, 'failed');
       return false;
     }
@@ -590,7 +598,8 @@ export class Master implements Runnable {
     const { store, clock } = this.deps;
     const { job } = run;
     const now = clock.now();
-    const ended = await store.updateJob(
+    // One transaction: a master killed here leaves the job running (and resumed) or ended with its event and audit.
+    const { event } = await store.endJob(
       job.id,
       {
         state: phase,
@@ -599,24 +608,30 @@ export class Master implements Runnable {
         ...(state.failure === undefined ? {} : { failure: state.failure }),
       },
       now,
+      {
+        event: {
+          type: 'ended',
+          data: {
+            state: phase,
+            rounds: state.rounds.length,
+            ...(state.failure === undefined ? {} : { failure: { ...state.failure } }),
+          },
+        },
+        audit: {
+          at: now,
+          actor: job.actor,
+          action: `${job.action}:${phase}`,
+          kind: job.kind,
+          name: job.name,
+          jobId: job.id,
+          before: job.before,
+          after,
+        },
+      },
       this.fence,
     );
-    await store.appendAudit({
-      at: now,
-      actor: job.actor,
-      action: `${job.action}:${phase}`,
-      kind: job.kind,
-      name: job.name,
-      jobId: job.id,
-      before: job.before,
-      after,
-    });
     this.deps.metrics?.jobEnded(job.kind, phase, state.rounds.length);
-    await this.event(ended, 'ended', {
-      state: phase,
-      rounds: state.rounds.length,
-      ...(state.failure === undefined ? {} : { failure: { ...state.failure } }),
-    });
+    await this.announce(event);
   }
 }
 

@@ -28,6 +28,7 @@ import {
 import type {
   Attrs,
   AuditEntry,
+  JobEnding,
   JobEvent,
   JobPatch,
   JobRecord,
@@ -415,51 +416,94 @@ export class ArangoStore implements Store, StoreTransfer {
     if (fence !== undefined && !/^\d+$/.test(fence)) {
       return Promise.reject(new InputError(`A fencing token must be a decimal integer, not "${fence}"`));
     }
-    const key = digest(id);
     return this.run(() =>
       this.retrying(() =>
-        this.inTransaction({ write: [this.jobs] }, async (trx) => {
-          const [doc] = await this.all<JobDocument>(
-            aql`FOR j IN ${this.jobs} FILTER j._key == ${key} RETURN { _rev: j._rev, record: j.record }`,
-            trx,
-          );
-          if (doc === undefined) throw new NotFoundError(`Job ${id} not found`);
-          const current = doc.record;
-          if (fence !== undefined && current.fence !== undefined && BigInt(fence) < BigInt(current.fence)) {
-            throw new LeaseLostError(
-              `Job ${id} belongs to a newer master (fence ${current.fence} > ${fence})`,
-              {
-                details: { job: id, fence: current.fence, stale: fence },
-              },
-            );
-          }
-          // A plain-JavaScript caller may pass `undefined`; it means "leave as is", as an absent key does.
-          const defined = Object.entries(patch as Readonly<Record<string, unknown>>).filter(
-            ([, v]) => v !== undefined,
-          );
-          const job: JobRecord = {
-            ...current,
-            ...Object.fromEntries(defined),
-            ...(fence === undefined ? {} : { fence }),
-            updatedAt: at,
-          };
-          const next = {
-            _key: key,
-            _rev: doc._rev,
-            id,
-            kind: job.kind,
-            name: job.name,
-            state: job.state,
-            createdAt: job.createdAt,
-            updatedAt: at,
-            record: job,
-          };
-          // The fence check and this write are one step: a newer master's write in between changes _rev (1200).
-          await this.all(aql`REPLACE ${next} IN ${this.jobs} OPTIONS { ignoreRevs: false }`, trx);
-          return job;
-        }),
+        this.inTransaction({ write: [this.jobs] }, (trx) => this.writeJob(trx, id, patch, at, fence)),
       ),
     );
+  }
+
+  endJob(
+    id: string,
+    patch: JobPatch,
+    at: number,
+    ending: JobEnding,
+    fence?: string,
+  ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }> {
+    if (fence !== undefined && !/^\d+$/.test(fence)) {
+      return Promise.reject(new InputError(`A fencing token must be a decimal integer, not "${fence}"`));
+    }
+    return this.run(() =>
+      this.retrying(async () => {
+        try {
+          return await this.inTransaction({ write: [this.jobs, this.events, this.audit] }, async (trx) => {
+            const job = await this.writeJob(trx, id, patch, at, fence);
+            const { type, data } = ending.event;
+            const [seq] = await this.all<number>(
+              aql`LET last = FIRST(FOR e IN ${this.events} FILTER e.jobId == ${id} SORT e.seq DESC LIMIT 1 RETURN e.seq)
+                INSERT { jobId: ${id}, seq: last == null ? 1 : last + 1, at: ${at}, type: ${type}, data: ${data} }
+                  INTO ${this.events}
+                RETURN NEW.seq`,
+              trx,
+            );
+            if (seq === undefined) throw new NotFoundError(`Job ${id} not found`);
+            if (ending.audit !== undefined) {
+              await this.all(aql`INSERT ${auditDocument(ending.audit)} INTO ${this.audit}`, trx);
+            }
+            return { job, event: { jobId: id, seq, at, type, data } };
+          });
+        } catch (error) {
+          if (isUniqueViolation(error)) throw new RetryConflict(error);
+          throw error;
+        }
+      }),
+    );
+  }
+
+  /** The body of `updateJob`, inside the caller's stream transaction. */
+  private async writeJob(
+    trx: Transaction,
+    id: string,
+    patch: JobPatch,
+    at: number,
+    fence: string | undefined,
+  ): Promise<JobRecord> {
+    const key = digest(id);
+    const [doc] = await this.all<JobDocument>(
+      aql`FOR j IN ${this.jobs} FILTER j._key == ${key} RETURN { _rev: j._rev, record: j.record }`,
+      trx,
+    );
+    if (doc === undefined) throw new NotFoundError(`Job ${id} not found`);
+    const current = doc.record;
+    if (fence !== undefined && current.fence !== undefined && BigInt(fence) < BigInt(current.fence)) {
+      throw new LeaseLostError(`Job ${id} belongs to a newer master (fence ${current.fence} > ${fence})`, {
+        details: { job: id, fence: current.fence, stale: fence },
+      });
+    }
+    // A plain-JavaScript caller may pass `undefined`; it means "leave as is", as an absent key does.
+    const defined = Object.entries(patch as Readonly<Record<string, unknown>>).filter(
+      ([, v]) => v !== undefined,
+    );
+    const job: JobRecord = {
+      ...current,
+      ...Object.fromEntries(defined),
+      ...(fence === undefined ? {} : { fence }),
+      updatedAt: at,
+    };
+    const next = {
+      _key: key,
+      _rev: doc._rev,
+      id,
+      kind: job.kind,
+      name: job.name,
+      state: job.state,
+      createdAt: job.createdAt,
+      updatedAt: at,
+      record: job,
+    };
+    // The fence check and this write are one step: a newer master's write in between changes _rev (1200).
+    await this.all(aql`REPLACE ${next} IN ${this.jobs} OPTIONS { ignoreRevs: false }`, trx);
+    return job;
   }
 
   listJobs(options: ListJobsOptions): Promise<Page<JobRecord>> {
@@ -520,16 +564,7 @@ export class ArangoStore implements Store, StoreTransfer {
   }
 
   appendAudit(entry: AuditEntry): Promise<void> {
-    const doc = {
-      at: entry.at,
-      actor: entry.actor,
-      action: entry.action,
-      kind: entry.kind,
-      name: entry.name,
-      jobId: entry.jobId ?? null,
-      before: entry.before,
-      after: entry.after,
-    };
+    const doc = auditDocument(entry);
     return this.run(async () => {
       await this.all(aql`INSERT ${doc} INTO ${this.audit}`);
     });
@@ -827,4 +862,18 @@ function checkLimit(limit: number): number {
   if (!Number.isSafeInteger(limit) || limit < 1)
     throw new InputError(`limit must be a positive integer, got ${limit}`);
   return limit;
+}
+
+/** An audit entry as its document in the `audit` collection. */
+function auditDocument(entry: AuditEntry): Record<string, unknown> {
+  return {
+    at: entry.at,
+    actor: entry.actor,
+    action: entry.action,
+    kind: entry.kind,
+    name: entry.name,
+    jobId: entry.jobId ?? null,
+    before: entry.before,
+    after: entry.after,
+  };
 }

@@ -24,6 +24,7 @@ import {
 import type {
   Attrs,
   AuditEntry,
+  JobEnding,
   JobEvent,
   JobPatch,
   JobRecord,
@@ -389,40 +390,23 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async updateJob(id: string, patch: JobPatch, at: number, fence?: string): Promise<JobRecord> {
-    if (fence !== undefined && !/^\d+$/.test(fence)) {
-      throw new InputError(`A fencing token must be a decimal integer, not "${fence}"`);
-    }
+    checkFence(fence);
+    return this.transaction((client) => writeJob(client, id, patch, at, fence));
+  }
+
+  async endJob(
+    id: string,
+    patch: JobPatch,
+    at: number,
+    ending: JobEnding,
+    fence?: string,
+  ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }> {
+    checkFence(fence);
     return this.transaction(async (client) => {
-      // FOR UPDATE: the fence is read and the record written under one row lock, so a newer master's write cannot
-      // slip in between.
-      const result = await client.query<{ record: JobRecord }>(
-        'SELECT record FROM jobs WHERE id = $1 FOR UPDATE',
-        [id],
-      );
-      const current = result.rows[0]?.record;
-      if (current === undefined) throw new NotFoundError(`Job ${id} not found`);
-      if (fence !== undefined && current.fence !== undefined && BigInt(fence) < BigInt(current.fence)) {
-        throw new LeaseLostError(`Job ${id} belongs to a newer master (fence ${current.fence} > ${fence})`, {
-          details: { job: id, fence: current.fence, stale: fence },
-        });
-      }
-      // A plain-JavaScript caller may pass `undefined`; it means "leave as is", as an absent key does.
-      const defined = Object.entries(patch as Readonly<Record<string, unknown>>).filter(
-        ([, v]) => v !== undefined,
-      );
-      const job: JobRecord = {
-        ...current,
-        ...Object.fromEntries(defined),
-        ...(fence === undefined ? {} : { fence }),
-        updatedAt: at,
-      };
-      await client.query('UPDATE jobs SET state = $1, updated_at = $2, record = $3 WHERE id = $4', [
-        job.state,
-        at,
-        JSON.stringify(job),
-        id,
-      ]);
-      return job;
+      const job = await writeJob(client, id, patch, at, fence);
+      const event = await writeEvent(client, id, ending.event.type, ending.event.data, at);
+      if (ending.audit !== undefined) await writeAudit(client, ending.audit);
+      return { job, event };
     });
   }
 
@@ -449,15 +433,7 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async appendEvent(jobId: string, type: string, data: JsonObject, at: number): Promise<JobEvent> {
-    // The job's counter hands out the number under the job's row lock, so concurrent appends (from any process)
-    // get distinct, gapless numbers; the counter and the event commit together or not at all.
-    const rows = await this.query<{ seq: number }>(
-      'WITH s AS (UPDATE jobs SET events = events + 1 WHERE id = $1 RETURNING events) ' +
-        'INSERT INTO job_events (job_id, seq, at, type, data) SELECT $1, events, $2, $3, $4 FROM s RETURNING seq',
-      [jobId, at, type, JSON.stringify(data)],
-    );
-    if (rows[0] === undefined) throw new NotFoundError(`Job ${jobId} not found`);
-    return { jobId, seq: rows[0].seq, at, type, data };
+    return this.withClient((client) => writeEvent(client, jobId, type, data, at));
   }
 
   async listEvents(jobId: string, afterSeq: number): Promise<readonly JobEvent[]> {
@@ -469,20 +445,7 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async appendAudit(entry: AuditEntry): Promise<void> {
-    await this.query(
-      'INSERT INTO audit (at, actor, action, kind, name, job_id, before_attrs, after_attrs) ' +
-        'VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-      [
-        entry.at,
-        entry.actor,
-        entry.action,
-        entry.kind,
-        entry.name,
-        entry.jobId ?? null,
-        entry.before === null ? null : JSON.stringify(entry.before),
-        entry.after === null ? null : JSON.stringify(entry.after),
-      ],
-    );
+    await this.withClient((client) => writeAudit(client, entry));
   }
 
   async listAudit(options: {
@@ -957,4 +920,88 @@ function checkLimit(limit: number): number {
   if (!Number.isSafeInteger(limit) || limit < 1)
     throw new InputError(`limit must be a positive integer, got ${limit}`);
   return limit;
+}
+
+function checkFence(fence: string | undefined): void {
+  if (fence !== undefined && !/^\d+$/.test(fence)) {
+    throw new InputError(`A fencing token must be a decimal integer, not "${fence}"`);
+  }
+}
+
+/** The body of `updateJob`, inside the caller's transaction. */
+async function writeJob(
+  client: PoolClient,
+  id: string,
+  patch: JobPatch,
+  at: number,
+  fence: string | undefined,
+): Promise<JobRecord> {
+  // FOR UPDATE: the fence is read and the record written under one row lock, so a newer master's write cannot
+  // slip in between.
+  const result = await client.query<{ record: JobRecord }>(
+    'SELECT record FROM jobs WHERE id = $1 FOR UPDATE',
+    [id],
+  );
+  const current = result.rows[0]?.record;
+  if (current === undefined) throw new NotFoundError(`Job ${id} not found`);
+  if (fence !== undefined && current.fence !== undefined && BigInt(fence) < BigInt(current.fence)) {
+    throw new LeaseLostError(`Job ${id} belongs to a newer master (fence ${current.fence} > ${fence})`, {
+      details: { job: id, fence: current.fence, stale: fence },
+    });
+  }
+  // A plain-JavaScript caller may pass `undefined`; it means "leave as is", as an absent key does.
+  const defined = Object.entries(patch as Readonly<Record<string, unknown>>).filter(
+    ([, v]) => v !== undefined,
+  );
+  const job: JobRecord = {
+    ...current,
+    ...Object.fromEntries(defined),
+    ...(fence === undefined ? {} : { fence }),
+    updatedAt: at,
+  };
+  await client.query('UPDATE jobs SET state = $1, updated_at = $2, record = $3 WHERE id = $4', [
+    job.state,
+    at,
+    JSON.stringify(job),
+    id,
+  ]);
+  return job;
+}
+
+/** The body of `appendEvent`. */
+async function writeEvent(
+  client: PoolClient,
+  jobId: string,
+  type: string,
+  data: JsonObject,
+  at: number,
+): Promise<JobEvent> {
+  // The job's counter hands out the number under the job's row lock, so concurrent appends (from any process)
+  // get distinct, gapless numbers; the counter and the event commit together or not at all.
+  const result = await client.query<{ seq: number }>(
+    'WITH s AS (UPDATE jobs SET events = events + 1 WHERE id = $1 RETURNING events) ' +
+      'INSERT INTO job_events (job_id, seq, at, type, data) SELECT $1, events, $2, $3, $4 FROM s RETURNING seq',
+    [jobId, at, type, JSON.stringify(data)],
+  );
+  const seq = result.rows[0]?.seq;
+  if (seq === undefined) throw new NotFoundError(`Job ${jobId} not found`);
+  return { jobId, seq, at, type, data };
+}
+
+/** The body of `appendAudit`. */
+async function writeAudit(client: PoolClient, entry: AuditEntry): Promise<void> {
+  await client.query(
+    'INSERT INTO audit (at, actor, action, kind, name, job_id, before_attrs, after_attrs) ' +
+      'VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+    [
+      entry.at,
+      entry.actor,
+      entry.action,
+      entry.kind,
+      entry.name,
+      entry.jobId ?? null,
+      entry.before === null ? null : JSON.stringify(entry.before),
+      entry.after === null ? null : JSON.stringify(entry.after),
+    ],
+  );
 }

@@ -29,6 +29,7 @@ import type {
   Page,
   Reservation,
   Role,
+  JobEnding,
   Store,
   StoredNode,
   StoreRecord,
@@ -281,37 +282,52 @@ export class SqliteStore implements Store, StoreTransfer {
   }
 
   updateJob(id: string, patch: JobPatch, at: number, fence?: string): Promise<JobRecord> {
+    return this.run(() => this.immediate(() => this.writeJob(id, patch, at, fence)));
+  }
+
+  endJob(
+    id: string,
+    patch: JobPatch,
+    at: number,
+    ending: JobEnding,
+    fence?: string,
+  ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }> {
     return this.run(() =>
       this.immediate(() => {
-        const row = this.stmt.getJob.get(id);
-        if (row === undefined) throw new NotFoundError(`Job ${id} not found`);
-        const current = parseJob(row);
-        if (fence !== undefined) {
-          if (!/^\d+$/.test(fence))
-            throw new InputError(`A fencing token must be a decimal integer, not "${fence}"`);
-          if (current.fence !== undefined && BigInt(fence) < BigInt(current.fence)) {
-            throw new LeaseLostError(
-              `Job ${id} belongs to a newer master (fence ${current.fence} > ${fence})`,
-              {
-                details: { job: id, fence: current.fence, stale: fence },
-              },
-            );
-          }
-        }
-        // A plain-JavaScript caller may pass `undefined`; it means "leave as is", as an absent key does.
-        const defined = Object.entries(patch as Readonly<Record<string, unknown>>).filter(
-          ([, v]) => v !== undefined,
-        );
-        const job: JobRecord = {
-          ...current,
-          ...Object.fromEntries(defined),
-          ...(fence === undefined ? {} : { fence }),
-          updatedAt: at,
-        };
-        this.stmt.updateJob.run(job.state, at, JSON.stringify(job), id);
-        return job;
+        const job = this.writeJob(id, patch, at, fence);
+        const event = this.writeEvent(id, ending.event.type, ending.event.data, at);
+        if (ending.audit !== undefined) this.writeAudit(ending.audit);
+        return { job, event };
       }),
     );
+  }
+
+  /** The body of `updateJob`, inside the caller's transaction. */
+  private writeJob(id: string, patch: JobPatch, at: number, fence: string | undefined): JobRecord {
+    const row = this.stmt.getJob.get(id);
+    if (row === undefined) throw new NotFoundError(`Job ${id} not found`);
+    const current = parseJob(row);
+    if (fence !== undefined) {
+      if (!/^\d+$/.test(fence))
+        throw new InputError(`A fencing token must be a decimal integer, not "${fence}"`);
+      if (current.fence !== undefined && BigInt(fence) < BigInt(current.fence)) {
+        throw new LeaseLostError(`Job ${id} belongs to a newer master (fence ${current.fence} > ${fence})`, {
+          details: { job: id, fence: current.fence, stale: fence },
+        });
+      }
+    }
+    // A plain-JavaScript caller may pass `undefined`; it means "leave as is", as an absent key does.
+    const defined = Object.entries(patch as Readonly<Record<string, unknown>>).filter(
+      ([, v]) => v !== undefined,
+    );
+    const job: JobRecord = {
+      ...current,
+      ...Object.fromEntries(defined),
+      ...(fence === undefined ? {} : { fence }),
+      updatedAt: at,
+    };
+    this.stmt.updateJob.run(job.state, at, JSON.stringify(job), id);
+    return job;
   }
 
   listJobs(options: ListJobsOptions): Promise<Page<JobRecord>> {
@@ -348,15 +364,15 @@ export class SqliteStore implements Store, StoreTransfer {
   }
 
   appendEvent(jobId: string, type: string, data: JsonObject, at: number): Promise<JobEvent> {
-    return this.run(() =>
-      this.immediate(() => {
-        if (this.stmt.jobExists.get(jobId) === undefined) throw new NotFoundError(`Job ${jobId} not found`);
-        const row = this.stmt.appendEvent.get(jobId, at, type, JSON.stringify(data), jobId);
-        if (row === undefined)
-          throw new InternalError(`Appending an event to job ${jobId} returned no sequence`);
-        return { jobId, seq: row.seq, at, type, data };
-      }),
-    );
+    return this.run(() => this.immediate(() => this.writeEvent(jobId, type, data, at)));
+  }
+
+  /** The body of `appendEvent`, inside the caller's transaction. */
+  private writeEvent(jobId: string, type: string, data: JsonObject, at: number): JobEvent {
+    if (this.stmt.jobExists.get(jobId) === undefined) throw new NotFoundError(`Job ${jobId} not found`);
+    const row = this.stmt.appendEvent.get(jobId, at, type, JSON.stringify(data), jobId);
+    if (row === undefined) throw new InternalError(`Appending an event to job ${jobId} returned no sequence`);
+    return { jobId, seq: row.seq, at, type, data };
   }
 
   listEvents(jobId: string, afterSeq: number): Promise<readonly JobEvent[]> {
@@ -373,17 +389,22 @@ export class SqliteStore implements Store, StoreTransfer {
 
   appendAudit(entry: AuditEntry): Promise<void> {
     return this.run(() => {
-      this.stmt.appendAudit.run(
-        entry.at,
-        entry.actor,
-        entry.action,
-        entry.kind,
-        entry.name,
-        entry.jobId ?? null,
-        entry.before === null ? null : JSON.stringify(entry.before),
-        entry.after === null ? null : JSON.stringify(entry.after),
-      );
+      this.writeAudit(entry);
     });
+  }
+
+  /** The body of `appendAudit`, inside the caller's transaction if any. */
+  private writeAudit(entry: AuditEntry): void {
+    this.stmt.appendAudit.run(
+      entry.at,
+      entry.actor,
+      entry.action,
+      entry.kind,
+      entry.name,
+      entry.jobId ?? null,
+      entry.before === null ? null : JSON.stringify(entry.before),
+      entry.after === null ? null : JSON.stringify(entry.after),
+    );
   }
 
   listAudit(options: {

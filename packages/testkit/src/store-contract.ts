@@ -822,6 +822,55 @@ export function describeStoreContract(
         );
       });
 
+      it('ends a job with its ended event and audit entry in one write, or not at all', async () => {
+        await store.createJob(job('job-e'));
+        await store.updateJob('job-e', { state: 'running' }, T0 + 1, '5');
+        await store.appendEvent('job-e', 'round', { round: 1 }, T0 + 2);
+        const audit = {
+          at: T0 + 4,
+          actor: 'dev',
+          action: 'patch:succeeded',
+          kind: 'host',
+          name: 'web-01',
+          jobId: 'job-e',
+          before: { power: 'off' },
+          after: { power: 'on' },
+        };
+        const ending = { event: { type: 'ended', data: { state: 'succeeded' } }, audit };
+        // A stale master ends nothing: no state, no event, no audit.
+        await store.updateJob('job-e', {}, T0 + 2, '6');
+        await expectRejection(
+          store.endJob('job-e', { state: 'succeeded', endedAt: T0 + 3 }, T0 + 3, ending, '5'),
+          LeaseLostError,
+          'Job job-e belongs to a newer master (fence 6 > 5)',
+        );
+        expect((await store.getJob('job-e'))?.state).toBe('running');
+        expect((await store.listEvents('job-e', 0)).map((e) => e.type)).toEqual(['round']);
+        expect(await store.listAudit({ kind: 'host', name: 'web-01', limit: 10 })).toEqual([]);
+        const ended = await store.endJob(
+          'job-e',
+          { state: 'succeeded', endedAt: T0 + 4 },
+          T0 + 4,
+          ending,
+          '6',
+        );
+        expect([ended.job.state, ended.job.endedAt, ended.job.fence]).toEqual(['succeeded', T0 + 4, '6']);
+        expect(ended.event).toEqual({
+          jobId: 'job-e',
+          seq: 2,
+          at: T0 + 4,
+          type: 'ended',
+          data: { state: 'succeeded' },
+        });
+        expect(await store.listEvents('job-e', 1)).toEqual([ended.event]);
+        expect(await store.listAudit({ kind: 'host', name: 'web-01', limit: 10 })).toEqual([audit]);
+        await expectRejection(
+          store.endJob('job-none', {}, T0 + 5, { event: { type: 'ended', data: {} } }),
+          NotFoundError,
+          'Job job-none not found',
+        );
+      });
+
       it('creates a job and reads it back whole', async () => {
         const record = job('job-1', {
           before: null,

@@ -185,6 +185,12 @@ export interface NodeStore extends NodeReader {
   ): Promise<void>;
 }
 
+/** What ends a job together with its last write: the `ended` event and the audit entry. */
+export interface JobEnding {
+  readonly event: { readonly type: string; readonly data: JsonObject };
+  readonly audit?: AuditEntry;
+}
+
 /** Jobs with every round, and their event streams. Throws `NotFoundError` for a job that is required. */
 export interface JobStore {
   createJob(job: JobRecord): Promise<void>;
@@ -195,6 +201,17 @@ export interface JobStore {
    * otherwise records the token: a master that lost its leadership can no longer change the job.
    */
   updateJob(id: string, patch: JobPatch, at: number, fence?: string): Promise<JobRecord>;
+  /**
+   * Ends a job in one transaction: `patch` written as `updateJob` writes it (fenced the same way), its last event
+   * and its audit entry. A crash leaves all of them or none, so an ended job always has its `ended` event.
+   */
+  endJob(
+    id: string,
+    patch: JobPatch,
+    at: number,
+    ending: JobEnding,
+    fence?: string,
+  ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }>;
   listJobs(options: ListJobsOptions): Promise<Page<JobRecord>>;
 
   /** Appends an event to a job's stream and returns it with its sequence number. */
