@@ -13,6 +13,7 @@ export * from './provider.js';
 export * from './schema.js';
 export * from './ports/coordinator.js';
 export * from './ports/store.js';
+export * from './ports/store-support.js';
 export * from './search.js';
 export * from './filter-limits.js';
 export * from './integrity.js';

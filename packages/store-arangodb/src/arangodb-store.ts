@@ -21,9 +21,13 @@ import {
   ConflictError,
   InputError,
   InternalError,
-  LeaseLostError,
   NotFoundError,
   PreconditionFailedError,
+  applyJobPatch,
+  decodeJobCursor,
+  decodeNodeCursor,
+  encodeJobCursor,
+  encodeNodeCursor,
 } from '@consortium/core';
 import type {
   Attrs,
@@ -45,7 +49,6 @@ import type {
   StoreTransfer,
   TokenRecord,
 } from '@consortium/core';
-import { decodeJobCursor, decodeNodeCursor, encodeJobCursor, encodeNodeCursor } from './cursors.js';
 import { isUniqueViolation, isWriteConflict, translateError } from './errors.js';
 import { compileFilter } from './filter-aql.js';
 import { applyMigrations, arangoMigrations, checkSchema, Collections } from './migrations.js';
@@ -474,22 +477,7 @@ export class ArangoStore implements Store, StoreTransfer {
       trx,
     );
     if (doc === undefined) throw new NotFoundError(`Job ${id} not found`);
-    const current = doc.record;
-    if (fence !== undefined && current.fence !== undefined && BigInt(fence) < BigInt(current.fence)) {
-      throw new LeaseLostError(`Job ${id} belongs to a newer master (fence ${current.fence} > ${fence})`, {
-        details: { job: id, fence: current.fence, stale: fence },
-      });
-    }
-    // A plain-JavaScript caller may pass `undefined`; it means "leave as is", as an absent key does.
-    const defined = Object.entries(patch as Readonly<Record<string, unknown>>).filter(
-      ([, v]) => v !== undefined,
-    );
-    const job: JobRecord = {
-      ...current,
-      ...Object.fromEntries(defined),
-      ...(fence === undefined ? {} : { fence }),
-      updatedAt: at,
-    };
+    const job = applyJobPatch(doc.record, patch, at, fence);
     const next = {
       _key: key,
       _rev: doc._rev,

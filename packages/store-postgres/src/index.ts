@@ -1,5 +1,4 @@
 /** @consortium/store-postgres: the cluster store on PostgreSQL (node-postgres, JSONB, advisory-locked migrations). */
-export * from './cursors.js';
 export * from './filter-sql.js';
 export * from './migrations.js';
 export * from './postgres-store.js';

@@ -15,11 +15,15 @@ import {
   ConflictError,
   InputError,
   InternalError,
-  LeaseLostError,
   NotFoundError,
   PreconditionFailedError,
   TimeoutError,
   isConsortiumError,
+  applyJobPatch,
+  decodeJobCursor,
+  decodeNodeCursor,
+  encodeJobCursor,
+  encodeNodeCursor,
 } from '@consortium/core';
 import type {
   Attrs,
@@ -41,7 +45,6 @@ import type {
   StoreTransfer,
   TokenRecord,
 } from '@consortium/core';
-import { decodeJobCursor, decodeNodeCursor, encodeJobCursor, encodeNodeCursor } from './cursors.js';
 import { compileFilter } from './filter-sql.js';
 import {
   applyPostgresMigrations,
@@ -944,21 +947,7 @@ async function writeJob(
   );
   const current = result.rows[0]?.record;
   if (current === undefined) throw new NotFoundError(`Job ${id} not found`);
-  if (fence !== undefined && current.fence !== undefined && BigInt(fence) < BigInt(current.fence)) {
-    throw new LeaseLostError(`Job ${id} belongs to a newer master (fence ${current.fence} > ${fence})`, {
-      details: { job: id, fence: current.fence, stale: fence },
-    });
-  }
-  // A plain-JavaScript caller may pass `undefined`; it means "leave as is", as an absent key does.
-  const defined = Object.entries(patch as Readonly<Record<string, unknown>>).filter(
-    ([, v]) => v !== undefined,
-  );
-  const job: JobRecord = {
-    ...current,
-    ...Object.fromEntries(defined),
-    ...(fence === undefined ? {} : { fence }),
-    updatedAt: at,
-  };
+  const job = applyJobPatch(current, patch, at, fence);
   await client.query('UPDATE jobs SET state = $1, updated_at = $2, record = $3 WHERE id = $4', [
     job.state,
     at,

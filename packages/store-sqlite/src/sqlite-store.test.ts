@@ -9,6 +9,10 @@ import {
   InputError,
   InternalError,
   PreconditionFailedError,
+  decodeJobCursor,
+  decodeNodeCursor,
+  encodeJobCursor,
+  encodeNodeCursor,
 } from '@consortium/core';
 import { describeStoreContract } from '@consortium/testkit';
 import type { Migration } from './migrations.js';
@@ -16,7 +20,6 @@ import { applyMigrations, latestVersion, sqliteMigrations } from './migrations.j
 import type { SqliteStore } from './sqlite-store.js';
 import { openSqliteStore } from './sqlite-store.js';
 import { compileFilter } from './filter-sql.js';
-import { decodeJobCursor, decodeNodeCursor, encodeJobCursor, encodeNodeCursor } from './cursors.js';
 
 const T0 = 1_700_000_000_000;
 

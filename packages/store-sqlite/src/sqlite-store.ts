@@ -11,11 +11,15 @@ import {
   BackendUnavailableError,
   ConflictError,
   InputError,
-  LeaseLostError,
   InternalError,
   NotFoundError,
   PreconditionFailedError,
   isConsortiumError,
+  applyJobPatch,
+  decodeJobCursor,
+  decodeNodeCursor,
+  encodeJobCursor,
+  encodeNodeCursor,
 } from '@consortium/core';
 import type {
   Attrs,
@@ -37,7 +41,6 @@ import type {
   StoreTransfer,
   TokenRecord,
 } from '@consortium/core';
-import { decodeJobCursor, decodeNodeCursor, encodeJobCursor, encodeNodeCursor } from './cursors.js';
 import { compileFilter, IPV4_IN_FUNCTION, ipv4In } from './filter-sql.js';
 import { applyMigrations, sqliteMigrations } from './migrations.js';
 import { countSqliteRecords, exportSqliteRecords, importSqliteRecords } from './transfer.js';
@@ -306,26 +309,7 @@ export class SqliteStore implements Store, StoreTransfer {
   private writeJob(id: string, patch: JobPatch, at: number, fence: string | undefined): JobRecord {
     const row = this.stmt.getJob.get(id);
     if (row === undefined) throw new NotFoundError(`Job ${id} not found`);
-    const current = parseJob(row);
-    if (fence !== undefined) {
-      if (!/^\d+$/.test(fence))
-        throw new InputError(`A fencing token must be a decimal integer, not "${fence}"`);
-      if (current.fence !== undefined && BigInt(fence) < BigInt(current.fence)) {
-        throw new LeaseLostError(`Job ${id} belongs to a newer master (fence ${current.fence} > ${fence})`, {
-          details: { job: id, fence: current.fence, stale: fence },
-        });
-      }
-    }
-    // A plain-JavaScript caller may pass `undefined`; it means "leave as is", as an absent key does.
-    const defined = Object.entries(patch as Readonly<Record<string, unknown>>).filter(
-      ([, v]) => v !== undefined,
-    );
-    const job: JobRecord = {
-      ...current,
-      ...Object.fromEntries(defined),
-      ...(fence === undefined ? {} : { fence }),
-      updatedAt: at,
-    };
+    const job = applyJobPatch(parseJob(row), patch, at, fence);
     this.stmt.updateJob.run(job.state, at, JSON.stringify(job), id);
     return job;
   }

@@ -1,5 +1,9 @@
-/** Opaque page cursors: base64url of the last node's name, or of the last job's creation time and id. */
-import { InputError } from '@consortium/core';
+/**
+ * What every store adapter shares: opaque page cursors (base64url of the last node's name, or of the last job's
+ * creation time and id) and how a job patch is applied under a fencing token. Pure: no I/O.
+ */
+import { InputError, LeaseLostError } from '../errors.js';
+import type { JobPatch, JobRecord } from './store.js';
 
 /** The cursor after the node named `name`. */
 export function encodeNodeCursor(name: string): string {
@@ -38,4 +42,38 @@ export function decodeJobCursor(cursor: string): JobPosition {
   const position = { createdAt, id };
   if (encodeJobCursor(position) !== cursor) throw new InputError('Invalid cursor');
   return position;
+}
+
+/**
+ * The job after `patch`, as every adapter writes it inside its transaction: throws `InputError` for a malformed
+ * fencing token and `LeaseLostError` when `fence` is older than the one that last wrote the job; a fenced write
+ * records its token. Keys whose value is `undefined` leave the field as it is, as absent keys do.
+ */
+export function applyJobPatch(
+  current: JobRecord,
+  patch: JobPatch,
+  at: number,
+  fence: string | undefined,
+): JobRecord {
+  if (fence !== undefined) {
+    if (!/^\d+$/.test(fence))
+      throw new InputError(`A fencing token must be a decimal integer, not "${fence}"`);
+    if (current.fence !== undefined && BigInt(fence) < BigInt(current.fence)) {
+      throw new LeaseLostError(
+        `Job ${current.id} belongs to a newer master (fence ${current.fence} > ${fence})`,
+        {
+          details: { job: current.id, fence: current.fence, stale: fence },
+        },
+      );
+    }
+  }
+  const defined = Object.entries(patch as Readonly<Record<string, unknown>>).filter(
+    ([, v]) => v !== undefined,
+  );
+  return {
+    ...current,
+    ...Object.fromEntries(defined),
+    ...(fence === undefined ? {} : { fence }),
+    updatedAt: at,
+  };
 }
