@@ -22,8 +22,9 @@ import {
   InputError,
   InternalError,
   NotFoundError,
-  PreconditionFailedError,
   applyJobPatch,
+  checkPageLimit,
+  staleRevision,
   decodeJobCursor,
   decodeNodeCursor,
   encodeJobCursor,
@@ -257,7 +258,7 @@ export class ArangoStore implements Store, StoreTransfer {
 
   listNodes(kind: string, options: ListNodesOptions): Promise<Page<StoredNode>> {
     return this.run(async () => {
-      const limit = checkLimit(options.limit);
+      const limit = checkPageLimit(options.limit);
       const where: AqlQuery[] = [aql`n.kind == ${kind}`];
       if (options.cursor !== undefined) where.push(aql`n.name > ${decodeNodeCursor(options.cursor)}`);
       if (options.filter !== undefined) {
@@ -312,7 +313,7 @@ export class ArangoStore implements Store, StoreTransfer {
           const current = await this.readNode(trx, key);
           if (current === undefined) throw new NotFoundError(`Node ${kind}/${name} not found`);
           if (expectedRevision !== undefined && current.revision !== expectedRevision) {
-            throw stale(kind, name, current.revision, expectedRevision);
+            throw staleRevision(kind, name, current.revision, expectedRevision);
           }
           const next = {
             _key: key,
@@ -347,7 +348,7 @@ export class ArangoStore implements Store, StoreTransfer {
           const current = await this.readNode(trx, key);
           if (current === undefined) return;
           if (expectedRevision !== undefined && current.revision !== expectedRevision) {
-            throw stale(kind, name, current.revision, expectedRevision);
+            throw staleRevision(kind, name, current.revision, expectedRevision);
           }
           const target = { _key: key, _rev: current._rev };
           await this.all(aql`REMOVE ${target} IN ${this.nodes} OPTIONS { ignoreRevs: false }`, trx);
@@ -496,7 +497,7 @@ export class ArangoStore implements Store, StoreTransfer {
 
   listJobs(options: ListJobsOptions): Promise<Page<JobRecord>> {
     return this.run(async () => {
-      const limit = checkLimit(options.limit);
+      const limit = checkPageLimit(options.limit);
       const where: AqlQuery[] = [];
       if (options.states !== undefined) where.push(aql`j.state IN ${[...options.states]}`);
       if (options.kind !== undefined) where.push(aql`j.kind == ${options.kind}`);
@@ -564,7 +565,7 @@ export class ArangoStore implements Store, StoreTransfer {
     readonly limit: number;
   }): Promise<readonly AuditEntry[]> {
     return this.run(async () => {
-      const limit = checkLimit(options.limit);
+      const limit = checkPageLimit(options.limit);
       const where: AqlQuery[] = [];
       if (options.kind !== undefined) where.push(aql`a.kind == ${options.kind}`);
       if (options.name !== undefined) where.push(aql`a.name == ${options.name}`);
@@ -838,18 +839,6 @@ function toToken(doc: TokenDocument): TokenRecord {
     ...(doc.description === null || doc.description === undefined ? {} : { description: doc.description }),
     ...(doc.expiresAt === null || doc.expiresAt === undefined ? {} : { expiresAt: doc.expiresAt }),
   };
-}
-
-function stale(kind: string, name: string, actual: number, expected: number): PreconditionFailedError {
-  return new PreconditionFailedError(`Node ${kind}/${name} is at revision ${actual}, not ${expected}`, {
-    details: { kind, name, revision: actual, expectedRevision: expected },
-  });
-}
-
-function checkLimit(limit: number): number {
-  if (!Number.isSafeInteger(limit) || limit < 1)
-    throw new InputError(`limit must be a positive integer, got ${limit}`);
-  return limit;
 }
 
 /** An audit entry as its document in the `audit` collection. */

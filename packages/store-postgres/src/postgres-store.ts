@@ -16,10 +16,11 @@ import {
   InputError,
   InternalError,
   NotFoundError,
-  PreconditionFailedError,
   TimeoutError,
   isConsortiumError,
   applyJobPatch,
+  checkPageLimit,
+  staleRevision,
   decodeJobCursor,
   decodeNodeCursor,
   encodeJobCursor,
@@ -144,7 +145,7 @@ const OBSERVED =
  * that tests can EXPLAIN exactly it. Throws `InputError` for a bad cursor or filter.
  */
 export function listNodesQuery(kind: string, options: ListNodesOptions): { sql: string; params: unknown[] } {
-  const limit = checkLimit(options.limit);
+  const limit = checkPageLimit(options.limit);
   const params: unknown[] = [kind];
   const where = ['n.kind = $1'];
   if (options.cursor !== undefined) {
@@ -304,7 +305,7 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async listNodes(kind: string, options: ListNodesOptions): Promise<Page<StoredNode>> {
-    const limit = checkLimit(options.limit);
+    const limit = checkPageLimit(options.limit);
     const { sql, params } = listNodesQuery(kind, options);
     const rows = await this.query<NodeRow>(sql, params);
     const more = rows.length > limit;
@@ -341,7 +342,7 @@ export class PostgresStore implements PostgresStoreHandle {
     if (rows[0] !== undefined) return toStoredNode(rows[0]);
     const current = await this.revisionOf(kind, name);
     if (current === undefined) throw new NotFoundError(`Node ${kind}/${name} not found`);
-    throw stale(kind, name, current, expectedRevision ?? current);
+    throw staleRevision(kind, name, current, expectedRevision ?? current);
   }
 
   async deleteNode(kind: string, name: string, expectedRevision?: number): Promise<void> {
@@ -355,7 +356,7 @@ export class PostgresStore implements PostgresStoreHandle {
     );
     if (deleted.length > 0) return;
     const current = await this.revisionOf(kind, name);
-    if (current !== undefined) throw stale(kind, name, current, expectedRevision);
+    if (current !== undefined) throw staleRevision(kind, name, current, expectedRevision);
   }
 
   async putObservation(
@@ -414,7 +415,7 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async listJobs(options: ListJobsOptions): Promise<Page<JobRecord>> {
-    const limit = checkLimit(options.limit);
+    const limit = checkPageLimit(options.limit);
     const where: string[] = [];
     const params: unknown[] = [];
     const param = (value: unknown): string => `$${params.push(value)}`;
@@ -456,7 +457,7 @@ export class PostgresStore implements PostgresStoreHandle {
     readonly name?: string;
     readonly limit: number;
   }): Promise<readonly AuditEntry[]> {
-    const limit = checkLimit(options.limit);
+    const limit = checkPageLimit(options.limit);
     const where: string[] = [];
     const params: unknown[] = [];
     const param = (value: unknown): string => `$${params.push(value)}`;
@@ -911,18 +912,6 @@ function toToken(row: TokenRow): TokenRecord {
     ...(row.description === null ? {} : { description: row.description }),
     ...(row.expires_at === null ? {} : { expiresAt: row.expires_at }),
   };
-}
-
-function stale(kind: string, name: string, actual: number, expected: number): PreconditionFailedError {
-  return new PreconditionFailedError(`Node ${kind}/${name} is at revision ${actual}, not ${expected}`, {
-    details: { kind, name, revision: actual, expectedRevision: expected },
-  });
-}
-
-function checkLimit(limit: number): number {
-  if (!Number.isSafeInteger(limit) || limit < 1)
-    throw new InputError(`limit must be a positive integer, got ${limit}`);
-  return limit;
 }
 
 function checkFence(fence: string | undefined): void {

@@ -10,12 +10,12 @@ import {
   BackendError,
   BackendUnavailableError,
   ConflictError,
-  InputError,
   InternalError,
   NotFoundError,
-  PreconditionFailedError,
   isConsortiumError,
   applyJobPatch,
+  checkPageLimit,
+  staleRevision,
   decodeJobCursor,
   decodeNodeCursor,
   encodeJobCursor,
@@ -164,7 +164,7 @@ export class SqliteStore implements Store, StoreTransfer {
 
   listNodes(kind: string, options: ListNodesOptions): Promise<Page<StoredNode>> {
     return this.run(() => {
-      const limit = checkLimit(options.limit);
+      const limit = checkPageLimit(options.limit);
       const where = ['n.kind = ?'];
       const params: Param[] = [kind];
       if (options.cursor !== undefined) {
@@ -223,7 +223,7 @@ export class SqliteStore implements Store, StoreTransfer {
         if (row === undefined) {
           const current = this.stmt.nodeRevision.get(kind, name);
           if (current === undefined) throw new NotFoundError(`Node ${kind}/${name} not found`);
-          throw stale(kind, name, current.revision, expectedRevision ?? current.revision);
+          throw staleRevision(kind, name, current.revision, expectedRevision ?? current.revision);
         }
         return this.withObservations(row);
       }),
@@ -239,7 +239,7 @@ export class SqliteStore implements Store, StoreTransfer {
       this.immediate(() => {
         if (this.stmt.deleteNodeAt.run(kind, name, expectedRevision).changes > 0) return;
         const current = this.stmt.nodeRevision.get(kind, name);
-        if (current !== undefined) throw stale(kind, name, current.revision, expectedRevision);
+        if (current !== undefined) throw staleRevision(kind, name, current.revision, expectedRevision);
       });
     });
   }
@@ -316,7 +316,7 @@ export class SqliteStore implements Store, StoreTransfer {
 
   listJobs(options: ListJobsOptions): Promise<Page<JobRecord>> {
     return this.run(() => {
-      const limit = checkLimit(options.limit);
+      const limit = checkPageLimit(options.limit);
       const where: string[] = [];
       const params: Param[] = [];
       if (options.states !== undefined) {
@@ -397,7 +397,7 @@ export class SqliteStore implements Store, StoreTransfer {
     readonly limit: number;
   }): Promise<readonly AuditEntry[]> {
     return this.run(() => {
-      const limit = checkLimit(options.limit);
+      const limit = checkPageLimit(options.limit);
       const where: string[] = [];
       const params: Param[] = [];
       if (options.kind !== undefined) {
@@ -664,18 +664,6 @@ function toToken(row: TokenRow): TokenRecord {
     ...(row.description === null ? {} : { description: row.description }),
     ...(row.expires_at === null ? {} : { expiresAt: row.expires_at }),
   };
-}
-
-function stale(kind: string, name: string, actual: number, expected: number): PreconditionFailedError {
-  return new PreconditionFailedError(`Node ${kind}/${name} is at revision ${actual}, not ${expected}`, {
-    details: { kind, name, revision: actual, expectedRevision: expected },
-  });
-}
-
-function checkLimit(limit: number): number {
-  if (!Number.isSafeInteger(limit) || limit < 1)
-    throw new InputError(`limit must be a positive integer, got ${limit}`);
-  return limit;
 }
 
 /** Turns anything thrown below into a Consortium error; SQLite's lock timeouts become retryable. */

@@ -2,7 +2,7 @@
  * What every store adapter shares: opaque page cursors (base64url of the last node's name, or of the last job's
  * creation time and id) and how a job patch is applied under a fencing token. Pure: no I/O.
  */
-import { InputError, LeaseLostError } from '../errors.js';
+import { InputError, LeaseLostError, PreconditionFailedError } from '../errors.js';
 import type { JobPatch, JobRecord } from './store.js';
 
 /** The cursor after the node named `name`. */
@@ -76,4 +76,23 @@ export function applyJobPatch(
     ...(fence === undefined ? {} : { fence }),
     updatedAt: at,
   };
+}
+
+/** The error of a node write that expected another revision, worded as the store contract pins it. */
+export function staleRevision(
+  kind: string,
+  name: string,
+  actual: number,
+  expected: number,
+): PreconditionFailedError {
+  return new PreconditionFailedError(`Node ${kind}/${name} is at revision ${actual}, not ${expected}`, {
+    details: { kind, name, revision: actual, expectedRevision: expected },
+  });
+}
+
+/** A page size as the store contract wants it; throws `InputError` for anything but a positive integer. */
+export function checkPageLimit(limit: number): number {
+  if (!Number.isSafeInteger(limit) || limit < 1)
+    throw new InputError(`limit must be a positive integer, got ${limit}`);
+  return limit;
 }
