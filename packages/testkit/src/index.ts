@@ -1,5 +1,6 @@
 /** @consortium/testkit: contract suites for the ports, harnesses and helpers for tests. */
 export * from './store-contract.js';
+export * from './filter-cases.js';
 export * from './coordinator-contract.js';
 export * from './etcd-harness.js';
 export * from './postgres-harness.js';

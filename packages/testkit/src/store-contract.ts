@@ -14,6 +14,7 @@
  *   deletes its observations; `putToken` replaces a token with the same id.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FILTER_ALL_HOSTS, FILTER_CASES, FILTER_HOSTS } from './filter-cases.js';
 import {
   ConflictError,
   InputError,
@@ -22,7 +23,6 @@ import {
   PreconditionFailedError,
 } from '@consortium/core';
 import type {
-  Attrs,
   AuditEntry,
   Filter,
   JobEvent,
@@ -135,55 +135,6 @@ function plan(jobId: string): PlannerState {
 function namesOf(nodes: readonly StoredNode[]): string[] {
   return nodes.map((node) => node.name);
 }
-
-/** Hosts to search; `cache-01` holds the odd cases (a string rack, empty lists). */
-const HOSTS: Readonly<Record<string, Attrs>> = {
-  'web-01': {
-    datacenter: 'pek1',
-    rack: 3,
-    enabled: true,
-    hwspec: 'small',
-    note: null,
-    puppet_roles: ['nginx', 'base'],
-    interfaces: [{ name: 'eth0', ip: '10.1.0.5', tags: ['uplink'] }, { name: 'eth1' }],
-    labels: { team: 'web', tier: 1 },
-    tag: 'a[b]c',
-    subnet: 'net-a',
-  },
-  'web-02': {
-    datacenter: 'pek1',
-    rack: 7,
-    enabled: false,
-    hwspec: 'medium',
-    puppet_roles: ['base'],
-    interfaces: [{ name: 'eth0', ip: '10.1.0.6' }],
-    labels: { team: 'web', tier: 2 },
-    tag: 'abc',
-    subnet: 'net-a',
-  },
-  'db-01': {
-    datacenter: 'sha2',
-    rack: 12,
-    score: 2.5,
-    hwspec: 'large',
-    puppet_roles: ['postgres', 'base'],
-    interfaces: [{ name: 'eth0', ip: null }],
-    labels: { team: 'db', tier: 1 },
-    disks: [{ partitions: [{ fs: 'ext4' }, { fs: 'xfs' }] }, { partitions: [] }],
-    subnet: 'net-b',
-  },
-  'cache-01': {
-    datacenter: 'sha2',
-    rack: '3',
-    hwspec: 'small',
-    puppet_roles: [],
-    interfaces: [],
-    subnet: 'net-gone',
-    peers: ['web-01', 'db-01'],
-  },
-};
-
-const ALL_HOSTS = ['cache-01', 'db-01', 'web-01', 'web-02'];
 
 /** Defines the store contract suite for one adapter; `makeStore` must return an empty store each time. */
 export function describeStoreContract(
@@ -480,7 +431,7 @@ export function describeStoreContract(
 
     describe('listNodes filters', () => {
       beforeEach(async () => {
-        for (const [n, attrs] of Object.entries(HOSTS)) await store.insertNode('host', n, attrs, T0);
+        for (const [n, attrs] of Object.entries(FILTER_HOSTS)) await store.insertNode('host', n, attrs, T0);
         await store.insertNode('vm', 'web-01', { datacenter: 'pek1' }, T0);
         await store.insertNode('subnet', 'net-a', { vlan: 100, cidr: '10.1.0.0/24' }, T0);
         await store.insertNode('subnet', 'net-b', { vlan: 200, cidr: '10.2.0.0/24' }, T0);
@@ -491,210 +442,7 @@ export function describeStoreContract(
       const find = async (filter: Filter, kind = 'host'): Promise<string[]> =>
         namesOf((await store.listNodes(kind, { filter, limit: 100 })).items);
 
-      const cases: readonly (readonly [string, Filter, readonly string[]])[] = [
-        ['eq on name', { op: 'eq', field: 'name', value: 'web-01' }, ['web-01']],
-        ['eq on a string', { op: 'eq', field: 'datacenter', value: 'pek1' }, ['web-01', 'web-02']],
-        ['eq on a number is type-strict', { op: 'eq', field: 'rack', value: 3 }, ['web-01']],
-        ['eq on a string is type-strict', { op: 'eq', field: 'rack', value: '3' }, ['cache-01']],
-        ['eq true', { op: 'eq', field: 'enabled', value: true }, ['web-01']],
-        ['eq 1 is not true', { op: 'eq', field: 'enabled', value: 1 }, []],
-        ['eq false', { op: 'eq', field: 'enabled', value: false }, ['web-02']],
-        ['eq null matches null and missing', { op: 'eq', field: 'note', value: null }, ALL_HOSTS],
-        ['eq on an object path', { op: 'eq', field: 'labels.team', value: 'db' }, ['db-01']],
-        ['eq on a number in an object', { op: 'eq', field: 'labels.tier', value: 1 }, ['db-01', 'web-01']],
-        ['ne on a string', { op: 'ne', field: 'datacenter', value: 'pek1' }, ['cache-01', 'db-01']],
-        [
-          'ne includes missing values',
-          { op: 'ne', field: 'enabled', value: true },
-          ['cache-01', 'db-01', 'web-02'],
-        ],
-        ['ne on name', { op: 'ne', field: 'name', value: 'web-01' }, ['cache-01', 'db-01', 'web-02']],
-        ['lt on a number', { op: 'lt', field: 'rack', value: 7 }, ['web-01']],
-        ['le on a number', { op: 'le', field: 'rack', value: 7 }, ['web-01', 'web-02']],
-        ['gt on a number', { op: 'gt', field: 'rack', value: 3 }, ['db-01', 'web-02']],
-        ['ge on a number', { op: 'ge', field: 'rack', value: 12 }, ['db-01']],
-        ['gt on a real', { op: 'gt', field: 'score', value: 2 }, ['db-01']],
-        ['lt on a string compares strings only', { op: 'lt', field: 'rack', value: '5' }, ['cache-01']],
-        ['gt on a string', { op: 'gt', field: 'datacenter', value: 'pek1' }, ['cache-01', 'db-01']],
-        ['lt on name', { op: 'lt', field: 'name', value: 'db' }, ['cache-01']],
-        ['ge on name', { op: 'ge', field: 'name', value: 'web-02' }, ['web-02']],
-        [
-          'in on a string',
-          { op: 'in', field: 'hwspec', values: ['small', 'medium'] },
-          ['cache-01', 'web-01', 'web-02'],
-        ],
-        ['in on name', { op: 'in', field: 'name', values: ['db-01', 'web-02', 'nope'] }, ['db-01', 'web-02']],
-        ['in on numbers', { op: 'in', field: 'rack', values: [3, 12] }, ['db-01', 'web-01']],
-        ['in with mixed types', { op: 'in', field: 'hwspec', values: [true, 'large', 3] }, ['db-01']],
-        ['in nothing', { op: 'in', field: 'hwspec', values: [] }, []],
-        ['has on a list', { op: 'has', field: 'puppet_roles', value: 'nginx' }, ['web-01']],
-        [
-          'has on several lists',
-          { op: 'has', field: 'puppet_roles', value: 'base' },
-          ['db-01', 'web-01', 'web-02'],
-        ],
-        ['has on a value that is not a list', { op: 'has', field: 'hwspec', value: 'small' }, []],
-        ['has through an array', { op: 'has', field: 'interfaces.tags', value: 'uplink' }, ['web-01']],
-        ['glob on name', { op: 'glob', field: 'name', pattern: 'web-*' }, ['web-01', 'web-02']],
-        ['glob with ?', { op: 'glob', field: 'name', pattern: '?b-01' }, ['db-01']],
-        ['glob is case-sensitive', { op: 'glob', field: 'name', pattern: 'WEB-*' }, []],
-        ['glob treats [ literally', { op: 'glob', field: 'tag', pattern: 'a[b]*' }, ['web-01']],
-        ['glob ? is one character', { op: 'glob', field: 'tag', pattern: 'a?c' }, ['web-02']],
-        ['glob applies to strings only', { op: 'glob', field: 'rack', pattern: '*' }, ['cache-01']],
-        [
-          'glob through an array',
-          { op: 'glob', field: 'interfaces.ip', pattern: '10.1.0.*' },
-          ['web-01', 'web-02'],
-        ],
-        ['exists', { op: 'exists', field: 'rack' }, ALL_HOSTS],
-        ['exists holds for false', { op: 'exists', field: 'enabled' }, ['web-01', 'web-02']],
-        ['exists fails for null', { op: 'exists', field: 'note' }, []],
-        ['exists on name', { op: 'exists', field: 'name' }, ALL_HOSTS],
-        ['exists on an object path', { op: 'exists', field: 'labels.tier' }, ['db-01', 'web-01', 'web-02']],
-        ['eq through an array', { op: 'eq', field: 'interfaces.ip', value: '10.1.0.6' }, ['web-02']],
-        ['eq through an array, any item', { op: 'eq', field: 'interfaces.name', value: 'eth1' }, ['web-01']],
-        ['eq null through an array', { op: 'eq', field: 'interfaces.ip', value: null }, ['db-01', 'web-01']],
-        ['exists through an array', { op: 'exists', field: 'interfaces.ip' }, ['web-01', 'web-02']],
-        [
-          'ne through an array means no item equals',
-          { op: 'ne', field: 'interfaces.name', value: 'eth1' },
-          ['cache-01', 'db-01', 'web-02'],
-        ],
-        ['in through an array', { op: 'in', field: 'interfaces.ip', values: ['10.1.0.5', 'x'] }, ['web-01']],
-        ['lt through an array', { op: 'lt', field: 'interfaces.ip', value: '10.1.0.6' }, ['web-01']],
-        ['through two arrays', { op: 'eq', field: 'disks.partitions.fs', value: 'xfs' }, ['db-01']],
-        ['exists through two arrays', { op: 'exists', field: 'disks.partitions.fs' }, ['db-01']],
-        ['a path into a string finds nothing', { op: 'exists', field: 'hwspec.size' }, []],
-        ['a path into strings in an array finds nothing', { op: 'exists', field: 'puppet_roles.x' }, []],
-        ['a long path into a string finds null', { op: 'eq', field: 'hwspec.a.b', value: null }, ALL_HOSTS],
-        [
-          'a path into strings in an array finds null once there is an item',
-          { op: 'eq', field: 'puppet_roles.x', value: null },
-          ['db-01', 'web-01', 'web-02'],
-        ],
-        [
-          'and',
-          {
-            op: 'and',
-            args: [
-              { op: 'eq', field: 'datacenter', value: 'pek1' },
-              { op: 'has', field: 'puppet_roles', value: 'nginx' },
-            ],
-          },
-          ['web-01'],
-        ],
-        [
-          'or',
-          {
-            op: 'or',
-            args: [
-              { op: 'eq', field: 'hwspec', value: 'large' },
-              { op: 'eq', field: 'rack', value: 7 },
-            ],
-          },
-          ['db-01', 'web-02'],
-        ],
-        ['not', { op: 'not', arg: { op: 'eq', field: 'datacenter', value: 'pek1' } }, ['cache-01', 'db-01']],
-        [
-          'not exists through an array',
-          { op: 'not', arg: { op: 'exists', field: 'interfaces.ip' } },
-          ['cache-01', 'db-01'],
-        ],
-        ['empty and holds', { op: 'and', args: [] }, ALL_HOSTS],
-        ['empty or fails', { op: 'or', args: [] }, []],
-        [
-          'nested and, or, not',
-          {
-            op: 'and',
-            args: [
-              {
-                op: 'or',
-                args: [
-                  { op: 'glob', field: 'name', pattern: 'web-*' },
-                  { op: 'eq', field: 'labels.team', value: 'db' },
-                ],
-              },
-              { op: 'not', arg: { op: 'eq', field: 'enabled', value: false } },
-              { op: 'has', field: 'puppet_roles', value: 'base' },
-            ],
-          },
-          ['db-01', 'web-01'],
-        ],
-        ['values are never SQL', { op: 'eq', field: 'name', value: "' OR '1'='1" }, []],
-        [
-          'cidr through an array',
-          { op: 'cidr', field: 'interfaces.ip', cidr: '10.0.0.0/8' },
-          ['web-01', 'web-02'],
-        ],
-        ['cidr on a small network', { op: 'cidr', field: 'interfaces.ip', cidr: '10.1.0.4/31' }, ['web-01']],
-        ['cidr /32', { op: 'cidr', field: 'interfaces.ip', cidr: '10.1.0.6/32' }, ['web-02']],
-        [
-          'cidr with host bits set',
-          { op: 'cidr', field: 'interfaces.ip', cidr: '10.1.0.7/30' },
-          ['web-01', 'web-02'],
-        ],
-        ['cidr outside', { op: 'cidr', field: 'interfaces.ip', cidr: '10.1.0.0/30' }, []],
-        [
-          'cidr on strings that are not addresses',
-          { op: 'cidr', field: 'datacenter', cidr: '0.0.0.0/0' },
-          [],
-        ],
-        [
-          'not cidr includes nodes without addresses',
-          { op: 'not', arg: { op: 'cidr', field: 'interfaces.ip', cidr: '10.1.0.6/32' } },
-          ['cache-01', 'db-01', 'web-01'],
-        ],
-        [
-          'ref: one hop to the named node',
-          { op: 'ref', field: 'subnet', kind: 'subnet', filter: { op: 'eq', field: 'vlan', value: 100 } },
-          ['web-01', 'web-02'],
-        ],
-        [
-          'ref to a node that does not exist holds for nothing',
-          { op: 'ref', field: 'subnet', kind: 'subnet', filter: { op: 'and', args: [] } },
-          ['db-01', 'web-01', 'web-02'],
-        ],
-        [
-          'ref finds nodes of the named kind only',
-          { op: 'ref', field: 'subnet', kind: 'vm', filter: { op: 'eq', field: 'vlan', value: 100 } },
-          ['db-01'],
-        ],
-        [
-          'ref through a list of names',
-          {
-            op: 'ref',
-            field: 'peers',
-            kind: 'host',
-            filter: { op: 'eq', field: 'datacenter', value: 'sha2' },
-          },
-          ['cache-01'],
-        ],
-        [
-          'ref with cidr on the referenced node',
-          {
-            op: 'ref',
-            field: 'subnet',
-            kind: 'subnet',
-            filter: { op: 'glob', field: 'cidr', pattern: '10.2.*' },
-          },
-          ['db-01'],
-        ],
-        [
-          'not ref',
-          {
-            op: 'not',
-            arg: {
-              op: 'ref',
-              field: 'subnet',
-              kind: 'subnet',
-              filter: { op: 'eq', field: 'vlan', value: 100 },
-            },
-          },
-          ['cache-01', 'db-01'],
-        ],
-      ];
-
-      it.each(cases)('%s', async (_title, filter, expected) => {
+      it.each(FILTER_CASES)('%s', async (_title, filter, expected) => {
         expect(await find(filter)).toEqual(expected);
       });
 
@@ -747,7 +495,7 @@ export function describeStoreContract(
           InputError,
           `Invalid filter field ${JSON.stringify(field)}`,
         );
-        expect(await find({ op: 'exists', field: 'name' })).toEqual(ALL_HOSTS);
+        expect(await find({ op: 'exists', field: 'name' })).toEqual(FILTER_ALL_HOSTS);
       });
 
       it('refuses a bad field anywhere in the tree', async () => {
