@@ -28,7 +28,7 @@
 import { aql, join, literal } from 'arangojs/aql';
 import type { AqlQuery } from 'arangojs/aql';
 import type { DocumentCollection, EdgeCollection } from 'arangojs/collections';
-import { InputError, parseCidr } from '@consortium/core';
+import { InputError, parseCidr, filterScalar } from '@consortium/core';
 import type { Filter, JsonValue } from '@consortium/core';
 import type { ReferenceMap } from './references.js';
 
@@ -76,11 +76,11 @@ class FilterCompiler {
       case 'not':
         return aql`NOT (${this.compile(filter.arg, depth + 1, row, kind)})`;
       case 'eq': {
-        const value = scalar(filter.field, filter.value);
+        const value = filterScalar(filter.field, filter.value);
         return this.some(row, filter.field, (v) => aql`${v} == ${value}`);
       }
       case 'ne': {
-        const value = scalar(filter.field, filter.value);
+        const value = filterScalar(filter.field, filter.value);
         return aql`NOT (${this.some(row, filter.field, (v) => aql`${v} == ${value}`)})`;
       }
       case 'lt':
@@ -100,7 +100,7 @@ class FilterCompiler {
         const { field } = filter;
         const values: readonly JsonValue[] = filter.values;
         if (!isList(values)) throw new InputError(`Filter "in" on "${field}" needs a list of values`);
-        const checked = values.map((value) => scalar(field, value));
+        const checked = values.map((value) => filterScalar(field, value));
         if (checked.length === 0) {
           checkField(field);
           return aql`false`;
@@ -108,7 +108,7 @@ class FilterCompiler {
         return this.some(row, field, (v) => aql`${v} IN ${checked}`);
       }
       case 'has': {
-        const value = scalar(filter.field, filter.value);
+        const value = filterScalar(filter.field, filter.value);
         return this.some(row, filter.field, (v) => aql`(IS_ARRAY(${v}) AND ${value} IN ${v})`);
       }
       case 'glob': {
@@ -222,12 +222,4 @@ function checkField(field: string): readonly string[] {
 /** Array.isArray without narrowing, for checking input that the types already promise is a list. */
 function isList(value: unknown): boolean {
   return Array.isArray(value);
-}
-
-type Scalar = string | number | boolean | null;
-
-function scalar(field: string, value: JsonValue | undefined): Scalar {
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
-  if (typeof value === 'number' && Number.isFinite(value)) return value;
-  throw new InputError(`Filter value for "${field}" must be a string, number, boolean or null`);
 }

@@ -15,8 +15,8 @@
  * attribute also emit a JSONB containment test (`attrs @> $n`), a condition the exact one implies, so that the GIN
  * index on `attrs` (jsonb_path_ops) can serve them.
  */
-import { InputError, formatCidr, parseCidr } from '@consortium/core';
-import type { Filter, JsonValue } from '@consortium/core';
+import { InputError, formatCidr, parseCidr, filterScalar } from '@consortium/core';
+import type { Filter, JsonValue, FilterScalar } from '@consortium/core';
 
 /** Attribute paths a filter may name (besides `name`): lowercase identifiers joined by dots. */
 export const FILTER_FIELD_PATTERN = /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$/;
@@ -40,8 +40,6 @@ interface Element {
 }
 
 type Condition = (element: Element) => string;
-
-type Scalar = string | number | boolean | null;
 
 /**
  * Compiles `filter` to a boolean SQL expression over the row alias `row`; placeholders start at `$<firstParam>`.
@@ -72,12 +70,12 @@ class FilterCompiler {
       case 'not':
         return `NOT (${this.compile(filter.arg, depth + 1, row)})`;
       case 'eq': {
-        const value = scalar(filter.field, filter.value);
+        const value = filterScalar(filter.field, filter.value);
         const exact = this.some(row, filter.field, (el) => this.equals(el, value));
         return this.withContainment(row, filter.field, value, exact, false);
       }
       case 'ne': {
-        const value = scalar(filter.field, filter.value);
+        const value = filterScalar(filter.field, filter.value);
         return `NOT ${this.some(row, filter.field, (el) => this.equals(el, value))}`;
       }
       case 'lt':
@@ -108,7 +106,7 @@ class FilterCompiler {
         const { field } = filter;
         const values: readonly JsonValue[] = filter.values;
         if (!isList(values)) throw new InputError(`Filter "in" on "${field}" needs a list of values`);
-        const checked = values.map((value) => scalar(field, value));
+        const checked = values.map((value) => filterScalar(field, value));
         if (checked.length === 0) {
           checkField(field);
           return 'FALSE';
@@ -120,7 +118,7 @@ class FilterCompiler {
         );
       }
       case 'has': {
-        const value = scalar(filter.field, filter.value);
+        const value = filterScalar(filter.field, filter.value);
         const item = this.alias('h');
         const exact = this.some(row, filter.field, (el) =>
           el.name !== undefined
@@ -190,7 +188,7 @@ class FilterCompiler {
   }
 
   /** Type-strict equality of one element with a scalar; never SQL NULL for a non-NULL element. */
-  private equals(el: Element, value: Scalar): string {
+  private equals(el: Element, value: FilterScalar): string {
     if (el.name !== undefined)
       return typeof value === 'string' ? `${el.name} = ${this.param(value)}` : 'FALSE';
     if (value === null) return `coalesce(jsonb_typeof(${el.json}), 'null') = 'null'`;
@@ -201,7 +199,13 @@ class FilterCompiler {
    * Adds `attrs @> {"field": value}` (or `[value]` for `has`) in front of `exact` for a one-segment attribute path
    * and a non-null value: the exact condition implies it, and the GIN index on `attrs` can answer it.
    */
-  private withContainment(row: string, field: string, value: Scalar, exact: string, list: boolean): string {
+  private withContainment(
+    row: string,
+    field: string,
+    value: FilterScalar,
+    exact: string,
+    list: boolean,
+  ): string {
     if (field === 'name' || field.includes('.') || (value === null && !list)) return exact;
     const probe = JSON.stringify({ [field]: list ? [value] : value });
     return `(${row}.attrs @> ${this.param(probe)}::jsonb AND ${exact})`;
@@ -263,10 +267,4 @@ function checkField(field: string): readonly string[] {
 /** Array.isArray without narrowing, for checking input that the types already promise is a list. */
 function isList(value: unknown): boolean {
   return Array.isArray(value);
-}
-
-function scalar(field: string, value: JsonValue | undefined): Scalar {
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
-  if (typeof value === 'number' && Number.isFinite(value)) return value;
-  throw new InputError(`Filter value for "${field}" must be a string, number, boolean or null`);
 }

@@ -18,8 +18,8 @@
  * Field paths are validated and written into the SQL as JSON path literals, so that expression indexes can serve
  * them; values are always bound as parameters.
  */
-import { InputError, parseCidr, parseIpv4 } from '@consortium/core';
-import type { Filter, JsonValue } from '@consortium/core';
+import { InputError, parseCidr, parseIpv4, filterScalar } from '@consortium/core';
+import type { Filter, JsonValue, FilterScalar } from '@consortium/core';
 
 /** The SQL function `cidr` filters call: 1 when the text is an IPv4 address in `network`/`prefix`, else 0. */
 export const IPV4_IN_FUNCTION = 'consortium_ipv4_in';
@@ -78,11 +78,11 @@ class FilterCompiler {
         return { sql: `NOT (${inner.sql})`, params: inner.params };
       }
       case 'eq': {
-        const value = scalar(filter.field, filter.value);
+        const value = filterScalar(filter.field, filter.value);
         return this.some(row, filter.field, (el) => equals(el, value));
       }
       case 'ne': {
-        const value = scalar(filter.field, filter.value);
+        const value = filterScalar(filter.field, filter.value);
         const eq = this.some(row, filter.field, (el) => equals(el, value));
         return { sql: `NOT ${eq.sql}`, params: eq.params };
       }
@@ -105,7 +105,7 @@ class FilterCompiler {
         const { field } = filter;
         const values: readonly JsonValue[] = filter.values;
         if (!isList(values)) throw new InputError(`Filter "in" on "${field}" needs a list of values`);
-        const checked = values.map((value) => scalar(field, value));
+        const checked = values.map((value) => filterScalar(field, value));
         if (checked.length === 0) {
           checkField(field);
           return { sql: '0', params: [] };
@@ -118,7 +118,7 @@ class FilterCompiler {
         );
       }
       case 'has': {
-        const value = scalar(filter.field, filter.value);
+        const value = filterScalar(filter.field, filter.value);
         const item = this.alias('h');
         return this.some(row, filter.field, (el) => {
           const eq = equals({ type: `${item}.type`, atom: `${item}.atom`, json: `${item}.value` }, value);
@@ -237,19 +237,11 @@ function isList(value: unknown): boolean {
   return Array.isArray(value);
 }
 
-type Scalar = string | number | boolean | null;
-
-function scalar(field: string, value: JsonValue | undefined): Scalar {
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
-  if (typeof value === 'number' && Number.isFinite(value)) return value;
-  throw new InputError(`Filter value for "${field}" must be a string, number, boolean or null`);
-}
-
 function typesOf(value: string | number): string {
   return typeof value === 'string' ? `'text'` : `'integer', 'real'`;
 }
 
-function equals(el: Element, value: Scalar): SqlFragment {
+function equals(el: Element, value: FilterScalar): SqlFragment {
   if (value === null) return { sql: `${el.type} = 'null'`, params: [] };
   if (typeof value === 'boolean') return { sql: `${el.type} = '${value ? 'true' : 'false'}'`, params: [] };
   return { sql: `(${el.type} IN (${typesOf(value)}) AND ${el.atom} = ?)`, params: [value] };

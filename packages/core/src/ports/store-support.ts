@@ -3,6 +3,7 @@
  * creation time and id) and how a job patch is applied under a fencing token. Pure: no I/O.
  */
 import { InputError, LeaseLostError, PreconditionFailedError } from '../errors.js';
+import type { JsonValue } from '../model.js';
 import type { JobPatch, JobRecord } from './store.js';
 
 /** The cursor after the node named `name`. */
@@ -95,4 +96,14 @@ export function checkPageLimit(limit: number): number {
   if (!Number.isSafeInteger(limit) || limit < 1)
     throw new InputError(`limit must be a positive integer, got ${limit}`);
   return limit;
+}
+
+/** A value a filter compares with: JSON without lists and objects. */
+export type FilterScalar = string | number | boolean | null;
+
+/** The value of a comparison in a filter; throws `InputError` (worded as the store contract pins it) for any other. */
+export function filterScalar(field: string, value: JsonValue | undefined): FilterScalar {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  throw new InputError(`Filter value for "${field}" must be a string, number, boolean or null`);
 }
