@@ -5,7 +5,8 @@
  * enabled and reports `netboot: true`, which lets the hypervisor provider boot the machine. The decision is the
  * plugin API's `pxeProvider`; this file is the Cobbler backend behind it: reads, Cobbler's own refusals, and the
  * XML-RPC writes. Every step reads Cobbler first, so a task that runs again converges instead of duplicating the
- * system.
+ * system; except that a read of a system this provider edited through a handle and did not manage to save is not
+ * trusted (cobblerd answers reads from memory, unsaved edits included), so the next task writes it again and saves.
  */
 import type {
   AttributeClaim,
@@ -25,20 +26,37 @@ export const COBBLER_PROVIDER = 'cobbler';
 /** What the Cobbler provider claims on hosts: the plugin API's standard PXE claims. */
 export const COBBLER_CLAIMS: readonly AttributeClaim[] = pxeHostClaims();
 
+/**
+ * When to run a full `cobbler sync` after a change. Saving a system rewrites its own PXE files but never deletes
+ * the `pxelinux.cfg/01-<mac>` file of a MAC it no longer has; only a full sync does (and restarts the DHCP and DNS
+ * services Cobbler manages). `never`: not at all; `mac-change`: after a change of MAC (and after a rewrite of
+ * unsaved edits, which may have changed it); `always`: after every change.
+ */
+export type SyncPolicy = 'never' | 'mac-change' | 'always';
+
 /** Settings of the Cobbler provider. */
 export interface CobblerProviderOptions {
   /** The interface registered in Cobbler (its MAC and IP come from the node). */
   readonly interface: string;
   /** The profile of hosts that do not name one. */
   readonly defaultProfile: string;
-  /** Run a full `cobbler sync` after every change. */
-  readonly sync: boolean;
+  /** When to run a full `cobbler sync`. */
+  readonly sync: SyncPolicy;
 }
 
 /** A Cobbler system as the PXE decision reads it. */
 interface CobblerState extends PxeSystemState {
   readonly system: CobblerSystem;
+  /** This provider edited the live system through a handle and its save did not go through. */
+  readonly unsaved: boolean;
 }
+
+/** The change that stands for unsaved handle edits: every field is written again, then saved. */
+const UNSAVED: PxeChange = {
+  field: 'save_system',
+  from: 'pending (an earlier update stopped before it)',
+  to: 'rewrite and save',
+};
 
 const onOff = (value: boolean): string => (value ? 'on' : 'off');
 
@@ -68,6 +86,13 @@ export function cobblerProvider(client: CobblerClient, options: CobblerProviderO
 /** Cobbler as a PXE backend: XML-RPC reads and writes, and the checks Cobbler itself would make. */
 function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions): PxeBackend<CobblerState> {
   const iface = options.interface;
+  /**
+   * Systems edited through a handle whose `save_system` has not succeeded. A handle edits cobblerd's live object,
+   * so a failure between the first `modify_system` and the save leaves edits that every read shows (or, after
+   * `modify_interface` alone, hides behind the dict cache) but that are not on disk, in the PXE files or kept
+   * over a cobblerd restart. The mark lives as long as this provider (one Consortium process).
+   */
+  const unsaved = new Set<string>();
 
   /** The interface fields `modify_interface` takes, for the whole desired interface or only what changed. */
   function interfaceFields(
@@ -88,10 +113,14 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
     return fields;
   }
 
-  /** Runs a full `cobbler sync` after a change, when the config asks for it. */
-  async function syncAfter(run: TaskRun): Promise<void> {
-    if (!options.sync) return;
-    await run.operation({ action: 'sync', target: 'cobbler' }, 'ran cobbler sync', () =>
+  /**
+   * Runs a full `cobbler sync` after a change when the policy asks for it; `staleFile` says why a PXE file may be
+   * left behind by this change (undefined: none can be).
+   */
+  async function syncAfter(run: TaskRun, staleFile: string | undefined): Promise<void> {
+    if (options.sync === 'never' || (options.sync === 'mac-change' && staleFile === undefined)) return;
+    const why = options.sync === 'always' ? 'after every change' : `to delete the PXE file of ${staleFile}`;
+    await run.operation({ action: 'sync', target: 'cobbler' }, `ran cobbler sync ${why}`, () =>
       client.sync(run.signal),
     );
   }
@@ -108,10 +137,14 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
         system,
         profile: system.profile === '' ? undefined : system.profile,
         netboot: system.netbootEnabled,
+        unsaved: unsaved.has(host),
       };
     },
 
-    changes: (existing, desired) => changesOf(existing.system, desired, iface),
+    changes: (existing, desired) => {
+      const changes = changesOf(existing.system, desired, iface);
+      return existing.unsaved ? [UNSAVED, ...changes] : changes;
+    },
 
     /** Why Cobbler would refuse the desired system, checked before any write so that explain sees it too. */
     async refusal(host, existing, desired, changes, signal) {
@@ -124,19 +157,20 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
           return `Cobbler has no profile "${desired.profile}" (profiles: ${known})`;
         }
       }
-      // Like Cobbler (allow_duplicate_macs/ips off), refuse a MAC or an IP another system already has. Values that
-      // another provider fills in later (explain placeholders) cannot be checked yet.
-      const checks: [string, string, string][] = [
-        ['mac_address', `mac_address-${iface}`, desired.mac],
-        ['ip_address', `ip_address-${iface}`, desired.ip],
+      // Like Cobbler (allow_duplicate_macs/ips/hostnames off), refuse a MAC, an IP or a DNS name another system
+      // already has; find_system looks these up exactly in Cobbler's indexes. Values that another provider fills in
+      // later (explain placeholders) cannot be checked yet.
+      const checks: [string, string, string, string][] = [
+        ['mac_address', `mac_address-${iface}`, desired.mac, 'MAC'],
+        ['ip_address', `ip_address-${iface}`, desired.ip, 'IP'],
+        ['dns_name', `dns_name-${iface}`, desired.hostname, 'DNS name'],
       ];
-      for (const [criterion, field, value] of checks) {
+      for (const [criterion, field, value, what] of checks) {
         if (!changed(field) || value.startsWith('<')) continue;
         const owners = (await client.findSystems({ [criterion]: value }, signal)).filter(
           (name) => name !== (existing?.system.name ?? host),
         );
         if (owners.length > 0) {
-          const what = criterion === 'mac_address' ? 'MAC' : 'IP';
           return `${what} ${value} is already registered to Cobbler system ${owners.join(', ')}`;
         }
       }
@@ -165,7 +199,7 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
           });
         },
       );
-      await syncAfter(run);
+      await syncAfter(run, undefined);
     },
 
     async update(run, host, desired, changes) {
@@ -175,12 +209,15 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
         `updated system ${host}: ${changes.map((c) => `${c.field} ${c.from} -> ${c.to}`).join(', ')}`,
         async () => {
           // A handle from get_system_handle edits the live system; save_system (bypass) persists it and rewrites
-          // its PXE files.
+          // its PXE files. Until the save succeeds the system is marked unsaved, and while it is, every field is
+          // written again: the read it was compared with may show edits that never reached the disk.
           const handle = await client.systemHandle(host, signal);
-          const has = (field: string): boolean => changes.some((c) => c.field === field);
+          const rewrite = changes.includes(UNSAVED);
+          const has = (field: string): boolean => rewrite || changes.some((c) => c.field === field);
+          unsaved.add(host);
           if (has('hostname')) await client.modifySystem(handle, 'hostname', desired.hostname, signal);
           if (has('profile')) await client.modifySystem(handle, 'profile', desired.profile, signal);
-          const fields = interfaceFields(desired, changes);
+          const fields = interfaceFields(desired, rewrite ? undefined : changes);
           if (Object.keys(fields).length > 0)
             await client.modifySystem(handle, 'modify_interface', fields, signal);
           if (has('gateway') && desired.gateway !== undefined) {
@@ -189,6 +226,7 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
           if (has('netboot_enabled'))
             await client.modifySystem(handle, 'netboot_enabled', desired.netboot, signal);
           await client.saveSystem(handle, 'bypass', signal);
+          unsaved.delete(host);
           run.logger.info('updated Cobbler system', {
             system: host,
             profile: desired.profile,
@@ -196,7 +234,15 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
           });
         },
       );
-      await syncAfter(run);
+      const macChange = changes.some((c) => c.field === `mac_address-${iface}`);
+      await syncAfter(
+        run,
+        macChange
+          ? 'the old MAC'
+          : changes.includes(UNSAVED)
+            ? 'a MAC the unsaved edits may have changed'
+            : undefined,
+      );
     },
 
     async remove(run, host) {
@@ -205,7 +251,9 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
         `removed system ${host}`,
         () => client.removeSystem(host, run.signal),
       );
-      await syncAfter(run);
+      unsaved.delete(host);
+      // Removing deletes the files of the system's current MACs, so it leaves none behind.
+      await syncAfter(run, undefined);
     },
   };
 }
