@@ -365,6 +365,38 @@ describe('the cobbler provider', () => {
     expect(server.pxeFiles()).toEqual([]);
   });
 
+  it('runs a sync that failed after a MAC change again on the next task, though the system is saved', async () => {
+    // sync.py `CobblerSync.run` dies with `cannot find directory: ...` when the TFTP root is missing.
+    const cobbler = provider();
+    await cobbler.apply(task([sync()], node(MAC1, '10.1.2.34')), context);
+    const moved = task([sync('s3.1')], node(MAC2, '10.1.2.34', { profile: 'debian12', netboot: true }));
+    server.setSyncFailure('cannot find directory: /var/lib/tftpboot');
+    await expect(cobbler.apply(moved, context)).rejects.toThrow(
+      "Cobbler fault in sync: <class 'cobbler.cexceptions.CX'>:'cannot find directory: /var/lib/tftpboot'",
+    );
+    expect(server.system('web-01')!.interfaces['eth0']!['mac_address']).toBe(MAC2);
+    expect(server.pxeFiles()).toEqual([
+      'pxelinux.cfg/01-52-54-00-12-34-01',
+      'pxelinux.cfg/01-52-54-00-12-34-02',
+    ]);
+
+    // Explain shows the sync still owed and writes nothing.
+    const plan = await cobbler.explain(moved, context);
+    expect(plan.operations!.map((o) => [o.action, o.detail])).toEqual([
+      ['sync', 'ran cobbler sync to delete the PXE file of the old MAC'],
+    ]);
+    server.setSyncFailure(undefined);
+    const retry = await cobbler.apply(moved, context);
+    expect(retry.operations!.map((o) => [o.action, o.detail])).toEqual([
+      ['sync', 'ran cobbler sync to delete the PXE file of the old MAC'],
+    ]);
+    expect(server.pxeFiles()).toEqual(['pxelinux.cfg/01-52-54-00-12-34-02']);
+    expect(server.calls.filter((c) => c.method === 'save_system')).toHaveLength(2);
+    // Done: the next run converges without a write.
+    expect(await cobbler.apply(moved, context)).toEqual({ accepted: ['s3.1'] });
+    expect(server.syncs()).toBe(1);
+  });
+
   it('never takes a read of a handle-edited, unsaved system as saved: the next task writes it again and saves', async () => {
     const cobbler = provider();
     await cobbler.apply(task([sync()], node(MAC1, '10.1.2.34')), context);

@@ -49,6 +49,8 @@ interface CobblerState extends PxeSystemState {
   readonly system: CobblerSystem;
   /** This provider edited the live system through a handle and its save did not go through. */
   readonly unsaved: boolean;
+  /** Why a full sync this system's change needed has not run yet (it failed), if one has not. */
+  readonly syncPending: string | undefined;
 }
 
 /** The change that stands for unsaved handle edits: every field is written again, then saved. */
@@ -56,6 +58,13 @@ const UNSAVED: PxeChange = {
   field: 'save_system',
   from: 'pending (an earlier update stopped before it)',
   to: 'rewrite and save',
+};
+
+/** The change that stands for a full sync that failed after this system's change: it runs again. */
+const SYNC_PENDING: PxeChange = {
+  field: 'sync',
+  from: 'failed after the last change',
+  to: 'run again',
 };
 
 const onOff = (value: boolean): string => (value ? 'on' : 'off');
@@ -93,6 +102,12 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
    * over a cobblerd restart. The mark lives as long as this provider (one Consortium process).
    */
   const unsaved = new Set<string>();
+  /**
+   * Systems whose change needed a full sync (`mac-change` policy: to delete an old MAC's PXE file) that failed,
+   * with why it was needed. Saving succeeded, so the next read converges; without this the sync would never run.
+   * Any successful sync clears them all (a sync is global).
+   */
+  const syncPending = new Map<string, string>();
 
   /** The interface fields `modify_interface` takes, for the whole desired interface or only what changed. */
   function interfaceFields(
@@ -117,12 +132,15 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
    * Runs a full `cobbler sync` after a change when the policy asks for it; `staleFile` says why a PXE file may be
    * left behind by this change (undefined: none can be).
    */
-  async function syncAfter(run: TaskRun, staleFile: string | undefined): Promise<void> {
+  async function syncAfter(run: TaskRun, host: string, staleFile: string | undefined): Promise<void> {
     if (options.sync === 'never' || (options.sync === 'mac-change' && staleFile === undefined)) return;
     const why = options.sync === 'always' ? 'after every change' : `to delete the PXE file of ${staleFile}`;
-    await run.operation({ action: 'sync', target: 'cobbler' }, `ran cobbler sync ${why}`, () =>
-      client.sync(run.signal),
-    );
+    await run.operation({ action: 'sync', target: 'cobbler' }, `ran cobbler sync ${why}`, async () => {
+      // Marked before, cleared after: a sync that fails is remembered (explain runs none of this).
+      if (staleFile !== undefined) syncPending.set(host, staleFile);
+      await client.sync(run.signal);
+      syncPending.clear();
+    });
   }
 
   return {
@@ -138,12 +156,14 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
         profile: system.profile === '' ? undefined : system.profile,
         netboot: system.netbootEnabled,
         unsaved: unsaved.has(host),
+        syncPending: syncPending.get(host),
       };
     },
 
     changes: (existing, desired) => {
       const changes = changesOf(existing.system, desired, iface);
-      return existing.unsaved ? [UNSAVED, ...changes] : changes;
+      if (existing.unsaved) return [UNSAVED, ...changes];
+      return existing.syncPending === undefined ? changes : [...changes, SYNC_PENDING];
     },
 
     /** Why Cobbler would refuse the desired system, checked before any write so that explain sees it too. */
@@ -199,14 +219,23 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
           });
         },
       );
-      await syncAfter(run, undefined);
+      await syncAfter(run, host, undefined);
     },
 
     async update(run, host, desired, changes) {
       const { signal } = run;
+      const pending = changes.includes(SYNC_PENDING) ? syncPending.get(host) : undefined;
+      if (changes.length === 1 && pending !== undefined) {
+        // Only the sync is left to do: the system itself is saved.
+        await syncAfter(run, host, pending);
+        return;
+      }
       await run.operation(
         { action: 'edit-system', target: `system/${host}` },
-        `updated system ${host}: ${changes.map((c) => `${c.field} ${c.from} -> ${c.to}`).join(', ')}`,
+        `updated system ${host}: ${changes
+          .filter((c) => c !== SYNC_PENDING)
+          .map((c) => `${c.field} ${c.from} -> ${c.to}`)
+          .join(', ')}`,
         async () => {
           // A handle from get_system_handle edits the live system; save_system (bypass) persists it and rewrites
           // its PXE files. Until the save succeeds the system is marked unsaved, and while it is, every field is
@@ -237,11 +266,12 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
       const macChange = changes.some((c) => c.field === `mac_address-${iface}`);
       await syncAfter(
         run,
+        host,
         macChange
           ? 'the old MAC'
           : changes.includes(UNSAVED)
             ? 'a MAC the unsaved edits may have changed'
-            : undefined,
+            : pending,
       );
     },
 
@@ -252,8 +282,9 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
         () => client.removeSystem(host, run.signal),
       );
       unsaved.delete(host);
-      // Removing deletes the files of the system's current MACs, so it leaves none behind.
-      await syncAfter(run, undefined);
+      // Removing deletes the files of the system's current MACs, so it leaves none behind; a sync an earlier
+      // change of this system still needs runs now.
+      await syncAfter(run, host, syncPending.get(host));
     },
   };
 }
