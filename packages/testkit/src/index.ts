@@ -8,3 +8,4 @@ export * from './provider-contract.js';
 export * from './helpers.js';
 export * from './certs.js';
 export * from './netns.js';
+export * from './powerdns-harness.js';
