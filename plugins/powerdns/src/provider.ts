@@ -2,9 +2,10 @@
  * The powerdns provider of hosts. It owns `fqdn` and `dns_records` and watches `hostname` and `interfaces` (and
  * `datacenter` when forward zones are per datacenter): for every interface address it keeps an A record at the
  * host's name in its forward zone and a PTR record in the reverse zone derived from the subnet holding the address.
- * Every task reads PowerDNS first and writes only the difference, one PATCH per zone; records it made before
- * (`dns_records`) and no longer wants are removed, but only the contents it made, so a name or address someone
- * else took over is left alone. Deleting the host removes its records; what is already gone is done.
+ * Every task reads PowerDNS first and writes only the difference, one PATCH per zone. The A RRset at the host's
+ * name is the host's (replaced whole while it lives, deleted when the host goes or is renamed); a PTR is the
+ * host's while it points to the host's name, so one pointed elsewhere (the address went to another host) is left
+ * alone. Deleting the host removes its records; what is already gone is done.
  */
 import type {
   Attrs,
@@ -183,9 +184,9 @@ export function powerDnsProvider(settings: PowerDnsSettings, store: PluginStore)
   }
 
   /**
-   * Brings PowerDNS to `target` records: each wanted RRset replaced when it differs (contents or TTL), and the
-   * contents of `made` that are no longer wanted removed from their RRsets (the RRset deleted when nothing else is
-   * left). Writes one PATCH per zone that changes, through `run.operation`.
+   * Brings PowerDNS to `target` records: each wanted RRset replaced when it differs (contents or TTL); each RRset of
+   * `made` that is no longer wanted deleted (a PTR only as far as it still points to the host). Writes one PATCH
+   * per zone that changes, through `run.operation`.
    */
   async function converge(
     run: TaskRun,
@@ -223,7 +224,9 @@ export function powerDnsProvider(settings: PowerDnsSettings, store: PluginStore)
       // A zone that is gone took the records with it.
       const current = await read(set, call, true);
       if (current === undefined) continue;
-      const ours = new Set(set.type === 'PTR' ? set.contents.map((c) => `${c}.`) : set.contents);
+      // A name the host had is its own: the whole RRset goes. An address's PTR is the host's only while it points
+      // to the host: one someone pointed elsewhere (the address went to another host) stays.
+      const ours = new Set(set.type === 'PTR' ? set.contents.map((c) => `${c}.`) : current.contents);
       const left = current.contents.filter((content) => !ours.has(content));
       if (left.length === current.contents.length) continue; // none of it is ours (any more)
       if (left.length === 0) {
