@@ -60,6 +60,11 @@ describe('PowerDNS harness', () => {
     expect(await pdns.dig('web-01.example.com')).toEqual(['10.1.2.10']);
     expect(await pdns.dig('10.2.1.10.in-addr.arpa', 'PTR')).toEqual(['web-01.example.com.']);
     expect(await pdns.dig('web-02.example.com')).toEqual([]);
+    // The in-process resolver answers the same, without the final dot.
+    expect(await pdns.query('web-01.example.com')).toEqual(['10.1.2.10']);
+    expect(await pdns.query('10.2.1.10.in-addr.arpa', 'PTR')).toEqual(['web-01.example.com']);
+    expect(await pdns.query('web-02.example.com')).toEqual([]);
+    expect(await pdns.query('example.com', 'PTR')).toEqual([]);
   });
 
   it('refuses a wrong API key', async () => {

@@ -50,9 +50,9 @@ describeProviderContract('powerdns (PowerDNS 4 with SQLite)', async () => {
     },
     holds: async (name) => {
       const ip = ips.get(name);
-      const a = await pdns.dig(`${name}.contract.example`);
+      const a = await pdns.query(`${name}.contract.example`);
       const ptr =
-        ip === undefined ? [] : await pdns.dig(ip.split('.').reverse().join('.') + '.in-addr.arpa', 'PTR');
+        ip === undefined ? [] : await pdns.query(ip.split('.').reverse().join('.') + '.in-addr.arpa', 'PTR');
       return a.length === 0 && ptr.length === 0 ? null : { a, ptr };
     },
     injectTransientFault: async () => {

@@ -1,7 +1,7 @@
 /**
  * The powerdns provider against a real PowerDNS (testkit's harness: Debian's pdns-server with SQLite): records made,
- * moved and removed, answered over DNS by dig; what it leaves alone; drift seen by observe; PowerDNS's refusals and
- * outages as the errors an operator reads. Writes are counted as SOA serial bumps: PowerDNS bumps a zone's serial
+ * moved and removed, answered over DNS (by the harness's in-process resolver; the end-to-end test asks with dig);
+ * what it leaves alone; drift seen by observe; PowerDNS's refusals and outages as the errors an operator reads. Writes are counted as SOA serial bumps: PowerDNS bumps a zone's serial
  * on every PATCH, so an unchanged sum of serials means nothing was written.
  */
 import type {
@@ -148,8 +148,8 @@ describe('records', () => {
         }),
       ],
     });
-    expect(await pdns.dig('web-01.example.com')).toEqual(['10.1.2.10']);
-    expect(await pdns.dig('10.2.1.10.in-addr.arpa', 'PTR')).toEqual(['web-01.example.com.']);
+    expect(await pdns.query('web-01.example.com')).toEqual(['10.1.2.10']);
+    expect(await pdns.query('10.2.1.10.in-addr.arpa', 'PTR')).toEqual(['web-01.example.com']);
 
     // The same task again, and once the master stored the report: nothing is written.
     const before = await writes();
@@ -172,8 +172,8 @@ describe('records', () => {
       'zone/3.10.in-addr.arpa',
       'zone/example.com',
     ]);
-    expect((await pdns.dig('web-02.example.com')).sort()).toEqual(['10.1.2.20', '10.3.7.20']);
-    expect(await pdns.dig('20.7.3.10.in-addr.arpa', 'PTR')).toEqual(['web-02.example.com.']);
+    expect((await pdns.query('web-02.example.com')).sort()).toEqual(['10.1.2.20', '10.3.7.20']);
+    expect(await pdns.query('20.7.3.10.in-addr.arpa', 'PTR')).toEqual(['web-02.example.com']);
   });
 
   it('a changed address moves both records; a changed hostname moves the name', async () => {
@@ -189,9 +189,9 @@ describe('records', () => {
       '31.2.1.10.in-addr.arpa PTR web-03.example.com; 30.2.1.10.in-addr.arpa PTR (removed)',
       'web-03.example.com A 10.1.2.31',
     ]);
-    expect(await pdns.dig('web-03.example.com')).toEqual(['10.1.2.31']);
-    expect(await pdns.dig('31.2.1.10.in-addr.arpa', 'PTR')).toEqual(['web-03.example.com.']);
-    expect(await pdns.dig('30.2.1.10.in-addr.arpa', 'PTR')).toEqual([]);
+    expect(await pdns.query('web-03.example.com')).toEqual(['10.1.2.31']);
+    expect(await pdns.query('31.2.1.10.in-addr.arpa', 'PTR')).toEqual(['web-03.example.com']);
+    expect(await pdns.query('30.2.1.10.in-addr.arpa', 'PTR')).toEqual([]);
 
     const renamed = task('web-03', { ...stored(moved.node, outcome), hostname: 'www-03' }, [
       { path: 'hostname' },
@@ -201,9 +201,9 @@ describe('records', () => {
       fqdn: 'www-03.example.com',
       dns_records: ['31.2.1.10.in-addr.arpa PTR www-03.example.com', 'www-03.example.com A 10.1.2.31'],
     });
-    expect(await pdns.dig('www-03.example.com')).toEqual(['10.1.2.31']);
-    expect(await pdns.dig('web-03.example.com')).toEqual([]);
-    expect(await pdns.dig('31.2.1.10.in-addr.arpa', 'PTR')).toEqual(['www-03.example.com.']);
+    expect(await pdns.query('www-03.example.com')).toEqual(['10.1.2.31']);
+    expect(await pdns.query('web-03.example.com')).toEqual([]);
+    expect(await pdns.query('31.2.1.10.in-addr.arpa', 'PTR')).toEqual(['www-03.example.com']);
   });
 
   it('removes the records on delete; a delete again, or of records already gone, writes nothing', async () => {
@@ -215,8 +215,8 @@ describe('records', () => {
     const outcome = await dns.apply(removal, context);
     expect(outcome.accepted).toEqual([`${removal.jobId}-u1`]);
     expect(outcome.unset).toEqual(['fqdn', 'dns_records']);
-    expect(await pdns.dig('web-04.example.com')).toEqual([]);
-    expect(await pdns.dig('40.2.1.10.in-addr.arpa', 'PTR')).toEqual([]);
+    expect(await pdns.query('web-04.example.com')).toEqual([]);
+    expect(await pdns.query('40.2.1.10.in-addr.arpa', 'PTR')).toEqual([]);
     const before = await writes();
     expect((await dns.apply(removal, context)).operations).toBeUndefined();
     expect(await writes()).toBe(before);
@@ -254,8 +254,8 @@ describe('records', () => {
     });
     const deleted = withoutPresent(made);
     await dns.apply(task('web-05', deleted, [{ path: 'present' }]), context);
-    expect(await pdns.dig('50.2.1.10.in-addr.arpa', 'PTR')).toEqual(['db-01.example.com.']);
-    expect(await pdns.dig('web-05.example.com')).toEqual([]);
+    expect(await pdns.query('50.2.1.10.in-addr.arpa', 'PTR')).toEqual(['db-01.example.com']);
+    expect(await pdns.query('web-05.example.com')).toEqual([]);
   });
 
   it('observes what PowerDNS holds, so a record edited behind its back shows as drift', async () => {
@@ -284,7 +284,7 @@ describe('records', () => {
     });
     // The next task puts it back.
     await dns.apply(task('web-06', made), context);
-    expect(await pdns.dig('web-06.example.com')).toEqual(['10.1.2.60']);
+    expect(await pdns.query('web-06.example.com')).toEqual(['10.1.2.60']);
   });
 
   it('explain reads and writes nothing, naming the zones it would change', async () => {
@@ -296,7 +296,7 @@ describe('records', () => {
     ]);
     expect(explained.set?.['fqdn']).toBe('web-07.example.com');
     expect(await writes()).toBe(before);
-    expect(await pdns.dig('web-07.example.com')).toEqual([]);
+    expect(await pdns.query('web-07.example.com')).toEqual([]);
   });
 
   it('a host without an address has no records and reports none', async () => {
@@ -311,7 +311,7 @@ describe('names and zones', () => {
     expect(dns.watches).toEqual(['hostname', 'interfaces', 'datacenter']);
     const placed = await dns.apply(task('web-10', host('10.1.2.100', { datacenter: 'pek1' })), context);
     expect(placed.set?.['fqdn']).toBe('web-10.pek1.example.com');
-    expect(await pdns.dig('web-10.pek1.example.com')).toEqual(['10.1.2.100']);
+    expect(await pdns.query('web-10.pek1.example.com')).toEqual(['10.1.2.100']);
 
     const waiting = task('web-11', host('10.1.2.110'));
     expect((await dns.apply(waiting, context)).deferred).toEqual([
@@ -443,7 +443,7 @@ describe('errors, translated at the edge', () => {
       await pdns.restart();
     }
     expect((await dns.apply(t, context)).accepted).toEqual([`${t.jobId}-u1`]);
-    expect(await pdns.dig('web-25.example.com')).toEqual(['10.1.2.250']);
+    expect(await pdns.query('web-25.example.com')).toEqual(['10.1.2.250']);
   }, 30_000);
 
   it('checks the config: a key or its variable, a zone, a URL', () => {
