@@ -1,8 +1,9 @@
 /**
  * The powerdns provider against a real PowerDNS (testkit's harness: Debian's pdns-server with SQLite): records made,
  * moved and removed, answered over DNS (by the harness's in-process resolver; the end-to-end test asks with dig);
- * what it leaves alone; drift seen by observe; PowerDNS's refusals and outages as the errors an operator reads. Writes are counted as SOA serial bumps: PowerDNS bumps a zone's serial
- * on every PATCH, so an unchanged sum of serials means nothing was written.
+ * what it leaves alone; drift seen by observe; PowerDNS's refusals and outages as the errors an operator reads.
+ * Writes are counted as SOA serial bumps: PowerDNS bumps a zone's serial on every PATCH, so an unchanged sum of
+ * serials means nothing was written.
  */
 import type {
   ApplyOutcome,
