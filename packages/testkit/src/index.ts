@@ -9,3 +9,5 @@ export * from './helpers.js';
 export * from './certs.js';
 export * from './netns.js';
 export * from './powerdns-harness.js';
+export * from './provisioning-fixture.js';
+export * from './host-fixture.js';
