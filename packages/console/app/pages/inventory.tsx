@@ -14,6 +14,8 @@ import type { KindDocument } from '../schema.js';
 import { attrsOf, display, formFields, validateAttrs } from '../schema.js';
 
 const TERMINAL = ['succeeded', 'failed', 'expired', 'cancelled'];
+/** Orders names and values as people read them: web2 before web10. */
+const COLLATOR = new Intl.Collator(undefined, { numeric: true });
 
 /** True when the box holds NetBox-style filters (`datacenter=pek1 name__isw=web`) rather than a search query. */
 export function isListFilter(text: string): boolean {
@@ -320,11 +322,17 @@ export function InventoryPage({ kind, route, canEdit }: { kind: string; route: R
   const rows = useMemo(() => {
     const items = [...(page?.items ?? [])];
     const key = (n: NodeView): string => (sort === 'name' ? n.name : display(cell(n, sort)));
-    items.sort(
-      (a, b) => key(a).localeCompare(key(b), undefined, { numeric: true }) * (dir === 'asc' ? 1 : -1),
-    );
+    // One collator for the whole sort: localeCompare with options builds one per call (seconds for 1,000 rows).
+    const keys = new Map(items.map((n) => [n, key(n)]));
+    const sign = dir === 'asc' ? 1 : -1;
+    items.sort((a, b) => COLLATOR.compare(keys.get(a) ?? '', keys.get(b) ?? '') * sign);
     return items;
   }, [page, sort, dir]);
+
+  useEffect(() => {
+    // Marks when a page of rows is on screen (effects run after the browser painted them): the benchmark reads it.
+    if (page !== undefined) performance.mark('inventory-drawn', { detail: { rows: rows.length } });
+  }, [rows]);
 
   if (schemaError !== undefined) return <ErrorBanner error={schemaError} />;
   const sortButton = (column: string) => (

@@ -254,7 +254,14 @@ export function NodePage({ kind, name, canEdit }: { kind: string; name: string; 
               <tbody>
                 {Object.entries(node.authority).map(([p, owner]) => {
                   const value = valueAtPath(doc, node.attrs, p);
-                  const ref = fieldAtPath(doc, p)?.['x-ref'];
+                  const field = fieldAtPath(doc, p);
+                  const ref = field?.['x-ref'];
+                  // A map list shows its items' keys; each item's fields have rows of their own.
+                  const keys = field?.['x-list-map-keys']?.[0];
+                  const shown =
+                    keys !== undefined && Array.isArray(value)
+                      ? (value as Attrs[]).map((item) => display(item[keys])).join(', ')
+                      : display(value);
                   const drift = node.drift.find((d) => d.path === p);
                   return (
                     <tr key={p} data-path={p} class={drift === undefined ? '' : 'drifted'}>
@@ -265,7 +272,7 @@ export function NodePage({ kind, name, canEdit }: { kind: string; name: string; 
                         {ref !== undefined && typeof value === 'string' ? (
                           <a href={href('node', ref, value)}>{value}</a>
                         ) : (
-                          display(value)
+                          shown
                         )}
                       </td>
                       <td class="owner-cell">{owner}</td>
