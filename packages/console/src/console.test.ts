@@ -3,7 +3,8 @@
  * browser and one server for the whole file. Every wait is for a condition in the page, never a fixed sleep.
  * Screenshots of each page go to .ci/out/console/.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -53,7 +54,25 @@ describe('the web console in Chromium', { timeout: 60_000 }, () => {
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    [server, browser] = await Promise.all([spawnBinary(data.dir, ['--log-level', 'warn']), launchChromium()]);
+    // The sandbox's simulated backends take a second per operation, so that a host's job runs for seconds and the
+    // page is sure to watch it running, however slow the machine is to open the page.
+    const config = join(data.dir, 'consortium.yaml');
+    writeFileSync(
+      config,
+      [
+        'plugins:',
+        "  - module: '@consortium/plugin-inventory'",
+        "  - module: '@consortium/plugin-ipam'",
+        "  - module: '@consortium/plugin-sandbox'",
+        '    config:',
+        '      delayMs: 1000',
+        '',
+      ].join('\n'),
+    );
+    [server, browser] = await Promise.all([
+      spawnBinary(data.dir, ['--log-level', 'warn', '--config', config]),
+      launchChromium(),
+    ]);
     context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     page = await context.newPage();
     page.on('request', (request: Request) => {
