@@ -3,7 +3,7 @@
  * browser and one server for the whole file. Every wait is for a condition in the page, never a fixed sleep.
  * Screenshots of each page go to .ci/out/console/.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
@@ -53,6 +53,8 @@ describe('the web console in Chromium', { timeout: 60_000 }, () => {
   };
 
   beforeAll(async () => {
+    // Only this run's pictures: a failure picture from an earlier run must not linger beside them.
+    rmSync(SHOTS, { recursive: true, force: true });
     mkdirSync(SHOTS, { recursive: true });
     // The sandbox's simulated backends take a second per operation, so that a host's job runs for seconds and the
     // page is sure to watch it running, however slow the machine is to open the page.
