@@ -40,7 +40,7 @@ import type { WatchEvent } from './key-watch.js';
 import { QueueKeys, sequenceAt } from './keys.js';
 import type { SequenceClock } from './keys.js';
 import type { Session } from './session.js';
-import { isAborted, retryPause, sleep } from './waits.js';
+import { etcdRetry, isAborted, sleep } from './waits.js';
 
 /** Default priority of a task; lower runs first. */
 const defaultPriority = 100;
@@ -182,7 +182,7 @@ export class EtcdQueue implements Queue {
           this.#context.logger.debug(`Claim pass on queue "${this.#name}" failed; retrying`, {
             error: describeError(error),
           });
-          await sleep(retryPause(failures), waitSignal);
+          await sleep(backoffDelay(etcdRetry, failures), waitSignal);
           continue;
         }
         switch (pass.kind) {
@@ -400,7 +400,7 @@ export class EtcdQueue implements Queue {
         const value = parseJson(kv.value) as Partial<ClaimValue> | undefined;
         return value?.n === nonce ? kv.createRevision : undefined;
       } catch {
-        await sleep(retryPause(attempt)).catch(() => undefined);
+        await sleep(backoffDelay(etcdRetry, attempt)).catch(() => undefined);
       }
     }
     // Unknown: if it applied, the claim stays until our lease ends; ending it now hands the task on.
@@ -427,7 +427,7 @@ export class EtcdQueue implements Queue {
         return;
       } catch (error) {
         if (!isRetryable(error)) break;
-        await sleep(retryPause(attempt)).catch(() => undefined);
+        await sleep(backoffDelay(etcdRetry, attempt)).catch(() => undefined);
       }
     }
     this.#context.logger.warn(
