@@ -3,7 +3,8 @@
 # the etcd coordinator and cluster tests, PostgreSQL for the PostgreSQL store's tests (the testkit harness runs
 # Debian's /usr/lib/postgresql/<version>/bin itself, as an unprivileged user), openssl and iproute2 for the TLS and
 # multi-host tests, tmux for the terminal test of consort, and libvirtd, virsh, QEMU for x86 and sshd for the
-# libvirt plugin's lab (test/libvirt-lab starts them itself, without systemd). Called by `make test` and `.ci/run`.
+# libvirt plugin's lab (test/libvirt-lab starts them itself, without systemd), and redis-server for the cluster
+# benchmark's peer. Called by `make test`, `make bench` and `.ci/run`.
 # Idempotent and quiet: installs only what is missing. Needs root and apt-get; without them it says what to install
 # and carries on, and the suites that need a missing tool then fail with the same hint.
 set -uo pipefail
@@ -25,6 +26,8 @@ needs=(
   "/usr/bin/qemu-system-x86_64:qemu-system-x86"
   "/usr/sbin/sshd:openssh-server"
   "/usr/bin/ssh-keygen:openssh-client"
+  # Only `make bench` needs it: the cluster benchmark runs its peer, BullMQ, on a Redis it starts itself.
+  "/usr/bin/redis-server:redis-server"
 )
 
 missing=()

@@ -383,6 +383,19 @@ export class ClusterState {
     });
   }
 
+  /** Claims up to `max` tasks that are claimable now, in dispatch order, without waiting; possibly none. */
+  claimReady(queueName: string, member: MemberSession, worker: string, max: number): ClaimedTask[] {
+    member.assertOpen();
+    const queue = this.#queue(queueName);
+    this.#dispatch(queue);
+    const claimed: ClaimedTask[] = [];
+    for (let record = queue.ready.pop(); record !== undefined; record = queue.ready.pop()) {
+      claimed.push(this.#grantClaim(record, member, worker));
+      if (claimed.length >= max) break;
+    }
+    return claimed;
+  }
+
   /** Completes a claimed task; false when `task.claim` is no longer the task's claim. */
   ack(queueName: string, member: MemberSession, task: ClaimedTask): boolean {
     member.assertOpen();

@@ -1,6 +1,6 @@
 /** The in-process coordinator: a member of a `MemoryCluster`. */
 import { randomUUID } from 'node:crypto';
-import { DEFAULT_TASK_RETRY_BACKOFF, validateBackoff } from '@consortium/core';
+import { DEFAULT_TASK_RETRY_BACKOFF, validateBackoff, validateClaimBatch } from '@consortium/core';
 import type {
   BackoffPolicy,
   ClaimedTask,
@@ -102,6 +102,12 @@ export class MemoryCoordinator implements Coordinator {
       enqueue: (task: QueueTask): Promise<boolean> => call(() => state.enqueue(name, session, task)),
       claim: (worker: string, signal: AbortSignal): Promise<ClaimedTask> =>
         this.#call(() => state.claim(name, session, worker, signal)),
+      claimMany: (worker: string, max: number, signal: AbortSignal): Promise<readonly ClaimedTask[]> =>
+        this.#call(async () => {
+          validateClaimBatch(max);
+          const first = await state.claim(name, session, worker, signal);
+          return [first, ...state.claimReady(name, session, worker, max - 1)];
+        }),
       ack: (task: ClaimedTask): Promise<boolean> => call(() => state.ack(name, session, task)),
       fail: (task: ClaimedTask, error: ErrorInfo): Promise<'retry' | 'dead' | 'lost'> =>
         call(() => state.fail(name, session, task, error, backoff)),
