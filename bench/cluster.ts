@@ -30,7 +30,8 @@ const IN_FLIGHT = 8;
 /** Tasks each queue worker takes at a time (BullMQ's workers get the same concurrency). */
 const WORKER_BATCH = 16;
 const E2E_CLIENTS = 16;
-const BURST = 1000;
+/** Jobs of the burst; BENCH_BURST=100 for a quick look on a slow machine. */
+const BURST = Number(process.env['BENCH_BURST'] ?? 1000);
 
 /** Runs `lanes` loops of `step` until `until` (ms since the epoch); returns how many steps ended. */
 async function lanes(count: number, until: number, step: () => Promise<unknown>): Promise<number> {
