@@ -42,6 +42,7 @@ format: setup
 
 # `make bench` runs every benchmark; `make bench BENCH=planner` one of them.
 bench: build
+	@bash scripts/install-system-deps.sh
 	node --import tsx bench/run.ts $(BENCH)
 
 clean:

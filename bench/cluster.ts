@@ -1,33 +1,57 @@
 /**
- * Cluster benchmarks against a real etcd started for the run: (1) raw etcd put rate from Node — the baseline;
- * (2) queue throughput (enqueue → claim → ack of no-op tasks) with 1, 2 and 4 workers as a ratio of that rate;
- * (3) end-to-end no-op job rate and p50 / p99 latency through separate web, master and worker processes.
+ * Cluster benchmarks against a real etcd started for the run:
+ * 1. raw etcd put rate from Node (8 puts in flight): the baseline of the queue figures;
+ * 2. queue throughput (enqueue → claim → ack of no-op tasks; the producer keeps 8 enqueues in flight, each worker
+ *    claims up to 16 tasks at a time and acks them side by side) with 1, 2 and 4 workers, as a ratio of (1);
+ * 3. the peer measured the same way: BullMQ on a Redis started here with `appendfsync always` (every write on disk
+ *    before the answer, the durability etcd gives), as a ratio of that Redis's own durable write rate;
+ * 4. no-op jobs through separate web, master and worker processes, on SQLite and on PostgreSQL: rate, p50 and p99
+ *    with 16 clients each waiting for its job, then a burst of 1,000 jobs submitted without waiting.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EtcdCoordinator } from '@consortium/coord-etcd';
-import { startEtcd } from '@consortium/testkit';
+import { startEtcd, startPostgres } from '@consortium/testkit';
+import { Queue as BullQueue, Worker as BullWorker } from 'bullmq';
 import { Etcd3 } from 'etcd3';
+import { Redis } from 'ioredis';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 4);
 const CONSORTIUM = fileURLToPath(new URL('../packages/server/bin/consortium.js', import.meta.url));
 const NOOP = fileURLToPath(new URL('./noop-plugin.ts', import.meta.url));
+const REDIS_SERVER = '/usr/bin/redis-server';
+/** Writes the baselines and the producers keep in flight. */
+const IN_FLIGHT = 8;
+/** Tasks each queue worker takes at a time (BullMQ's workers get the same concurrency). */
+const WORKER_BATCH = 16;
+const E2E_CLIENTS = 16;
+/** Jobs of the burst; BENCH_BURST=100 for a quick look on a slow machine. */
+const BURST = Number(process.env['BENCH_BURST'] ?? 1000);
+
+/** Runs `lanes` loops of `step` until `until` (ms since the epoch); returns how many steps ended. */
+async function lanes(count: number, until: number, step: () => Promise<unknown>): Promise<number> {
+  let n = 0;
+  await Promise.all(
+    Array.from({ length: count }, async () => {
+      while (Date.now() < until) {
+        await step();
+        n++;
+      }
+    }),
+  );
+  return n;
+}
 
 async function rawPutRate(endpoint: string): Promise<number> {
   const client = new Etcd3({ hosts: endpoint });
-  let n = 0;
-  const until = Date.now() + SECONDS * 1000;
-  // 8 puts in flight, as the queue benchmark has at most 4 workers plus the producer.
-  await Promise.all(
-    Array.from({ length: 8 }, async (_, w) => {
-      while (Date.now() < until) {
-        await client.put(`/bench/raw/${w}/${n++}`).value('x');
-      }
-    }),
+  let seq = 0;
+  const n = await lanes(IN_FLIGHT, Date.now() + SECONDS * 1000, () =>
+    client.put(`/bench/raw/${seq++}`).value('x').exec(),
   );
   client.close();
   return n / SECONDS;
@@ -43,21 +67,17 @@ async function queueRate(endpoint: string, workers: number): Promise<number> {
   const stop = new AbortController();
   let acked = 0;
   let seq = 0;
-  const until = Date.now() + SECONDS * 1000;
-  const produce = (async () => {
-    const queue = producer.queue('bench');
-    while (Date.now() < until) {
-      const batch = [];
-      for (let i = 0; i < 8; i++) batch.push(queue.enqueue({ id: `t${seq++}`, payload: null }));
-      await Promise.all(batch);
-    }
-  })();
+  const queue = producer.queue('bench');
+  const produce = lanes(IN_FLIGHT, Date.now() + SECONDS * 1000, () =>
+    queue.enqueue({ id: `t${seq++}`, payload: null }),
+  );
   const consume = members.map(async (member) => {
-    const queue = member.queue('bench');
+    const mine = member.queue('bench');
     while (!stop.signal.aborted) {
       try {
-        const task = await queue.claim(member.memberId, stop.signal);
-        if (await queue.ack(task)) acked++;
+        const tasks = await mine.claimMany(member.memberId, WORKER_BATCH, stop.signal);
+        const acks = await Promise.all(tasks.map((task) => mine.ack(task)));
+        acked += acks.filter(Boolean).length;
       } catch {
         return;
       }
@@ -71,7 +91,115 @@ async function queueRate(endpoint: string, workers: number): Promise<number> {
   return measured / SECONDS;
 }
 
-async function endToEnd(endpoint: string): Promise<{ rate: number; p50: number; p99: number; n: number }> {
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => {
+        resolve(typeof address === 'object' && address !== null ? address.port : 0);
+      });
+    });
+  });
+}
+
+/** A Redis on a free loopback port, every write fsynced before the answer, in a temporary directory. */
+async function startRedis(): Promise<{ port: number; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'consortium-bench-redis-'));
+  const port = await freePort();
+  const child = spawn(
+    REDIS_SERVER,
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--save',
+      '',
+      '--maxmemory-policy',
+      'noeviction',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  await new Promise<void>((resolve, reject) => {
+    const onData = (data: Buffer): void => {
+      log += data.toString();
+      if (log.includes('Ready to accept connections')) resolve();
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => {
+      reject(new Error(`redis-server exited with ${String(code)}: ${log}`));
+    });
+  });
+  return {
+    port,
+    stop: async () => {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Redis's durable write rate (SET, 8 in flight) and BullMQ's no-op job rate measured like the queue above. */
+async function bullmqRates(workers: number): Promise<{ raw: number; bull: number }> {
+  const redis = await startRedis();
+  const connection = { host: '127.0.0.1', port: redis.port, maxRetriesPerRequest: null };
+  try {
+    const client = new Redis(connection);
+    let seq = 0;
+    const raw =
+      (await lanes(IN_FLIGHT, Date.now() + SECONDS * 1000, () => client.set(`raw:${seq++}`, 'x'))) / SECONDS;
+    await client.flushall();
+    client.disconnect();
+    const queue = new BullQueue('bench', { connection });
+    let done = 0;
+    const consumers = Array.from({ length: workers }, () => {
+      const worker = new BullWorker('bench', () => Promise.resolve(null), {
+        connection,
+        concurrency: WORKER_BATCH,
+      });
+      worker.on('completed', () => {
+        done++;
+      });
+      return worker;
+    });
+    await Promise.all(consumers.map((worker) => worker.waitUntilReady()));
+    const options = { removeOnComplete: true, removeOnFail: true };
+    await lanes(IN_FLIGHT, Date.now() + SECONDS * 1000, () => queue.add('noop', null, options));
+    const bull = done / SECONDS;
+    await Promise.all(consumers.map((worker) => worker.close(true)));
+    await queue.close();
+    return { raw, bull };
+  } finally {
+    await redis.stop();
+  }
+}
+
+interface EndToEnd {
+  readonly rate: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly n: number;
+  readonly burstRate: number;
+  readonly burstFailed: number;
+}
+
+async function endToEnd(
+  endpoint: string,
+  store: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): Promise<EndToEnd> {
   const dir = mkdtempSync(join(tmpdir(), 'consortium-cluster-bench-'));
   const config = join(dir, 'cluster.yaml');
   writeFileSync(
@@ -79,100 +207,167 @@ async function endToEnd(endpoint: string): Promise<{ rate: number; p50: number; 
     JSON.stringify({
       cluster: 'bench',
       dataDir: dir,
+      store,
       coordinator: { driver: 'etcd', endpoints: [endpoint], prefix: `/bench/e2e-${Date.now()}/` },
       observe: { intervalSeconds: 0 },
       log: { level: 'warn', format: 'json' },
       plugins: [{ module: NOOP }],
     }),
   );
-  const token = spawnSync(
+  const childEnv = { ...process.env, ...env };
+  const created = spawnSync(
     process.execPath,
-    [CONSORTIUM, 'token', 'create', '--role', 'admin', '--config', config],
-    {
-      encoding: 'utf8',
-    },
-  ).stdout.trim();
+    ['--import', 'tsx', CONSORTIUM, 'token', 'create', '--role', 'admin', '--config', config],
+    { encoding: 'utf8', env: childEnv },
+  );
+  const token = created.stdout.trim();
+  if (token === '') throw new Error(`consortium token create failed: ${created.stderr}`);
   const children: ChildProcess[] = [];
   const start = (role: string): ChildProcess => {
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', CONSORTIUM, role, '--config', config, '--port', '0'],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
+      { stdio: ['ignore', 'pipe', 'inherit'], env: childEnv },
     );
     children.push(child);
     return child;
   };
-  const web = start('web');
-  start('master');
-  start('worker');
-  const url = await new Promise<string>((resolve) => {
-    let out = '';
-    web.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const match = /^url: (\S+)$/m.exec(out);
-      if (match?.[1] !== undefined) resolve(match[1]);
+  try {
+    const web = start('web');
+    start('master');
+    start('worker');
+    const url = await new Promise<string>((resolve) => {
+      let out = '';
+      web.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+        const match = /^url: (\S+)$/m.exec(out);
+        if (match?.[1] !== undefined) resolve(match[1]);
+      });
     });
-  });
-  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-  const latencies: number[] = [];
-  const until = Date.now() + SECONDS * 1000 * 2;
-  let i = 0;
-  // Warm up until the master leads.
-  for (;;) {
-    const r = await fetch(`${url}/api/inventory/noop?wait=30s`, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({ name: `warm-${i++}`, attrs: { a: 'x' } }),
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const submit = async (name: string, wait: string): Promise<{ id?: string; state?: string }> => {
+      const r = await fetch(`${url}/api/inventory/noop${wait}`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ name, attrs: { a: 'x', b: 'y' } }),
+      });
+      return (await r.json()) as { id?: string; state?: string };
+    };
+    // Warm up until the master leads and every process has its connections.
+    for (let i = 0; ; i++) {
+      if ((await submit(`warm-${i}`, '?wait=30s')).state === 'succeeded' && i >= 20) break;
+    }
+    const latencies: number[] = [];
+    const started = Date.now();
+    let k = 0;
+    await lanes(E2E_CLIENTS, started + SECONDS * 2000, async () => {
+      const t0 = performance.now();
+      const job = await submit(`n-${k++}`, '?wait=30s');
+      if (job.state !== 'succeeded') throw new Error(`no-op job ${String(job.state)}`);
+      latencies.push(performance.now() - t0);
     });
-    if (((await r.json()) as { state?: string }).state === 'succeeded') break;
+    const elapsed = (Date.now() - started) / 1000;
+    latencies.sort((a, b) => a - b);
+    const at = (p: number): number =>
+      latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
+
+    // The burst: every job submitted at once (16 connections' worth at a time), then waited for.
+    const burstStart = performance.now();
+    const ids: string[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: E2E_CLIENTS }, async () => {
+        while (next < BURST) {
+          const job = await submit(`burst-${next++}`, '');
+          if (job.id === undefined) throw new Error(`burst submission refused: ${JSON.stringify(job)}`);
+          ids.push(job.id);
+        }
+      }),
+    );
+    let failed = 0;
+    let waited = 0;
+    await Promise.all(
+      Array.from({ length: E2E_CLIENTS }, async () => {
+        while (waited < ids.length) {
+          const id = ids[waited++] as string;
+          const r = await fetch(`${url}/api/jobs/${id}?wait=60s`, { headers });
+          const job = (await r.json()) as { state?: string };
+          if (job.state !== 'succeeded') failed++;
+        }
+      }),
+    );
+    const burstRate = BURST / ((performance.now() - burstStart) / 1000);
+    return {
+      rate: latencies.length / elapsed,
+      p50: at(0.5),
+      p99: at(0.99),
+      n: latencies.length,
+      burstRate,
+      burstFailed: failed,
+    };
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    await Promise.all(
+      children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : Promise.resolve())),
+    );
+    rmSync(dir, { recursive: true, force: true });
   }
-  const started = Date.now();
-  await Promise.all(
-    Array.from({ length: 4 }, async (_, c) => {
-      let k = 0;
-      while (Date.now() < until) {
-        const t0 = performance.now();
-        const r = await fetch(`${url}/api/inventory/noop?wait=30s`, {
-          method: 'POST',
-          headers,
-          body: JSON.stringify({ name: `n-${c}-${k++}`, attrs: { a: 'x', b: 'y' } }),
-        });
-        const job = (await r.json()) as { state?: string };
-        if (job.state !== 'succeeded') throw new Error(`no-op job ${String(job.state)}`);
-        latencies.push(performance.now() - t0);
-      }
-    }),
-  );
-  const elapsed = (Date.now() - started) / 1000;
-  for (const child of children) child.kill('SIGTERM');
-  await Promise.all(children.map((c) => new Promise((r) => c.once('exit', r))));
-  rmSync(dir, { recursive: true, force: true });
-  latencies.sort((a, b) => a - b);
-  const at = (p: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
-  return { rate: latencies.length / elapsed, p50: at(0.5), p99: at(0.99), n: latencies.length };
 }
 
+function printEndToEnd(store: string, e2e: EndToEnd): void {
+  console.log(
+    `  no-op jobs web→master→worker, ${store.padEnd(10)} ${e2e.rate.toFixed(1).padStart(8)} jobs/s   p50 ${e2e.p50.toFixed(1)} ms  p99 ${e2e.p99.toFixed(1)} ms  (${E2E_CLIENTS} clients, ${e2e.n} jobs; target p50 < 20, p99 < 60, ≥ 200/s)`,
+  );
+  console.log(
+    `    burst of ${BURST} submitted without waiting ${e2e.burstRate.toFixed(1).padStart(8)} jobs/s   ${BURST - e2e.burstFailed} ended succeeded, ${e2e.burstFailed} not`,
+  );
+}
+
+/** `make bench BENCH=cluster`. */
 export async function clusterBench(): Promise<void> {
   const etcd = await startEtcd();
   try {
     const raw = await rawPutRate(etcd.endpoint);
     console.log(`\ncluster (etcd ${etcd.endpoint}, ${SECONDS}s per figure)`);
     console.log(
-      `  raw etcd put rate from Node (8 in flight)   ${raw.toFixed(0).padStart(8)} puts/s   (baseline)`,
+      `  raw etcd put rate from Node (${IN_FLIGHT} in flight)   ${raw.toFixed(0).padStart(8)} puts/s   (baseline)`,
     );
+    const rates = new Map<number, number>();
     for (const workers of [1, 2, 4]) {
       const rate = await queueRate(etcd.endpoint, workers);
+      rates.set(workers, rate);
       console.log(
         `  queue enqueue→claim→ack, ${workers} worker(s)        ${rate.toFixed(0).padStart(8)} tasks/s  ratio ${(rate / raw).toFixed(3)}`,
       );
     }
-    const e2e = await endToEnd(etcd.endpoint);
-    console.log(
-      `  no-op jobs web→master→worker (4 clients)    ${e2e.rate.toFixed(1).padStart(8)} jobs/s   p50 ${e2e.p50.toFixed(1)} ms  p99 ${e2e.p99.toFixed(1)} ms  (${e2e.n} jobs)`,
-    );
+    if (existsSync(REDIS_SERVER)) {
+      const peer = await bullmqRates(4);
+      const ours = (rates.get(4) ?? NaN) / raw;
+      console.log(
+        `  Redis durable SET rate (appendfsync always)  ${peer.raw.toFixed(0).padStart(8)} sets/s   (peer baseline)`,
+      );
+      console.log(
+        `  BullMQ add→process→complete, 4 workers      ${peer.bull.toFixed(0).padStart(8)} jobs/s   ratio ${(peer.bull / peer.raw).toFixed(3)}`,
+      );
+      console.log(
+        `  4 workers, each against its own store:   Consortium/etcd ${ours.toFixed(3)}  vs  BullMQ/Redis ${(peer.bull / peer.raw).toFixed(3)}  (target ≥ 0.25)`,
+      );
+    } else {
+      console.log(
+        `  BullMQ peer skipped: ${REDIS_SERVER} is missing (scripts/install-system-deps.sh installs it)`,
+      );
+    }
+    printEndToEnd('SQLite', await endToEnd(etcd.endpoint, { driver: 'sqlite' }, {}));
+    const postgres = await startPostgres();
+    try {
+      const url = await postgres.createDatabase('cluster_bench');
+      printEndToEnd(
+        'PostgreSQL',
+        await endToEnd(etcd.endpoint, { driver: 'postgres' }, { CONSORTIUM_STORE_URL: url }),
+      );
+    } finally {
+      await postgres.stop();
+    }
   } finally {
     await etcd.stop();
   }

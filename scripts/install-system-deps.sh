@@ -5,7 +5,8 @@
 # multi-host tests, tmux for the terminal test of consort, PowerDNS (pdns-server, pdns-backend-sqlite3; testkit's
 # harness runs it as the test user on loopback) and dig for the powerdns plugin, libvirtd, virsh, QEMU for x86 and
 # sshd for the libvirt plugin's lab (test/libvirt-lab starts them itself, without systemd), and Chromium for the
-# web console's browser tests. Called by `make test` and `.ci/run`.
+# web console's browser tests, and redis-server for the cluster benchmark's peer. Called by `make test`,
+# `make bench` and `.ci/run`.
 # Idempotent and quiet: installs only what is missing. Needs root and apt-get; without them it says what to install
 # and carries on, and the suites that need a missing tool then fail with the same hint.
 set -uo pipefail
@@ -35,6 +36,8 @@ needs=(
   # The web console's browser tests and benchmark drive Debian's Chromium with playwright-core (no browser download).
   "/usr/bin/chromium:chromium chromium-driver"
   "/usr/bin/chromedriver:chromium-driver"
+  # Only `make bench` needs it: the cluster benchmark runs its peer, BullMQ, on a Redis it starts itself.
+  "/usr/bin/redis-server:redis-server"
 )
 
 missing=()

@@ -11,7 +11,7 @@
  * watch resumes from was compacted, it reads its key instead: a key still there with its create revision was never
  * deleted (a deleted key cannot come back with it), so it goes on holding and watches from the read on.
  */
-import { CancelledError, LeaseLostError } from '@consortium/core';
+import { backoffDelay, CancelledError, LeaseLostError } from '@consortium/core';
 import type { Held } from '@consortium/core';
 import { describeError } from './context.js';
 import type { CoordinatorContext } from './context.js';
@@ -20,7 +20,7 @@ import type { KeyValue } from './etcd-kv.js';
 import { isWaiterKey } from './keys.js';
 import { KeyWatch } from './key-watch.js';
 import type { Session } from './session.js';
-import { abortable, isAborted, retryPause, sleep } from './waits.js';
+import { abortable, etcdRetry, isAborted, sleep } from './waits.js';
 
 /** One election or lock. */
 export interface ContentionSpec {
@@ -77,7 +77,7 @@ export async function contend(
         context.logger.debug(`Waiting for ${spec.describe} failed; retrying`, {
           error: describeError(error),
         });
-        await sleep(retryPause(failures), waitSignal);
+        await sleep(backoffDelay(etcdRetry, failures), waitSignal);
       }
     }
   } catch (error) {
@@ -201,7 +201,7 @@ async function withdraw(
       return;
     } catch (error) {
       if (error instanceof LeaseLostError || !isRetryable(error)) break;
-      if (attempt < withdrawAttempts) await sleep(retryPause(attempt)).catch(() => undefined);
+      if (attempt < withdrawAttempts) await sleep(backoffDelay(etcdRetry, attempt)).catch(() => undefined);
     }
   }
   // The key must not outlive its holder's interest; ending the session makes etcd delete it with the lease.

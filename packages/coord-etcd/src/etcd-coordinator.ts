@@ -3,7 +3,15 @@ import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { rootCertificates } from 'node:tls';
-import { BackendError, BackendUnavailableError, InputError, LeaseLostError } from '@consortium/core';
+import {
+  backoffDelay,
+  BackendError,
+  BackendUnavailableError,
+  DEFAULT_TASK_RETRY_BACKOFF,
+  InputError,
+  LeaseLostError,
+  validateBackoff,
+} from '@consortium/core';
 import type { BackoffPolicy, Coordinator, Held, JsonValue, Logger, Queue } from '@consortium/core';
 import { assertOpen, closedError, waitError } from './context.js';
 import type { CoordinatorContext } from './context.js';
@@ -15,7 +23,7 @@ import { electionRoot, lockRoot, SequenceClock } from './keys.js';
 import { LocalTurns } from './local-turns.js';
 import { Notifications } from './notifications.js';
 import { SessionKeeper } from './session.js';
-import { retryPause, sleep } from './waits.js';
+import { etcdRetry, sleep } from './waits.js';
 
 /** PEM contents (not paths) of a TLS client: the CA to verify etcd with, and this member's certificate and key. */
 export interface EtcdTls {
@@ -37,7 +45,7 @@ export interface EtcdCoordinatorOptions {
   readonly memberId?: string;
   /** TTL of the session lease; a member that stops keeping it alive loses its holds within it. Default 10. */
   readonly leaseTtlSeconds?: number;
-  /** Backoff of tasks this member fails; default 1 s doubling to 5 minutes. */
+  /** Backoff of tasks this member fails; default `DEFAULT_TASK_RETRY_BACKOFF` (1 s doubling to 5 minutes). */
   readonly retryBackoff?: BackoffPolicy;
   /** Receives what goes wrong in the background; default warnings and errors to the console. */
   readonly logger?: Logger;
@@ -53,8 +61,8 @@ export interface EtcdCoordinatorOptions {
   readonly auth?: { readonly username: string; readonly password: string };
 }
 
-/** The backoff used when none is given: 1 s, doubling, at most 5 minutes. */
-export const defaultEtcdRetryBackoff: BackoffPolicy = { initialMs: 1000, factor: 2, maxMs: 300_000 };
+/** Pauses between start-up checks while etcd is unreachable: 0.2 s doubling to 2 s, jittered. */
+const accessRetry = { ...etcdRetry, initialMs: 200 };
 
 const consoleLogger: Logger = {
   debug: () => undefined,
@@ -108,7 +116,7 @@ export class EtcdCoordinator implements Coordinator {
     }
     this.#requestTimeoutMs = positive('requestTimeoutMs', options.requestTimeoutMs ?? 5000);
     this.#reconcileIntervalMs = positive('reconcileIntervalMs', options.reconcileIntervalMs ?? 30_000);
-    this.#backoff = validateBackoff(options.retryBackoff ?? defaultEtcdRetryBackoff);
+    this.#backoff = validateBackoff(options.retryBackoff ?? DEFAULT_TASK_RETRY_BACKOFF, 'retryBackoff');
     const cluster = options.cluster ?? 'default';
     const prefix = options.prefix ?? `/consortium/${cluster}/`;
     this.prefix = prefix.endsWith('/') ? prefix : `${prefix}/`;
@@ -190,7 +198,7 @@ export class EtcdCoordinator implements Coordinator {
           );
         }
         this.#logger.warn('etcd is unreachable; retrying', { endpoint, error: oneLine(error.message) });
-        await sleep(retryPause(attempt, 200, 2000), this.#closed.signal).catch(() => undefined);
+        await sleep(backoffDelay(accessRetry, attempt), this.#closed.signal).catch(() => undefined);
         assertOpen(this.#context);
       }
     }
@@ -310,18 +318,4 @@ function positive(name: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0)
     throw new InputError(`${name} must be a positive number, got ${value}`);
   return value;
-}
-
-function validateBackoff(backoff: BackoffPolicy): BackoffPolicy {
-  const { initialMs, factor, maxMs } = backoff;
-  if (!Number.isFinite(initialMs) || initialMs < 0) {
-    throw new InputError(`retryBackoff.initialMs must be a finite number >= 0, got ${initialMs}`);
-  }
-  if (!Number.isFinite(factor) || factor < 1) {
-    throw new InputError(`retryBackoff.factor must be a finite number >= 1, got ${factor}`);
-  }
-  if (!Number.isFinite(maxMs) || maxMs < initialMs) {
-    throw new InputError(`retryBackoff.maxMs must be a finite number >= initialMs, got ${maxMs}`);
-  }
-  return backoff;
 }

@@ -49,6 +49,11 @@ export interface RangeOptions {
   readonly countOnly?: boolean;
   readonly revision?: bigint;
   readonly minModRevision?: bigint;
+  /**
+   * Served by the member asked from what it has applied, without a round of consensus: cheaper, possibly a little
+   * behind. Only for reads whose result a guarded transaction checks again (a hint, never a decision).
+   */
+  readonly serializable?: boolean;
 }
 
 /** The result of a transaction. */
@@ -148,6 +153,7 @@ export class EtcdKv {
     if (options.countOnly === true) request.count_only = true;
     if (options.revision !== undefined) request.revision = String(options.revision);
     if (options.minModRevision !== undefined) request.min_mod_revision = String(options.minModRevision);
+    if (options.serializable === true) request.serializable = true;
     return request;
   }
 

@@ -7,20 +7,31 @@
  *     claims/<id>                    {worker, member, attempt, nonce} on the claimer's session lease
  *     dlq/<id>                       empty; the record keeps the last error
  *
- * Enqueue, claim, ack, fail, promotion and reaping are each one transaction whose compares make it apply at most
- * once (never over 128 ops). A claim reads `ready/` in key order with a limit and takes the first key; after a
- * conflicting transaction it picks at random among the first few, to get off a hot head. The claim id is the
- * claim key's create revision; ack and fail compare it, so a late ack from a worker whose lease expired (its claim
- * key went with the lease) is discarded.
+ * Enqueue, claim, ack, fail, promotion and reaping are each guarded by compares that make them apply at most once
+ * (never over 128 ops per transaction). Enqueues and acks that arrive while one is in flight are combined into one
+ * transaction (`TxnBatcher`), and `claimMany` claims several tasks in one: the compares stay per task, so a
+ * combination changes the number of consensus rounds, not what applies. A claim reads `ready/` in key order with a
+ * limit, and the records, as serializable reads (hints: the transaction checks them again), and takes the first
+ * keys; after a conflicting transaction the member picks at random among the first few for a while, to get off a
+ * hot head, and its own concurrent claims never pick the same key. The claim id is the claim key's create
+ * revision (shared by the tasks of one batch, distinct per task key); ack and fail compare it, so a late ack from a
+ * worker whose lease expired (its claim key went with the lease) is discarded.
  *
  * Reaping: every member that waits to claim watches the queue; a deleted claim whose task is still `claimed` means
  * the claimer's lease expired, and the task goes back to `ready/` (or to `dlq/` when out of attempts). A full
  * reconcile (scan of `tasks/` against `claims/`) runs on a member's first idle claim pass, after watch history was
  * compacted and every `reconcileIntervalMs` while claims wait, so orphans are found even when no watch saw them go.
- * Delayed tasks are promoted by whichever claim pass finds them due; a waiting claim sleeps until the earliest one.
+ * Delayed tasks are promoted by whichever claim pass finds them due; a claim pass skips the scan while the last scan
+ * and the watch say none is due (at most for a second); a waiting claim sleeps until the earliest one.
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import { backoffDelay, InputError, LeaseLostError, PayloadTooLargeError } from '@consortium/core';
+import {
+  backoffDelay,
+  InputError,
+  LeaseLostError,
+  PayloadTooLargeError,
+  validateClaimBatch,
+} from '@consortium/core';
 import type {
   BackoffPolicy,
   ClaimedTask,
@@ -38,9 +49,10 @@ import type { KeyValue } from './etcd-kv.js';
 import { KeyWatch } from './key-watch.js';
 import type { WatchEvent } from './key-watch.js';
 import { QueueKeys, sequenceAt } from './keys.js';
+import { TxnBatcher } from './txn-batcher.js';
 import type { SequenceClock } from './keys.js';
 import type { Session } from './session.js';
-import { isAborted, retryPause, sleep } from './waits.js';
+import { etcdRetry, isAborted, sleep } from './waits.js';
 
 /** Default priority of a task; lower runs first. */
 const defaultPriority = 100;
@@ -48,8 +60,14 @@ const defaultPriority = 100;
 const defaultMaxAttempts = 5;
 /** Largest task record; etcd refuses values over 1.5 MiB and big data belongs in the store. */
 const maxRecordBytes = 512 * 1024;
-/** Ready keys read per claim pass; a contended claim picks among them. */
+/** Ready keys read beyond those a claim pass wants; a contended claim picks among them. */
 const readyWindow = 8;
+/** How long a claim conflict makes this member pick at random near the head rather than take the head. */
+const contentionMemoryMs = 1000;
+/** Longest a claim pass goes without scanning for due delayed tasks while the queue is busy. */
+const maxPromoteGapMs = 1000;
+/** Transactions a batch claim tries, each with the tasks still claimable after the last one's conflict. */
+const batchRounds = 3;
 /** Keys read per page when scanning. */
 const pageSize = 256;
 /** Reads per read-only transaction, well under etcd's 128 operations. */
@@ -98,15 +116,50 @@ interface ClaimValue {
 
 /** What one claim pass achieved. */
 type ClaimPass =
-  | {
-      readonly kind: 'claimed';
-      readonly task: ClaimedTask;
-      readonly readyKey: string;
-      readonly before: TaskRecord;
-    }
+  | { readonly kind: 'claimed'; readonly claims: readonly Claimed[] }
   | { readonly kind: 'conflict' }
   | { readonly kind: 'retry' }
   | { readonly kind: 'idle'; readonly revision: bigint; readonly nextDue: number | undefined };
+
+/** A task this member claimed, with what puts it back where it was (when its caller stopped waiting). */
+interface Claimed {
+  readonly task: ClaimedTask;
+  readonly readyKey: string;
+  readonly before: TaskRecord;
+}
+
+/** A ready task a claim pass tries to take, with its record as read. */
+interface Candidate {
+  readonly readyKey: string;
+  readonly id: string;
+  readonly stored: StoredRecord;
+}
+
+/** The claimed task of a claim transaction that applied at `revision` (the claim key's create revision). */
+function claimOf(
+  claim: {
+    readonly readyKey: string;
+    readonly id: string;
+    readonly stored: StoredRecord;
+    readonly attempt: number;
+  },
+  revision: string,
+): Claimed {
+  const before = claim.stored.record;
+  return {
+    task: { id: claim.id, payload: before.p, attempt: claim.attempt, claim: revision },
+    readyKey: claim.readyKey,
+    before,
+  };
+}
+
+/** `n` entries of `items` at random (all of them when there are no more), in their order. */
+function sample<T>(items: readonly T[], n: number): T[] {
+  if (items.length <= n) return [...items];
+  const chosen = new Set<number>();
+  while (chosen.size < n) chosen.add(randomInt(items.length));
+  return [...chosen].sort((x, y) => x - y).map((i) => items[i] as T);
+}
 
 /** Options of an `EtcdQueue`. */
 export interface EtcdQueueOptions {
@@ -123,12 +176,23 @@ export class EtcdQueue implements Queue {
   readonly #options: EtcdQueueOptions;
   #waker: QueueWaker | undefined;
   #lastFullReconcile = 0;
+  /** Enqueues and acks that arrive together go as one transaction. */
+  readonly #writes: TxnBatcher;
+  /** Ready keys that a claim pass of this member is taking now; its other passes leave them alone. */
+  readonly #inFlight = new Set<string>();
+  /** Ready keys once seen without a record that points to them; a second sighting checks whether they are stray. */
+  readonly #strayCandidates = new Set<string>();
+  /** Until when claims pick at random near the head, after another member won a race for it. */
+  #contendedUntil = 0;
+  /** No delayed task is due before this time (ms since the epoch), as far as the last scan and the watch know. */
+  #nextDueHint = 0;
 
   constructor(context: CoordinatorContext, name: string, options: EtcdQueueOptions) {
     this.#context = context;
     this.#name = name;
     this.#keys = new QueueKeys(name);
     this.#options = options;
+    this.#writes = new TxnBatcher(context.kv, `Writing to queue "${name}"`);
   }
 
   /** Adds a task unless its id is known; throws `InputError` for an invalid task. */
@@ -152,29 +216,41 @@ export class EtcdQueue implements Queue {
         k: index,
       };
       const taskKey = this.#keys.task(task.id);
-      const result = await kv.txn(
-        `Enqueueing task ${task.id} on queue "${this.#name}"`,
-        [kv.absent(taskKey)],
-        [kv.put(taskKey, encodeRecord(record, task.id)), kv.put(index, '')],
-      );
-      return result.succeeded;
+      return this.#writes.submit({
+        what: `Enqueueing task ${task.id} on queue "${this.#name}"`,
+        keys: [taskKey, index],
+        compares: [kv.absent(taskKey)],
+        success: [kv.put(taskKey, encodeRecord(record, task.id)), kv.put(index, '')],
+        checks: [kv.read(taskKey, { keysOnly: true })],
+        held: ([read]) => read?.kvs.length === 0,
+      });
     });
   }
 
   /** Waits for a claimable task and claims it; rejects with `CancelledError` when `signal` aborts or on close. */
   async claim(worker: string, signal: AbortSignal): Promise<ClaimedTask> {
+    const [task] = await this.#claimUpTo(worker, 1, signal);
+    return task as ClaimedTask;
+  }
+
+  /** Waits for a claimable task, then claims up to `max` in one transaction; `InputError` for a bad `max`. */
+  async claimMany(worker: string, max: number, signal: AbortSignal): Promise<readonly ClaimedTask[]> {
+    validateClaimBatch(max);
+    return this.#claimUpTo(worker, max, signal);
+  }
+
+  async #claimUpTo(worker: string, max: number, signal: AbortSignal): Promise<ClaimedTask[]> {
     const cancelled = `Claim on queue "${this.#name}" cancelled`;
     if (signal.aborted) throw waitError(this.#context, new WaitAborted(), signal, cancelled);
     assertOpen(this.#context);
     const waitSignal = AbortSignal.any([signal, this.#context.closed]);
     try {
-      let contended = false;
       for (let failures = 0; ;) {
         if (waitSignal.aborted) throw new WaitAborted();
         const session = await this.#context.sessions.acquire(waitSignal);
         let pass: ClaimPass;
         try {
-          pass = await this.#claimPass(session, worker, contended);
+          pass = await this.#claimPass(session, worker, max);
           failures = 0;
         } catch (error) {
           if (error instanceof WaitAborted || !isRetryable(error)) throw error;
@@ -182,23 +258,23 @@ export class EtcdQueue implements Queue {
           this.#context.logger.debug(`Claim pass on queue "${this.#name}" failed; retrying`, {
             error: describeError(error),
           });
-          await sleep(retryPause(failures), waitSignal);
+          await sleep(backoffDelay(etcdRetry, failures), waitSignal);
           continue;
         }
         switch (pass.kind) {
           case 'claimed':
             if (isAborted(waitSignal)) {
-              await this.#unclaim(pass);
+              await Promise.all(pass.claims.map((claim) => this.#unclaim(claim)));
               throw new WaitAborted();
             }
-            return pass.task;
+            return pass.claims.map((claim) => claim.task);
           case 'conflict':
-            contended = true;
+            // Others claim from the same head: pick at random near it for a while instead of racing for it.
+            this.#contendedUntil = Date.now() + contentionMemoryMs;
             break;
           case 'retry':
             break;
           case 'idle':
-            contended = false;
             await this.#wakerFrom(pass.revision).wait(
               pass.revision,
               Math.min(pass.nextDue ?? Infinity, this.#lastFullReconcile + this.#options.reconcileIntervalMs),
@@ -218,12 +294,15 @@ export class EtcdQueue implements Queue {
       if (!isRevision(task.claim)) return false;
       const { kv } = this.#context;
       const claimKey = this.#keys.claim(task.id);
-      const result = await kv.txn(
-        `Acking task ${task.id} on queue "${this.#name}"`,
-        [kv.createIs(claimKey, task.claim)],
-        [kv.delete(claimKey), kv.delete(this.#keys.task(task.id))],
-      );
-      return result.succeeded;
+      const taskKey = this.#keys.task(task.id);
+      return this.#writes.submit({
+        what: `Acking task ${task.id} on queue "${this.#name}"`,
+        keys: [claimKey, taskKey],
+        compares: [kv.createIs(claimKey, task.claim)],
+        success: [kv.delete(claimKey), kv.delete(taskKey)],
+        checks: [kv.read(claimKey, { keysOnly: true })],
+        held: ([read]) => read?.kvs[0]?.createRevision === task.claim,
+      });
     });
   }
 
@@ -318,100 +397,214 @@ export class EtcdQueue implements Queue {
   }
 
   #wakerFrom(revision: bigint): QueueWaker {
-    this.#waker ??= new QueueWaker(this.#context, this.#keys, revision + 1n);
+    if (this.#waker === undefined) {
+      this.#waker = new QueueWaker(this.#context, this.#keys, revision + 1n, (due) => {
+        this.#nextDueHint = Math.min(this.#nextDueHint, due);
+      });
+      // Scans before the watch began may have missed delayed tasks it will not report: scan again first.
+      this.#nextDueHint = 0;
+    }
     return this.#waker;
   }
 
-  /** Promotes due delayed tasks, reaps suspected orphans, then tries to claim the head (or a random near-head). */
-  async #claimPass(session: Session, worker: string, contended: boolean): Promise<ClaimPass> {
+  /**
+   * Promotes due delayed tasks, reaps suspected orphans, then claims up to `max` tasks from the head (or at random
+   * near it while contended) in one transaction. The reads are serializable hints; the transaction's compares (the
+   * ready key still there, the record unchanged) decide, so a stale read costs a retry, never a double claim.
+   */
+  async #claimPass(session: Session, worker: string, max: number): Promise<ClaimPass> {
     const { kv } = this.#context;
-    await this.#promoteDue(Date.now());
+    await this.#promoteIfDue(Date.now());
     if (this.#waker !== undefined && this.#waker.suspects.size > 0 && (await this.#reapSuspects()) > 0) {
       return { kind: 'retry' };
     }
-    const ready = await kv.range(this.#keys.ready, { prefix: true, keysOnly: true, limit: readyWindow });
-    if (ready.kvs.length === 0) {
+    const window = max + readyWindow + this.#inFlight.size;
+    const ready = await kv.range(this.#keys.ready, {
+      prefix: true,
+      keysOnly: true,
+      limit: window,
+      serializable: true,
+    });
+    // From the first pass on, the watch wakes waiting claims and keeps the delayed-task hint.
+    this.#wakerFrom(ready.revision);
+    // Keys that a claim of this member is taking right now are not candidates for its other claims.
+    const free = ready.kvs.filter((entry) => !this.#inFlight.has(entry.key));
+    if (free.length === 0) {
+      if (ready.kvs.length > 0) {
+        // Everything in sight is being claimed here; look again when those claims are through.
+        await sleep(1);
+        return { kind: 'retry' };
+      }
       if (await this.#reconcileIfDue()) return { kind: 'retry' };
       const next = await kv.range(this.#keys.delayed, { prefix: true, keysOnly: true, limit: 1 });
       const first = next.kvs[0];
       const nextDue = first === undefined ? undefined : this.#keys.parseDelayed(first.key)?.due;
+      if (nextDue !== undefined) this.#nextDueHint = Math.min(this.#nextDueHint, nextDue);
       return { kind: 'idle', revision: ready.revision, nextDue };
     }
-
-    const pick = contended ? ready.kvs[randomInt(ready.kvs.length)] : ready.kvs[0];
-    if (pick === undefined) return { kind: 'retry' };
-    const id = this.#keys.idOfReady(pick.key);
-    if (id === undefined) {
-      await this.#dropStray(pick, undefined, undefined);
-      return { kind: 'retry' };
-    }
-    const stored = (await this.#readRecords([id])).get(id);
-    if (stored === undefined || stored.record.s !== 'ready' || stored.record.k !== pick.key) {
-      await this.#dropStray(pick, id, stored);
-      return { kind: 'retry' };
-    }
-    const before = stored.record;
-    const attempt = before.a + 1;
-    const nonce = randomUUID();
-    const claimed: TaskRecord = {
-      p: before.p,
-      r: before.r,
-      m: before.m,
-      a: attempt,
-      s: 'claimed',
-      w: `${worker}@${this.#context.memberId}`,
-    };
-    const claimValue: ClaimValue = { w: worker, m: this.#context.memberId, a: attempt, n: nonce };
-    const taskKey = this.#keys.task(id);
-    const claimKey = this.#keys.claim(id);
-    let claim: string | undefined;
+    const picks = Date.now() < this.#contendedUntil ? sample(free, max) : free.slice(0, max);
+    for (const pick of picks) this.#inFlight.add(pick.key);
     try {
-      const result = await kv.txn(
-        `Claiming task ${id} on queue "${this.#name}"`,
-        [kv.exists(pick.key), kv.modIs(taskKey, stored.modRevision)],
-        [
-          kv.delete(pick.key),
-          kv.put(taskKey, encodeRecord(claimed, id)),
-          kv.put(claimKey, JSON.stringify(claimValue), session.leaseId),
-        ],
+      return await this.#claimPicks(session, worker, picks);
+    } finally {
+      for (const pick of picks) this.#inFlight.delete(pick.key);
+    }
+  }
+
+  /** Reads the records of the picked ready keys and claims the valid ones in one transaction. */
+  async #claimPicks(session: Session, worker: string, picks: readonly KeyValue[]): Promise<ClaimPass> {
+    const entries = picks.map((pick) => ({ pick, id: this.#keys.idOfReady(pick.key) }));
+    const ids = entries.flatMap((entry) => (entry.id === undefined ? [] : [entry.id]));
+    const records = await this.#readRecords(ids, undefined, true);
+    let candidates: Candidate[] = [];
+    for (const { pick, id } of entries) {
+      const stored = id === undefined ? undefined : records.get(id);
+      if (
+        id === undefined ||
+        stored === undefined ||
+        stored.record.s !== 'ready' ||
+        stored.record.k !== pick.key
+      ) {
+        // Usually a read a little behind a claim elsewhere. Seen twice, the key may be stray: a guarded delete
+        // against the present decides (it deletes nothing when a record points to the key after all).
+        if (this.#strayCandidates.delete(pick.key)) await this.#dropStray(pick, id, stored);
+        else {
+          if (this.#strayCandidates.size >= maxSuspects) this.#strayCandidates.clear();
+          this.#strayCandidates.add(pick.key);
+        }
+        continue;
+      }
+      candidates.push({ readyKey: pick.key, id, stored });
+    }
+    if (candidates.length === 0) return { kind: 'conflict' };
+    const nonce = randomUUID();
+    for (let round = 0; round < batchRounds && candidates.length > 0; round++) {
+      const outcome = await this.#claimTxn(session, worker, candidates, nonce);
+      if (outcome.kind !== 'partial') return outcome;
+      candidates = outcome.valid;
+    }
+    return { kind: 'conflict' };
+  }
+
+  /**
+   * One claim transaction over `candidates`. When a compare fails, the failure branch reads back every ready key
+   * and record, so that the candidates still valid are retried at once without another read.
+   */
+  async #claimTxn(
+    session: Session,
+    worker: string,
+    candidates: readonly Candidate[],
+    nonce: string,
+  ): Promise<ClaimPass | { readonly kind: 'partial'; readonly valid: Candidate[] }> {
+    const { kv } = this.#context;
+    const claims = candidates.map(({ readyKey, id, stored }) => {
+      const before = stored.record;
+      const attempt = before.a + 1;
+      const claimed: TaskRecord = {
+        p: before.p,
+        r: before.r,
+        m: before.m,
+        a: attempt,
+        s: 'claimed',
+        w: `${worker}@${this.#context.memberId}`,
+      };
+      const claimValue: ClaimValue = { w: worker, m: this.#context.memberId, a: attempt, n: nonce };
+      return { readyKey, id, stored, attempt, claimed, claimValue };
+    });
+    let result;
+    try {
+      result = await kv.txn(
+        claims.length === 1
+          ? `Claiming task ${claims[0]?.id ?? ''} on queue "${this.#name}"`
+          : `Claiming ${claims.length} tasks on queue "${this.#name}"`,
+        claims.flatMap(({ readyKey, id, stored }) => [
+          kv.exists(readyKey),
+          kv.modIs(this.#keys.task(id), stored.modRevision),
+        ]),
+        claims.flatMap(({ readyKey, id, claimed, claimValue }) => [
+          kv.delete(readyKey),
+          kv.put(this.#keys.task(id), encodeRecord(claimed, id)),
+          kv.put(this.#keys.claim(id), JSON.stringify(claimValue), session.leaseId),
+        ]),
+        claims.length === 1
+          ? []
+          : claims.flatMap(({ readyKey, id }) => [
+              kv.read(readyKey, { keysOnly: true }),
+              kv.read(this.#keys.task(id), { keysOnly: true }),
+            ]),
       );
-      if (!result.succeeded) return { kind: 'conflict' };
-      claim = String(result.revision);
     } catch (error) {
       if (error instanceof LeaseLostError) {
         this.#context.sessions.end(session, error.message);
         return { kind: 'retry' };
       }
       if (!isRetryable(error)) throw error;
-      // The transaction may have applied with its answer lost: the nonce tells whether the claim is ours.
-      claim = await this.#verifyClaim(claimKey, nonce, session);
-      if (claim === undefined) throw error;
+      // The transaction may have applied with its answer lost: the nonce tells which claims are ours.
+      const verified = await this.#verifyClaims(
+        claims.map(({ id }) => id),
+        nonce,
+        session,
+      );
+      if (verified === undefined) throw error;
+      const ours = claims.flatMap((claim) => {
+        const revision = verified.get(claim.id);
+        return revision === undefined ? [] : [{ ...claim, revision }];
+      });
+      if (ours.length === 0) throw error;
+      return { kind: 'claimed', claims: ours.map((claim) => claimOf(claim, claim.revision)) };
     }
-    return { kind: 'claimed', task: { id, payload: before.p, attempt, claim }, readyKey: pick.key, before };
+    if (result.succeeded) {
+      const revision = String(result.revision);
+      return { kind: 'claimed', claims: claims.map((claim) => claimOf(claim, revision)) };
+    }
+    if (claims.length === 1) return { kind: 'conflict' };
+    const valid = candidates.filter(({ stored }, i) => {
+      const index = result.ranges[2 * i]?.kvs[0];
+      const record = result.ranges[2 * i + 1]?.kvs[0];
+      return index !== undefined && record?.modRevision === stored.modRevision;
+    });
+    return valid.length === 0 ? { kind: 'conflict' } : { kind: 'partial', valid };
   }
 
-  /** The create revision of our claim when `claimKey` holds our nonce; undefined when it does not or we cannot tell. */
-  async #verifyClaim(claimKey: string, nonce: string, session: Session): Promise<string | undefined> {
+  /**
+   * The create revisions of the claims among `ids` that hold our nonce; undefined when we cannot tell (then the
+   * session is ended, so that whatever did apply comes back with the lease).
+   */
+  async #verifyClaims(
+    ids: readonly string[],
+    nonce: string,
+    session: Session,
+  ): Promise<Map<string, string> | undefined> {
+    const { kv } = this.#context;
     for (let attempt = 1; attempt <= repairAttempts && session.alive; attempt++) {
       try {
-        const read = await this.#context.kv.range(claimKey);
-        const kv = read.kvs[0];
-        if (kv === undefined) return undefined;
-        const value = parseJson(kv.value) as Partial<ClaimValue> | undefined;
-        return value?.n === nonce ? kv.createRevision : undefined;
+        const read = await kv.txn(
+          `Verifying claims on queue "${this.#name}"`,
+          [],
+          ids.map((id) => kv.read(this.#keys.claim(id))),
+        );
+        const ours = new Map<string, string>();
+        ids.forEach((id, i) => {
+          const claim = read.ranges[i]?.kvs[0];
+          if (claim === undefined) return;
+          const value = parseJson(claim.value) as Partial<ClaimValue> | undefined;
+          if (value?.n === nonce) ours.set(id, claim.createRevision);
+        });
+        return ours;
       } catch {
-        await sleep(retryPause(attempt)).catch(() => undefined);
+        await sleep(backoffDelay(etcdRetry, attempt)).catch(() => undefined);
       }
     }
-    // Unknown: if it applied, the claim stays until our lease ends; ending it now hands the task on.
-    if (session.alive) this.#context.sessions.end(session, `could not verify a claim on ${claimKey}`);
+    // Unknown: if it applied, the claims stay until our lease ends; ending it now hands the tasks on.
+    if (session.alive)
+      this.#context.sessions.end(session, `could not verify claims on queue "${this.#name}"`);
     return undefined;
   }
 
   /** Gives back a task claimed for a caller that stopped waiting, in its old place and with its old attempts. */
-  async #unclaim(pass: Extract<ClaimPass, { kind: 'claimed' }>): Promise<void> {
+  async #unclaim(claimed: Claimed): Promise<void> {
     const { kv } = this.#context;
-    const { id, claim } = pass.task;
+    const { id, claim } = claimed.task;
     const claimKey = this.#keys.claim(id);
     for (let attempt = 1; attempt <= repairAttempts; attempt++) {
       try {
@@ -420,14 +613,14 @@ export class EtcdQueue implements Queue {
           [kv.createIs(claimKey, claim), kv.modIs(this.#keys.task(id), claim)],
           [
             kv.delete(claimKey),
-            kv.put(this.#keys.task(id), encodeRecord(pass.before, id)),
-            kv.put(pass.readyKey, ''),
+            kv.put(this.#keys.task(id), encodeRecord(claimed.before, id)),
+            kv.put(claimed.readyKey, ''),
           ],
         );
         return;
       } catch (error) {
         if (!isRetryable(error)) break;
-        await sleep(retryPause(attempt)).catch(() => undefined);
+        await sleep(backoffDelay(etcdRetry, attempt)).catch(() => undefined);
       }
     }
     this.#context.logger.warn(
@@ -449,14 +642,37 @@ export class EtcdQueue implements Queue {
     await kv.txn(`Dropping stray index key ${index.key}`, guards, [kv.delete(index.key)]);
   }
 
+  /**
+   * Promotes due delayed tasks when one may be due: a claim pass skips the scan while the watch (which lowers
+   * `#nextDueHint` for every delayed task it sees) and the last scan agree that none is, at most for
+   * `maxPromoteGapMs`, so that a hint lost to a race costs a little delay, never a stuck task.
+   */
+  async #promoteIfDue(now: number): Promise<void> {
+    if (this.#waker === undefined || this.#waker.gapped || now >= this.#nextDueHint)
+      await this.#promoteDue(now);
+  }
+
   /** Moves delayed tasks due by `now` to `ready/`, keeping their due time as their place in line. */
   async #promoteDue(now: number): Promise<number> {
     const { kv } = this.#context;
-    const due = await kv.range(this.#keys.delayed, {
-      end: this.#keys.delayedDueEnd(now),
-      keysOnly: true,
-      limit: 32,
-    });
+    const dueEnd = this.#keys.delayedDueEnd(now);
+    const scan = await kv.txn(
+      `Scanning delayed tasks of queue "${this.#name}"`,
+      [],
+      [
+        kv.read(this.#keys.delayed, { end: dueEnd, keysOnly: true, limit: 32, serializable: true }),
+        kv.read(dueEnd, {
+          end: prefixUpperBound(this.#keys.delayed),
+          keysOnly: true,
+          limit: 1,
+          serializable: true,
+        }),
+      ],
+    );
+    const due = scan.ranges[0] ?? { kvs: [], more: false };
+    const upcoming = scan.ranges[1]?.kvs[0];
+    const nextDue = upcoming === undefined ? Infinity : (this.#keys.parseDelayed(upcoming.key)?.due ?? 0);
+    this.#nextDueHint = Math.min(due.more ? now : nextDue, now + maxPromoteGapMs);
     if (due.kvs.length === 0) return 0;
     const entries = due.kvs.flatMap((index) => {
       const parsed = this.#keys.parseDelayed(index.key);
@@ -604,12 +820,16 @@ export class EtcdQueue implements Queue {
   }
 
   /** Reads task records by id, in read-only transactions of at most `readBatch` reads. */
-  async #readRecords(ids: readonly string[], revision?: bigint): Promise<Map<string, StoredRecord>> {
+  async #readRecords(
+    ids: readonly string[],
+    revision?: bigint,
+    serializable = false,
+  ): Promise<Map<string, StoredRecord>> {
     const { kv } = this.#context;
     const records = new Map<string, StoredRecord>();
     for (let i = 0; i < ids.length; i += readBatch) {
       const batch = ids.slice(i, i + readBatch);
-      const options = revision === undefined ? {} : { revision };
+      const options = { ...(revision === undefined ? {} : { revision }), serializable };
       const result = await kv.txn(
         `Reading tasks of queue "${this.#name}"`,
         [],
@@ -636,14 +856,22 @@ class QueueWaker {
   readonly #watch: KeyWatch;
   readonly #keys: QueueKeys;
   readonly #listeners = new Set<() => void>();
+  /** Told the due time of every delayed task the watch sees. */
+  readonly #onDelayed: (due: number) => void;
   /** Every relevant change from this revision on has been seen. */
   #coveredFrom: bigint;
   /** The revision of the newest relevant change seen. */
   #latest = 0n;
   #gap = false;
 
-  constructor(context: CoordinatorContext, keys: QueueKeys, fromRevision: bigint) {
+  constructor(
+    context: CoordinatorContext,
+    keys: QueueKeys,
+    fromRevision: bigint,
+    onDelayed: (due: number) => void,
+  ) {
     this.#keys = keys;
+    this.#onDelayed = onDelayed;
     this.#coveredFrom = fromRevision;
     this.#watch = new KeyWatch(context.kv, {
       key: keys.root,
@@ -712,14 +940,31 @@ class QueueWaker {
     this.#watch.close();
   }
 
+  /** True while the watch may have missed changes (its history was compacted and it has not caught up). */
+  get gapped(): boolean {
+    return this.#gap;
+  }
+
   #onEvents(events: readonly WatchEvent[]): void {
     let relevant = false;
+    // An ack, fail or burial deletes the claim and writes the task in one revision; a lease that expires deletes
+    // the claim alone. Only the latter makes an orphan, so only it is worth checking.
+    const settled = new Set<string>();
+    for (const event of events) {
+      const { key } = event.kv;
+      if (key.startsWith(this.#keys.tasks))
+        settled.add(`${event.revision}/${key.slice(this.#keys.tasks.length)}`);
+    }
     for (const event of events) {
       const { key } = event.kv;
       if (event.type === 'put' && (key.startsWith(this.#keys.ready) || key.startsWith(this.#keys.delayed))) {
+        const delayed = this.#keys.parseDelayed(key);
+        if (delayed !== undefined) this.#onDelayed(delayed.due);
         relevant = true;
       } else if (event.type === 'delete' && key.startsWith(this.#keys.claims)) {
-        this.suspects.add(key.slice(this.#keys.claims.length));
+        const id = key.slice(this.#keys.claims.length);
+        if (settled.has(`${event.revision}/${id}`)) continue;
+        this.suspects.add(id);
         relevant = true;
       } else {
         continue;

@@ -1,3 +1,3 @@
 /** @consortium/coord-etcd: the etcd coordinator for cluster mode (DESIGN.md §5). */
-export { defaultEtcdRetryBackoff, EtcdCoordinator } from './etcd-coordinator.js';
+export { EtcdCoordinator } from './etcd-coordinator.js';
 export type { EtcdCoordinatorOptions, EtcdTls } from './etcd-coordinator.js';

@@ -4,13 +4,17 @@
  * It runs its own gRPC stream rather than etcd3's shared watch manager, whose reconnect can skip events (it resumes
  * from the creation header, not from what was delivered) and which drops a watcher for good on compaction.
  */
+import { backoffDelay } from '@consortium/core';
 import type { Logger } from '@consortium/core';
 import { FilterType } from 'etcd3';
 import type { IDuplexStream, IWatchCreateRequest, IWatchRequest, IWatchResponse } from 'etcd3';
 import { translateEtcdError } from './etcd-errors.js';
 import { closeStream, prefixEnd } from './etcd-kv.js';
 import type { EtcdKv, KeyValue } from './etcd-kv.js';
-import { retryPause } from './waits.js';
+import { reconnectRetry } from './waits.js';
+
+/** Pauses between watch reconnects: the reconnect policy up to 1 s. */
+const watchRetry = { ...reconnectRetry, maxMs: 1000 };
 
 /** One change seen by a watch. */
 export interface WatchEvent {
@@ -102,7 +106,7 @@ export class KeyWatch {
         failures = outcome.connected ? 1 : failures + 1;
         this.#options.onInterrupted?.(outcome.error);
       }
-      await this.#pause(retryPause(failures, 50, 1000));
+      await this.#pause(backoffDelay(watchRetry, failures));
     }
   }
 

@@ -6,14 +6,14 @@
  * A lost session is revoked (best effort) so that its keys go at once, and the next caller gets a fresh one.
  */
 import { setMaxListeners } from 'node:events';
-import { CancelledError, LeaseLostError } from '@consortium/core';
+import { backoffDelay, CancelledError, LeaseLostError } from '@consortium/core';
 import type { Logger } from '@consortium/core';
 import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 import { isRetryable, WaitAborted } from './etcd-errors.js';
 import { closeStream } from './etcd-kv.js';
 import type { EtcdKv } from './etcd-kv.js';
 import { leaseHex } from './keys.js';
-import { abortable, isAborted, retryPause, sleep } from './waits.js';
+import { abortable, etcdRetry, isAborted, reconnectRetry, sleep } from './waits.js';
 
 /** One granted lease and what hangs on it. */
 export class Session {
@@ -153,7 +153,7 @@ export class SessionKeeper {
         this.#options.logger.debug('Granting a session lease failed; retrying', {
           error: error instanceof Error ? error.message : String(error),
         });
-        await sleep(retryPause(attempt), this.#options.closed);
+        await sleep(backoffDelay(etcdRetry, attempt), this.#options.closed);
       }
     }
   }
@@ -186,7 +186,7 @@ export class SessionKeeper {
       try {
         stream = await this.#kv.keepAliveStream();
       } catch {
-        await sleep(retryPause(attempt, 50, 500), session.lost).catch(() => undefined);
+        await sleep(backoffDelay(reconnectRetry, attempt), session.lost).catch(() => undefined);
         continue;
       }
       const failure = await this.#runKeepAlive(session, stream, intervalMs);
@@ -195,7 +195,7 @@ export class SessionKeeper {
         lease: session.leaseHex,
         error: failure.message,
       });
-      await sleep(retryPause(attempt, 50, 500), session.lost).catch(() => undefined);
+      await sleep(backoffDelay(reconnectRetry, attempt), session.lost).catch(() => undefined);
     }
   }
 

@@ -1,4 +1,5 @@
 /** Small helpers for waits that a signal can cut short; they reject with `WaitAborted`. */
+import type { BackoffPolicy } from '@consortium/core';
 import { WaitAborted } from './etcd-errors.js';
 
 /** Waits `ms`; rejects with `WaitAborted` when `signal` aborts first. The timer does not keep the process up. */
@@ -57,8 +58,8 @@ export function isAborted(signal: AbortSignal): boolean {
   return signal.aborted;
 }
 
-/** A delay for attempt `n` (1-based) of a retry loop: doubling from `initialMs` to `maxMs`, with ±25 % jitter. */
-export function retryPause(n: number, initialMs = 100, maxMs = 2000): number {
-  const base = Math.min(maxMs, initialMs * 2 ** Math.max(0, n - 1));
-  return base * (0.75 + Math.random() * 0.5);
-}
+/** Pauses of the coordinator's retry loops (requests, repairs): 0.1 s doubling to 2 s, ±25 % so retriers spread. */
+export const etcdRetry: BackoffPolicy = { initialMs: 100, factor: 2, maxMs: 2000, jitter: 0.25 };
+
+/** Pauses of the session's and watches' reconnect loops: 50 ms doubling to 0.5 s (1 s for watches), jittered. */
+export const reconnectRetry: BackoffPolicy = { initialMs: 50, factor: 2, maxMs: 500, jitter: 0.25 };

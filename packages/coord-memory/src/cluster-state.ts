@@ -5,6 +5,7 @@
  * Internal to this package: `MemoryCluster` and `MemoryCoordinator` are the public face.
  */
 import {
+  backoffDelay,
   CancelledError,
   ConflictError,
   InputError,
@@ -13,6 +14,7 @@ import {
   toErrorInfo,
 } from '@consortium/core';
 import type {
+  BackoffPolicy,
   ClaimedTask,
   DeadTask,
   ErrorInfo,
@@ -22,8 +24,6 @@ import type {
   QueueStats,
   QueueTask,
 } from '@consortium/core';
-import { retryDelay } from './backoff.js';
-import type { RetryBackoff } from './backoff.js';
 import { Heap } from './heap.js';
 
 /** Default priority of a task; lower runs first. */
@@ -383,6 +383,19 @@ export class ClusterState {
     });
   }
 
+  /** Claims up to `max` tasks that are claimable now, in dispatch order, without waiting; possibly none. */
+  claimReady(queueName: string, member: MemberSession, worker: string, max: number): ClaimedTask[] {
+    member.assertOpen();
+    const queue = this.#queue(queueName);
+    this.#dispatch(queue);
+    const claimed: ClaimedTask[] = [];
+    for (let record = queue.ready.pop(); record !== undefined; record = queue.ready.pop()) {
+      claimed.push(this.#grantClaim(record, member, worker));
+      if (claimed.length >= max) break;
+    }
+    return claimed;
+  }
+
   /** Completes a claimed task; false when `task.claim` is no longer the task's claim. */
   ack(queueName: string, member: MemberSession, task: ClaimedTask): boolean {
     member.assertOpen();
@@ -399,7 +412,7 @@ export class ClusterState {
     member: MemberSession,
     task: ClaimedTask,
     error: ErrorInfo,
-    backoff: RetryBackoff,
+    backoff: BackoffPolicy,
   ): 'retry' | 'dead' | 'lost' {
     member.assertOpen();
     const record = this.#claimed(queueName, task);
@@ -409,7 +422,7 @@ export class ClusterState {
       this.#bury(record, structuredClone(error));
       return 'dead';
     }
-    this.#delay(record, Date.now() + retryDelay(backoff, record.attempts));
+    this.#delay(record, Date.now() + backoffDelay(backoff, record.attempts));
     this.#dispatch(record.queue);
     return 'retry';
   }

@@ -1,4 +1,3 @@
 /** @consortium/coord-memory: the in-process coordinator for one process (`consortium dev`) and for tests. */
-export * from './backoff.js';
 export { MemoryCluster } from './memory-cluster.js';
 export * from './memory-coordinator.js';

@@ -2,7 +2,6 @@ import { CancelledError, ConflictError, InputError, LeaseLostError, NotFoundErro
 import type { ErrorInfo, JsonValue } from '@consortium/core';
 import { describeCoordinatorContract } from '@consortium/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { defaultRetryBackoff, retryDelay } from './backoff.js';
 import { MemoryCluster } from './memory-cluster.js';
 import { MemoryCoordinator } from './memory-coordinator.js';
 
@@ -52,14 +51,6 @@ function thrown(fn: () => unknown): unknown {
 
 const failure: ErrorInfo = { code: 'BACKEND_UNAVAILABLE', message: 'bmc timed out', retryable: true };
 const backoff = { initialMs: 100, factor: 2, maxMs: 500 };
-
-describe('retryDelay', () => {
-  it('grows by the factor per attempt and stops at maxMs', () => {
-    expect([1, 2, 3, 4, 5].map((attempt) => retryDelay(backoff, attempt))).toEqual([100, 200, 400, 500, 500]);
-    expect(retryDelay({ initialMs: 50, factor: 1, maxMs: 50 }, 7)).toBe(50);
-    expect(retryDelay(defaultRetryBackoff, 1)).toBe(1000);
-  });
-});
 
 describe('MemoryCoordinator', () => {
   const stop = new AbortController();

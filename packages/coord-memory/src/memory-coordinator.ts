@@ -1,6 +1,8 @@
 /** The in-process coordinator: a member of a `MemoryCluster`. */
 import { randomUUID } from 'node:crypto';
+import { DEFAULT_TASK_RETRY_BACKOFF, validateBackoff, validateClaimBatch } from '@consortium/core';
 import type {
+  BackoffPolicy,
   ClaimedTask,
   Coordinator,
   DeadTask,
@@ -12,8 +14,6 @@ import type {
   QueueStats,
   QueueTask,
 } from '@consortium/core';
-import { defaultRetryBackoff, validateRetryBackoff } from './backoff.js';
-import type { RetryBackoff } from './backoff.js';
 import type { ClusterState, MemberSession } from './cluster-state.js';
 import { clusterState } from './memory-cluster.js';
 import type { MemoryCluster } from './memory-cluster.js';
@@ -22,8 +22,8 @@ import type { MemoryCluster } from './memory-cluster.js';
 export interface MemoryCoordinatorOptions {
   /** Unique among the open members of the cluster; default a random id. */
   readonly memberId?: string;
-  /** Backoff of tasks this member fails; default `defaultRetryBackoff`. */
-  readonly retryBackoff?: RetryBackoff;
+  /** Backoff of tasks this member fails; default `DEFAULT_TASK_RETRY_BACKOFF`. */
+  readonly retryBackoff?: BackoffPolicy;
   /** Receives errors thrown by notification listeners; default writes them to the console. */
   readonly logger?: Pick<Logger, 'error'>;
 }
@@ -44,11 +44,11 @@ export class MemoryCoordinator implements Coordinator {
   readonly memberId: string;
   readonly #state: ClusterState;
   readonly #session: MemberSession;
-  readonly #backoff: RetryBackoff;
+  readonly #backoff: BackoffPolicy;
   readonly #queues = new Map<string, Queue>();
 
   constructor(cluster: MemoryCluster, options: MemoryCoordinatorOptions = {}) {
-    this.#backoff = validateRetryBackoff(options.retryBackoff ?? defaultRetryBackoff);
+    this.#backoff = validateBackoff(options.retryBackoff ?? DEFAULT_TASK_RETRY_BACKOFF, 'retryBackoff');
     this.memberId = options.memberId ?? `memory-${randomUUID()}`;
     this.#state = clusterState(cluster);
     this.#session = this.#state.join(this.memberId, options.logger ?? consoleLogger);
@@ -102,6 +102,12 @@ export class MemoryCoordinator implements Coordinator {
       enqueue: (task: QueueTask): Promise<boolean> => call(() => state.enqueue(name, session, task)),
       claim: (worker: string, signal: AbortSignal): Promise<ClaimedTask> =>
         this.#call(() => state.claim(name, session, worker, signal)),
+      claimMany: (worker: string, max: number, signal: AbortSignal): Promise<readonly ClaimedTask[]> =>
+        this.#call(async () => {
+          validateClaimBatch(max);
+          const first = await state.claim(name, session, worker, signal);
+          return [first, ...state.claimReady(name, session, worker, max - 1)];
+        }),
       ack: (task: ClaimedTask): Promise<boolean> => call(() => state.ack(name, session, task)),
       fail: (task: ClaimedTask, error: ErrorInfo): Promise<'retry' | 'dead' | 'lost'> =>
         call(() => state.fail(name, session, task, error, backoff)),

@@ -29,7 +29,8 @@ import type {
   TaskResult,
   TaskState,
 } from './planner/types.js';
-import { backoffDelay, DEFAULT_PLANNER_OPTIONS, isTerminal } from './planner/types.js';
+import { backoffDelay } from './backoff.js';
+import { DEFAULT_PLANNER_OPTIONS, isTerminal } from './planner/types.js';
 import { describe, FirstFailure, proposedUpdate } from './planner/updates.js';
 import { hopelessReason, nudgesFor, wakeDeferred } from './planner/wakeups.js';
 import { syncsFor } from './planner/watches.js';

@@ -54,6 +54,9 @@ import { stopped } from './runnable.js';
 /** Wait before driving a job again after a passing fault: 0.25 s doubling to 10 s. */
 const RESUME_BACKOFF = { initialMs: 250, factor: 2, maxMs: 10_000 };
 
+/** Most jobs or results the master takes from its queues in one claim. */
+const QUEUE_BATCH = 16;
+
 const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'expired', 'cancelled'];
 
 /** Dependencies of the master. */
@@ -202,13 +205,18 @@ export class Master implements Runnable {
     const queue = this.deps.coordinator.queue(JOB_QUEUE);
     while (!signal.aborted) {
       try {
-        const claimed = await queue.claim(this.deps.coordinator.memberId, signal);
-        try {
-          this.schedule(decodeJobId(claimed.payload), signal);
-        } catch (error) {
-          this.deps.logger.error('dropped a malformed job queue entry', { error: (error as Error).message });
+        // A burst of submissions is taken in batches: one claim and one combined ack for up to a batch of jobs.
+        const claimed = await queue.claimMany(this.deps.coordinator.memberId, QUEUE_BATCH, signal);
+        for (const entry of claimed) {
+          try {
+            this.schedule(decodeJobId(entry.payload), signal);
+          } catch (error) {
+            this.deps.logger.error('dropped a malformed job queue entry', {
+              error: (error as Error).message,
+            });
+          }
         }
-        await queue.ack(claimed);
+        await Promise.all(claimed.map((entry) => queue.ack(entry)));
       } catch (error) {
         if (error instanceof CancelledError || stopped(signal)) return;
         this.deps.logger.error('claiming jobs failed', { error: (error as Error).message });
@@ -221,9 +229,9 @@ export class Master implements Runnable {
     const queue = this.deps.coordinator.queue(RESULT_QUEUE);
     while (!signal.aborted) {
       try {
-        const claimed = await queue.claim(this.deps.coordinator.memberId, signal);
-        this.take(claimed.payload);
-        await queue.ack(claimed);
+        const claimed = await queue.claimMany(this.deps.coordinator.memberId, QUEUE_BATCH, signal);
+        for (const entry of claimed) this.take(entry.payload);
+        await Promise.all(claimed.map((entry) => queue.ack(entry)));
       } catch (error) {
         if (error instanceof CancelledError || stopped(signal)) return;
         this.deps.logger.error('claiming results failed', { error: (error as Error).message });

@@ -37,6 +37,7 @@ function flaky(inner: Coordinator, faults: Faults): Coordinator {
       return fault === undefined ? queue.enqueue(task) : Promise.reject(fault);
     },
     claim: (worker, signal) => queue.claim(worker, signal),
+    claimMany: (worker, max, signal) => queue.claimMany(worker, max, signal),
     ack: (task) => {
       const fault = name === TASK_QUEUE ? faults.ackTask.shift() : undefined;
       return fault === undefined ? queue.ack(task) : Promise.reject(fault);

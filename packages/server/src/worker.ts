@@ -5,7 +5,13 @@
  * A task runs under a lock on its id, so that two attempts of one task never run at the same time.
  */
 import type { ClaimedTask, Clock, Coordinator, Held, Queue, TaskResult } from '@consortium/core';
-import { CancelledError, isConsortiumError, runProviderTask, toErrorInfo } from '@consortium/core';
+import {
+  backoffDelay,
+  CancelledError,
+  isConsortiumError,
+  runProviderTask,
+  toErrorInfo,
+} from '@consortium/core';
 import type winston from 'winston';
 import type { Metrics } from './metrics.js';
 import type { KindRuntime } from './plugins.js';
@@ -22,10 +28,8 @@ export function taskLockKey(taskId: string): string {
   return `task/${taskId}`;
 }
 
-/** First pause before handing a result back again after a retryable failure; doubles up to `RETRY_MAX_MS`. */
-const RETRY_INITIAL_MS = 250;
-/** Longest pause between attempts at handing a result back. */
-const RETRY_MAX_MS = 5000;
+/** Pauses between attempts at handing a result back after a retryable failure: 0.25 s doubling to 5 s. */
+const HAND_BACK_BACKOFF = { initialMs: 250, factor: 2, maxMs: 5000 };
 
 /** Dependencies of a worker. */
 export interface WorkerDeps {
@@ -192,7 +196,7 @@ export class Worker implements Runnable {
         const retryable = isConsortiumError(error) && error.retryable && !(error instanceof CancelledError);
         if (!retryable || hardStop?.aborted === true) throw error;
         logger.warn(`${what} failed; retrying`, { task, attempt, error: error.message });
-        await clock.sleep(Math.min(RETRY_MAX_MS, RETRY_INITIAL_MS * 2 ** (attempt - 1)), hardStop);
+        await clock.sleep(backoffDelay(HAND_BACK_BACKOFF, attempt), hardStop);
       }
     }
   }

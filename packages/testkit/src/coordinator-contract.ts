@@ -8,9 +8,10 @@
  *   `Claim on queue "<queue>" cancelled`; waits cut short by `close()` with `Coordinator <memberId> closed`;
  * - a task is claimed in (priority, enqueue order) order by a lone claimer, and its claims are counted in
  *   `attempt`, including a claim lost with its member; an acked id is forgotten and may be enqueued again;
+ * - `claimMany` takes the claimable tasks in the same order, each claimed as by `claim` (lost with its member);
  * - `close()` is safe to call more than once.
  */
-import { CancelledError, LeaseLostError } from '@consortium/core';
+import { CancelledError, InputError, LeaseLostError, MAX_CLAIM_BATCH } from '@consortium/core';
 import type { ClaimedTask, Coordinator, ErrorInfo, Held, JsonValue, Queue } from '@consortium/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
@@ -440,6 +441,70 @@ export function describeCoordinatorContract(name: string, makeCluster: MakeCoord
         });
       }
 
+      for (const [how, verb] of ends) {
+        it(`returns every task of a batch claimed by a member that ${verb}`, async ({ skip }) => {
+          const qa = a.queue('q');
+          await qa.enqueue({ id: 't1', payload: 1 });
+          await qa.enqueue({ id: 't2', payload: 2 });
+          const orphans = await within(qa.claimMany('w', 4, scope.signal), 'a batch claim');
+          expect(orphans.map((task) => task.id)).toEqual(['t1', 't2']);
+          await end(0, how, skip);
+          const qb = b.queue('q');
+          const again = [await claim(qb), await claim(qb)];
+          expect(again.map((task) => [task.id, task.attempt])).toEqual([
+            ['t1', 2],
+            ['t2', 2],
+          ]);
+          for (const orphan of orphans) expect(await qb.ack(orphan)).toBe(false);
+          for (const task of again) expect(await qb.ack(task)).toBe(true);
+        });
+      }
+
+      it('claims a batch in dispatch order, each task acked or failed on its own', async () => {
+        const qa = a.queue('q');
+        const qb = b.queue('q');
+        await qa.enqueue({ id: 'default-1', payload: 'd1' });
+        await qa.enqueue({ id: 'urgent', payload: 'u', priority: 10 });
+        await qa.enqueue({ id: 'default-2', payload: 'd2' });
+        await qa.enqueue({ id: 'later', payload: null, notBefore: Date.now() + 60_000 });
+        const first = await within(qb.claimMany('w', 2, scope.signal), 'a batch claim');
+        expect(first.map(({ id, payload, attempt }) => ({ id, payload, attempt }))).toEqual([
+          { id: 'urgent', payload: 'u', attempt: 1 },
+          { id: 'default-1', payload: 'd1', attempt: 1 },
+        ]);
+        const rest = await within(qb.claimMany('w', 8, scope.signal), 'a batch claim');
+        expect(rest.map((task) => task.id)).toEqual(['default-2']);
+        expect(await qa.stats()).toEqual({ ready: 0, delayed: 1, claimed: 3, dead: 0 });
+        const [urgent, default1] = first as [ClaimedTask, ClaimedTask];
+        expect(await qa.ack(urgent)).toBe(true);
+        expect(await qa.ack(urgent)).toBe(false);
+        expect(await qa.fail(default1, failure)).toBe('retry');
+        expect(await qb.ack(rest[0] as ClaimedTask)).toBe(true);
+        expect(await qa.stats()).toEqual({ ready: 0, delayed: 2, claimed: 0, dead: 0 });
+      });
+
+      it('makes claimMany() wait for a first task and refuses a batch size out of range', async () => {
+        const pending = watch(b.queue('q').claimMany('w', 3, scope.signal));
+        await expectPending(pending);
+        await a.queue('q').enqueue({ id: 't1', payload: null });
+        const batch = await within(pending.promise, 'the batch claim');
+        expect(batch.map((task) => task.id)).toEqual(['t1']);
+        for (const max of [0, 1.5, MAX_CLAIM_BATCH + 1]) {
+          await expectRejection(
+            a.queue('q').claimMany('w', max, scope.signal),
+            InputError,
+            `claimMany takes 1 to ${MAX_CLAIM_BATCH} tasks, got ${max}`,
+          );
+        }
+        const controller = new AbortController();
+        const aborted = b.queue('q').claimMany('w', 2, controller.signal);
+        await expectPending(watch(aborted));
+        controller.abort();
+        await expectRejection(aborted, CancelledError, 'Claim on queue "q" cancelled');
+        await a.queue('q').enqueue({ id: 't2', payload: null });
+        expect(await a.queue('q').stats()).toEqual({ ready: 1, delayed: 0, claimed: 1, dead: 0 });
+      });
+
       it('counts ready, delayed, claimed and dead tasks', async () => {
         const q = a.queue('q');
         await q.enqueue({ id: 'dead', payload: null, maxAttempts: 1 });
@@ -497,12 +562,32 @@ export function describeCoordinatorContract(name: string, makeCluster: MakeCoord
             if (acked.length === total) stop.abort();
           }
         };
+        // Batches too: their claims race the single ones, and their acks run side by side.
+        const batchLoop = async (queue: Queue, worker: string): Promise<void> => {
+          for (;;) {
+            let tasks: readonly ClaimedTask[];
+            try {
+              tasks = await queue.claimMany(worker, 4, stop.signal);
+            } catch (error) {
+              if (stop.signal.aborted && error instanceof CancelledError) return;
+              throw error;
+            }
+            expect(tasks.length).toBeGreaterThan(0);
+            claimed.push(...tasks.map((task) => task.id));
+            for (const task of tasks) expect(task.attempt).toBe(1);
+            expect(await Promise.all(tasks.map((task) => queue.ack(task)))).toEqual(tasks.map(() => true));
+            acked.push(...tasks.map((task) => task.id));
+            if (acked.length === total) stop.abort();
+          }
+        };
         const loops = watch(
           Promise.all([
             loop(a.queue('q'), 'a1'),
             loop(a.queue('q'), 'a2'),
             loop(b.queue('q'), 'b1'),
             loop(b.queue('q'), 'b2'),
+            batchLoop(a.queue('q'), 'a3'),
+            batchLoop(b.queue('q'), 'b3'),
           ]),
         );
         const ids = Array.from({ length: total }, (_, i) => `t${String(i).padStart(3, '0')}`);

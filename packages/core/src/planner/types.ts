@@ -1,4 +1,5 @@
 /** The planner's data: its serialisable state, options, task results and what it reports. */
+import type { BackoffPolicy } from '../backoff.js';
 import type { ErrorCode, ErrorInfo } from '../errors.js';
 import type { Attrs, ProposedUpdate, UpdateRequest } from '../model.js';
 import type { ApplyOutcome, ExplainOutcome, ProviderTask } from '../provider.js';
@@ -8,13 +9,6 @@ export type JobPhase = 'running' | 'succeeded' | 'failed' | 'expired' | 'cancell
 
 /** Phases after which nothing more happens. */
 export const TERMINAL_PHASES: readonly JobPhase[] = ['succeeded', 'failed', 'expired', 'cancelled'];
-
-/** Exponential backoff: `initialMs * factor^(n-1)`, capped at `maxMs`. */
-export interface BackoffPolicy {
-  readonly initialMs: number;
-  readonly factor: number;
-  readonly maxMs: number;
-}
 
 /** Limits of one plan. */
 export interface PlannerOptions {
@@ -38,11 +32,6 @@ export const DEFAULT_PLANNER_OPTIONS: PlannerOptions = {
   retryBackoff: { initialMs: 200, factor: 2, maxMs: 10_000 },
   maxTaskAttempts: 5,
 };
-
-/** The delay before attempt `n` (1-based) under a backoff policy. */
-export function backoffDelay(policy: BackoffPolicy, n: number): number {
-  return Math.min(policy.maxMs, policy.initialMs * policy.factor ** Math.max(0, n - 1));
-}
 
 /** An update still to be made true, with where it stands. */
 export interface PendingUpdate {

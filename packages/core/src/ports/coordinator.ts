@@ -2,6 +2,7 @@
  * The coordinator port: leader election, node locks, task queues and notifications between processes. Adapters:
  * in-process memory (one process, `consortium dev`) and etcd (cluster mode). See DESIGN.md §5 for the algorithms.
  */
+import { InputError } from '../errors.js';
 import type { ErrorInfo } from '../errors.js';
 import type { JsonValue } from '../model.js';
 
@@ -13,6 +14,16 @@ export interface Held {
   readonly lost: AbortSignal;
   /** Gives it up; safe to call more than once. */
   release(): Promise<void>;
+}
+
+/** Most tasks one `claimMany` takes: its claims fit in one etcd transaction (128 operations, 3 per task). */
+export const MAX_CLAIM_BATCH = 32;
+
+/** Throws `InputError` unless `max` is a batch size `claimMany` takes (an integer from 1 to `MAX_CLAIM_BATCH`). */
+export function validateClaimBatch(max: number): void {
+  if (!Number.isInteger(max) || max < 1 || max > MAX_CLAIM_BATCH) {
+    throw new InputError(`claimMany takes 1 to ${MAX_CLAIM_BATCH} tasks, got ${max}`);
+  }
 }
 
 /** A task as it sits in a queue. */
@@ -60,6 +71,12 @@ export interface Queue {
   enqueue(task: QueueTask): Promise<boolean>;
   /** Waits for a claimable task and claims it for `worker`; rejects with `CancelledError` when `signal` aborts. */
   claim(worker: string, signal: AbortSignal): Promise<ClaimedTask>;
+  /**
+   * Waits for a claimable task, then claims it and up to `max − 1` more that are claimable at once, in dispatch
+   * order, each exactly as `claim` would (its own claim id, acked or failed on its own). Never returns an empty list;
+   * throws `InputError` unless `max` is an integer from 1 to `MAX_CLAIM_BATCH`, `CancelledError` when `signal` aborts.
+   */
+  claimMany(worker: string, max: number, signal: AbortSignal): Promise<readonly ClaimedTask[]>;
   /** Completes a claimed task; false when the claim was no longer valid (the late ack is discarded). */
   ack(task: ClaimedTask): Promise<boolean>;
   /**

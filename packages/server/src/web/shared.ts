@@ -24,7 +24,7 @@ import {
 import type winston from 'winston';
 import type { Metrics } from '../metrics.js';
 import type { KindRuntime, Kinds } from '../plugins.js';
-import { jobTopic } from '../protocol.js';
+import { JOB_TOPIC_PREFIX, jobOfTopic } from '../protocol.js';
 import { parseDecimalInteger } from './filters.js';
 
 /** Dependencies of the web role. */
@@ -149,6 +149,46 @@ export async function jobOf(store: Store, id: string): Promise<JobRecord> {
   return job;
 }
 
+/**
+ * The wake-ups of the requests waiting for jobs in this process: one subscription to every job's topic, opened by
+ * the first wait and kept as long as the coordinator, instead of one per request. A subscription per request cost a
+ * watch set up on etcd per wait, and a job that ended before that watch stood was only seen by the next poll.
+ */
+class JobWakeups {
+  readonly #waiters = new Map<string, Set<() => void>>();
+
+  constructor(coordinator: Coordinator) {
+    coordinator.subscribe(JOB_TOPIC_PREFIX, (topic) => {
+      for (const wake of this.#waiters.get(jobOfTopic(topic)) ?? []) wake();
+    });
+  }
+
+  /** Calls `wake` on every notice about job `id` until the returned function is called. */
+  listen(id: string, wake: () => void): () => void {
+    let waiters = this.#waiters.get(id);
+    if (waiters === undefined) {
+      waiters = new Set();
+      this.#waiters.set(id, waiters);
+    }
+    waiters.add(wake);
+    return () => {
+      waiters.delete(wake);
+      if (waiters.size === 0 && this.#waiters.get(id) === waiters) this.#waiters.delete(id);
+    };
+  }
+}
+
+const wakeups = new WeakMap<Coordinator, JobWakeups>();
+
+function jobWakeups(coordinator: Coordinator): JobWakeups {
+  let found = wakeups.get(coordinator);
+  if (found === undefined) {
+    found = new JobWakeups(coordinator);
+    wakeups.set(coordinator, found);
+  }
+  return found;
+}
+
 /** Waits until a job ends or `ms` pass; returns the job as it then stands. */
 export async function waitForJob(
   deps: Pick<WebDeps, 'store' | 'coordinator' | 'clock'>,
@@ -157,14 +197,22 @@ export async function waitForJob(
 ): Promise<JobRecord> {
   const { store, coordinator, clock } = deps;
   const deadline = clock.now() + ms;
+  // Listening starts before the first read, so that a notice sent after it wakes the wait.
+  const notices = { count: 0 };
   let wake: (() => void) | undefined;
-  const unsubscribe = coordinator.subscribe(jobTopic(id), () => wake?.());
+  const stop = jobWakeups(coordinator).listen(id, () => {
+    notices.count += 1;
+    wake?.();
+  });
   try {
     for (;;) {
+      const before = notices.count;
       const job = await store.getJob(id);
       if (job === undefined) throw new NotFoundError(`job ${id} does not exist`);
       const left = deadline - clock.now();
       if (TERMINAL.includes(job.state) || left <= 0) return job;
+      // A notice during the read: read again rather than sleep past it.
+      if (notices.count !== before) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 1000));
         wake = () => {
@@ -172,9 +220,10 @@ export async function waitForJob(
           resolve();
         };
       });
+      wake = undefined;
     }
   } finally {
-    unsubscribe();
+    stop();
   }
 }
 
