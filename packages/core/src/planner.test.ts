@@ -806,7 +806,9 @@ describe('a change no provider can ever complete', () => {
       provisioning(),
       [HWSPEC, POWER_ON],
       hopeless(
-        'interfaces[eth0].ip is never supplied: ipam needs subnet, which no update of this change supplies (needs a subnet to allocate from)',
+        'interfaces[eth0].ip is never supplied: ipam needs subnet, which no update of this change supplies (needs a subnet to allocate from); ' +
+          'held up by it: vm waits for netboot from pxe (waiting for PXE registration (netboot)); ' +
+          'pxe waits for interfaces[eth0].ip from ipam (waiting for a MAC and an IP)',
       ),
       [['vm'], ['pxe'], ['pxe'], ['ipam']],
     ],
