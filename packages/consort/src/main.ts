@@ -9,6 +9,7 @@ import { hideBin } from 'yargs/helpers';
 import type { Answer } from './client.js';
 import { Client } from './client.js';
 import { batchCommands, batchOptions, batchRequest, runBatch } from './batch-commands.js';
+import { configManagementCommands } from './config-management.js';
 import { configPath, readConfig, resolveTarget, writeConfig } from './config.js';
 import { CliError, EXIT, usage } from './errors.js';
 import type { Format } from './render.js';
@@ -167,7 +168,7 @@ function withTarget<T>(y: Argv<T>) {
 
 /** Builds the `consort` command line. */
 export function cli(argv: readonly string[]): Argv<Global> {
-  return yargs(argv)
+  const parser = yargs(argv)
     .scriptName('consort')
     .usage('$0 <command> [options]\n\nThe shell client of Consortium: one command to provision a machine.')
     .option('context', {
@@ -746,6 +747,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
     })
     .help()
     .version(false);
+  return configManagementCommands(parser, clientFor, run);
 }
 
 function defaultColumns(items: readonly Record<string, unknown>[]): string[] {

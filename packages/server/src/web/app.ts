@@ -9,6 +9,7 @@ import { authenticate } from './auth.js';
 import { BodyParserWorker, jsonBody } from './body.js';
 import { problemHandler, sendProblem } from './problem.js';
 import { batchesRouter } from './routes/batches.js';
+import { encRouter } from './routes/enc.js';
 import { healthRouter } from './routes/health.js';
 import { inventoryRouter } from './routes/inventory.js';
 import { jobsRouter } from './routes/jobs.js';
@@ -70,6 +71,7 @@ export function createApp(deps: WebDeps): express.Express {
   api.use(jobsRouter(deps));
   api.use(tokensRouter(deps));
   api.use(batchesRouter(deps));
+  api.use(encRouter(deps));
 
   app.use('/api', api);
   app.use((req, res) => {

@@ -40,6 +40,13 @@ export function fleetPaths(): Record<string, unknown> {
         },
       },
     },
+    '/api/enc/{name}': {
+      get: {
+        summary:
+          "Puppet's external node classifier: YAML with classes (puppet_roles) and parameters (the other attributes); ?kind= (host)",
+        responses: { 200: { description: 'application/yaml' }, default: problem },
+      },
+    },
     '/api/batches/{id}': {
       get: {
         summary: "One batch: counts per job state, state, every node's job and why it failed",
