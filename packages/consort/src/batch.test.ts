@@ -127,7 +127,7 @@ describe('consort batches', () => {
     expect(r.stdout).toMatch(/^batch b-\S+: patch 10 host nodes, 4 at a time, stopping after 5 failed$/m);
     expect(r.stdout).toMatch(/^0\/10 done · 0 succeeded · [1-4] running · \d waiting$/m);
     expect(r.stdout).toMatch(
-      /^nb-1\s+failed\s+no provider can make progress: power="on" cannot be done: sandbox-vm waits for netboot .*\s+b-\S+\.n0$/m,
+      /^nb-1\s+failed\s+no provider can make progress: interfaces\[eth0\]\.ip is never supplied: ipam needs subnet.*\s+b-\S+\.n0$/m,
     );
     expect(r.stdout).toMatch(/^nb-2\s+failed\s+/m);
     expect(r.stdout).toMatch(/^batch failed: 10\/10 done · 8 succeeded · 0 running · 2 failed$/m);
