@@ -19,7 +19,7 @@ import {
   valueAt,
 } from './planner.js';
 import type { NodeProvider } from './provider.js';
-import { CREATE_WEB_01, handlerProvider, HOST_KIND, provisioningWorld } from './provisioning-fixture.js';
+import { CREATE_WEB_01, handlerProvider, HOST_KIND, provisioningWorld } from '@consortium/testkit';
 import type { AttributeClaim } from './schema.js';
 import { buildKindSchemas } from './schema.js';
 
