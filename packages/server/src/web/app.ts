@@ -9,6 +9,7 @@ import { authenticate } from './auth.js';
 import { BodyParserWorker, jsonBody } from './body.js';
 import { problemHandler, sendProblem } from './problem.js';
 import { batchesRouter } from './routes/batches.js';
+import { discoveryRouter } from './routes/discovery.js';
 import { encRouter } from './routes/enc.js';
 import { healthRouter } from './routes/health.js';
 import { inventoryRouter } from './routes/inventory.js';
@@ -72,6 +73,7 @@ export function createApp(deps: WebDeps): express.Express {
   api.use(tokensRouter(deps));
   api.use(batchesRouter(deps));
   api.use(encRouter(deps));
+  api.use(discoveryRouter(deps));
 
   app.use('/api', api);
   app.use((req, res) => {

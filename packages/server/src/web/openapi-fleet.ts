@@ -47,6 +47,18 @@ export function fleetPaths(): Record<string, unknown> {
         responses: { 200: { description: 'application/yaml' }, default: problem },
       },
     },
+    '/api/discovery': {
+      get: {
+        summary: 'What the backends hold for ?kind=: known (with drift), adoptable, orphaned',
+        responses: { 200: { description: 'groups' }, default: problem },
+      },
+    },
+    '/api/discovery/adopt': {
+      post: {
+        summary: 'Create nodes from observed values ({kind, names} or {kind, all: true}); writes no backend',
+        responses: { 201: { description: 'adopted' }, default: problem },
+      },
+    },
     '/api/batches/{id}': {
       get: {
         summary: "One batch: counts per job state, state, every node's job and why it failed",
