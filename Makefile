@@ -15,9 +15,10 @@ setup: node_modules/.setup-stamp
 build: setup
 	pnpm exec tsc --build
 	node packages/consort/scripts/bundle.mjs
+	node packages/console/scripts/build.mjs
 
 # Runs Consortium in one process (web, master, worker) with the embedded store in ./.data.
-# PORT=9090 make dev picks another port; it prints `url:` and an admin `token:`.
+# PORT=9090 make dev picks another port; it prints `url:`, an admin `token:` and the web `console:` address.
 PORT ?= 8080
 dev: build
 	@echo "consort, in another shell: alias consort='node $(CURDIR)/packages/consort/bin/consort.js'"
@@ -32,6 +33,7 @@ test: build
 lint: setup
 	node scripts/workspace-refs.mjs --check
 	pnpm exec tsc -p tsconfig.check.json
+	pnpm exec tsc -p packages/console/tsconfig.app.json
 	pnpm exec eslint . --max-warnings 0
 	pnpm exec prettier --check .
 

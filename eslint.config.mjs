@@ -39,6 +39,16 @@ export default tseslint.config(
     },
   },
   {
+    // The web console runs in a browser: its own project (DOM types, JSX for Preact).
+    files: ['packages/console/app/**/*.{ts,tsx}'],
+    languageOptions: {
+      parserOptions: {
+        project: ['./packages/console/tsconfig.app.json'],
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+  },
+  {
     files: ['plugins/**/*.ts'],
     rules: {
       'no-restricted-imports': [

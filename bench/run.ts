@@ -1,5 +1,6 @@
 /** Runs the benchmarks named on the command line (all when none): `pnpm bench [planner ...]`. */
 import { clusterBench } from './cluster.js';
+import { consoleBench } from './console.js';
 import { provisionBench } from './provision.js';
 import { consortStartupBench } from './consort-startup.js';
 import { httpBench } from './http.js';
@@ -13,6 +14,7 @@ const benches: Record<string, () => Promise<void>> = {
   cluster: clusterBench,
   provision: provisionBench,
   store: storeBench,
+  console: consoleBench,
 };
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {

@@ -3,24 +3,13 @@
  * terminal a status line redrawn in place. Ctrl-C stops watching, never the job.
  */
 import { createParser } from 'eventsource-parser';
+import type { JobView } from '@consortium/core';
 import type { Client } from './client.js';
 import { CliError, EXIT } from './errors.js';
 import { duration } from './render.js';
 
-/** A job as the API shows it (the parts the view reads). */
-export interface JobView {
-  readonly id: string;
-  readonly kind: string;
-  readonly name: string;
-  readonly action: string;
-  readonly state: string;
-  readonly createdAt: string;
-  readonly endedAt?: string;
-  readonly updates: readonly { path: string; op: string; value?: unknown }[];
-  readonly rounds?: readonly unknown[];
-  readonly conditions?: readonly { provider: string; path: string; status: string; reason?: string }[];
-  readonly failure?: { code: string; message: string; providers?: string[] };
-}
+/** A job as the API shows it (the wire type the server writes). */
+export type { JobView } from '@consortium/core';
 
 /** True for the states after which nothing happens. */
 export function ended(state: string): boolean {

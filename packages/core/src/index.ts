@@ -20,3 +20,4 @@ export * from './integrity.js';
 export * from './outcome-builder.js';
 export * from './interfaces.js';
 export * from './ipv4.js';
+export type * from './wire.js';

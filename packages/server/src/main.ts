@@ -114,7 +114,8 @@ await yargs(hideBin(process.argv))
       try {
         const config = loadConfig(overrides(args));
         const running = await startDev(config, ({ url, token }) => {
-          process.stdout.write(`url: ${url}\ntoken: ${token}\n`);
+          // The console signs in with the token printed here; it lives in the tab's session storage only.
+          process.stdout.write(`url: ${url}\ntoken: ${token}\nconsole: ${url}/ (sign in with the token)\n`);
         });
         const onSignal = (): void => {
           running.logger.info(

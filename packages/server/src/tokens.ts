@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Coordinator, Role, TokenRecord, TokenStore } from '@consortium/core';
+import type { Coordinator, Role, TokenRecord, TokenStore, TokenView } from '@consortium/core';
 import { InputError, NotFoundError } from '@consortium/core';
 
 /** Roles from least to most allowed. */
@@ -63,14 +63,7 @@ export async function createToken(
   return { secret, record };
 }
 
-/** A token as it is shown: everything but its hash. */
-export interface TokenView {
-  readonly id: string;
-  readonly role: Role;
-  readonly description: string | null;
-  readonly createdAt: string;
-  readonly expiresAt: string | null;
-}
+export type { TokenView } from '@consortium/core';
 
 /** The view of a token record (times as ISO 8601). */
 export function tokenView(token: TokenRecord): TokenView {

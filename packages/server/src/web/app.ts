@@ -7,6 +7,7 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { authenticate } from './auth.js';
 import { BodyParserWorker, jsonBody } from './body.js';
+import { consoleRouter } from './console.js';
 import { problemHandler, sendProblem } from './problem.js';
 import { batchesRouter } from './routes/batches.js';
 import { discoveryRouter } from './routes/discovery.js';
@@ -76,6 +77,7 @@ export function createApp(deps: WebDeps): express.Express {
   api.use(discoveryRouter(deps));
 
   app.use('/api', api);
+  app.use(consoleRouter(deps.consoleDir));
   app.use((req, res) => {
     sendProblem(res, 'NOT_FOUND', `no route for ${req.method} ${req.path}`);
   });

@@ -32,6 +32,7 @@ export function openApiDocument(kinds: Kinds, version: string): Record<string, u
         state: { enum: ['held', 'queued', 'running', 'succeeded', 'failed', 'expired', 'cancelled'] },
         rounds: { type: 'array', items: { type: 'object' } },
         conditions: { type: 'array', items: { type: 'object' } },
+        expiresAt: { type: 'string', description: 'while the job runs: when its TTL ends it (ISO 8601)' },
         failure: { type: 'object' },
       },
     },

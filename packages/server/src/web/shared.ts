@@ -43,6 +43,8 @@ export interface WebDeps {
   readonly ready: () => Promise<boolean>;
   /** Proxies whose `X-Forwarded-*` headers are believed (express's `trust proxy`); none when undefined. */
   readonly trustProxy?: string | readonly string[];
+  /** The built web console served at `/` (packages/console/dist when undefined). */
+  readonly consoleDir?: string;
 }
 
 /** RFC 7396 merge patch. */

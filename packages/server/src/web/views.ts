@@ -1,12 +1,24 @@
 /** How nodes and jobs look on the wire: stable JSON that scripts can rely on. */
-import type { Attrs, JobRecord, JsonValue, KindSchema, StoredNode } from '@consortium/core';
+import type {
+  Attrs,
+  DriftView,
+  JobRecord,
+  JsonValue,
+  JobView,
+  KindSchema,
+  NodeView,
+  StoredNode,
+} from '@consortium/core';
 import { conditionsOf, deepEqual, formatPath, getAt, isJsonObject, parsePath } from '@consortium/core';
 
-const iso = (ms: number | undefined): string | undefined =>
-  ms === undefined ? undefined : new Date(ms).toISOString();
+function iso(ms: number): string;
+function iso(ms: number | undefined): string | undefined;
+function iso(ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : new Date(ms).toISOString();
+}
 
 /** A node as the API shows it; `fields` limits the attributes shown. */
-export function nodeView(node: StoredNode, fields?: readonly string[]): Record<string, unknown> {
+export function nodeView(node: StoredNode, fields?: readonly string[]): NodeView {
   const attrs =
     fields === undefined
       ? node.attrs
@@ -47,11 +59,8 @@ export function authorityMap(schema: KindSchema, attrs: Attrs): Record<string, s
 }
 
 /** Drift: paths where a provider's observation, newer than the node's last change, differs from the value it owns. */
-export function driftOf(
-  schema: KindSchema,
-  node: StoredNode,
-): { path: string; provider: string; expected: JsonValue | null; observed: JsonValue | null; at: string }[] {
-  const drift = [];
+export function driftOf(schema: KindSchema, node: StoredNode): DriftView[] {
+  const drift: DriftView[] = [];
   const authority = authorityMap(schema, node.attrs);
   for (const [provider, observation] of Object.entries(node.observed)) {
     // An observation older than the node's last change says nothing about drift: the change may not have reached it.
@@ -76,7 +85,7 @@ export function driftOf(
           provider,
           expected,
           observed,
-          at: iso(observation.at) as string,
+          at: iso(observation.at),
         });
       }
     }
@@ -85,7 +94,7 @@ export function driftOf(
 }
 
 /** A job as the API shows it: state, rounds, conditions (who blocks it and why), failure. */
-export function jobView(job: JobRecord, options: { summary?: boolean } = {}): Record<string, unknown> {
+export function jobView(job: JobRecord, options: { summary?: boolean } = {}): JobView {
   const plan = job.plan;
   return {
     id: job.id,
@@ -103,6 +112,8 @@ export function jobView(job: JobRecord, options: { summary?: boolean } = {}): Re
       : {
           rounds: plan?.rounds ?? [],
           conditions: plan === undefined || job.endedAt !== undefined ? [] : conditionsOf(plan),
+          // A job still running says until when its TTL lets it run (the console shows it beside a blocked job).
+          ...(plan === undefined || job.endedAt !== undefined ? {} : { expiresAt: iso(plan.deadline) }),
         }),
     ...(job.failure === undefined ? {} : { failure: job.failure }),
     ...(job.rollback === undefined

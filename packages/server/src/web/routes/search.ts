@@ -1,6 +1,6 @@
 /** Search across kinds: one query, bound to each kind's schema, answered from the store. */
 import express from 'express';
-import type { Filter, KindSchema } from '@consortium/core';
+import type { Filter, KindSchema, NodeView } from '@consortium/core';
 import { InputError, bindFilter, filterFields, parseSearch, splitKinds } from '@consortium/core';
 import type { KindRuntime } from '../../plugins.js';
 import { requireRole } from '../auth.js';
@@ -43,7 +43,7 @@ export function searchRouter(deps: Pick<WebDeps, 'store' | 'kinds'>): express.Ro
         `no ${named === undefined ? 'kind' : named.join(' or ')} has the attribute "${missing}"`,
       );
     }
-    const items: Record<string, unknown>[] = [];
+    const items: NodeView[] = [];
     let truncated = false;
     for (const { kind, filter } of bound) {
       if (items.length >= limit) {

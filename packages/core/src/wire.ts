@@ -1,0 +1,129 @@
+/**
+ * The HTTP API's JSON shapes (DESIGN.md §7), shared by the server that writes them, `consort` and the web console
+ * that read them, so that a field is named once. Times are ISO 8601 strings; round and task records keep the
+ * planner's numbers (milliseconds since the epoch), as the job's event stream sends them.
+ */
+import type { ErrorCode } from './errors.js';
+import type { Plan } from './execute.js';
+import type { Attrs, JsonValue, UpdateRequest } from './model.js';
+import type { Condition, JobFailure, RoundRecord } from './planner/types.js';
+import type { JobAction, JobState, Role } from './ports/store.js';
+
+/** A page of a list: `next` is the cursor of the following page, absent on the last. */
+export interface PageView<T> {
+  readonly items: readonly T[];
+  readonly next?: string;
+}
+
+/** A node as `GET /api/inventory/:kind/:name` shows it. */
+export interface NodeView {
+  readonly kind: string;
+  readonly name: string;
+  readonly revision: number;
+  readonly attrs: Attrs;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** A path whose provider saw a value other than the one it owns. */
+export interface DriftView {
+  readonly path: string;
+  readonly provider: string;
+  readonly expected: JsonValue | null;
+  readonly observed: JsonValue | null;
+  /** When the provider saw it. */
+  readonly at: string;
+}
+
+/** A node with `?show=authority`: who owns each value, what providers last saw, and where that differs. */
+export interface NodeAuthorityView extends NodeView {
+  /** Every concrete path (`interfaces[eth0].ip`) with the provider that owns it. */
+  readonly authority: Readonly<Record<string, string>>;
+  readonly observed: Readonly<Record<string, { readonly at: number; readonly attrs: Attrs | null }>>;
+  readonly drift: readonly DriftView[];
+}
+
+/** A job as `GET /api/jobs/:id` shows it (the list shows `roundCount` instead of rounds and conditions). */
+export interface JobView {
+  readonly id: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly action: JobAction;
+  readonly state: JobState;
+  readonly actor: string;
+  readonly createdAt: string;
+  readonly startedAt: string | undefined;
+  readonly endedAt: string | undefined;
+  readonly updates: readonly UpdateRequest[];
+  readonly roundCount?: number;
+  readonly rounds?: readonly RoundRecord[];
+  /** While the job runs: which provider holds which update, and why. */
+  readonly conditions?: readonly Condition[];
+  /** While the job runs: when it expires unless done (its TTL). */
+  readonly expiresAt?: string;
+  readonly failure?: JobFailure;
+  readonly rollback?: { readonly state: string; readonly rounds?: readonly RoundRecord[] };
+  readonly cancelRequested?: { readonly by: string; readonly at: string | undefined };
+  readonly links: { readonly self: string; readonly events: string; readonly node: string };
+}
+
+/** The answer to a change sent with `?explain=true`: what would happen, round by round, with nothing done. */
+export interface ExplainView {
+  readonly explain: true;
+  readonly kind: string;
+  readonly name: string;
+  readonly action: JobAction;
+  readonly updates: readonly UpdateRequest[];
+  readonly plan: Plan;
+}
+
+/** One event of a job's stream (`GET /api/jobs/:id/events`), `at` as ISO 8601. */
+export interface JobEventView {
+  readonly jobId: string;
+  readonly seq: number;
+  readonly at: string;
+  readonly type: string;
+  readonly data: Readonly<Record<string, JsonValue>>;
+}
+
+/** An API token as it is shown: everything but its hash. */
+export interface TokenView {
+  readonly id: string;
+  readonly role: Role;
+  readonly description: string | null;
+  readonly createdAt: string;
+  readonly expiresAt: string | null;
+}
+
+/** The answer to `POST /api/tokens`: the secret, shown this once. */
+export interface CreatedTokenView {
+  readonly id: string;
+  readonly role: Role;
+  readonly token: string;
+  readonly expiresAt: string | null;
+}
+
+/** `GET /api/whoami`. */
+export interface CallerView {
+  readonly id: string;
+  readonly role: Role;
+}
+
+/** One kind in `GET /api/schema`. */
+export interface KindSummaryView {
+  readonly name: string;
+  readonly description?: string;
+  readonly attributes: readonly string[];
+  readonly providers: readonly string[];
+  readonly links: { readonly schema: string };
+}
+
+/** An error answer: RFC 9457 problem details with Consortium's stable code. */
+export interface ProblemView {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly code: ErrorCode;
+  readonly detail: string;
+  readonly [extra: string]: unknown;
+}
