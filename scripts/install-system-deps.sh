@@ -16,6 +16,8 @@ needs=(
   "etcd:etcd-server etcd-client"
   "etcdctl:etcd-client"
   "tmux:tmux"
+  # ansible-inventory reads consort's Ansible dynamic inventory in its test.
+  "ansible-inventory:ansible-core"
   # Any version: a glob, checked with compgen (Debian's server binaries live outside PATH).
   "/usr/lib/postgresql/*/bin/initdb:postgresql"
   # Certificates for the TLS tests, and network namespaces for the test of a cluster as separate hosts.

@@ -8,6 +8,8 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { Answer } from './client.js';
 import { Client } from './client.js';
+import { batchCommands, batchOptions, batchRequest, runBatch } from './batch-commands.js';
+import { configManagementCommands } from './config-management.js';
 import { configPath, readConfig, resolveTarget, writeConfig } from './config.js';
 import { CliError, EXIT, usage } from './errors.js';
 import type { Format } from './render.js';
@@ -166,7 +168,7 @@ function withTarget<T>(y: Argv<T>) {
 
 /** Builds the `consort` command line. */
 export function cli(argv: readonly string[]): Argv<Global> {
-  return yargs(argv)
+  const parser = yargs(argv)
     .scriptName('consort')
     .usage('$0 <command> [options]\n\nThe shell client of Consortium: one command to provision a machine.')
     .option('context', {
@@ -321,22 +323,30 @@ export function cli(argv: readonly string[]): Argv<Global> {
         }),
     )
     .command(
-      'set <kind> <name> <assignments..>',
-      'change a node and follow its job',
+      'set <kind> <name> [assignments..]',
+      'change a node (or, with -l, every node a query selects) and follow its job',
       (y) =>
-        changeOptions(withTarget(y))
-          .positional('assignments', { type: 'string', array: true, demandOption: true })
+        batchOptions(changeOptions(withTarget(y)))
+          .positional('assignments', { type: 'string', array: true })
           .option('if-revision', { type: 'number', describe: 'only if the node is still at this revision' })
           .example('$0 set host web-01 power=off', 'power off')
           .example(
             '$0 set host web-01 puppet_roles+=haproxy puppet_roles-=nginx description-',
             'edit a set list, unset a value',
+          )
+          .example(
+            "$0 set host -l 'datacenter=pek1 and hwspec=small' puppet_roles+=nginx",
+            'one change for every host the query selects, as a batch',
           ),
       (a) =>
         run(async () => {
           const client = clientFor(a);
           const schema = await fetchSchema(client, a.kind);
-          const updates = parseAssignments(a.kind, schema, a.assignments);
+          // With -l there is no node name: the first word is the first assignment.
+          const words = a.selector === undefined ? (a.assignments ?? []) : [a.name, ...(a.assignments ?? [])];
+          if (words.length === 0) throw usage('name at least one change: key=value, key+=item, key-');
+          const updates = parseAssignments(a.kind, schema, words);
+          if (a.selector !== undefined) return runBatch(client, batchRequest(a, updates));
           const headers: Record<string, string> =
             a.ifRevision === undefined ? {} : { 'if-match': `"${a.ifRevision}"` };
           return change(a, (c, q) =>
@@ -349,11 +359,23 @@ export function cli(argv: readonly string[]): Argv<Global> {
         }),
     )
     .command(
-      'delete <kind> <name>',
-      'delete a node (every provider removes what it owns) and follow its job',
-      (y) => changeOptions(withTarget(y)).example('$0 delete host web-01', 'deprovision'),
+      'delete <kind> [name]',
+      'delete a node (or, with -l, every node a query selects): every provider removes what it owns',
+      (y) =>
+        batchOptions(changeOptions(withTarget(y)))
+          .example('$0 delete host web-01', 'deprovision')
+          .example("$0 delete host -l 'subcluster=old' --dry-run", 'what deleting every old host would do'),
       (a) =>
-        run(() => change(a, (c, q) => c.request('DELETE', `/api/inventory/${path(a.kind, a.name)}${q}`))),
+        run(() => {
+          // withTarget types the name as given; with -l it is not.
+          const name = a.name as string | undefined;
+          if (a.selector !== undefined) {
+            if (name !== undefined) throw usage('give a node name or -l <query>, not both');
+            return runBatch(clientFor(a), batchRequest(a, undefined));
+          }
+          if (name === undefined) throw usage('name the node to delete, or select nodes with -l <query>');
+          return change(a, (c, q) => c.request('DELETE', `/api/inventory/${path(a.kind, name)}${q}`));
+        }),
     )
     .command(
       'explain <action> <kind> <name> [assignments..]',
@@ -388,6 +410,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
           );
         }),
     )
+    .command('batches', 'list, show and cancel batches', (y) => batchCommands(y, clientFor, run))
     .command('jobs', 'list, show, watch and cancel jobs', (y) =>
       y
         .command(
@@ -724,6 +747,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
     })
     .help()
     .version(false);
+  return configManagementCommands(parser, clientFor, run);
 }
 
 function defaultColumns(items: readonly Record<string, unknown>[]): string[] {

@@ -80,6 +80,13 @@ export interface ProviderContext {
 /** What a provider observed in its backend for one node: values of the paths it provides, or null if absent. */
 export type Observation = Attrs | null;
 
+/** One object a provider found in its backend: the node it maps to (by name) and the values it observes there. */
+export interface DiscoveredObject {
+  readonly name: string;
+  /** The values of the paths the provider provides, exactly as `observe` would report them for that node. */
+  readonly attrs: Attrs;
+}
+
 /**
  * A plugin's adapter between one kind and one backend. `apply` must be idempotent: after a crash the same task runs
  * again and must converge. Throw a retryable `ConsortiumError` (such as `BackendUnavailableError`) for transient
@@ -91,6 +98,11 @@ export interface NodeProvider extends ProviderDeclaration {
   explain(task: ProviderTask, context: ProviderContext): Promise<ExplainOutcome>;
   /** Reads the backend's view of one node, for the inventory cache and drift detection. */
   observe?(ref: NodeRef, context: ProviderContext): Promise<Observation>;
+  /**
+   * Lists every object of `kind` in the backend, read only, for adopting what already runs; a provider without it
+   * takes no part in discovery.
+   */
+  discover?(kind: string, context: ProviderContext): Promise<readonly DiscoveredObject[]>;
 }
 
 /** A logger that drops everything; for tests and benchmarks. */

@@ -14,6 +14,7 @@ import { MemoryCluster, MemoryCoordinator } from '@consortium/coord-memory';
 import type winston from 'winston';
 import type { Config } from './config.js';
 import { createLogger } from './logging.js';
+import { BatchRunner } from './batch-runner.js';
 import { Master } from './master.js';
 import { Metrics } from './metrics.js';
 import { Observer } from './observer.js';
@@ -268,6 +269,7 @@ export async function startRoles(
         }
       },
     });
+    runnables.push(new BatchRunner({ store, coordinator, clock, logger }));
     runnables.push(
       new Observer({ store, kinds, logger, clock, intervalMs: config.observe.intervalSeconds * 1000 }),
     );

@@ -6,6 +6,7 @@
  * cluster, or a role someone added in NetBox's UI, ends up in the node.
  */
 import type {
+  DiscoveredObject,
   JsonValue,
   NodeProvider,
   Observation,
@@ -14,7 +15,7 @@ import type {
   ProviderTask,
   TaskRun,
 } from '@consortium/plugin-api';
-import { BackendError, BackendUnavailableError, decisionProvider } from '@consortium/plugin-api';
+import { BackendError, BackendUnavailableError, decisionProvider, isNodeName } from '@consortium/plugin-api';
 import type { CallOptions } from './client.js';
 import { NetboxClient } from './client.js';
 import type { NetboxSettings } from './config.js';
@@ -453,6 +454,15 @@ export function netboxHostProvider(settings: NetboxSettings): NodeProvider {
         if (ref.kind !== 'host') return null;
         const vm = await findVm({ context }, ref.name, []);
         return vm === undefined ? null : toAttrs(valuesOfVm(vm, roles));
+      },
+      discover: async (kind, context): Promise<DiscoveredObject[]> => {
+        if (kind !== 'host') return [];
+        const vms = await client.list(API.vms, {}, call(context, 'list virtual machines'));
+        // A node name is a lowercase DNS name; a VM named otherwise in NetBox maps to no node.
+        return vms
+          .map(toVm)
+          .filter((vm) => isNodeName(vm.name))
+          .map((vm) => ({ name: vm.name, attrs: toAttrs(valuesOfVm(vm, roles)) }));
       },
     },
     decide,

@@ -54,8 +54,31 @@ export interface ListNodesOptions {
   readonly cursor?: string;
 }
 
-/** The states of a job; `queued` until the master takes it. */
-export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'expired' | 'cancelled';
+/**
+ * The states of a job; `queued` until the master takes it. `held`: one node's job of a batch, written with the
+ * batch and not yet released to the master (the batch runner releases held jobs as its concurrency allows; the
+ * master never sees a held job).
+ */
+export type JobState = 'held' | 'queued' | 'running' | 'succeeded' | 'failed' | 'expired' | 'cancelled';
+
+/**
+ * The batch a job belongs to, as every job of the batch carries it: a batch is its jobs (`<batch id>.n<index>`),
+ * so it needs no record of its own and survives whatever its jobs survive.
+ */
+export interface BatchRef {
+  /** The batch id; the job ids are `<id>.n<index>` for index 0 to `total - 1`. */
+  readonly id: string;
+  /** This job's place in the batch, from 0. */
+  readonly index: number;
+  /** How many jobs (nodes) the batch has. */
+  readonly total: number;
+  /** How many of its jobs may be queued or running at once. */
+  readonly concurrency: number;
+  /** No new job starts once this many have failed or expired. */
+  readonly failureBudget: number;
+  /** The selector as asked: a search query, or the list of names. */
+  readonly selector: string;
+}
 
 /** What a job was asked to do. */
 export type JobAction = 'create' | 'patch' | 'delete';
@@ -89,6 +112,8 @@ export interface JobRecord {
   readonly resumes?: number;
   /** A failed create's rollback: the plan that removes what the create made (`unset present`). */
   readonly rollback?: PlannerState;
+  /** The batch this job is one node of; absent for a job of one request. */
+  readonly batch?: BatchRef;
 }
 
 /** Fields of a job the master updates as it runs. */

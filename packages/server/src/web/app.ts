@@ -9,6 +9,9 @@ import { authenticate } from './auth.js';
 import { BodyParserWorker, jsonBody } from './body.js';
 import { consoleRouter } from './console.js';
 import { problemHandler, sendProblem } from './problem.js';
+import { batchesRouter } from './routes/batches.js';
+import { discoveryRouter } from './routes/discovery.js';
+import { encRouter } from './routes/enc.js';
 import { healthRouter } from './routes/health.js';
 import { inventoryRouter } from './routes/inventory.js';
 import { jobsRouter } from './routes/jobs.js';
@@ -69,6 +72,9 @@ export function createApp(deps: WebDeps): express.Express {
   api.use(searchRouter(deps));
   api.use(jobsRouter(deps));
   api.use(tokensRouter(deps));
+  api.use(batchesRouter(deps));
+  api.use(encRouter(deps));
+  api.use(discoveryRouter(deps));
 
   app.use('/api', api);
   app.use(consoleRouter(deps.consoleDir));

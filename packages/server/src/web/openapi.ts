@@ -1,5 +1,6 @@
 /** The OpenAPI 3.1 document, generated from the compiled kind schemas so that it can never drift from them. */
 import type { Kinds } from '../plugins.js';
+import { fleetPaths } from './openapi-fleet.js';
 
 const problem = { $ref: '#/components/responses/Problem' };
 const json = (schema: unknown) => ({ 'application/json': { schema } });
@@ -28,7 +29,7 @@ export function openApiDocument(kinds: Kinds, version: string): Record<string, u
         kind: { type: 'string' },
         name: { type: 'string' },
         action: { enum: ['create', 'patch', 'delete'] },
-        state: { enum: ['queued', 'running', 'succeeded', 'failed', 'expired', 'cancelled'] },
+        state: { enum: ['held', 'queued', 'running', 'succeeded', 'failed', 'expired', 'cancelled'] },
         rounds: { type: 'array', items: { type: 'object' } },
         conditions: { type: 'array', items: { type: 'object' } },
         expiresAt: { type: 'string', description: 'while the job runs: when its TTL ends it (ISO 8601)' },
@@ -65,6 +66,7 @@ export function openApiDocument(kinds: Kinds, version: string): Record<string, u
       },
     },
   };
+  Object.assign(paths, fleetPaths());
   for (const [kind, runtime] of kinds) {
     const title =
       kind.charAt(0).toUpperCase() + kind.slice(1).replace(/-./g, (m) => (m[1] ?? '').toUpperCase());

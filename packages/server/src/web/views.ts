@@ -127,6 +127,7 @@ export function jobView(job: JobRecord, options: { summary?: boolean } = {}): Jo
     ...(job.cancelRequested === undefined
       ? {}
       : { cancelRequested: { by: job.cancelRequested.by, at: iso(job.cancelRequested.at) } }),
+    ...(job.batch === undefined ? {} : { batch: job.batch.id }),
     links: {
       self: `/api/jobs/${job.id}`,
       events: `/api/jobs/${job.id}/events`,

@@ -24,7 +24,7 @@ export function jobsRouter(
       throw new InputError(`unknown filter(s) ${unknown.join(', ')} (known: ${known.join(', ')})`);
     const states = single(query['state'], 'state')?.split(',');
     for (const state of states ?? []) {
-      if (![...TERMINAL, 'queued', 'running'].includes(state))
+      if (![...TERMINAL, 'held', 'queued', 'running'].includes(state))
         throw new InputError(`unknown job state "${state}"`);
     }
     const kind = single(query['kind'], 'kind');

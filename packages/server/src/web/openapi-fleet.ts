@@ -1,0 +1,75 @@
+/** The OpenAPI paths of fleet operations: batches, the Puppet ENC, hooks and discovery. */
+
+const problem = { $ref: '#/components/responses/Problem' };
+
+/** Paths of `/api/batches`, `/api/enc`, `/api/hooks` and `/api/discovery`, keyed as OpenAPI's `paths`. */
+export function fleetPaths(): Record<string, unknown> {
+  return {
+    '/api/batches': {
+      get: {
+        summary: 'The newest batches with their counts and state',
+        responses: { 200: { description: 'batches' }, default: problem },
+      },
+      post: {
+        summary:
+          'Change or delete many nodes: one job per node selected (a search query or names), at most `concurrency` at once, stopping after `failureBudget` failures (N or "N%"); `?explain=true` summarises every node\'s plan',
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['kind', 'selector'],
+                properties: {
+                  kind: { type: 'string' },
+                  selector: {
+                    oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
+                  },
+                  updates: { type: 'array', items: { type: 'object' } },
+                  delete: { const: true },
+                  concurrency: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+                  failureBudget: { oneOf: [{ type: 'integer', minimum: 1 }, { type: 'string' }] },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          200: { description: 'the explain of every node' },
+          202: { description: 'batch accepted' },
+          default: problem,
+        },
+      },
+    },
+    '/api/enc/{name}': {
+      get: {
+        summary:
+          "Puppet's external node classifier: YAML with classes (puppet_roles) and parameters (the other attributes); ?kind= (host)",
+        responses: { 200: { description: 'application/yaml' }, default: problem },
+      },
+    },
+    '/api/discovery': {
+      get: {
+        summary: 'What the backends hold for ?kind=: known (with drift), adoptable, orphaned',
+        responses: { 200: { description: 'groups' }, default: problem },
+      },
+    },
+    '/api/discovery/adopt': {
+      post: {
+        summary: 'Create nodes from observed values ({kind, names} or {kind, all: true}); writes no backend',
+        responses: { 201: { description: 'adopted' }, default: problem },
+      },
+    },
+    '/api/batches/{id}': {
+      get: {
+        summary: "One batch: counts per job state, state, every node's job and why it failed",
+        responses: { 200: { description: 'batch' }, default: problem },
+      },
+    },
+    '/api/batches/{id}/cancel': {
+      post: {
+        summary: 'Cancel a batch: held jobs never start, queued and running ones are cancelled',
+        responses: { 202: { description: 'cancel requested' }, default: problem },
+      },
+    },
+  };
+}
