@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Api } from './test-support/dev-server.js';
-import { startInProcess } from './test-support/dev-server.js';
+import { apiClient, startInProcess } from './test-support/dev-server.js';
 
 let api: Api;
 let stop: () => Promise<void>;
@@ -417,11 +417,111 @@ describe('audit', () => {
         type: 'application/merge-patch+json',
       });
       expect(p.body.state).toBe('succeeded');
-      const entries = await started.parts.store.listAudit({ kind: 'vlan', name: 'v7', limit: 10 });
-      expect(entries.map((e) => [e.action, e.before, e.after, e.actor, e.jobId])).toEqual([
-        ['patch:succeeded', { present: true, vid: 7 }, { present: true, vid: 8 }, r.body.actor, p.body.id],
-        ['create:succeeded', null, { present: true, vid: 7 }, r.body.actor, r.body.id],
+      const { items } = await started.parts.store.listAudit({ kind: 'vlan', name: 'v7', limit: 10 });
+      expect(items.map((e) => [e.action, e.before, e.after, e.actor, e.jobId])).toEqual([
+        ['patch:succeeded', { present: true, vid: 7 }, { present: true, vid: 8 }, r.body.actor.id, p.body.id],
+        ['create:succeeded', null, { present: true, vid: 7 }, r.body.actor.id, r.body.id],
       ]);
+    } finally {
+      await started.stop();
+    }
+  });
+
+  it('GET /api/audit reads the log by node, actor and job, a page at a time, to readers', async () => {
+    const started = await startInProcess();
+    try {
+      const admin = started.api;
+      const made = await admin.request('POST', '/api/tokens', {
+        body: { role: 'operator', description: 'ci pipeline' },
+      });
+      const ci = apiClient(admin.url, made.body.token);
+      const reader = apiClient(
+        admin.url,
+        (await admin.request('POST', '/api/tokens', { body: { role: 'reader' } })).body.token,
+      );
+      const create = await ci.request('POST', '/api/inventory/vlan?wait=30s', {
+        body: { name: 'v7', attrs: { vid: 7 } },
+      });
+      const patch = await admin.request('PATCH', '/api/inventory/vlan/v7?wait=30s', {
+        body: { vid: 8 },
+        type: 'application/merge-patch+json',
+      });
+      await admin.request('POST', '/api/inventory/vlan?wait=30s', {
+        body: { name: 'v9', attrs: { vid: 9 } },
+      });
+      expect([create.body.state, patch.body.state]).toEqual(['succeeded', 'succeeded']);
+      // Item 5: the actor is the token's description and id, in jobs and in the audit log alike.
+      expect(create.body.actor).toEqual({ id: made.body.id, description: 'ci pipeline' });
+      expect(patch.body.actor).toEqual({ id: expect.any(String), description: 'consortium dev' });
+
+      const node = await reader.request('GET', '/api/audit?kind=vlan&name=v7');
+      expect(node.status).toBe(200);
+      expect(node.body).toEqual({
+        items: [
+          {
+            at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+            actor: patch.body.actor,
+            action: 'patch:succeeded',
+            kind: 'vlan',
+            name: 'v7',
+            job: patch.body.id,
+            before: { present: true, vid: 7 },
+            after: { present: true, vid: 8 },
+            links: { node: '/api/inventory/vlan/v7', job: `/api/jobs/${patch.body.id}` },
+          },
+          expect.objectContaining({
+            action: 'create:succeeded',
+            job: create.body.id,
+            actor: create.body.actor,
+          }),
+        ],
+      });
+      const byActor = await reader.request('GET', `/api/audit?actor=${made.body.id}`);
+      expect(byActor.body.items.map((e: any) => e.job)).toEqual([create.body.id]);
+      const byJob = await reader.request('GET', `/api/audit?job=${patch.body.id}`);
+      expect(byJob.body.items.map((e: any) => e.name)).toEqual(['v7']);
+
+      const first = await reader.request('GET', '/api/audit?kind=vlan&limit=2');
+      expect(first.body.items.map((e: any) => [e.name, e.action])).toEqual([
+        ['v9', 'create:succeeded'],
+        ['v7', 'patch:succeeded'],
+      ]);
+      const second = await reader.request(
+        'GET',
+        `/api/audit?kind=vlan&limit=2&cursor=${encodeURIComponent(first.body.next)}`,
+      );
+      expect(second.body).toEqual({
+        items: [expect.objectContaining({ name: 'v7', action: 'create:succeeded' })],
+      });
+
+      expectProblem(await reader.request('GET', '/api/audit?who=me'), 400, 'INVALID_INPUT');
+      expect((await reader.request('GET', '/api/audit?who=me')).body.detail).toBe(
+        'unknown filter(s) who (known: kind, name, actor, job, limit, cursor)',
+      );
+      expectProblem(await reader.request('GET', '/api/audit?limit=0'), 400, 'INVALID_INPUT');
+      expectProblem(await reader.request('GET', '/api/audit?cursor=nonsense'), 400, 'INVALID_INPUT');
+      expectProblem(await reader.request('GET', '/api/audit?kind=vlan&kind=host'), 400, 'INVALID_INPUT');
+      expectProblem(await reader.request('GET', '/api/audit', { token: null }), 401, 'UNAUTHENTICATED');
+    } finally {
+      await started.stop();
+    }
+  });
+
+  it('a cancelled job names who cancelled it by description', async () => {
+    const started = await startInProcess();
+    try {
+      const { api: admin } = started;
+      const made = await admin.request('POST', '/api/tokens', {
+        body: { role: 'operator', description: 'night shift' },
+      });
+      const night = apiClient(admin.url, made.body.token);
+      const job = await night.request('POST', '/api/inventory/host', {
+        body: { name: 'cancel-me', attrs: { hwspec: 'small', power: 'on' } },
+      });
+      const cancelled = await night.request('POST', `/api/jobs/${job.body.id}/cancel`);
+      expect(cancelled.status).toBe(202);
+      expect(cancelled.body.cancelRequested.by).toEqual({ id: made.body.id, description: 'night shift' });
+      expect(cancelled.body.cancelRequested.at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     } finally {
       await started.stop();
     }

@@ -7,6 +7,7 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { authenticate } from './auth.js';
 import { problemHandler, sendProblem } from './problem.js';
+import { auditRouter } from './routes/audit.js';
 import { healthRouter } from './routes/health.js';
 import { inventoryRouter } from './routes/inventory.js';
 import { jobsRouter } from './routes/jobs.js';
@@ -70,6 +71,7 @@ export function createApp(deps: WebDeps): express.Express {
   api.use(searchRouter(deps));
   api.use(jobsRouter(deps));
   api.use(tokensRouter(deps));
+  api.use(auditRouter(deps));
 
   app.use('/api', api);
   app.use((req, res) => {

@@ -1,5 +1,6 @@
 /** How nodes and jobs look on the wire: stable JSON that scripts can rely on. */
 import type { Attrs, JobRecord, JsonValue, KindSchema, StoredNode } from '@consortium/core';
+import type { ActorNames } from './actors.js';
 import { conditionsOf, deepEqual, formatPath, getAt, isJsonObject, parsePath } from '@consortium/core';
 
 const iso = (ms: number | undefined): string | undefined =>
@@ -84,8 +85,15 @@ export function driftOf(
   return drift;
 }
 
-/** A job as the API shows it: state, rounds, conditions (who blocks it and why), failure. */
-export function jobView(job: JobRecord, options: { summary?: boolean } = {}): Record<string, unknown> {
+/**
+ * A job as the API shows it: state, rounds, conditions (who blocks it and why), failure; who asked (and who asked
+ * to cancel) by token id and description.
+ */
+export function jobView(
+  job: JobRecord,
+  actors: ActorNames,
+  options: { summary?: boolean } = {},
+): Record<string, unknown> {
   const plan = job.plan;
   return {
     id: job.id,
@@ -93,7 +101,7 @@ export function jobView(job: JobRecord, options: { summary?: boolean } = {}): Re
     name: job.name,
     action: job.action,
     state: job.state,
-    actor: job.actor,
+    actor: actors(job.actor),
     createdAt: iso(job.createdAt),
     startedAt: iso(job.startedAt),
     endedAt: iso(job.endedAt),
@@ -115,7 +123,7 @@ export function jobView(job: JobRecord, options: { summary?: boolean } = {}): Re
         }),
     ...(job.cancelRequested === undefined
       ? {}
-      : { cancelRequested: { by: job.cancelRequested.by, at: iso(job.cancelRequested.at) } }),
+      : { cancelRequested: { by: actors(job.cancelRequested.by), at: iso(job.cancelRequested.at) } }),
     links: {
       self: `/api/jobs/${job.id}`,
       events: `/api/jobs/${job.id}/events`,

@@ -17,6 +17,7 @@ import {
 } from '@consortium/core';
 import type { ChangeRequest } from '../../intake.js';
 import { Intake } from '../../intake.js';
+import { actorNames } from '../actors.js';
 import { requireRole } from '../auth.js';
 import { filtersFromQuery } from '../filters.js';
 import type { WebDeps } from '../shared.js';
@@ -99,7 +100,7 @@ export function inventoryRouter(deps: WebDeps): express.Router {
     const { wait } = options;
     const shown = wait === undefined || wait === 0 ? job : await waitForJob(deps, job.id, wait);
     if (TERMINAL.includes(shown.state)) res.status(200);
-    res.json(jobView(shown));
+    res.json(jobView(shown, await actorNames(store)));
   };
 
   router.get('/inventory/:kind', async (req, res) => {
