@@ -376,6 +376,60 @@ describe('jobs', () => {
   });
 });
 
+describe('one timestamp format', () => {
+  /** Every value under a key that names a time (`at`, `...At`), with where it was found. */
+  function times(value: unknown, where: string, out: [string, unknown][] = []): [string, unknown][] {
+    if (Array.isArray(value)) value.forEach((item, i) => times(item, `${where}[${i}]`, out));
+    else if (typeof value === 'object' && value !== null) {
+      for (const [key, item] of Object.entries(value)) {
+        if ((key === 'at' || /[a-z]At$/.test(key)) && item !== null) out.push([`${where}.${key}`, item]);
+        else times(item, `${where}.${key}`, out);
+      }
+    }
+    return out;
+  }
+  // RFC 3339 (section 5.6) as toISOString writes it: UTC, milliseconds.
+  const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+  it('every time in every answer is an RFC 3339 string', async () => {
+    const job = await api.request('POST', '/api/inventory/host?wait=30s', {
+      body: { name: 'times-1', attrs: { hwspec: 'small', subnet: 'pek1-web', power: 'on' } },
+    });
+    expect(job.body.state).toBe('succeeded');
+    const token = await api.request('POST', '/api/tokens', { body: { role: 'reader', ttlSeconds: 3600 } });
+    const answers = {
+      job: job.body,
+      jobs: (await api.request('GET', '/api/jobs?limit=5')).body,
+      node: (await api.request('GET', '/api/inventory/host/times-1?show=authority')).body,
+      list: (await api.request('GET', '/api/inventory/host')).body,
+      search: (await api.request('GET', '/api/search?q=name=times-1')).body,
+      explain: (
+        await api.request('PATCH', '/api/inventory/host/times-1?explain=true', {
+          body: { power: 'off' },
+          type: 'application/merge-patch+json',
+        })
+      ).body,
+      token: token.body,
+      tokens: (await api.request('GET', '/api/tokens')).body,
+      audit: (await api.request('GET', '/api/audit?kind=host&name=times-1')).body,
+    };
+    const found = times(answers, '');
+    for (const name of ['job', 'node', 'explain', 'token', 'audit']) {
+      expect(found.some(([where]) => where.startsWith(`.${name}.`))).toBe(true);
+    }
+    expect(found.filter(([, value]) => typeof value !== 'string' || !RFC3339.test(value))).toEqual([]);
+    expect(found.map(([where]) => where)).toEqual(
+      expect.arrayContaining([
+        '.job.rounds[0].startedAt',
+        '.job.rounds[0].endedAt',
+        '.explain.plan.rounds[0].startedAt',
+        '.token.expiresAt',
+        '.audit.items[0].at',
+      ]),
+    );
+  }, 60_000);
+});
+
 describe('schema, OpenAPI, health and metrics', () => {
   it('serves the compiled schema with authority and watchers, and an OpenAPI 3.1 document', async () => {
     const kinds = await api.request('GET', '/api/schema');
@@ -659,6 +713,12 @@ describe('periodic observe and drift', () => {
         ['hwspec', 'sandbox-vm', 'small', 'large'],
         ['power', 'sandbox-vm', 'on', 'off'],
       ]);
+      // What a provider observed carries when, as every time on the wire does: an RFC 3339 string.
+      const seen = (await local.request('GET', '/api/inventory/host/drift-1?show=authority')).body.observed;
+      expect(seen['sandbox-vm']).toEqual({
+        attrs: expect.objectContaining({ power: 'off' }),
+        at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      });
     } finally {
       await started.stop();
     }

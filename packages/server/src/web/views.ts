@@ -1,10 +1,25 @@
 /** How nodes and jobs look on the wire: stable JSON that scripts can rely on. */
-import type { Attrs, JobRecord, JsonValue, KindSchema, StoredNode } from '@consortium/core';
+import type { Attrs, JobRecord, JsonValue, KindSchema, RoundRecord, StoredNode } from '@consortium/core';
 import type { ActorNames } from './actors.js';
 import { conditionsOf, deepEqual, formatPath, getAt, isJsonObject, parsePath } from '@consortium/core';
 
 const iso = (ms: number | undefined): string | undefined =>
   ms === undefined ? undefined : new Date(ms).toISOString();
+
+/** A plan's rounds as the API shows them: their start and end as RFC 3339 timestamps, like every time on the wire. */
+export function roundsView(rounds: readonly RoundRecord[]): Record<string, unknown>[] {
+  return rounds.map((round) => ({ ...round, startedAt: iso(round.startedAt), endedAt: iso(round.endedAt) }));
+}
+
+/** What each provider last observed of a node, with when as an RFC 3339 timestamp. */
+export function observedView(node: StoredNode): Record<string, { attrs: Attrs | null; at: string }> {
+  return Object.fromEntries(
+    Object.entries(node.observed).map(([provider, o]) => [
+      provider,
+      { attrs: o.attrs, at: iso(o.at) as string },
+    ]),
+  );
+}
 
 /** A node as the API shows it; `fields` limits the attributes shown. */
 export function nodeView(node: StoredNode, fields?: readonly string[]): Record<string, unknown> {
@@ -109,7 +124,7 @@ export function jobView(
     ...(options.summary === true
       ? { roundCount: plan?.rounds.length ?? 0 }
       : {
-          rounds: plan?.rounds ?? [],
+          rounds: roundsView(plan?.rounds ?? []),
           conditions: plan === undefined || job.endedAt !== undefined ? [] : conditionsOf(plan),
         }),
     ...(job.failure === undefined ? {} : { failure: job.failure }),
@@ -119,7 +134,7 @@ export function jobView(
           rollback:
             options.summary === true
               ? { state: job.rollback.phase }
-              : { state: job.rollback.phase, rounds: job.rollback.rounds },
+              : { state: job.rollback.phase, rounds: roundsView(job.rollback.rounds) },
         }),
     ...(job.cancelRequested === undefined
       ? {}

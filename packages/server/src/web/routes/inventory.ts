@@ -36,7 +36,7 @@ import {
   updatesFromBody,
   waitForJob,
 } from '../shared.js';
-import { authorityMap, driftOf, jobView, nodeView } from '../views.js';
+import { authorityMap, driftOf, jobView, nodeView, observedView, roundsView } from '../views.js';
 
 /** How a change request asks to be handled: explained only, or applied and waited for up to `wait` ms. */
 interface ChangeOptions {
@@ -92,7 +92,14 @@ export function inventoryRouter(deps: WebDeps): express.Router {
     if (options.explain) {
       const plan = await intake.explain(request);
       const { kind, name, action, updates } = request;
-      res.json({ explain: true, kind, name, action, updates, plan });
+      res.json({
+        explain: true,
+        kind,
+        name,
+        action,
+        updates,
+        plan: { ...plan, rounds: roundsView(plan.rounds) },
+      });
       return;
     }
     const job = await intake.submit(request);
@@ -151,7 +158,7 @@ export function inventoryRouter(deps: WebDeps): express.Router {
       ...(show === 'authority'
         ? {
             authority: authorityMap(runtime.schema, node.attrs),
-            observed: node.observed,
+            observed: observedView(node),
             drift: driftOf(runtime.schema, node),
           }
         : {}),
