@@ -376,6 +376,48 @@ describe('jobs', () => {
   });
 });
 
+describe('readers may explain', () => {
+  it('a reader gets the plan of a create, a patch and a delete, and nothing is written', async () => {
+    const made = await api.request('POST', '/api/tokens', {
+      body: { role: 'reader', description: 'auditor' },
+    });
+    const reader = apiClient(api.url, made.body.token);
+    const jobsBefore = (await api.request('GET', '/api/jobs?limit=500')).body.items.length;
+    const subnet = await api.request('GET', '/api/inventory/subnet/pek1-web');
+
+    const create = await reader.request('POST', '/api/inventory/host?explain=true', {
+      body: { name: 'explained-1', attrs: { hwspec: 'small', subnet: 'pek1-web', power: 'on' } },
+    });
+    expect(create.status).toBe(200);
+    expect(create.body).toMatchObject({ explain: true, kind: 'host', name: 'explained-1', action: 'create' });
+    expect(create.body.plan.outcome).toBe('succeeded');
+    const patch = await reader.request('PATCH', '/api/inventory/subnet/pek1-web?explain=true', {
+      body: { description: 'explained' },
+      type: 'application/merge-patch+json',
+    });
+    expect([patch.status, patch.body.action, patch.body.plan.outcome]).toEqual([200, 'patch', 'succeeded']);
+    const remove = await reader.request('DELETE', '/api/inventory/vlan/none?explain=true');
+    expectProblem(remove, 404, 'NOT_FOUND');
+
+    // Applying still needs an operator, explain=false included.
+    const applied = await reader.request('PATCH', '/api/inventory/subnet/pek1-web?explain=false', {
+      body: { description: 'applied' },
+      type: 'application/merge-patch+json',
+    });
+    expectProblem(applied, 403, 'FORBIDDEN');
+    expectProblem(
+      await reader.request('POST', '/api/inventory/host', { body: { name: 'explained-2', attrs: {} } }),
+      403,
+      'FORBIDDEN',
+    );
+
+    expect((await api.request('GET', '/api/inventory/host/explained-1')).status).toBe(404);
+    const after = await api.request('GET', '/api/inventory/subnet/pek1-web');
+    expect([after.body.revision, after.body.attrs]).toEqual([subnet.body.revision, subnet.body.attrs]);
+    expect((await api.request('GET', '/api/jobs?limit=500')).body.items.length).toBe(jobsBefore);
+  });
+});
+
 describe('one timestamp format', () => {
   /** Every value under a key that names a time (`at`, `...At`), with where it was found. */
   function times(value: unknown, where: string, out: [string, unknown][] = []): [string, unknown][] {

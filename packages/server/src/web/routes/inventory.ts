@@ -5,7 +5,7 @@
  */
 import express from 'express';
 import type { Request, Response } from 'express';
-import type { KindSchema, StoredNode, UpdateRequest } from '@consortium/core';
+import type { KindSchema, Role, StoredNode, UpdateRequest } from '@consortium/core';
 import {
   InputError,
   PreconditionFailedError,
@@ -50,6 +50,11 @@ function changeOptions(req: Request): ChangeOptions {
   if (explain !== undefined && explain !== 'true' && explain !== 'false')
     throw new InputError('explain must be true or false');
   return { explain: explain === 'true', wait: parseWait(single(req.query['wait'], 'wait')) };
+}
+
+/** The role a change request needs: explaining changes nothing, so a reader may; applying needs an operator. */
+function roleFor(options: ChangeOptions): Role {
+  return options.explain ? 'reader' : 'operator';
 }
 
 /** The revision `If-Match` names, checked against the node as read (412 at once when already stale). */
@@ -168,9 +173,9 @@ export function inventoryRouter(deps: WebDeps): express.Router {
   router.post('/inventory/:kind', async (req, res) => {
     const kind = req.params['kind'];
     const runtime = runtimeOf(kinds, kind);
-    const caller = requireRole(res, 'operator');
-    requireBody(req, ['application/json']);
     const options = changeOptions(req);
+    const caller = requireRole(res, roleFor(options));
+    requireBody(req, ['application/json']);
     const { name, updates } = createOf(req.body, runtime.schema);
     await change(res, { kind, name, action: 'create', updates, actor: caller.id }, options);
   });
@@ -178,9 +183,9 @@ export function inventoryRouter(deps: WebDeps): express.Router {
   router.patch('/inventory/:kind/:name', async (req, res) => {
     const kind = req.params['kind'];
     const runtime = runtimeOf(kinds, kind);
-    const caller = requireRole(res, 'operator');
-    requireBody(req, [MERGE_PATCH, JSON_PATCH, UPDATES]);
     const options = changeOptions(req);
+    const caller = requireRole(res, roleFor(options));
+    requireBody(req, [MERGE_PATCH, JSON_PATCH, UPDATES]);
     const node = await nodeOf(store, kind, req.params['name']);
     const expected = expectedRevision(req, node);
     let updates: UpdateRequest[];
@@ -209,8 +214,8 @@ export function inventoryRouter(deps: WebDeps): express.Router {
   router.delete('/inventory/:kind/:name', async (req, res) => {
     const kind = req.params['kind'];
     runtimeOf(kinds, kind);
-    const caller = requireRole(res, 'operator');
     const options = changeOptions(req);
+    const caller = requireRole(res, roleFor(options));
     const node = await nodeOf(store, kind, req.params['name']);
     const expected = expectedRevision(req, node);
     await change(
