@@ -5,7 +5,7 @@
 import { createParser } from 'eventsource-parser';
 import type { Client } from './client.js';
 import { CliError, EXIT } from './errors.js';
-import { duration } from './render.js';
+import { duration, plural } from './render.js';
 
 /** A job as the API shows it (the parts the view reads). */
 export interface JobView {
@@ -144,7 +144,7 @@ export async function watchJob(
     if (timer !== undefined) clearInterval(timer);
     if (options.interactive) out.write('\r\x1b[2K');
     const took = final.endedAt === undefined ? '' : ` in ${duration(Date.parse(final.endedAt) - started)}`;
-    out.write(`${final.state}${took} (${final.rounds?.length ?? 0} rounds)\n`);
+    out.write(`${final.state}${took} (${plural(final.rounds?.length ?? 0, 'round')})\n`);
     return final;
   } finally {
     if (timer !== undefined) clearInterval(timer);

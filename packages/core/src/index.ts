@@ -1,4 +1,5 @@
 /** @consortium/core: the node model, authority, schemas, merge semantics and the transition planner. No I/O. */
+export * from './booleans.js';
 export * from './errors.js';
 export * from './execute.js';
 export * from './json.js';

@@ -7,6 +7,7 @@ import express from 'express';
 import type { Request, Response } from 'express';
 import type { KindSchema, Role, StoredNode, UpdateRequest } from '@consortium/core';
 import {
+  BOOLEAN_WORDS_HELP,
   InputError,
   PreconditionFailedError,
   assertNodeName,
@@ -14,6 +15,7 @@ import {
   isJsonObject,
   jsonPatchToUpdates,
   mergePatchToUpdates,
+  parseBooleanWord,
 } from '@consortium/core';
 import type { ChangeRequest } from '../../intake.js';
 import { Intake } from '../../intake.js';
@@ -46,10 +48,10 @@ interface ChangeOptions {
 
 /** Reads `?explain=` and `?wait=`; throws `InputError` before anything is looked up or written. */
 function changeOptions(req: Request): ChangeOptions {
-  const explain = single(req.query['explain'], 'explain');
-  if (explain !== undefined && explain !== 'true' && explain !== 'false')
-    throw new InputError('explain must be true or false');
-  return { explain: explain === 'true', wait: parseWait(single(req.query['wait'], 'wait')) };
+  const text = single(req.query['explain'], 'explain');
+  const explain = text === undefined ? false : parseBooleanWord(text);
+  if (explain === undefined) throw new InputError(`explain must be ${BOOLEAN_WORDS_HELP}`);
+  return { explain, wait: parseWait(single(req.query['wait'], 'wait')) };
 }
 
 /** The role a change request needs: explaining changes nothing, so a reader may; applying needs an operator. */
