@@ -63,6 +63,8 @@ export type { HypervisorUsage, VmSize } from './placement.js';
 export { describeFree, describeSize, fits, freeOn, hwspecOf, macFor, place } from './placement.js';
 export {
   DNS_NAME_PATTERN,
+  DNS_RECORD_PATTERN,
+  dnsHostClaims,
   IPV4_CIDR_PATTERN,
   IPV4_PATTERN,
   ipv4Schema,

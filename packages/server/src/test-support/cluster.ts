@@ -14,6 +14,7 @@ import type { EtcdHarness } from '@consortium/testkit';
 import { startEtcd } from '@consortium/testkit';
 import type { Api } from './dev-server.js';
 import { BINARY, apiClient, tempDir } from './dev-server.js';
+import { captureOutput, clusterPlugins, leadingMaster } from './processes.js';
 
 /** One process of the cluster. */
 export interface ClusterProcess {
@@ -72,14 +73,7 @@ export async function startCluster(
       observe: { intervalSeconds: 0 },
       log: { level: 'info', format: 'json' },
       planner: { ttlSeconds: 300 },
-      plugins: [
-        { module: '@consortium/plugin-inventory', config: { hostAttributes: [] } },
-        { module: '@consortium/plugin-ipam' },
-        {
-          module: '@consortium/plugin-netbox',
-          config: { url: netbox.url, token: netbox.token, timeoutMs: 30_000 },
-        },
-      ],
+      plugins: clusterPlugins(netbox.url, netbox.token),
     }),
   );
   const made = spawnSync(
@@ -101,39 +95,27 @@ export async function startCluster(
     // Every role gets a port: the API for web, /healthz and /metrics for master and worker.
     const args = [BINARY, role, '--config', configFile, '--port', '0'];
     const child = spawn(process.execPath, args, { env: { ...process.env, ...env } });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const output = captureOutput(child);
     const proc: ClusterProcess = {
       role,
       name,
       child,
-      log: () => stderr,
-      out: () => stdout,
-      url: () => /^url: (\S+)$/m.exec(stdout)?.[1] ?? '',
-      lines: (message) =>
-        stderr
-          .split('\n')
-          .filter((l) => l.startsWith('{'))
-          .map((l) => JSON.parse(l) as Record<string, unknown>)
-          .filter((l) => l['message'] === message),
+      ...output,
+      url: () => /^url: (\S+)$/m.exec(output.out())?.[1] ?? '',
     };
     processes.push(proc);
-    {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setInterval(() => {
-          if (/^url: /m.test(stdout)) {
-            clearInterval(timer);
-            resolve();
-          }
-        }, 20);
-        child.once('exit', (code) => {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        if (/^url: /m.test(output.out())) {
           clearInterval(timer);
-          reject(new Error(`web exited ${String(code)}: ${stderr}`));
-        });
+          resolve();
+        }
+      }, 20);
+      child.once('exit', (code) => {
+        clearInterval(timer);
+        reject(new Error(`${name} exited ${String(code)}: ${output.log()}`));
       });
-    }
+    });
     return proc;
   };
   const web = await spawnRole('web', 'web');
@@ -147,23 +129,7 @@ export async function startCluster(
     processes,
     spawn: spawnRole,
     store: async () => (store ??= await openSqliteStore({ path: join(data.dir, 'consortium.db') })),
-    async leader() {
-      for (let i = 0; i < 300; i++) {
-        let best: { proc: ClusterProcess; at: string } | undefined;
-        for (const proc of processes.filter(
-          (p) => p.role === 'master' && p.child.exitCode === null && p.child.signalCode === null,
-        )) {
-          const acquired = proc.lines('leadership acquired').at(-1);
-          const lost = proc.lines('leadership lost; campaigning again').at(-1);
-          const at = acquired?.['timestamp'] as string | undefined;
-          if (at === undefined || (lost !== undefined && String(lost['timestamp']) > at)) continue;
-          if (best === undefined || at > best.at) best = { proc, at };
-        }
-        if (best !== undefined) return best.proc;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error('no master leads');
-    },
+    leader: () => leadingMaster(processes, 15),
     async stop() {
       for (const proc of processes) {
         if (proc.child.exitCode === null && proc.child.signalCode === null) {

@@ -19,22 +19,18 @@ import { startNetboxServer } from '@consortium/test-netbox-server';
 import type { CertificateAuthority, EtcdHarness, Lab, LabHost, PostgresHarness } from '@consortium/testkit';
 import { makeCertificateAuthority, startEtcd, startLab, startPostgres } from '@consortium/testkit';
 import { BINARY } from './dev-server.js';
+import type { ProcessOutput } from './processes.js';
+import { captureOutput, clusterPlugins, leadingMaster } from './processes.js';
 
 /** The roles a process of the cluster has. */
 export type HostRole = 'web' | 'master' | 'worker';
 
 /** One `consortium` process on a host of its own. */
-export interface HostProcess {
+export interface HostProcess extends ProcessOutput {
   readonly name: string;
   readonly role: HostRole;
   readonly host: LabHost;
   readonly child: ChildProcess;
-  /** Everything it wrote on stderr (JSON log lines, or its one-line refusal). */
-  log(): string;
-  /** What it printed on stdout (its `url:` line). */
-  out(): string;
-  /** Parsed log lines whose message is `message`. */
-  lines(message: string): Record<string, unknown>[];
   /** Resolves with the exit code (or signal) once it exits. */
   readonly exited: Promise<number | string>;
 }
@@ -138,74 +134,22 @@ export async function startMultiHostCluster(options: { leaseTtlSeconds: number }
     netbox.seed({ sites: [{ name: 'Peking 1', slug: 'pek1' }] });
     await lab.exposeToLab(netboxHost, 8000, Number(new URL(netbox.url).port));
 
-    /** Writes the directory of process `name`: its config and its own copies of what it needs. */
+    const files: ProcessFiles = {
+      lab,
+      db,
+      netboxUrl: `http://${netboxHost.address}:8000`,
+      netboxToken: netbox.token,
+      ca: ca.cert,
+      webCert,
+      client: consortiumClient,
+      leaseTtlSeconds: options.leaseTtlSeconds,
+    };
     const prepare = (
       name: string,
       role: HostRole | 'token',
       own: LabHost,
       wrong: Misconfiguration = {},
-    ): string => {
-      const dir = join(lab.dir, 'hosts', name);
-      mkdirSync(join(dir, 'data'), { recursive: true, mode: 0o700 });
-      const copy = (from: string, to: string): string => {
-        copyFileSync(from, join(dir, to));
-        return join(dir, to);
-      };
-      const clientFiles = (skip: boolean): { cert?: string; key?: string } =>
-        skip
-          ? {}
-          : {
-              cert: copy(consortiumClient.cert, 'client.crt'),
-              key: copy(consortiumClient.key, 'client.key'),
-            };
-      writeFileSync(join(dir, 'etcd-password'), `${ETCD_PASSWORD}\n`, { mode: 0o600 });
-      const config = {
-        cluster: 'mh',
-        dataDir: join(dir, 'data'),
-        web: {
-          host: own.address,
-          ...(role === 'web'
-            ? { tls: { cert: copy(webCert.cert, 'web.crt'), key: copy(webCert.key, 'web.key') } }
-            : {}),
-        },
-        store: {
-          driver: 'postgres',
-          url: `postgres://consortium@${db.address}:5432/consortium`,
-          tls: {
-            ca: copy(wrong.storeCa ?? ca.cert, 'store-ca.crt'),
-            ...clientFiles(wrong.noStoreClientCert === true),
-          },
-          poolSize: 4,
-          statementTimeoutMs: 10_000,
-        },
-        coordinator: {
-          driver: 'etcd',
-          endpoints: [`https://${db.address}:2379`],
-          prefix: PREFIX,
-          leaseTtlSeconds: options.leaseTtlSeconds,
-          tls: {
-            ca: copy(wrong.etcdCa ?? ca.cert, 'etcd-ca.crt'),
-            ...clientFiles(wrong.noEtcdClientCert === true),
-          },
-          auth: { username: 'consortium', passwordFile: join(dir, 'etcd-password') },
-        },
-        worker: { concurrency: 4 },
-        observe: { intervalSeconds: 0 },
-        log: { level: 'info', format: 'json' },
-        planner: { ttlSeconds: 300 },
-        plugins: [
-          { module: '@consortium/plugin-inventory', config: { hostAttributes: [] } },
-          { module: '@consortium/plugin-ipam' },
-          {
-            module: '@consortium/plugin-netbox',
-            config: { url: `http://${netboxHost.address}:8000`, token: netbox.token, timeoutMs: 30_000 },
-          },
-        ],
-      };
-      const file = join(dir, 'consortium.yaml');
-      writeFileSync(file, JSON.stringify(config, null, 2));
-      return file;
-    };
+    ): string => writeProcessFiles(files, name, role, own, wrong);
 
     // Nothing of the test's own environment leaks into the processes' configuration.
     const env = Object.fromEntries(
@@ -225,42 +169,7 @@ export async function startMultiHostCluster(options: { leaseTtlSeconds: number }
     ).trim();
 
     const spawnRole = (role: HostRole, name: string, own: LabHost, wrong?: Misconfiguration): HostProcess => {
-      const config = prepare(name, role, own, wrong);
-      const port = role === 'web' ? 8443 : 9100;
-      const child = lab.spawn(
-        own,
-        process.execPath,
-        [BINARY, role, '--config', config, '--port', String(port)],
-        {
-          cwd: join(lab.dir, 'hosts', name),
-          env,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      );
-      let stderr = '';
-      let stdout = '';
-      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-      const exited = new Promise<number | string>((resolve) => {
-        child.once('exit', (code, signal) => {
-          resolve(code ?? signal ?? 'unknown');
-        });
-      });
-      const proc: HostProcess = {
-        name,
-        role,
-        host: own,
-        child,
-        exited,
-        log: () => stderr,
-        out: () => stdout,
-        lines: (message) =>
-          stderr
-            .split('\n')
-            .filter((line) => line.startsWith('{'))
-            .map((line) => JSON.parse(line) as Record<string, unknown>)
-            .filter((line) => line['message'] === message),
-      };
+      const proc = spawnHostProcess(lab, own, role, name, prepare(name, role, own, wrong), env);
       processes.push(proc);
       return proc;
     };
@@ -292,57 +201,13 @@ export async function startMultiHostCluster(options: { leaseTtlSeconds: number }
       hosts,
       processes,
       leaseTtlSeconds: options.leaseTtlSeconds,
-      start: async (role, name) => {
-        const proc = spawnRole(role, name, await host(name));
-        const deadline = Date.now() + 150_000;
-        while (!/^url: /m.test(proc.out())) {
-          if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-            throw new Error(`${name} exited during start-up: ${proc.log()}`);
-          }
-          if (Date.now() > deadline) throw new Error(`${name} printed no url within 150 s: ${proc.log()}`);
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-        return proc;
-      },
+      start: async (role, name) => startedUp(spawnRole(role, name, await host(name)), 150),
       refused: async (role, name, wrong) => {
         const proc = spawnRole(role, name, await host(name), wrong);
         const code = await proc.exited;
         return { code, stderr: proc.log() };
       },
-      api: (method, path, body) =>
-        new Promise((resolve, reject) => {
-          const text = body === undefined ? undefined : JSON.stringify(body);
-          const req = request(
-            {
-              host: '127.0.0.1',
-              port: webPort.port,
-              method,
-              path,
-              agent,
-              headers: {
-                authorization: `Bearer ${token}`,
-                ...(text === undefined ? {} : { 'content-type': 'application/json' }),
-              },
-            },
-            (response) => {
-              let data = '';
-              response.setEncoding('utf8');
-              response.on('data', (chunk: string) => (data += chunk));
-              response.on('end', () => {
-                let parsed: unknown = data;
-                try {
-                  parsed = data === '' ? undefined : JSON.parse(data);
-                } catch {
-                  // not JSON: keep the text
-                }
-                resolve({ status: response.statusCode ?? 0, body: parsed });
-              });
-              response.on('error', reject);
-            },
-          );
-          req.on('error', reject);
-          req.end(text);
-        }),
+      api: httpsApi(agent, webPort.port, token),
       store: async () =>
         (store ??= await openPostgresStore({
           url: `postgres://consortium@127.0.0.1:${pgPort.port}/consortium`,
@@ -356,27 +221,166 @@ export async function startMultiHostCluster(options: { leaseTtlSeconds: number }
           poolSize: 2,
           runMigrations: false,
         })),
-      leader: async () => {
-        for (let i = 0; i < 600; i++) {
-          let best: { proc: HostProcess; at: string } | undefined;
-          for (const proc of processes.filter(
-            (p) => p.role === 'master' && p.child.exitCode === null && p.child.signalCode === null,
-          )) {
-            const acquired = proc.lines('leadership acquired').at(-1);
-            const lost = proc.lines('leadership lost; campaigning again').at(-1);
-            const at = acquired?.['timestamp'] as string | undefined;
-            if (at === undefined || (lost !== undefined && String(lost['timestamp']) > at)) continue;
-            if (best === undefined || at > best.at) best = { proc, at };
-          }
-          if (best !== undefined) return best.proc;
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-        throw new Error('no master leads');
-      },
+      leader: () => leadingMaster(processes, 30),
       stop,
     };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/** Calls the API at 127.0.0.1:`port` over HTTPS through `agent` with the bearer `token`; the body parsed if JSON. */
+function httpsApi(
+  agent: Agent,
+  port: number,
+  token: string,
+): (method: string, path: string, body?: unknown) => Promise<ApiResponse> {
+  return (method, path, body) =>
+    new Promise((resolve, reject) => {
+      const text = body === undefined ? undefined : JSON.stringify(body);
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          method,
+          path,
+          agent,
+          headers: {
+            authorization: `Bearer ${token}`,
+            ...(text === undefined ? {} : { 'content-type': 'application/json' }),
+          },
+        },
+        (response) => {
+          let data = '';
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => (data += chunk));
+          response.on('end', () => {
+            let parsed: unknown = data;
+            try {
+              parsed = data === '' ? undefined : JSON.parse(data);
+            } catch {
+              // not JSON: keep the text
+            }
+            resolve({ status: response.statusCode ?? 0, body: parsed });
+          });
+          response.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(text);
+    });
+}
+
+/** What the processes' files are made from. */
+interface ProcessFiles {
+  readonly lab: Lab;
+  readonly db: LabHost;
+  readonly netboxUrl: string;
+  readonly netboxToken: string;
+  /** The lab CA's certificate. */
+  readonly ca: string;
+  readonly webCert: { readonly cert: string; readonly key: string };
+  readonly client: { readonly cert: string; readonly key: string };
+  readonly leaseTtlSeconds: number;
+}
+
+/** Writes the directory of process `name`: its config and its own copies of what it needs; returns the config. */
+function writeProcessFiles(
+  files: ProcessFiles,
+  name: string,
+  role: HostRole | 'token',
+  own: LabHost,
+  wrong: Misconfiguration,
+): string {
+  const dir = join(files.lab.dir, 'hosts', name);
+  mkdirSync(join(dir, 'data'), { recursive: true, mode: 0o700 });
+  const copy = (from: string, to: string): string => {
+    copyFileSync(from, join(dir, to));
+    return join(dir, to);
+  };
+  const clientFiles = (skip: boolean): { cert?: string; key?: string } =>
+    skip
+      ? {}
+      : {
+          cert: copy(files.client.cert, 'client.crt'),
+          key: copy(files.client.key, 'client.key'),
+        };
+  writeFileSync(join(dir, 'etcd-password'), `${ETCD_PASSWORD}\n`, { mode: 0o600 });
+  const config = {
+    cluster: 'mh',
+    dataDir: join(dir, 'data'),
+    web: {
+      host: own.address,
+      ...(role === 'web'
+        ? { tls: { cert: copy(files.webCert.cert, 'web.crt'), key: copy(files.webCert.key, 'web.key') } }
+        : {}),
+    },
+    store: {
+      driver: 'postgres',
+      url: `postgres://consortium@${files.db.address}:5432/consortium`,
+      tls: {
+        ca: copy(wrong.storeCa ?? files.ca, 'store-ca.crt'),
+        ...clientFiles(wrong.noStoreClientCert === true),
+      },
+      poolSize: 4,
+      statementTimeoutMs: 10_000,
+    },
+    coordinator: {
+      driver: 'etcd',
+      endpoints: [`https://${files.db.address}:2379`],
+      prefix: PREFIX,
+      leaseTtlSeconds: files.leaseTtlSeconds,
+      tls: {
+        ca: copy(wrong.etcdCa ?? files.ca, 'etcd-ca.crt'),
+        ...clientFiles(wrong.noEtcdClientCert === true),
+      },
+      auth: { username: 'consortium', passwordFile: join(dir, 'etcd-password') },
+    },
+    worker: { concurrency: 4 },
+    observe: { intervalSeconds: 0 },
+    log: { level: 'info', format: 'json' },
+    planner: { ttlSeconds: 300 },
+    plugins: clusterPlugins(files.netboxUrl, files.netboxToken),
+  };
+  const file = join(dir, 'consortium.yaml');
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return file;
+}
+
+/** Runs `consortium <role>` with `config` on host `own`, its output captured. */
+function spawnHostProcess(
+  lab: Lab,
+  own: LabHost,
+  role: HostRole,
+  name: string,
+  config: string,
+  env: NodeJS.ProcessEnv,
+): HostProcess {
+  const port = role === 'web' ? 8443 : 9100;
+  const child = lab.spawn(own, process.execPath, [BINARY, role, '--config', config, '--port', String(port)], {
+    cwd: join(lab.dir, 'hosts', name),
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => {
+      resolve(code ?? signal ?? 'unknown');
+    });
+  });
+  return { name, role, host: own, child, exited, ...captureOutput(child) };
+}
+
+/** Waits until `proc` prints its `url:` line; throws when it exits first or prints none within `seconds`. */
+async function startedUp(proc: HostProcess, seconds: number): Promise<HostProcess> {
+  const deadline = Date.now() + seconds * 1000;
+  while (!/^url: /m.test(proc.out())) {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      throw new Error(`${proc.name} exited during start-up: ${proc.log()}`);
+    }
+    if (Date.now() > deadline)
+      throw new Error(`${proc.name} printed no url within ${seconds} s: ${proc.log()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return proc;
 }
