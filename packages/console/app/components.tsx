@@ -1,7 +1,7 @@
 /** Pieces every page uses: the error banner, the plan's rounds, job states, times. */
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef } from 'preact/hooks';
-import type { JsonValue, RoundRecord } from '@consortium/core';
+import type { ActorView, JsonValue, RoundRecord } from '@consortium/core';
 import { ApiError, messageOf } from './api.js';
 import { display } from './schema.js';
 
@@ -83,8 +83,14 @@ export interface RoundLine {
   readonly tasks: readonly TaskLine[];
 }
 
+/** Who did something, as people read it: `ci pipeline (3f9a1c0b7d2e)`, or the bare id without a description. */
+export function actorText(actor: ActorView | string): string {
+  if (typeof actor === 'string') return actor;
+  return actor.description === null ? actor.id : `${actor.description} (${actor.id})`;
+}
+
 /** Rounds of a plan or job as the console draws them. */
-export function roundsOf(rounds: readonly RoundRecord[]): RoundLine[] {
+export function roundsOf(rounds: readonly Pick<RoundRecord, 'round' | 'tasks'>[]): RoundLine[] {
   return rounds.map((r) => ({
     round: r.round,
     tasks: r.tasks.map((t) => ({

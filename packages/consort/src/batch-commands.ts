@@ -4,8 +4,8 @@ import type { BatchOptions } from './batch.js';
 import { countsLine } from './batch.js';
 import type { Client } from './client.js';
 import { EXIT } from './errors.js';
-import type { Format } from './render.js';
-import { printData, table } from './render.js';
+import type { Output } from './render.js';
+import { printValue, table } from './render.js';
 
 export { runBatch } from './batch.js';
 
@@ -34,7 +34,7 @@ export function batchRequest(
     dryRun: boolean;
     concurrency?: number | undefined;
     failureBudget?: string | undefined;
-    output: Format;
+    output: Output;
   },
   updates: readonly unknown[] | undefined,
 ): BatchOptions {
@@ -52,7 +52,7 @@ export function batchRequest(
 /** The options every command has. */
 interface GlobalOptions {
   context?: string | undefined;
-  output: Format;
+  output: Output;
 }
 
 interface Listed {
@@ -73,8 +73,8 @@ export function batchCommands(
   run: (body: () => Promise<number | undefined>) => Promise<void>,
 ) {
   const show = (argv: GlobalOptions, value: unknown, tableOf: () => string): void => {
-    if (argv.output === 'table') process.stdout.write(`${tableOf()}\n`);
-    else printData(value, argv.output);
+    if (argv.output.format === 'table') process.stdout.write(`${tableOf()}\n`);
+    else printValue(value, argv.output);
   };
   const oneBatch = (b: Listed): string =>
     [

@@ -7,8 +7,8 @@
 import cliProgress from 'cli-progress';
 import type { Client } from './client.js';
 import { EXIT } from './errors.js';
-import type { Format } from './render.js';
-import { printData, table } from './render.js';
+import type { Output } from './render.js';
+import { printValue, table } from './render.js';
 
 /** What a batch command asks for. */
 export interface BatchOptions {
@@ -19,7 +19,7 @@ export interface BatchOptions {
   readonly concurrency?: number | undefined;
   readonly failureBudget?: string | undefined;
   readonly dryRun: boolean;
-  readonly output: Format;
+  readonly output: Output;
   /** Where the progress is drawn; a terminal gets the bar. */
   readonly out?: NodeJS.WriteStream;
 }
@@ -77,7 +77,7 @@ export async function runBatch(client: Client, options: BatchOptions): Promise<n
       counts: Record<string, number>;
       nodes: { name: string; outcome: string; reason?: string }[];
     };
-    if (options.output !== 'table') printData(plan, options.output);
+    if (options.output.format !== 'table') printValue(plan, options.output);
     else {
       out.write(
         `${table(
@@ -105,13 +105,13 @@ export async function runBatch(client: Client, options: BatchOptions): Promise<n
   const created = await client.request('POST', '/api/batches', { body: body(options) });
   let batch = created.body as BatchView;
   const log = (line: string): void => {
-    (options.output === 'table' ? out : process.stderr).write(`${line}\n`);
+    (options.output.format === 'table' ? out : process.stderr).write(`${line}\n`);
   };
   log(
     `batch ${batch.id}: ${batch.action} ${batch.total} ${batch.kind} nodes, ${batch.concurrency} at a time, stopping after ${batch.failureBudget} failed`,
   );
   const bar =
-    out.isTTY && options.output === 'table'
+    out.isTTY && options.output.format === 'table'
       ? new cliProgress.SingleBar(
           {
             format: '{bar} {line}',
@@ -135,7 +135,7 @@ export async function runBatch(client: Client, options: BatchOptions): Promise<n
   for (;;) {
     const line = countsLine(batch);
     if (bar !== undefined) bar.update(doneOf(batch), { line });
-    else if (line !== last && options.output === 'table') log(line);
+    else if (line !== last && options.output.format === 'table') log(line);
     last = line;
     if (ENDED.includes(batch.state)) break;
     const next = await Promise.race([new Promise((r) => setTimeout(r, 300)), interrupted]);
@@ -149,7 +149,7 @@ export async function runBatch(client: Client, options: BatchOptions): Promise<n
     batch = (await client.request('GET', `/api/batches/${encodeURIComponent(batch.id)}`)).body as BatchView;
   }
   bar?.stop();
-  if (options.output !== 'table') printData(batch, options.output);
+  if (options.output.format !== 'table') printValue(batch, options.output);
   else {
     const unfinished = (batch.nodes ?? []).filter((n) => n.state !== 'succeeded');
     if (unfinished.length > 0)

@@ -5,7 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { CliError, EXIT } from './errors.js';
+import { CliError, EXIT, exitForStatus } from './errors.js';
 import type { Target } from './config.js';
 
 /** An answer from the server. */
@@ -23,11 +23,6 @@ export interface RequestOptions {
   readonly headers?: Record<string, string>;
   /** Statuses that are not errors for this call (besides 2xx). */
   readonly accept?: readonly number[];
-}
-
-/** Exit code for a refused request: bad input is a usage error (2), anything else a failure (1). */
-function exitFor(status: number): number {
-  return [400, 413, 415, 422].includes(status) ? EXIT.usage : EXIT.failed;
 }
 
 /** Talks to one Consortium server. */
@@ -84,7 +79,7 @@ export class Client {
       const problem = body as { detail?: unknown; code?: unknown } | undefined;
       const detail = typeof problem?.detail === 'string' ? problem.detail : `HTTP ${status}`;
       const code = typeof problem?.code === 'string' ? ` [${problem.code}]` : '';
-      throw new CliError(`${detail}${code}`, exitFor(status));
+      throw new CliError(`${detail}${code}`, exitForStatus(status));
     }
     const headers: Record<string, string | undefined> = {};
     for (const [name, value] of Object.entries(response.headers))

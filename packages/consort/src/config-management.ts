@@ -7,7 +7,7 @@
 import type { Argv } from 'yargs';
 import type { Client } from './client.js';
 import { CliError, EXIT, usage } from './errors.js';
-import type { Format } from './render.js';
+import type { Output } from './render.js';
 
 /** The kinds that are machines Ansible can reach. */
 const MACHINE_KINDS = ['host', 'hypervisor'];
@@ -84,9 +84,9 @@ async function machines(client: Client): Promise<ListedNode[]> {
 }
 
 /** Registers `enc` and `inventory` on the command line. */
-export function configManagementCommands<T extends { output: Format; context?: string | undefined }>(
+export function configManagementCommands<T extends { output: Output; context?: string | undefined }>(
   y: Argv<T>,
-  clientFor: (argv: { context?: string | undefined; output: Format }) => Client,
+  clientFor: (argv: { context?: string | undefined; output: Output }) => Client,
   run: (body: () => Promise<number | undefined>) => Promise<void>,
 ): Argv<T> {
   return y

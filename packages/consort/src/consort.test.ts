@@ -1,5 +1,5 @@
 /** The real `consort` binary against a real `consortium dev` server. */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,12 +41,27 @@ function consort(args: string[], env: Record<string, string | undefined> = {}) {
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+/** `consort` with these arguments, not blocking the test process; resolves to its stdout. */
+function consortAsync(args: string[], env: Record<string, string> = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [CONSORT, ...args],
+      { encoding: 'utf8', timeout: 60_000, env: { PATH: process.env['PATH'], HOME: home.dir, ...env } },
+      (error, stdout) => {
+        if (error !== null) reject(new Error(error.message));
+        else resolve(stdout);
+      },
+    );
+  });
+}
+
 describe('consort', () => {
   it('runs the DESIGN §2 flow from the shell', () => {
     const subnet = consort(['create', 'subnet', 'pek1-web', 'cidr=10.1.2.0/24', 'gateway=10.1.2.1']);
     expect(subnet.stderr).toBe('');
     expect(subnet.code).toBe(0);
-    expect(subnet.stdout).toMatch(/^succeeded in \S+ \(1 rounds\)$/m);
+    expect(subnet.stdout).toMatch(/^succeeded in \S+ \(1 round\)$/m);
 
     const explain = consort([
       'explain',
@@ -61,7 +76,7 @@ describe('consort', () => {
     expect(explain.stdout).toMatch(/^ROUND\s+PROVIDER\s+WOULD DO\s+LATER$/m);
     expect(explain.stdout).toContain('plan: succeeded');
     expect(explain.stdout).toMatch(/known later: .*interfaces\[eth0\]\.ip \(ipam\)/);
-    expect(consort(['get', 'host', 'web-01']).code).toBe(1);
+    expect(consort(['get', 'host', 'web-01']).code).toBe(4);
 
     const created = consort([
       'create',
@@ -124,7 +139,7 @@ describe('consort', () => {
     expect(noWait.stdout.trim()).toMatch(/^j-[a-z0-9]+-[0-9a-f]+$/);
     const watched = consort(['jobs', 'watch', noWait.stdout.trim()]);
     expect(watched.code).toBe(0);
-    expect(consort(['get', 'host', 'web-01']).code).toBe(1);
+    expect(consort(['get', 'host', 'web-01']).code).toBe(4);
   }, 120_000);
 
   it('a failing job: exit 1 and the provider reason on stderr', () => {
@@ -153,7 +168,23 @@ describe('consort', () => {
       expect.stringMatching(/^consort: invalid node name "Web_9": .* \[INVALID_NAME\]$/),
     ],
     [['frobnicate'], expect.stringMatching(/^consort: Unknown argument: frobnicate/)],
-    [['get', 'host'], expect.stringMatching(/^consort: Not enough non-option arguments/)],
+    [['get', 'host'], 'consort: get needs the node name: consort get <kind> <name>'],
+    [
+      ['explain', 'create'],
+      'consort: explain needs the kind and the node name: consort explain <action> <kind> <name>',
+    ],
+    [
+      ['create', 'subnet', 'bad', 'cidr=10.1.2.0'],
+      'consort: cidr="10.1.2.0": "10.1.2.0" is not a CIDR like 10.1.2.0/24',
+    ],
+    [
+      ['create', 'vlan', 'v-bad', 'vid=1', '-o', 'xml'],
+      expect.stringMatching(/^consort: -o takes table, json, yaml, csv or jsonpath=EXPR/),
+    ],
+    [
+      ['delete', 'vlan', 'v1', '--wait=perhaps'],
+      'consort: --wait takes true/yes/on/1 or false/no/off/0, not "perhaps"',
+    ],
   ])('usage error %j: exit 2, one line, no stack', (args, message) => {
     const result = consort(args);
     expect(result.code).toBe(2);
@@ -184,10 +215,10 @@ describe('consort', () => {
     const revoked = consort(['token', 'revoke', id]);
     expect(revoked).toMatchObject({ code: 0, stdout: `revoked ${id}\n` });
     const after = consort(['get', 'host', 'no-such-host'], { CONSORT_TOKEN: token });
-    expect(after.code).toBe(1);
+    expect(after.code).toBe(6);
     expect(after.stderr).toContain('unknown token');
     expect(consort(['token', 'revoke', id])).toMatchObject({
-      code: 1,
+      code: 4,
       stderr: `consort: token ${id} does not exist [NOT_FOUND]\n`,
     });
   });
@@ -238,4 +269,219 @@ describe('consort', () => {
     );
     expect(consort(['completion', 'zsh']).stdout).toContain('compdef _consort_yargs_completions consort');
   });
+
+  it('history: who changed a node, when, by which job, and the diff (issue 14 item 6)', () => {
+    expect(consort(['create', 'vlan', 'hist-1', 'vid=5']).code).toBe(0);
+    const set = consort(['set', 'vlan', 'hist-1', 'vid=6', '-o', 'json']);
+    const job = JSON.parse(set.stdout).id as string;
+    const history = consort(['history', 'vlan', 'hist-1']);
+    expect(history.code).toBe(0);
+    const lines = history.stdout.split('\n');
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^\\d{4}-\\d\\d-\\d\\dT\\S+Z  patch:succeeded  by consortium dev \\([0-9a-f]+\\)  job ${job}$`,
+      ),
+    );
+    expect(lines[1]).toBe('    ~ vid: 5 -> 6');
+    expect(history.stdout).toMatch(
+      /create:succeeded {2}by consortium dev .*\n {4}\+ present: true\n {4}\+ vid: 5\n/,
+    );
+    const csv = consort(['history', 'vlan', 'hist-1', '-o', 'csv']).stdout.split('\r\n');
+    expect(csv[0]).toBe('AT,ACTOR,ACTION,JOB,CHANGE');
+    expect(csv[1]).toMatch(
+      new RegExp(`,consortium dev \\([0-9a-f]+\\),patch:succeeded,${job},~ vid: 5 -> 6$`),
+    );
+    expect(consort(['history', 'vlan', 'never-made']).stdout).toBe(
+      'no changes of vlan/never-made recorded\n',
+    );
+  });
+
+  it('exit codes: distinct for job failed, usage, unreachable, not found, conflict, forbidden (issue 14 item 9)', () => {
+    expect(consort(['create', 'vlan', 'codes-1', 'vid=9']).code).toBe(0);
+    expect(consort(['get', 'vlan', 'no-such']).code).toBe(4);
+    const conflict = consort(['create', 'vlan', 'codes-1', 'vid=9']);
+    expect(conflict.code).toBe(5);
+    expect(conflict.stderr).toMatch(/\[CONFLICT\]\n$/);
+    expect(consort(['set', 'vlan', 'codes-1', 'vid=10', '--if-revision', '1']).code).toBe(5);
+    const reader = JSON.parse(consort(['token', 'create', '--role', 'reader', '-o', 'json']).stdout).token;
+    const forbidden = consort(['set', 'vlan', 'codes-1', 'vid=11'], { CONSORT_TOKEN: reader });
+    expect(forbidden.code).toBe(6);
+    expect(forbidden.stderr).toMatch(/needs the operator role.*\[FORBIDDEN\]/);
+    expect(consort(['get', 'vlan', 'codes-1'], { CONSORT_TOKEN: 'cst_wrong' }).code).toBe(6);
+    // A reader may explain: it changes nothing (item 7).
+    expect(consort(['explain', 'set', 'vlan', 'codes-1', 'vid=12'], { CONSORT_TOKEN: reader }).code).toBe(0);
+    const help = consort(['--help'], { COLUMNS: '200' }).stdout;
+    expect(help).toContain(
+      'Exit codes: 0 succeeded, 1 job failed or expired, 2 usage error, 3 server unreachable,',
+    );
+    expect(help).toContain('4 not found, 5 conflict');
+  }, 90_000);
+
+  it('lists: columns with power and addresses, csv, jsonpath, paging, and an empty result says so', () => {
+    expect(consort(['create', 'subnet', 'cols-net', 'cidr=10.7.0.0/24', 'gateway=10.7.0.1']).code).toBe(0);
+    for (const name of ['cols-1', 'cols-2', 'cols-3']) {
+      expect(
+        consort(['create', 'host', name, 'hwspec=small', 'subnet=cols-net', 'datacenter=cols']).code,
+      ).toBe(0);
+    }
+    const table = consort(['list', 'host', 'datacenter=cols']).stdout.split('\n');
+    expect(table[0]).toMatch(/^NAME\s+IP\s+/);
+    expect(table[1]).toMatch(/^cols-1\s+10\.7\.0\.\d+\s+/);
+    const withPower = consort([
+      'list',
+      'host',
+      'datacenter=cols',
+      '--columns',
+      'power,interfaces.ip,hwspec',
+      '-o',
+      'csv',
+    ]);
+    expect(withPower.stdout.split('\r\n').slice(0, 2)).toEqual([
+      'NAME,POWER,IP,HWSPEC',
+      expect.stringMatching(/^cols-1,,10\.7\.0\.\d+,small$/),
+    ]);
+    const names = consort(['list', 'host', 'datacenter=cols', '-o', 'jsonpath={.items[*].name}']);
+    expect(names.stdout).toBe('cols-1\ncols-2\ncols-3\n');
+    const first = consort(['list', 'host', 'datacenter=cols', '--limit', '2']);
+    const cursor = /\(more: --cursor (\S+), or --all\)/.exec(first.stdout)?.[1];
+    expect(cursor).toBeDefined();
+    const rest = consort([
+      'list',
+      'host',
+      'datacenter=cols',
+      '--limit',
+      '2',
+      '--cursor',
+      cursor as string,
+      '-o',
+      'jsonpath={.items[*].name}',
+    ]);
+    expect(rest.stdout).toBe('cols-3\n');
+    const all = consort([
+      'list',
+      'host',
+      'datacenter=cols',
+      '--limit',
+      '1',
+      '--all',
+      '-o',
+      'jsonpath={.items[*].name}',
+    ]);
+    expect(all.stdout).toBe('cols-1\ncols-2\ncols-3\n');
+    const found = consort(['search', 'kind=host and datacenter=cols and name ~ "cols-1"']);
+    expect(found.stdout.split('\n')[0]).toMatch(/^KIND\s+NAME\s+IP$/);
+    expect(consort(['list', 'host', 'datacenter=nowhere'])).toMatchObject({
+      code: 0,
+      stdout: 'no host matches\n',
+    });
+    expect(consort(['search', 'kind=vlan and vid=4000'])).toMatchObject({
+      code: 0,
+      stdout: 'nothing matches\n',
+    });
+    // Boolean words are the same everywhere: flags and attribute values.
+    const noWait = consort(['set', 'host', 'cols-1', 'netboot=no', '--wait=no']);
+    expect(noWait.stdout.trim()).toMatch(/^j-\S+$/);
+    expect(consort(['jobs', 'watch', noWait.stdout.trim()]).code).toBe(0);
+    expect(JSON.parse(consort(['get', 'host', 'cols-1', '-o', 'json']).stdout).attrs.netboot).toBe(false);
+    expect(consort(['set', 'host', 'cols-1', 'netboot=maybe']).stderr).toBe(
+      'consort: netboot: "maybe" is not true/yes/on/1 or false/no/off/0\n',
+    );
+  }, 120_000);
+
+  it('a misspelt kind: did you mean', () => {
+    const result = consort(['list', 'hots']);
+    expect(result.code).toBe(4);
+    expect(result.stderr).toBe(
+      'consort: unknown kind "hots" (did you mean "host"? known: host, hypervisor, subnet, vip, vlan) [NOT_FOUND]\n',
+    );
+  });
+
+  it('schema host shows descriptions and references', () => {
+    const shown = consort(['schema', 'host'], { COLUMNS: '250' }).stdout;
+    expect(shown.split('\n')[0]).toMatch(/^ATTRIBUTE\s+TYPE\s+AUTHORITY\s+REFERS TO\s+VALUES\s+DESCRIPTION$/);
+    expect(shown).toMatch(/^subnet\s+string\s+\S+\s+-> subnet\s+\S.*$/m);
+    expect(shown).toMatch(/^interfaces\[\*\]\.name\s+string\s+.*the interface name, e\.g\. eth0$/m);
+  });
+
+  it('help: --version, positionals in usage order, every option described, wrapped between words', async () => {
+    const version = consort(['--version']);
+    expect(version).toMatchObject({
+      code: 0,
+      stdout: `${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\n`,
+    });
+    const commands = [
+      '',
+      'get',
+      'list',
+      'search',
+      'create',
+      'set',
+      'delete',
+      'explain',
+      'history',
+      'jobs list',
+      'jobs show',
+      'jobs watch',
+      'jobs cancel',
+      'schema',
+      'token create',
+      'token list',
+      'token revoke',
+      'context set',
+      'context use',
+      'context list',
+      'completion',
+    ];
+    // Every help at two widths, a few at a time: forty starts one after another take minutes on a busy machine.
+    const helps: { wide: string; narrow: string }[] = [];
+    for (let i = 0; i < commands.length; i += 4) {
+      helps.push(
+        ...(await Promise.all(
+          commands.slice(i, i + 4).map(async (command) => {
+            const args = [...command.split(' ').filter((w) => w !== ''), '--help'];
+            const [wide, narrow] = await Promise.all([
+              consortAsync(args, { COLUMNS: '1000' }),
+              consortAsync(args, { COLUMNS: '60' }),
+            ]);
+            return { wide, narrow };
+          }),
+        )),
+      );
+    }
+    for (const { wide, narrow } of helps) {
+      // Never mid-word: the words are the same at any width, only the line breaks move.
+      const words = (text: string) => text.split(/\s+/).filter((w) => w !== '');
+      expect(words(narrow)).toEqual(words(wide));
+      for (const line of narrow.split('\n'))
+        if (line.trim().includes(' ')) expect(line.length).toBeLessThanOrEqual(60);
+      // Every positional and option has a description: an entry is not its name and its type alone.
+      const entries = wide.split('\n').filter((l) => /^ {2}\S|^ {6}--/.test(l) && !/^ {2}consort /.test(l));
+      for (const entry of entries) expect(entry.trim()).not.toMatch(/^(-\w, )?\S+\s+\[\w+\]/);
+      const usage = wide.split('\n')[0] ?? '';
+      const positionals = [...usage.matchAll(/[<[](\w+)(?:\.\.)?[>\]]/g)]
+        .map((m) => m[1])
+        .filter((p) => p !== 'options' && p !== 'command');
+      const listed =
+        (wide.split('Positionals:')[1] ?? '')
+          .split('\n\n')[0]
+          ?.split('\n')
+          .map((l) => /^ {2}(\w+)/.exec(l)?.[1])
+          .filter((p) => p !== undefined) ?? [];
+      expect(listed).toEqual(positionals);
+    }
+  }, 240_000);
+
+  it('completes kinds, node names and attribute names from the server', () => {
+    expect(consort(['create', 'vlan', 'compl-1', 'vid=3']).code).toBe(0);
+    const complete = (...words: string[]) =>
+      consort(['--get-yargs-completions', 'consort', ...words])
+        .stdout.split('\n')
+        .filter((l) => l !== '');
+    expect(complete('get', '')).toEqual(['host', 'hypervisor', 'subnet', 'vlan', 'vip']);
+    expect(complete('get', 'hy')).toEqual(['hypervisor']);
+    expect(complete('get', 'vlan', 'compl')).toEqual(['compl-1']);
+    expect(complete('set', 'vlan', 'compl-1', 'v')).toEqual(['vid=']);
+    expect(complete('explain', 'cr')).toEqual(['create']);
+    expect(complete('hist')).toContain('history');
+  }, 60_000);
 });

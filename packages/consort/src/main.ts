@@ -1,9 +1,9 @@
 /**
  * `consort`, the shell client operators live in (DESIGN.md §8): get, list, search, create, set, delete, explain,
- * jobs, schema, token, context, completion. A change waits and draws its job live unless `--no-wait`.
- * Exit codes: 0 succeeded, 1 job failed or expired, 2 usage error, 3 server unreachable.
+ * history, jobs, schema, token, context, completion. A change waits and draws its job live unless `--no-wait`.
+ * Exit codes: see `EXIT` (errors.ts); `consort --help` lists them.
  */
-import type { Argv } from 'yargs';
+import type { Argv, FallbackCompletionFunction } from 'yargs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { Answer } from './client.js';
@@ -11,9 +11,23 @@ import { Client } from './client.js';
 import { batchCommands, batchOptions, batchRequest, runBatch } from './batch-commands.js';
 import { configManagementCommands } from './config-management.js';
 import { configPath, readConfig, resolveTarget, writeConfig } from './config.js';
-import { CliError, EXIT, usage } from './errors.js';
-import type { Format } from './render.js';
-import { FORMATS, cell, flatten, printData, table } from './render.js';
+import { readFileSync } from 'node:fs';
+import { BOOLEAN_WORDS_HELP, parseBooleanWord } from '@consortium/core';
+import { CliError, EXIT, EXIT_CODES_HELP, usage } from './errors.js';
+import type { Output, Table } from './render.js';
+import {
+  FORMATS,
+  cell,
+  columnCell,
+  columnHeader,
+  csv,
+  defaultColumns,
+  flatten,
+  parseOutput,
+  printData,
+  printJsonPath,
+  table,
+} from './render.js';
 import type { Schema } from './schema.js';
 import { attrsFromUpdates, fetchSchema, parseAssignments } from './schema.js';
 import type { JobView } from './watch.js';
@@ -21,7 +35,7 @@ import { ended, watchJob } from './watch.js';
 
 interface Global {
   context?: string | undefined;
-  output: Format;
+  output: Output;
 }
 
 /** Runs a command body, turning errors into one line on stderr and the right exit code. */
@@ -42,10 +56,77 @@ async function run(body: () => Promise<number | undefined>): Promise<void> {
 const clientFor = (argv: Global): Client => new Client(resolveTarget(argv.context));
 const path = (...parts: string[]): string => parts.map(encodeURIComponent).join('/');
 
-/** Prints a value in the chosen format, with `tableOf` for tables. */
-function show(argv: Global, value: unknown, tableOf: () => string): void {
-  if (argv.output === 'table') process.stdout.write(`${tableOf()}\n`);
-  else printData(value, argv.output);
+/** Prints a value in the chosen format: JSON, YAML or a JSONPath of it; the table `tableOf` builds, or its CSV. */
+function show(argv: Global, value: unknown, tableOf: () => Table | string): void {
+  const output = argv.output;
+  if (output.format === 'json' || output.format === 'yaml') {
+    printData(value, output.format);
+    return;
+  }
+  if (output.format === 'jsonpath') {
+    printJsonPath(value, output.expression);
+    return;
+  }
+  const shown = tableOf();
+  if (output.format === 'csv') {
+    if (typeof shown === 'string') throw usage('-o csv prints tables; this command has none, use -o json');
+    process.stdout.write(csv(shown.headers, shown.rows));
+    return;
+  }
+  if (typeof shown === 'string') {
+    process.stdout.write(`${shown}\n`);
+    return;
+  }
+  const body =
+    shown.rows.length === 0 && shown.empty !== undefined ? shown.empty : table(shown.headers, shown.rows);
+  process.stdout.write(`${[body, ...(shown.footer ?? [])].join('\n')}\n`);
+}
+
+/** Prints the value a command ends with when the output is not a table (the table was drawn as it went). */
+function showData(argv: Global, value: unknown): void {
+  const output = argv.output;
+  if (output.format === 'json' || output.format === 'yaml') printData(value, output.format);
+  else if (output.format === 'jsonpath') printJsonPath(value, output.expression);
+  else if (output.format === 'csv') throw usage('-o csv prints tables; this command has none, use -o json');
+}
+
+/** A list page as the API answers it. */
+interface Paged<T> {
+  items: T[];
+  next?: string;
+}
+
+/** Reads a list from `path` (a query already on it), from `cursor` on; with `all`, every page after it too. */
+async function readPages<T>(
+  client: Client,
+  path: string,
+  options: { cursor?: string | undefined; all?: boolean | undefined },
+): Promise<Paged<T>> {
+  const join = path.includes('?') ? '&' : '?';
+  const at = (cursor: string | undefined): string =>
+    cursor === undefined ? path : `${path}${join}cursor=${encodeURIComponent(cursor)}`;
+  const first = (await client.request('GET', at(options.cursor))).body as Paged<T>;
+  const items = [...first.items];
+  let next = first.next;
+  while (options.all === true && next !== undefined) {
+    const more = (await client.request('GET', at(next))).body as Paged<T>;
+    items.push(...more.items);
+    next = more.next;
+  }
+  return { items, ...(next === undefined ? {} : { next }) };
+}
+
+/** The line under a page that has more: how to get it. */
+function moreLine(next: string | undefined): string[] {
+  return next === undefined ? [] : [`(more: --cursor ${next}, or --all)`];
+}
+
+/** The paging options of every list. */
+function pagingOptions<T>(y: Argv<T>, limit: number) {
+  return y
+    .option('limit', { type: 'number', default: limit, describe: 'how many to show per page' })
+    .option('cursor', { type: 'string', describe: 'start at this page (the cursor a page ends with)' })
+    .option('all', { type: 'boolean', describe: 'every page, not only the first' });
 }
 
 function planTable(plan: {
@@ -132,12 +213,13 @@ async function change(
     show(argv, job, () => job.id);
     return EXIT.ok;
   }
-  const interactive = argv.output === 'table' && process.stderr.isTTY && process.stdout.isTTY;
+  const tabular = argv.output.format === 'table';
+  const interactive = tabular && process.stderr.isTTY && process.stdout.isTTY;
   const final = await watchJob(client, job, {
-    out: argv.output === 'table' ? process.stdout : process.stderr,
+    out: tabular ? process.stdout : process.stderr,
     interactive,
   });
-  if (argv.output !== 'table') printData(final, argv.output);
+  showData(argv, final);
   if (final.state !== 'succeeded') {
     const reason = final.failure === undefined ? final.state : final.failure.message;
     process.stderr.write(`consort: job ${final.id} ${final.state}: ${reason}\n`);
@@ -156,14 +238,174 @@ function changeOptions<T>(y: Argv<T>) {
     .option('explain', { type: 'boolean', describe: 'show the plan round by round; change nothing' });
 }
 
+function withKind<T>(y: Argv<T>) {
+  return y.positional('kind', {
+    type: 'string',
+    demandOption: true,
+    describe: 'host, hypervisor, subnet, vlan, vip, ... (consort schema lists them)',
+  });
+}
+
 function withTarget<T>(y: Argv<T>) {
-  return y
-    .positional('kind', {
-      type: 'string',
-      demandOption: true,
-      describe: 'host, hypervisor, subnet, vlan, vip, ...',
-    })
-    .positional('name', { type: 'string', demandOption: true, describe: 'the node name' });
+  return withKind(y).positional('name', { type: 'string', demandOption: true, describe: 'the node name' });
+}
+
+/** The positionals of each command, with how a message names them when they are missing. */
+const POSITIONALS: Record<string, readonly [string, string][]> = {
+  get: [
+    ['kind', 'the kind'],
+    ['name', 'the node name'],
+  ],
+  list: [['kind', 'the kind']],
+  search: [['query', 'the query']],
+  create: [
+    ['kind', 'the kind'],
+    ['name', 'the node name'],
+  ],
+  set: [
+    ['kind', 'the kind'],
+    ['name', 'the node name'],
+    ['assignments..', 'at least one key=value'],
+  ],
+  delete: [
+    ['kind', 'the kind'],
+    ['name', 'the node name'],
+  ],
+  explain: [
+    ['action', 'the action (create, set or delete)'],
+    ['kind', 'the kind'],
+    ['name', 'the node name'],
+  ],
+  history: [
+    ['kind', 'the kind'],
+    ['name', 'the node name'],
+  ],
+  'jobs show': [['id', 'the job id']],
+  'jobs watch': [['id', 'the job id']],
+  'jobs cancel': [['id', 'the job id']],
+  'token revoke': [['id', 'the token id']],
+  'context set': [['name', 'the context name']],
+  'context use': [['name', 'the context name']],
+};
+
+/** yargs' "Not enough non-option arguments: got 1, need at least 2", said in words for the command given. */
+function missingArguments(message: string, args: readonly string[]): string | undefined {
+  const match = /^Not enough non-option arguments: got (\d+), need at least (\d+)$/.exec(message);
+  if (match === null) return undefined;
+  const words = args.filter((a) => !a.startsWith('-'));
+  const command = [words.slice(0, 2).join(' '), words[0] ?? ''].find((c) => POSITIONALS[c] !== undefined);
+  if (command === undefined) return undefined;
+  const positionals = POSITIONALS[command] ?? [];
+  const missing = positionals.slice(Number(match[1]), Number(match[2])).map(([, words]) => words);
+  const line = positionals.map(([name]) => `<${name}>`).join(' ');
+  const list = missing.length > 1 ? `${missing.slice(0, -1).join(', ')} and ${missing.at(-1)}` : missing[0];
+  return `${command} needs ${list ?? 'more arguments'}: consort ${command} ${line}`;
+}
+
+/** Boolean flags: `--wait=no`, `--all=yes` take the same words as attribute values. */
+const BOOLEAN_FLAGS = ['wait', 'authority', 'explain', 'use', 'all'];
+
+/** Rewrites `--flag=word` of a boolean flag into `--flag` or `--no-flag`; throws a usage error for another word. */
+export function normalizeBooleanFlags(args: readonly string[]): string[] {
+  return args.map((arg) => {
+    const match = /^--([a-z-]+)=(.*)$/.exec(arg);
+    if (match === null || !BOOLEAN_FLAGS.includes(match[1] as string)) return arg;
+    const value = parseBooleanWord(match[2] as string);
+    if (value === undefined) throw usage(`--${match[1]} takes ${BOOLEAN_WORDS_HELP}, not "${match[2]}"`);
+    return value ? `--${match[1]}` : `--no-${match[1]}`;
+  });
+}
+
+/** The version of this consort, from its package.json (next to dist/ and src/ alike). */
+function version(): string {
+  try {
+    const text = readFileSync(new URL('../package.json', import.meta.url), 'utf8');
+    return (JSON.parse(text) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The width help wraps at: the terminal's, else $COLUMNS, else 80. */
+function helpWidth(): number {
+  return process.stdout.isTTY ? process.stdout.columns : Number(process.env['COLUMNS'] ?? 80) || 80;
+}
+
+/**
+ * Wraps one line of help at `width` between words, never inside one: a line in two columns (`  get <kind>   show
+ * one node`) continues under its second column, any other under its own indentation. A word longer than the room
+ * left stands alone on its line.
+ */
+export function wrapHelpLine(line: string, width: number): string {
+  if (line.length <= width) return line;
+  const indent = /^ */.exec(line)?.[0].length ?? 0;
+  const gap = /\S( {2,})\S/.exec(line.slice(indent));
+  // Where the text to wrap starts (the second column, or the text itself), and where its lines continue.
+  const split = gap === null ? indent : indent + gap.index + gap[0].length - 1;
+  const hang = split > width - 20 ? Math.min(indent + 4, Math.max(0, width - 20)) : split;
+  const head = line.slice(0, split).trimEnd();
+  const words = line
+    .slice(split)
+    .split(/ +/)
+    .filter((w) => w !== '');
+  const lines: string[] = [];
+  let current = head === '' ? ' '.repeat(hang) : head.padEnd(split);
+  // True while `current` holds only its indentation (or the first column): the next word needs no space before it.
+  let fresh = true;
+  if (split !== hang) {
+    // A long first column goes alone on its lines (wrapped by words itself), its text under it.
+    lines.push(
+      head.length > width && head.trim().includes(' ')
+        ? wrapHelpLine(head.replace(/ {2,}/g, ' '), width)
+        : head,
+    );
+    current = ' '.repeat(hang);
+  }
+  for (const word of words) {
+    if (!fresh && current.length + 1 + word.length > width) {
+      lines.push(current);
+      current = ' '.repeat(hang);
+      fresh = true;
+    }
+    current = fresh ? `${current}${word}` : `${current} ${word}`;
+    fresh = false;
+  }
+  lines.push(current);
+  return lines.join('\n');
+}
+
+/** Help text wrapped at `width`, line by line. */
+export function wrapHelp(text: string, width: number): string {
+  return text
+    .split('\n')
+    .map((line) => wrapHelpLine(line, width))
+    .join('\n');
+}
+
+/** A before/after pair of attributes as changed paths: `power: on -> off`, `+ tags: a`, `- description: x`. */
+export function diffLines(
+  before: Record<string, unknown> | null,
+  after: Record<string, unknown> | null,
+): string[] {
+  const old = new Map(flatten(before ?? {}));
+  const now = new Map(flatten(after ?? {}));
+  const lines: string[] = [];
+  for (const path of [...new Set([...old.keys(), ...now.keys()])].sort()) {
+    const a = old.get(path);
+    const b = now.get(path);
+    if (a === b) continue;
+    if (a === undefined) lines.push(`+ ${path}: ${b ?? ''}`);
+    else if (b === undefined) lines.push(`- ${path}: ${a}`);
+    else lines.push(`~ ${path}: ${a} -> ${b}`);
+  }
+  return lines;
+}
+
+/** An actor as people read it: `ci pipeline (3f9a1c0b7d2e)`, or the id alone. */
+function actorText(actor: { id: string; description: string | null } | string | undefined): string {
+  if (actor === undefined) return '';
+  if (typeof actor === 'string') return actor;
+  return actor.description === null ? actor.id : `${actor.description} (${actor.id})`;
 }
 
 /** Builds the `consort` command line. */
@@ -171,17 +413,17 @@ export function cli(argv: readonly string[]): Argv<Global> {
   const parser = yargs(argv)
     .scriptName('consort')
     .usage('$0 <command> [options]\n\nThe shell client of Consortium: one command to provision a machine.')
+    .epilogue(EXIT_CODES_HELP)
     .option('context', {
       type: 'string',
       describe: 'a context from the config file (CONSORT_URL/CONSORT_TOKEN win)',
     })
     .option('output', {
       alias: 'o',
-      choices: FORMATS,
-      // yargs widens a plain literal default to string; the assertion keeps the union.
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
-      default: 'table' as Format,
-      describe: 'output format',
+      type: 'string',
+      default: 'table',
+      describe: `output format: ${FORMATS.join(', ')} or jsonpath=EXPR (like jsonpath='{.items[*].name}')`,
+      coerce: (text: string) => parseOutput(text),
     })
     .strict()
     .recommendCommands()
@@ -217,7 +459,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
             const drift = (node.drift ?? []).map(
               (d) => `drift: ${d.path} observed ${cell(d.observed)} by ${d.provider}`,
             );
-            return [table(headers, rows), `revision ${node.revision}`, ...drift].join('\n');
+            return { headers, rows, footer: [`revision ${node.revision}`, ...drift] };
           });
           return EXIT.ok;
         }),
@@ -226,16 +468,20 @@ export function cli(argv: readonly string[]): Argv<Global> {
       'list <kind> [filters..]',
       'list nodes of a kind, with NetBox-style filters',
       (y) =>
-        y
-          .positional('kind', { type: 'string', demandOption: true })
-          .positional('filters', {
+        pagingOptions(
+          withKind(y).positional('filters', {
             type: 'string',
             array: true,
             describe: 'key=value, key__n=value, name__isw=web, ...',
+          }),
+          100,
+        )
+          .option('columns', {
+            type: 'string',
+            describe: 'attributes to show, comma separated (interfaces.ip for addresses)',
           })
-          .option('limit', { type: 'number', default: 100 })
-          .option('columns', { type: 'string', describe: 'attributes to show, comma separated' })
           .example('$0 list host datacenter=pek1 hwspec__n=large', 'hosts in pek1 that are not large')
+          .example('$0 list host --columns power,interfaces.ip,hwspec -o csv', 'chosen columns, as CSV')
           .example('$0 list host name__isw=web -o json', 'as JSON'),
       (a) =>
         run(async () => {
@@ -245,20 +491,20 @@ export function cli(argv: readonly string[]): Argv<Global> {
             if (at <= 0) throw usage(`filter "${filter}" must look like key=value`);
             query.append(filter.slice(0, at), filter.slice(at + 1));
           }
-          const answer = await clientFor(a).request(
-            'GET',
+          const page = await readPages<{ name: string; revision: number; attrs: Record<string, unknown> }>(
+            clientFor(a),
             `/api/inventory/${path(a.kind)}?${query.toString()}`,
+            a,
           );
-          const page = answer.body as {
-            items: { name: string; revision: number; attrs: Record<string, unknown> }[];
-            next?: string;
-          };
           show(a, page, () => {
             const columns =
               a.columns?.split(',').filter((c) => c !== '') ?? defaultColumns(page.items.map((i) => i.attrs));
-            const rows = page.items.map((n) => [n.name, ...columns.map((c) => cell(n.attrs[c]))]);
-            const more = page.next === undefined ? '' : `\n(more: raise --limit)`;
-            return `${table(['NAME', ...columns.map((c) => c.toUpperCase())], rows)}${more}`;
+            return {
+              headers: ['NAME', ...columns.map(columnHeader)],
+              rows: page.items.map((n) => [n.name, ...columns.map((c) => columnCell(n.attrs, c))]),
+              empty: `no ${a.kind} matches`,
+              footer: moreLine(page.next),
+            };
           });
           return EXIT.ok;
         }),
@@ -268,8 +514,16 @@ export function cli(argv: readonly string[]): Argv<Global> {
       'search the inventory with the query language',
       (y) =>
         y
-          .positional('query', { type: 'string', demandOption: true })
-          .option('limit', { type: 'number', default: 100 })
+          .positional('query', {
+            type: 'string',
+            demandOption: true,
+            describe: 'conditions joined by and/or/not: kind=host and datacenter=pek1',
+          })
+          .option('limit', { type: 'number', default: 100, describe: 'at most this many nodes' })
+          .option('columns', {
+            type: 'string',
+            describe: 'attributes to show, comma separated (default: power and interfaces.ip when found)',
+          })
           .example(
             `$0 search 'kind=host and datacenter=pek1 and puppet_roles has nginx'`,
             'hosts in pek1 with nginx',
@@ -285,15 +539,21 @@ export function cli(argv: readonly string[]): Argv<Global> {
           const query = new URLSearchParams({ q: a.query, limit: String(a.limit) });
           const answer = await clientFor(a).request('GET', `/api/search?${query.toString()}`);
           const result = answer.body as {
-            items: { kind: string; name: string; revision: number }[];
+            items: { kind: string; name: string; revision: number; attrs: Record<string, unknown> }[];
             truncated?: boolean;
           };
-          show(a, result, () =>
-            table(
-              ['KIND', 'NAME', 'REVISION'],
-              result.items.map((n) => [n.kind, n.name, String(n.revision)]),
-            ),
-          );
+          show(a, result, () => {
+            const attrs = result.items.map((n) => n.attrs);
+            const columns =
+              a.columns?.split(',').filter((c) => c !== '') ??
+              defaultColumns(attrs).filter((c) => c === 'power' || c === 'interfaces.ip');
+            return {
+              headers: ['KIND', 'NAME', ...columns.map(columnHeader)],
+              rows: result.items.map((n) => [n.kind, n.name, ...columns.map((c) => columnCell(n.attrs, c))]),
+              empty: 'nothing matches',
+              footer: result.truncated === true ? ['(more match: raise --limit)'] : [],
+            };
+          });
           return EXIT.ok;
         }),
     )
@@ -327,7 +587,11 @@ export function cli(argv: readonly string[]): Argv<Global> {
       'change a node (or, with -l, every node a query selects) and follow its job',
       (y) =>
         batchOptions(changeOptions(withTarget(y)))
-          .positional('assignments', { type: 'string', array: true })
+          .positional('assignments', {
+            type: 'string',
+            array: true,
+            describe: 'key=value, key+=item, key-=item, key- (unset), key[eth0].ip=...',
+          })
           .option('if-revision', { type: 'number', describe: 'only if the node is still at this revision' })
           .example('$0 set host web-01 power=off', 'power off')
           .example(
@@ -379,11 +643,20 @@ export function cli(argv: readonly string[]): Argv<Global> {
     )
     .command(
       'explain <action> <kind> <name> [assignments..]',
-      'show what a change would do, round by round, without doing it',
+      'show what a change would do, round by round, without doing it (a reader may)',
       (y) =>
-        withTarget(y)
-          .positional('action', { choices: ['create', 'set', 'delete'] as const, demandOption: true })
-          .positional('assignments', { type: 'string', array: true })
+        withTarget(
+          y.positional('action', {
+            choices: ['create', 'set', 'delete'] as const,
+            demandOption: true,
+            describe: 'the change to explain',
+          }),
+        )
+          .positional('assignments', {
+            type: 'string',
+            array: true,
+            describe: 'key=value, key+=item, ... as for create and set',
+          })
           .example(
             '$0 explain create host web-02 hwspec=small subnet=pek1-web power=on',
             'the plan of a provisioning',
@@ -410,6 +683,54 @@ export function cli(argv: readonly string[]): Argv<Global> {
           );
         }),
     )
+    .command(
+      'history <kind> <name>',
+      'who changed a node, when, by which job, and what changed (the audit log)',
+      (y) =>
+        pagingOptions(withTarget(y), 20)
+          .example('$0 history host web-01', 'every change, newest first, with a diff')
+          .example('$0 history host web-01 --all -o csv', 'all of it, one changed value a line'),
+      (a) =>
+        run(async () => {
+          type Entry = {
+            at: string;
+            actor: { id: string; description: string | null };
+            action: string;
+            job: string | null;
+            before: Record<string, unknown> | null;
+            after: Record<string, unknown> | null;
+          };
+          const query = new URLSearchParams({ kind: a.kind, name: a.name, limit: String(a.limit) });
+          const page = await readPages<Entry>(clientFor(a), `/api/audit?${query.toString()}`, a);
+          if (a.output.format === 'table') {
+            if (page.items.length === 0) {
+              process.stdout.write(`no changes of ${a.kind}/${a.name} recorded\n`);
+              return EXIT.ok;
+            }
+            const blocks = page.items.map((e) =>
+              [
+                `${e.at}  ${e.action}  by ${actorText(e.actor)}${e.job === null ? '' : `  job ${e.job}`}`,
+                ...diffLines(e.before, e.after).map((line) => `    ${line}`),
+              ].join('\n'),
+            );
+            process.stdout.write(`${[...blocks, ...moreLine(page.next)].join('\n')}\n`);
+            return EXIT.ok;
+          }
+          show(a, page, () => ({
+            headers: ['AT', 'ACTOR', 'ACTION', 'JOB', 'CHANGE'],
+            rows: page.items.flatMap((e) =>
+              diffLines(e.before, e.after).map((line) => [
+                e.at,
+                actorText(e.actor),
+                e.action,
+                e.job ?? '',
+                line,
+              ]),
+            ),
+          }));
+          return EXIT.ok;
+        }),
+    )
     .command('batches', 'list, show and cancel batches', (y) => batchCommands(y, clientFor, run))
     .command('jobs', 'list, show, watch and cancel jobs', (y) =>
       y
@@ -417,14 +738,13 @@ export function cli(argv: readonly string[]): Argv<Global> {
           'list',
           'recent jobs, newest first',
           (c) =>
-            c
+            pagingOptions(c, 20)
               .option('state', {
                 type: 'string',
                 describe: 'comma separated: queued,running,succeeded,failed,expired,cancelled',
               })
-              .option('kind', { type: 'string' })
-              .option('name', { type: 'string' })
-              .option('limit', { type: 'number', default: 20 })
+              .option('kind', { type: 'string', describe: 'only jobs of this kind' })
+              .option('name', { type: 'string', describe: 'only jobs of nodes with this name' })
               .example('$0 jobs list --state running', 'what is running now'),
           (a) =>
             run(async () => {
@@ -432,21 +752,25 @@ export function cli(argv: readonly string[]): Argv<Global> {
               if (a.state !== undefined) query.set('state', a.state);
               if (a.kind !== undefined) query.set('kind', a.kind);
               if (a.name !== undefined) query.set('name', a.name);
-              const answer = await clientFor(a).request('GET', `/api/jobs?${query.toString()}`);
-              const page = answer.body as { items: (JobView & { roundCount: number })[] };
-              show(a, page, () =>
-                table(
-                  ['ID', 'NODE', 'ACTION', 'STATE', 'ROUNDS', 'CREATED'],
-                  page.items.map((j) => [
-                    j.id,
-                    `${j.kind}/${j.name}`,
-                    j.action,
-                    j.state,
-                    String(j.roundCount),
-                    j.createdAt,
-                  ]),
-                ),
+              const page = await readPages<JobView & { roundCount: number; actor?: unknown }>(
+                clientFor(a),
+                `/api/jobs?${query.toString()}`,
+                a,
               );
+              show(a, page, () => ({
+                headers: ['ID', 'NODE', 'ACTION', 'STATE', 'ROUNDS', 'BY', 'CREATED'],
+                rows: page.items.map((j) => [
+                  j.id,
+                  `${j.kind}/${j.name}`,
+                  j.action,
+                  j.state,
+                  String(j.roundCount),
+                  actorText(j.actor as Parameters<typeof actorText>[0]),
+                  j.createdAt,
+                ]),
+                empty: 'no jobs match',
+                footer: moreLine(page.next),
+              }));
               return EXIT.ok;
             }),
         )
@@ -455,7 +779,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
           'one job with its rounds and conditions',
           (c) =>
             c
-              .positional('id', { type: 'string', demandOption: true })
+              .positional('id', { type: 'string', demandOption: true, describe: 'the job id (jobs list)' })
               .example('$0 jobs show j-abc -o yaml', 'as YAML'),
           (a) =>
             run(async () => {
@@ -473,6 +797,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
                 'rounds'
               > & {
                 rounds: Round[];
+                actor?: { id: string; description: string | null };
               };
               show(a, job, () => {
                 const rows = job.rounds.flatMap((r) =>
@@ -490,6 +815,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
                 );
                 return [
                   `job ${job.id}: ${job.action} ${job.kind}/${job.name}: ${job.state}`,
+                  `by ${actorText(job.actor)}`,
                   table(['ROUND', 'PROVIDER', 'ATTEMPTS', 'TOOK', 'ERROR'], rows),
                   ...conditions,
                   ...(job.failure === undefined ? [] : [`failure: ${job.failure.message}`]),
@@ -503,20 +829,21 @@ export function cli(argv: readonly string[]): Argv<Global> {
           'follow a job live until it ends',
           (c) =>
             c
-              .positional('id', { type: 'string', demandOption: true })
+              .positional('id', { type: 'string', demandOption: true, describe: 'the job id (jobs list)' })
               .example('$0 jobs watch j-abc', 'follow it'),
           (a) =>
             run(async () => {
               const client = clientFor(a);
               const job = (await client.request('GET', `/api/jobs/${path(a.id)}`)).body as JobView;
-              const interactive = a.output === 'table' && process.stdout.isTTY;
+              const tabular = a.output.format === 'table';
+              const interactive = tabular && process.stdout.isTTY;
               const final = ended(job.state)
                 ? job
                 : await watchJob(client, job, {
-                    out: a.output === 'table' ? process.stdout : process.stderr,
+                    out: tabular ? process.stdout : process.stderr,
                     interactive,
                   });
-              if (a.output !== 'table') printData(final, a.output);
+              if (!tabular) showData(a, final);
               else if (ended(job.state)) process.stdout.write(`${job.state}\n`);
               if (final.state !== 'succeeded') {
                 process.stderr.write(
@@ -532,7 +859,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
           'ask the master to cancel a job',
           (c) =>
             c
-              .positional('id', { type: 'string', demandOption: true })
+              .positional('id', { type: 'string', demandOption: true, describe: 'the job id (jobs list)' })
               .example('$0 jobs cancel j-abc', 'stop it'),
           (a) =>
             run(async () => {
@@ -546,11 +873,11 @@ export function cli(argv: readonly string[]): Argv<Global> {
     )
     .command(
       'schema [kind]',
-      "the kinds, or one kind's attributes with their owners",
+      "the kinds, or one kind's attributes with their owners, descriptions and references",
       (y) =>
         y
-          .positional('kind', { type: 'string' })
-          .example('$0 schema host', 'attributes of host and who owns them'),
+          .positional('kind', { type: 'string', describe: 'a kind; without it, every kind' })
+          .example('$0 schema host', 'attributes of host, who owns them, what they mean'),
       (a) =>
         run(async () => {
           const client = clientFor(a);
@@ -558,12 +885,10 @@ export function cli(argv: readonly string[]): Argv<Global> {
             const body = (await client.request('GET', '/api/schema')).body as {
               kinds: { name: string; description?: string; providers: string[] }[];
             };
-            show(a, body, () =>
-              table(
-                ['KIND', 'PROVIDERS', 'DESCRIPTION'],
-                body.kinds.map((k) => [k.name, k.providers.join(','), k.description ?? '']),
-              ),
-            );
+            show(a, body, () => ({
+              headers: ['KIND', 'PROVIDERS', 'DESCRIPTION'],
+              rows: body.kinds.map((k) => [k.name, k.providers.join(','), k.description ?? '']),
+            }));
             return EXIT.ok;
           }
           const document = await fetchSchema(client, a.kind);
@@ -571,20 +896,31 @@ export function cli(argv: readonly string[]): Argv<Global> {
             const rows: string[][] = [];
             const walk = (properties: Record<string, Schema>, prefix: string): void => {
               for (const [name, s] of Object.entries(properties)) {
+                const items = s['items'] as Schema | undefined;
                 const type =
                   s['x-list-type'] === undefined
                     ? cell(s['type'] ?? (s['enum'] !== undefined ? 'enum' : ''))
                     : `${cell(s['type'])} (${cell(s['x-list-type'])})`;
-                const values = s['enum'] === undefined ? '' : cell(s['enum']);
-                rows.push([`${prefix}${name}`, type, cell(s['x-authority']), cell(s['x-watchers']), values]);
-                const items = s['items'] as Schema | undefined;
+                const values = s['enum'] === undefined ? cell(items?.['enum']) : cell(s['enum']);
+                const ref = s['x-ref'] ?? items?.['x-ref'];
+                rows.push([
+                  `${prefix}${name}`,
+                  type,
+                  cell(s['x-authority']),
+                  ref === undefined ? '' : `-> ${cell(ref)}`,
+                  values,
+                  cell(s['description']),
+                ]);
                 if (s['x-list-type'] === 'map' && items?.['properties'] !== undefined) {
                   walk(items['properties'] as Record<string, Schema>, `${prefix}${name}[*].`);
                 }
               }
             };
             walk((document['properties'] ?? {}) as Record<string, Schema>, '');
-            return table(['ATTRIBUTE', 'TYPE', 'AUTHORITY', 'WATCHERS', 'VALUES'], rows);
+            return {
+              headers: ['ATTRIBUTE', 'TYPE', 'AUTHORITY', 'REFERS TO', 'VALUES', 'DESCRIPTION'],
+              rows,
+            };
           });
           return EXIT.ok;
         }),
@@ -596,8 +932,15 @@ export function cli(argv: readonly string[]): Argv<Global> {
           'make a token and print it (shown once)',
           (c) =>
             c
-              .option('role', { choices: ['reader', 'operator', 'admin'] as const, demandOption: true })
-              .option('description', { type: 'string' })
+              .option('role', {
+                choices: ['reader', 'operator', 'admin'] as const,
+                demandOption: true,
+                describe: 'reader reads (and explains), operator changes, admin also manages tokens',
+              })
+              .option('description', {
+                type: 'string',
+                describe: 'who or what uses it; jobs and the audit log show it',
+              })
               .option('ttl', { type: 'number', describe: 'seconds until it expires' })
               .example('$0 token create --role operator --description "ci"', 'a token for CI'),
           (a) =>
@@ -643,7 +986,11 @@ export function cli(argv: readonly string[]): Argv<Global> {
           'revoke a token: it stops working at once on every web process',
           (c) =>
             c
-              .positional('id', { type: 'string', demandOption: true, describe: 'the token id (token list)' })
+              .positional('id', {
+                type: 'string',
+                demandOption: true,
+                describe: 'the token id (token list)',
+              })
               .example('$0 token revoke 3f9a1c0b7d2e', 'revoke a leaked token'),
           (a) =>
             run(async () => {
@@ -661,9 +1008,9 @@ export function cli(argv: readonly string[]): Argv<Global> {
           'add or change a context',
           (c) =>
             c
-              .positional('name', { type: 'string', demandOption: true })
-              .option('url', { type: 'string', demandOption: true })
-              .option('token', { type: 'string' })
+              .positional('name', { type: 'string', demandOption: true, describe: 'the context name' })
+              .option('url', { type: 'string', demandOption: true, describe: 'the server URL' })
+              .option('token', { type: 'string', describe: 'the API token (cst_...)' })
               .option('use', { type: 'boolean', describe: 'make it the current context' })
               .example(
                 '$0 context set dev --url http://127.0.0.1:8080 --token cst_... --use',
@@ -692,7 +1039,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
           'switch the current context',
           (c) =>
             c
-              .positional('name', { type: 'string', demandOption: true })
+              .positional('name', { type: 'string', demandOption: true, describe: 'the context name' })
               .example('$0 context use prod', 'switch'),
           (a) =>
             run(() => {
@@ -726,49 +1073,129 @@ export function cli(argv: readonly string[]): Argv<Global> {
       'print a shell completion script (bash or zsh)',
       (y) =>
         y
-          .positional('shell', { choices: ['bash', 'zsh'] as const, default: 'bash' as const })
+          .positional('shell', {
+            choices: ['bash', 'zsh'] as const,
+            default: 'bash' as const,
+            describe: 'the shell; completes commands, kinds, node names and attributes',
+          })
           .example('source <($0 completion bash)', 'complete consort in bash')
           .example('$0 completion zsh > ~/.zfunc/_consort', 'for zsh'),
       () => {
         completer.showCompletionScript();
       },
     )
-    .completion('__complete', false)
+    .completion('__complete', false, ((current, parsed, completionFilter, done) => {
+      completionFilter((_error, defaults) => {
+        complete(current, parsed as Global & { _: (string | number)[] })
+          .then((found) => {
+            done(found ?? defaults ?? []);
+          })
+          .catch(() => {
+            done(defaults ?? []);
+          });
+      });
+    }) satisfies FallbackCompletionFunction)
     .demandCommand(1, 'name a command (consort --help lists them)')
     .fail((message, error: Error | undefined) => {
       if (error instanceof CliError) {
         process.stderr.write(`consort: ${error.message}\n`);
         process.exit(error.exitCode);
       }
-      process.stderr.write(
-        `consort: ${message || (error?.message ?? 'usage error')}\nRun consort --help for usage.\n`,
-      );
+      const text = missingArguments(message, argv) ?? (message || (error?.message ?? 'usage error'));
+      process.stderr.write(`consort: ${text}\nRun consort --help for usage.\n`);
       process.exit(EXIT.usage);
     })
     .help()
-    .version(false);
+    .describe('help', 'show help (also for each command: consort <command> --help)')
+    .version(version())
+    .describe('version', "show consort's version")
+    // yargs' own wrapping (cliui's ESM build) cuts words in half; help is laid out unwrapped and wrapped by words.
+    .wrap(null);
   return configManagementCommands(parser, clientFor, run);
 }
 
-function defaultColumns(items: readonly Record<string, unknown>[]): string[] {
-  const counts = new Map<string, number>();
-  for (const attrs of items) {
-    for (const [key, value] of Object.entries(attrs)) {
-      if (key === 'present' || (typeof value === 'object' && value !== null && !Array.isArray(value)))
-        continue;
-      if (Array.isArray(value) && value.some((v) => typeof v === 'object')) continue;
-      counts.set(key, (counts.get(key) ?? 0) + 1);
-    }
+/** Commands whose positionals are a kind, then a node name (`create` names a new node: no names to offer). */
+const NODE_COMMANDS = ['get', 'set', 'delete', 'history', 'create', 'list', 'explain'];
+
+/**
+ * Completions from the server for the word being typed: kinds, then node names, then attribute names (`power=`);
+ * undefined where yargs' own (commands, options) apply. Never fails the shell: any error gives yargs' own.
+ */
+async function complete(
+  current: string,
+  parsed: Global & { _: (string | number)[] },
+): Promise<string[] | undefined> {
+  if (current.startsWith('-')) return undefined;
+  const words = parsed._.map(String);
+  // The words before the one being typed, after "consort" itself.
+  const done = words
+    .slice(words[0] === 'consort' ? 1 : 0)
+    .filter((w, i, all) => !(i === all.length - 1 && w === current));
+  const command = done[0];
+  if (command === undefined) return undefined;
+  let at = done.slice(1);
+  if (command === 'explain') {
+    if (at.length === 0) return ['create', 'set', 'delete'].filter((a) => a.startsWith(current));
+    at = at.slice(1);
   }
-  return [...counts.entries()]
-    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
-    .slice(0, 5)
-    .map(([key]) => key)
-    .sort();
+  if (!NODE_COMMANDS.includes(command) && command !== 'schema') return undefined;
+  const client = clientFor(parsed);
+  const starting = (items: readonly string[]): string[] => items.filter((item) => item.startsWith(current));
+  if (at.length === 0) {
+    const body = (await client.request('GET', '/api/schema')).body as { kinds: { name: string }[] };
+    return starting(body.kinds.map((k) => k.name));
+  }
+  const kind = at[0] as string;
+  const attributes = async (): Promise<string[]> => {
+    const document = await fetchSchema(client, kind);
+    return Object.keys((document['properties'] ?? {}) as Record<string, unknown>)
+      .filter((a) => a !== 'present')
+      .map((a) => `${a}=`);
+  };
+  if (command === 'list') return starting(await attributes());
+  if (at.length === 1 && command !== 'create') {
+    const query = new URLSearchParams({ limit: '1000', fields: 'present' });
+    const body = (await client.request('GET', `/api/inventory/${path(kind)}?${query.toString()}`)).body as {
+      items: { name: string }[];
+    };
+    return starting(body.items.map((n) => n.name));
+  }
+  if (at.length >= 2 && ['create', 'set', 'explain'].includes(command)) return starting(await attributes());
+  return at.length === 1 ? [] : undefined;
 }
 
-const args = hideBin(process.argv);
+let args: string[];
+try {
+  args = normalizeBooleanFlags(hideBin(process.argv));
+} catch (error) {
+  process.stderr.write(`consort: ${(error as Error).message}\n`);
+  process.exit(EXIT.usage);
+}
 // yargs picks its completion template from $SHELL when it is built.
 if (args[0] === 'completion') process.env['SHELL'] = args[1] === 'zsh' ? '/bin/zsh' : '/bin/bash';
+if (args[0] === '--get-yargs-completions') {
+  // yargs runs the first command it finds among the words (and its strict checks) before it completes; the
+  // words after the command are answered here, from the server.
+  const words = args.slice(1);
+  const current = words.at(-1) ?? '';
+  const context = process.env['CONSORT_CONTEXT'];
+  const found =
+    words.length > 2
+      ? await complete(current, {
+          _: words,
+          output: { format: 'table' },
+          ...(context === undefined ? {} : { context }),
+        }).catch(() => [])
+      : undefined;
+  if (found !== undefined) {
+    process.stdout.write(found.map((f) => `${f}\n`).join(''));
+    process.exit(EXIT.ok);
+  }
+}
+// Help (and only help and version use console.log) is wrapped here by words, at the terminal's width.
+const log = console.log.bind(console);
+console.log = (...parts: unknown[]) => {
+  log(wrapHelp(parts.map(String).join(' '), helpWidth()));
+};
 const completer = cli(args);
 await completer.parseAsync();

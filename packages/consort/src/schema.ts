@@ -7,7 +7,14 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Attrs, JsonValue, ListSemantics, Path, UpdateRequest } from '@consortium/core';
-import { applyUpdate, closestMatch, formatPath, parsePath } from '@consortium/core';
+import {
+  BOOLEAN_WORDS_HELP,
+  applyUpdate,
+  closestMatch,
+  formatPath,
+  parseBooleanWord,
+  parsePath,
+} from '@consortium/core';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { Client } from './client.js';
 import { usage } from './errors.js';
@@ -96,9 +103,9 @@ function typed(text: string, schema: Schema, where: string): JsonValue {
     return value;
   }
   if (type === 'boolean') {
-    if (text === 'true' || text === 'yes' || text === 'on') return true;
-    if (text === 'false' || text === 'no' || text === 'off') return false;
-    throw usage(`${where}: "${text}" is not true or false`);
+    const value = parseBooleanWord(text);
+    if (value === undefined) throw usage(`${where}: "${text}" is not ${BOOLEAN_WORDS_HELP}`);
+    return value;
   }
   if (type === 'object' || (type === 'array' && schema['x-list-type'] !== 'set')) {
     try {
@@ -119,12 +126,76 @@ function check(value: JsonValue, schema: Schema, where: string): void {
   const validate = ajv.compile(schema);
   if (!validate(value)) {
     const first = validate.errors?.[0];
+    if (first?.keyword === 'pattern') {
+      // A regular expression says nothing to an operator: name the form, from examples it accepts.
+      const pattern = (first.params as { pattern: string }).pattern;
+      const bad = valueAt(value, first.instancePath);
+      throw usage(
+        `${where}=${JSON.stringify(value)}: ${JSON.stringify(bad)} is not ${describePattern(pattern)}`,
+      );
+    }
     const extra =
       first?.keyword === 'enum'
         ? ` (one of ${(first.params as { allowedValues: unknown[] }).allowedValues.join(', ')})`
         : '';
     throw usage(`${where}=${JSON.stringify(value)}: ${first?.message ?? 'invalid'}${extra}`);
   }
+}
+
+/** Forms a pattern may stand for, each with examples it must accept and reject, and how to say it. */
+const FORMS: readonly { accepts: string[]; rejects: string[]; words: string }[] = [
+  {
+    accepts: ['10.1.2.0/24', '0.0.0.0/0'],
+    rejects: ['10.1.2.0', '10.1.2.0/33'],
+    words: 'a CIDR like 10.1.2.0/24',
+  },
+  {
+    accepts: ['10.1.2.3', '192.168.0.1'],
+    rejects: ['10.1.2.0/24', '10.1.2'],
+    words: 'an IPv4 address like 10.1.2.3',
+  },
+  {
+    accepts: ['52:54:00:12:ab:cd'],
+    rejects: ['52-54-00-12-ab-cd', '52:54:00:12:ab'],
+    words: 'a MAC address like 52:54:00:12:ab:cd',
+  },
+  {
+    accepts: ['web-01', 'web-01.pek1.example.com'],
+    rejects: ['Web_01', '-web'],
+    words: 'a lower-case DNS name like web-01 or web-01.example.com',
+  },
+  {
+    accepts: ['eth0', 'bond1'],
+    rejects: ['eth-0', 'Eth0'],
+    words: 'lower-case letters and digits, like eth0',
+  },
+  {
+    accepts: ['my_var', 'X1'],
+    rejects: ['1x', 'my-var'],
+    words: 'a name of letters, digits and _, like my_var',
+  },
+];
+
+/** A pattern in words: the first known form whose examples it accepts and rejects exactly, else the pattern. */
+export function describePattern(pattern: string): string {
+  const regex = new RegExp(pattern, 'u');
+  const form = FORMS.find(
+    (f) => f.accepts.every((text) => regex.test(text)) && !f.rejects.some((text) => regex.test(text)),
+  );
+  return form?.words ?? `of the form the schema requires (${pattern})`;
+}
+
+/** The value at an Ajv instance path (`/0`, `/items/1`) inside a value. */
+function valueAt(value: JsonValue, pointer: string): JsonValue | undefined {
+  let current: JsonValue | undefined = value;
+  for (const part of pointer.split('/').slice(1)) {
+    if (current === null || typeof current !== 'object') return undefined;
+    const container: Readonly<Record<string, JsonValue>> = Array.isArray(current)
+      ? Object.fromEntries((current as readonly JsonValue[]).map((item, i) => [String(i), item]))
+      : (current as Readonly<Record<string, JsonValue>>);
+    current = Object.hasOwn(container, part) ? container[part] : undefined;
+  }
+  return current;
 }
 
 const ASSIGNMENT = /^([a-z_][a-z0-9_]*(?:\[[^\]]+\]|\.[a-z_][a-z0-9_]*)*)(\+=|-=|=|-$)(.*)$/s;

@@ -6,7 +6,7 @@ import { createParser } from 'eventsource-parser';
 import type { JobView } from '@consortium/core';
 import type { Client } from './client.js';
 import { CliError, EXIT } from './errors.js';
-import { duration } from './render.js';
+import { duration, plural } from './render.js';
 
 /** A job as the API shows it (the wire type the server writes). */
 export type { JobView } from '@consortium/core';
@@ -133,7 +133,7 @@ export async function watchJob(
     if (timer !== undefined) clearInterval(timer);
     if (options.interactive) out.write('\r\x1b[2K');
     const took = final.endedAt === undefined ? '' : ` in ${duration(Date.parse(final.endedAt) - started)}`;
-    out.write(`${final.state}${took} (${final.rounds?.length ?? 0} rounds)\n`);
+    out.write(`${final.state}${took} (${plural(final.rounds?.length ?? 0, 'round')})\n`);
     return final;
   } finally {
     if (timer !== undefined) clearInterval(timer);

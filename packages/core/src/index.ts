@@ -1,5 +1,6 @@
 /** @consortium/core: the node model, authority, schemas, merge semantics and the transition planner. No I/O. */
 export * from './backoff.js';
+export * from './booleans.js';
 export * from './errors.js';
 export * from './execute.js';
 export * from './json.js';

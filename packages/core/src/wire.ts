@@ -1,7 +1,6 @@
 /**
  * The HTTP API's JSON shapes (DESIGN.md §7), shared by the server that writes them, `consort` and the web console
- * that read them, so that a field is named once. Times are ISO 8601 strings; round and task records keep the
- * planner's numbers (milliseconds since the epoch), as the job's event stream sends them.
+ * that read them, so that a field is named once. Every time is an RFC 3339 string (UTC).
  */
 import type { ErrorCode } from './errors.js';
 import type { Plan } from './execute.js';
@@ -43,6 +42,19 @@ export interface NodeAuthorityView extends NodeView {
   readonly drift: readonly DriftView[];
 }
 
+/** Who did something: a token's id with its description (null when it has none or no longer exists). */
+export interface ActorView {
+  /** The token id (or `dev`, or `system`). */
+  readonly id: string;
+  readonly description: string | null;
+}
+
+/** A planner round as the API shows it: its start and end as RFC 3339 timestamps. */
+export type RoundView = Omit<RoundRecord, 'startedAt' | 'endedAt'> & {
+  readonly startedAt: string;
+  readonly endedAt: string;
+};
+
 /** A job as `GET /api/jobs/:id` shows it (the list shows `roundCount` instead of rounds and conditions). */
 export interface JobView {
   readonly id: string;
@@ -50,20 +62,22 @@ export interface JobView {
   readonly name: string;
   readonly action: JobAction;
   readonly state: JobState;
-  readonly actor: string;
+  readonly actor: ActorView;
   readonly createdAt: string;
   readonly startedAt: string | undefined;
   readonly endedAt: string | undefined;
   readonly updates: readonly UpdateRequest[];
   readonly roundCount?: number;
-  readonly rounds?: readonly RoundRecord[];
+  readonly rounds?: readonly RoundView[];
   /** While the job runs: which provider holds which update, and why. */
   readonly conditions?: readonly Condition[];
   /** While the job runs: when it expires unless done (its TTL). */
   readonly expiresAt?: string;
   readonly failure?: JobFailure;
-  readonly rollback?: { readonly state: string; readonly rounds?: readonly RoundRecord[] };
-  readonly cancelRequested?: { readonly by: string; readonly at: string | undefined };
+  readonly rollback?: { readonly state: string; readonly rounds?: readonly RoundView[] };
+  readonly cancelRequested?: { readonly by: ActorView; readonly at: string | undefined };
+  /** The batch the job belongs to. */
+  readonly batch?: string;
   readonly links: { readonly self: string; readonly events: string; readonly node: string };
 }
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Api } from './test-support/dev-server.js';
-import { startInProcess } from './test-support/dev-server.js';
+import { apiClient, startInProcess } from './test-support/dev-server.js';
 
 let api: Api;
 let stop: () => Promise<void>;
@@ -378,6 +378,102 @@ describe('jobs', () => {
   });
 });
 
+describe('readers may explain', () => {
+  it('a reader gets the plan of a create, a patch and a delete, and nothing is written', async () => {
+    const made = await api.request('POST', '/api/tokens', {
+      body: { role: 'reader', description: 'auditor' },
+    });
+    const reader = apiClient(api.url, made.body.token);
+    const jobsBefore = (await api.request('GET', '/api/jobs?limit=500')).body.items.length;
+    const subnet = await api.request('GET', '/api/inventory/subnet/pek1-web');
+
+    const create = await reader.request('POST', '/api/inventory/host?explain=true', {
+      body: { name: 'explained-1', attrs: { hwspec: 'small', subnet: 'pek1-web', power: 'on' } },
+    });
+    expect(create.status).toBe(200);
+    expect(create.body).toMatchObject({ explain: true, kind: 'host', name: 'explained-1', action: 'create' });
+    expect(create.body.plan.outcome).toBe('succeeded');
+    const patch = await reader.request('PATCH', '/api/inventory/subnet/pek1-web?explain=true', {
+      body: { description: 'explained' },
+      type: 'application/merge-patch+json',
+    });
+    expect([patch.status, patch.body.action, patch.body.plan.outcome]).toEqual([200, 'patch', 'succeeded']);
+    const remove = await reader.request('DELETE', '/api/inventory/vlan/none?explain=true');
+    expectProblem(remove, 404, 'NOT_FOUND');
+
+    // Applying still needs an operator, explain=false included.
+    const applied = await reader.request('PATCH', '/api/inventory/subnet/pek1-web?explain=false', {
+      body: { description: 'applied' },
+      type: 'application/merge-patch+json',
+    });
+    expectProblem(applied, 403, 'FORBIDDEN');
+    expectProblem(
+      await reader.request('POST', '/api/inventory/host', { body: { name: 'explained-2', attrs: {} } }),
+      403,
+      'FORBIDDEN',
+    );
+
+    expect((await api.request('GET', '/api/inventory/host/explained-1')).status).toBe(404);
+    const after = await api.request('GET', '/api/inventory/subnet/pek1-web');
+    expect([after.body.revision, after.body.attrs]).toEqual([subnet.body.revision, subnet.body.attrs]);
+    expect((await api.request('GET', '/api/jobs?limit=500')).body.items.length).toBe(jobsBefore);
+  });
+});
+
+describe('one timestamp format', () => {
+  /** Every value under a key that names a time (`at`, `...At`), with where it was found. */
+  function times(value: unknown, where: string, out: [string, unknown][] = []): [string, unknown][] {
+    if (Array.isArray(value)) value.forEach((item, i) => times(item, `${where}[${i}]`, out));
+    else if (typeof value === 'object' && value !== null) {
+      for (const [key, item] of Object.entries(value)) {
+        if ((key === 'at' || /[a-z]At$/.test(key)) && item !== null) out.push([`${where}.${key}`, item]);
+        else times(item, `${where}.${key}`, out);
+      }
+    }
+    return out;
+  }
+  // RFC 3339 (section 5.6) as toISOString writes it: UTC, milliseconds.
+  const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+  it('every time in every answer is an RFC 3339 string', async () => {
+    const job = await api.request('POST', '/api/inventory/host?wait=30s', {
+      body: { name: 'times-1', attrs: { hwspec: 'small', subnet: 'pek1-web', power: 'on' } },
+    });
+    expect(job.body.state).toBe('succeeded');
+    const token = await api.request('POST', '/api/tokens', { body: { role: 'reader', ttlSeconds: 3600 } });
+    const answers = {
+      job: job.body,
+      jobs: (await api.request('GET', '/api/jobs?limit=5')).body,
+      node: (await api.request('GET', '/api/inventory/host/times-1?show=authority')).body,
+      list: (await api.request('GET', '/api/inventory/host')).body,
+      search: (await api.request('GET', '/api/search?q=name=times-1')).body,
+      explain: (
+        await api.request('PATCH', '/api/inventory/host/times-1?explain=true', {
+          body: { power: 'off' },
+          type: 'application/merge-patch+json',
+        })
+      ).body,
+      token: token.body,
+      tokens: (await api.request('GET', '/api/tokens')).body,
+      audit: (await api.request('GET', '/api/audit?kind=host&name=times-1')).body,
+    };
+    const found = times(answers, '');
+    for (const name of ['job', 'node', 'explain', 'token', 'audit']) {
+      expect(found.some(([where]) => where.startsWith(`.${name}.`))).toBe(true);
+    }
+    expect(found.filter(([, value]) => typeof value !== 'string' || !RFC3339.test(value))).toEqual([]);
+    expect(found.map(([where]) => where)).toEqual(
+      expect.arrayContaining([
+        '.job.rounds[0].startedAt',
+        '.job.rounds[0].endedAt',
+        '.explain.plan.rounds[0].startedAt',
+        '.token.expiresAt',
+        '.audit.items[0].at',
+      ]),
+    );
+  }, 60_000);
+});
+
 describe('schema, OpenAPI, health and metrics', () => {
   it('serves the compiled schema with authority and watchers, and an OpenAPI 3.1 document', async () => {
     const kinds = await api.request('GET', '/api/schema');
@@ -419,11 +515,111 @@ describe('audit', () => {
         type: 'application/merge-patch+json',
       });
       expect(p.body.state).toBe('succeeded');
-      const entries = await started.parts.store.listAudit({ kind: 'vlan', name: 'v7', limit: 10 });
-      expect(entries.map((e) => [e.action, e.before, e.after, e.actor, e.jobId])).toEqual([
-        ['patch:succeeded', { present: true, vid: 7 }, { present: true, vid: 8 }, r.body.actor, p.body.id],
-        ['create:succeeded', null, { present: true, vid: 7 }, r.body.actor, r.body.id],
+      const { items } = await started.parts.store.listAudit({ kind: 'vlan', name: 'v7', limit: 10 });
+      expect(items.map((e) => [e.action, e.before, e.after, e.actor, e.jobId])).toEqual([
+        ['patch:succeeded', { present: true, vid: 7 }, { present: true, vid: 8 }, r.body.actor.id, p.body.id],
+        ['create:succeeded', null, { present: true, vid: 7 }, r.body.actor.id, r.body.id],
       ]);
+    } finally {
+      await started.stop();
+    }
+  });
+
+  it('GET /api/audit reads the log by node, actor and job, a page at a time, to readers', async () => {
+    const started = await startInProcess();
+    try {
+      const admin = started.api;
+      const made = await admin.request('POST', '/api/tokens', {
+        body: { role: 'operator', description: 'ci pipeline' },
+      });
+      const ci = apiClient(admin.url, made.body.token);
+      const reader = apiClient(
+        admin.url,
+        (await admin.request('POST', '/api/tokens', { body: { role: 'reader' } })).body.token,
+      );
+      const create = await ci.request('POST', '/api/inventory/vlan?wait=30s', {
+        body: { name: 'v7', attrs: { vid: 7 } },
+      });
+      const patch = await admin.request('PATCH', '/api/inventory/vlan/v7?wait=30s', {
+        body: { vid: 8 },
+        type: 'application/merge-patch+json',
+      });
+      await admin.request('POST', '/api/inventory/vlan?wait=30s', {
+        body: { name: 'v9', attrs: { vid: 9 } },
+      });
+      expect([create.body.state, patch.body.state]).toEqual(['succeeded', 'succeeded']);
+      // Item 5: the actor is the token's description and id, in jobs and in the audit log alike.
+      expect(create.body.actor).toEqual({ id: made.body.id, description: 'ci pipeline' });
+      expect(patch.body.actor).toEqual({ id: expect.any(String), description: 'consortium dev' });
+
+      const node = await reader.request('GET', '/api/audit?kind=vlan&name=v7');
+      expect(node.status).toBe(200);
+      expect(node.body).toEqual({
+        items: [
+          {
+            at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+            actor: patch.body.actor,
+            action: 'patch:succeeded',
+            kind: 'vlan',
+            name: 'v7',
+            job: patch.body.id,
+            before: { present: true, vid: 7 },
+            after: { present: true, vid: 8 },
+            links: { node: '/api/inventory/vlan/v7', job: `/api/jobs/${patch.body.id}` },
+          },
+          expect.objectContaining({
+            action: 'create:succeeded',
+            job: create.body.id,
+            actor: create.body.actor,
+          }),
+        ],
+      });
+      const byActor = await reader.request('GET', `/api/audit?actor=${made.body.id}`);
+      expect(byActor.body.items.map((e: any) => e.job)).toEqual([create.body.id]);
+      const byJob = await reader.request('GET', `/api/audit?job=${patch.body.id}`);
+      expect(byJob.body.items.map((e: any) => e.name)).toEqual(['v7']);
+
+      const first = await reader.request('GET', '/api/audit?kind=vlan&limit=2');
+      expect(first.body.items.map((e: any) => [e.name, e.action])).toEqual([
+        ['v9', 'create:succeeded'],
+        ['v7', 'patch:succeeded'],
+      ]);
+      const second = await reader.request(
+        'GET',
+        `/api/audit?kind=vlan&limit=2&cursor=${encodeURIComponent(first.body.next)}`,
+      );
+      expect(second.body).toEqual({
+        items: [expect.objectContaining({ name: 'v7', action: 'create:succeeded' })],
+      });
+
+      expectProblem(await reader.request('GET', '/api/audit?who=me'), 400, 'INVALID_INPUT');
+      expect((await reader.request('GET', '/api/audit?who=me')).body.detail).toBe(
+        'unknown filter(s) who (known: kind, name, actor, job, limit, cursor)',
+      );
+      expectProblem(await reader.request('GET', '/api/audit?limit=0'), 400, 'INVALID_INPUT');
+      expectProblem(await reader.request('GET', '/api/audit?cursor=nonsense'), 400, 'INVALID_INPUT');
+      expectProblem(await reader.request('GET', '/api/audit?kind=vlan&kind=host'), 400, 'INVALID_INPUT');
+      expectProblem(await reader.request('GET', '/api/audit', { token: null }), 401, 'UNAUTHENTICATED');
+    } finally {
+      await started.stop();
+    }
+  });
+
+  it('a cancelled job names who cancelled it by description', async () => {
+    const started = await startInProcess();
+    try {
+      const { api: admin } = started;
+      const made = await admin.request('POST', '/api/tokens', {
+        body: { role: 'operator', description: 'night shift' },
+      });
+      const night = apiClient(admin.url, made.body.token);
+      const job = await night.request('POST', '/api/inventory/host', {
+        body: { name: 'cancel-me', attrs: { hwspec: 'small', power: 'on' } },
+      });
+      const cancelled = await night.request('POST', `/api/jobs/${job.body.id}/cancel`);
+      expect(cancelled.status).toBe(202);
+      expect(cancelled.body.cancelRequested.by).toEqual({ id: made.body.id, description: 'night shift' });
+      expect(cancelled.body.cancelRequested.at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     } finally {
       await started.stop();
     }
@@ -561,6 +757,12 @@ describe('periodic observe and drift', () => {
         ['hwspec', 'sandbox-vm', 'small', 'large'],
         ['power', 'sandbox-vm', 'on', 'off'],
       ]);
+      // What a provider observed carries when, as every time on the wire does: an RFC 3339 string.
+      const seen = (await local.request('GET', '/api/inventory/host/drift-1?show=authority')).body.observed;
+      expect(seen['sandbox-vm']).toEqual({
+        attrs: expect.objectContaining({ power: 'off' }),
+        at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      });
     } finally {
       await started.stop();
     }

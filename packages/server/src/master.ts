@@ -255,6 +255,12 @@ export class Master implements Runnable {
     } else runner.deliver(message.result);
   }
 
+  /** An actor as a message names it: its token's description and id (`ci pipeline (3f9a1c0b7d2e)`), else its id. */
+  private async actorName(id: string): Promise<string> {
+    const token = (await this.deps.store.listTokens()).find((t) => t.id === id);
+    return token?.description === undefined ? id : `${token.description} (${id})`;
+  }
+
   private async event(job: JobRecord, type: string, data: JsonObject): Promise<void> {
     const event = await this.deps.store.appendEvent(job.id, type, data, this.deps.clock.now());
     await this.announce(event);
@@ -298,12 +304,9 @@ export class Master implements Runnable {
       );
     } catch (error) {
       if (runner.cancelRequested && !signal.aborted) {
-        await this.endEarly(
-          queued,
-          'cancelled',
-          'CANCELLED',
-          `cancelled by ${queued.cancelRequested?.by ?? 'request'} while queued`,
-        );
+        const by = queued.cancelRequested?.by;
+        const who = by === undefined ? 'request' : await this.actorName(by);
+        await this.endEarly(queued, 'cancelled', 'CANCELLED', `cancelled by ${who} while queued`);
         return;
       }
       if (error instanceof CancelledError) return;

@@ -25,7 +25,9 @@ import {
   applyJobPatch,
   checkPageLimit,
   staleRevision,
+  decodeAuditCursor,
   decodeJobCursor,
+  encodeAuditCursor,
   decodeNodeCursor,
   encodeJobCursor,
   encodeNodeCursor,
@@ -38,6 +40,7 @@ import type {
   JobPatch,
   JobRecord,
   JsonObject,
+  ListAuditOptions,
   ListJobsOptions,
   ListNodesOptions,
   Page,
@@ -559,22 +562,28 @@ export class ArangoStore implements Store, StoreTransfer {
     });
   }
 
-  listAudit(options: {
-    readonly kind?: string;
-    readonly name?: string;
-    readonly limit: number;
-  }): Promise<readonly AuditEntry[]> {
+  listAudit(options: ListAuditOptions): Promise<Page<AuditEntry>> {
     return this.run(async () => {
       const limit = checkPageLimit(options.limit);
       const where: AqlQuery[] = [];
       if (options.kind !== undefined) where.push(aql`a.kind == ${options.kind}`);
       if (options.name !== undefined) where.push(aql`a.name == ${options.name}`);
+      if (options.actor !== undefined) where.push(aql`a.actor == ${options.actor}`);
+      if (options.jobId !== undefined) where.push(aql`a.jobId == ${options.jobId}`);
+      if (options.cursor !== undefined) {
+        const after = decodeAuditCursor(options.cursor);
+        where.push(aql`(a.at < ${after.at} OR (a.at == ${after.at} AND a._key < ${after.key}))`);
+      }
       const filter = where.length > 0 ? aql`FILTER ${join(where, ' AND ')}` : aql``;
       // Padded keys grow with every insert, so they order two entries of the same millisecond.
-      const docs = await this.all<AuditDocument>(
-        aql`FOR a IN ${this.audit} ${filter} SORT a.at DESC, a._key DESC LIMIT ${limit} RETURN a`,
+      const docs = await this.all<AuditDocument & { readonly _key: string }>(
+        aql`FOR a IN ${this.audit} ${filter} SORT a.at DESC, a._key DESC LIMIT ${limit + 1} RETURN a`,
       );
-      return docs.map(toAuditEntry);
+      const items = docs.slice(0, limit).map(toAuditEntry);
+      const last = docs[limit - 1];
+      return docs.length > limit && last !== undefined
+        ? { items, next: encodeAuditCursor({ at: last.at, key: last._key }) }
+        : { items };
     });
   }
 

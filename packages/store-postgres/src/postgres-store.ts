@@ -21,7 +21,9 @@ import {
   applyJobPatch,
   checkPageLimit,
   staleRevision,
+  decodeAuditCursor,
   decodeJobCursor,
+  encodeAuditCursor,
   decodeNodeCursor,
   encodeJobCursor,
   encodeNodeCursor,
@@ -34,6 +36,7 @@ import type {
   JobPatch,
   JobRecord,
   JsonObject,
+  ListAuditOptions,
   ListJobsOptions,
   ListNodesOptions,
   Page,
@@ -452,23 +455,32 @@ export class PostgresStore implements PostgresStoreHandle {
     await this.withClient((client) => writeAudit(client, entry));
   }
 
-  async listAudit(options: {
-    readonly kind?: string;
-    readonly name?: string;
-    readonly limit: number;
-  }): Promise<readonly AuditEntry[]> {
+  async listAudit(options: ListAuditOptions): Promise<Page<AuditEntry>> {
     const limit = checkPageLimit(options.limit);
     const where: string[] = [];
     const params: unknown[] = [];
     const param = (value: unknown): string => `$${params.push(value)}`;
     if (options.kind !== undefined) where.push(`kind = ${param(options.kind)}`);
     if (options.name !== undefined) where.push(`name = ${param(options.name)}`);
-    const rows = await this.query<AuditRow>(
-      'SELECT at, actor, action, kind, name, job_id, before_attrs, after_attrs FROM audit ' +
-        `${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at DESC, id DESC LIMIT ${param(limit)}`,
+    if (options.actor !== undefined) where.push(`actor = ${param(options.actor)}`);
+    if (options.jobId !== undefined) where.push(`job_id = ${param(options.jobId)}`);
+    if (options.cursor !== undefined) {
+      const after = decodeAuditCursor(options.cursor);
+      // Row ids are bigserial integers; a key that is not one was never made by this adapter.
+      if (!/^[1-9][0-9]{0,17}$/.test(after.key)) throw new InputError('Invalid cursor');
+      const at = param(after.at);
+      where.push(`(at < ${at} OR (at = ${at} AND id < ${param(after.key)}::bigint))`);
+    }
+    const rows = await this.query<AuditRow & { readonly id: number }>(
+      'SELECT id, at, actor, action, kind, name, job_id, before_attrs, after_attrs FROM audit ' +
+        `${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at DESC, id DESC LIMIT ${param(limit + 1)}`,
       params,
     );
-    return rows.map(toAuditEntry);
+    const items = rows.slice(0, limit).map(toAuditEntry);
+    const last = rows[limit - 1];
+    return rows.length > limit && last !== undefined
+      ? { items, next: encodeAuditCursor({ at: last.at, key: String(last.id) }) }
+      : { items };
   }
 
   async putToken(token: TokenRecord): Promise<void> {

@@ -10,13 +10,16 @@ import {
   BackendError,
   BackendUnavailableError,
   ConflictError,
+  InputError,
   InternalError,
   NotFoundError,
   isConsortiumError,
   applyJobPatch,
   checkPageLimit,
   staleRevision,
+  decodeAuditCursor,
   decodeJobCursor,
+  encodeAuditCursor,
   decodeNodeCursor,
   encodeJobCursor,
   encodeNodeCursor,
@@ -28,6 +31,7 @@ import type {
   JobPatch,
   JobRecord,
   JsonObject,
+  ListAuditOptions,
   ListJobsOptions,
   ListNodesOptions,
   Page,
@@ -391,30 +395,37 @@ export class SqliteStore implements Store, StoreTransfer {
     );
   }
 
-  listAudit(options: {
-    readonly kind?: string;
-    readonly name?: string;
-    readonly limit: number;
-  }): Promise<readonly AuditEntry[]> {
+  listAudit(options: ListAuditOptions): Promise<Page<AuditEntry>> {
     return this.run(() => {
       const limit = checkPageLimit(options.limit);
       const where: string[] = [];
       const params: Param[] = [];
-      if (options.kind !== undefined) {
-        where.push('kind = ?');
-        params.push(options.kind);
+      const equal = (column: string, value: string | undefined): void => {
+        if (value === undefined) return;
+        where.push(`${column} = ?`);
+        params.push(value);
+      };
+      equal('kind', options.kind);
+      equal('name', options.name);
+      equal('actor', options.actor);
+      equal('job_id', options.jobId);
+      if (options.cursor !== undefined) {
+        const after = decodeAuditCursor(options.cursor);
+        // Row ids are integers; a key that is not one was never made by this adapter.
+        if (!/^[1-9][0-9]{0,15}$/.test(after.key)) throw new InputError('Invalid cursor');
+        where.push('(at < ? OR (at = ? AND id < ?))');
+        params.push(after.at, after.at, Number(after.key));
       }
-      if (options.name !== undefined) {
-        where.push('name = ?');
-        params.push(options.name);
-      }
-      params.push(limit);
-      return this.prepared<AuditRow>(
-        'SELECT at, actor, action, kind, name, job_id, before_attrs, after_attrs FROM audit ' +
+      params.push(limit + 1);
+      const rows = this.prepared<AuditRow & { readonly id: number }>(
+        'SELECT id, at, actor, action, kind, name, job_id, before_attrs, after_attrs FROM audit ' +
           `${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at DESC, id DESC LIMIT ?`,
-      )
-        .all(...params)
-        .map(toAuditEntry);
+      ).all(...params);
+      const items = rows.slice(0, limit).map(toAuditEntry);
+      const last = rows[limit - 1];
+      return rows.length > limit && last !== undefined
+        ? { items, next: encodeAuditCursor({ at: last.at, key: String(last.id) }) }
+        : { items };
     });
   }
 

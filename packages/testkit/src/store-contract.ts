@@ -594,7 +594,7 @@ export function describeStoreContract(
         );
         expect((await store.getJob('job-e'))?.state).toBe('running');
         expect((await store.listEvents('job-e', 0)).map((e) => e.type)).toEqual(['round']);
-        expect(await store.listAudit({ kind: 'host', name: 'web-01', limit: 10 })).toEqual([]);
+        expect(await store.listAudit({ kind: 'host', name: 'web-01', limit: 10 })).toEqual({ items: [] });
         const ended = await store.endJob(
           'job-e',
           { state: 'succeeded', endedAt: T0 + 4 },
@@ -611,7 +611,9 @@ export function describeStoreContract(
           data: { state: 'succeeded' },
         });
         expect(await store.listEvents('job-e', 1)).toEqual([ended.event]);
-        expect(await store.listAudit({ kind: 'host', name: 'web-01', limit: 10 })).toEqual([audit]);
+        expect(await store.listAudit({ kind: 'host', name: 'web-01', limit: 10 })).toEqual({
+          items: [audit],
+        });
         await expectRejection(
           store.endJob('job-none', {}, T0 + 5, { event: { type: 'ended', data: {} } }),
           NotFoundError,
@@ -848,22 +850,62 @@ export function describeStoreContract(
       });
 
       it('lists entries newest first', async () => {
-        const entries = await store.listAudit({ limit: 10 });
-        expect(entries).toStrictEqual([second, third, first]);
-        expect('jobId' in (entries[0] ?? {})).toBe(false);
-        expect(await store.listAudit({ limit: 2 })).toStrictEqual([second, third]);
+        const page = await store.listAudit({ limit: 10 });
+        expect(page).toStrictEqual({ items: [second, third, first] });
+        expect('jobId' in (page.items[0] ?? {})).toBe(false);
+        expect((await store.listAudit({ limit: 2 })).items).toStrictEqual([second, third]);
       });
 
       it('lists the entries of one node, or one kind', async () => {
-        expect(await store.listAudit({ kind: 'host', name: 'web-01', limit: 10 })).toStrictEqual([first]);
-        expect(await store.listAudit({ kind: 'host', limit: 10 })).toStrictEqual([second, first]);
-        expect(await store.listAudit({ kind: 'host', name: 'nope', limit: 10 })).toEqual([]);
+        expect((await store.listAudit({ kind: 'host', name: 'web-01', limit: 10 })).items).toStrictEqual([
+          first,
+        ]);
+        expect((await store.listAudit({ kind: 'host', limit: 10 })).items).toStrictEqual([second, first]);
+        expect(await store.listAudit({ kind: 'host', name: 'nope', limit: 10 })).toStrictEqual({ items: [] });
+      });
+
+      it('lists the entries of one actor or one job, every filter applying together', async () => {
+        expect((await store.listAudit({ actor: 'bob', limit: 10 })).items).toStrictEqual([second]);
+        expect((await store.listAudit({ jobId: 'job-1', limit: 10 })).items).toStrictEqual([first]);
+        expect(
+          (await store.listAudit({ actor: 'alice', jobId: 'job-1', kind: 'host', limit: 10 })).items,
+        ).toStrictEqual([first]);
+        expect((await store.listAudit({ actor: 'bob', jobId: 'job-1', limit: 10 })).items).toStrictEqual([]);
+        expect((await store.listAudit({ actor: 'nobody', limit: 10 })).items).toStrictEqual([]);
+      });
+
+      it('pages with the cursor of the previous page, entries of one millisecond included', async () => {
+        const sameMs: AuditEntry[] = [1, 2, 3].map((i) => ({ ...second, name: `same-${i}` }));
+        for (const entry of sameMs) await store.appendAudit(entry);
+        const seen: AuditEntry[] = [];
+        let cursor: string | undefined;
+        let pages = 0;
+        do {
+          const page = await store.listAudit({ limit: 2, ...(cursor === undefined ? {} : { cursor }) });
+          seen.push(...page.items);
+          cursor = page.next;
+          pages += 1;
+        } while (cursor !== undefined);
+        expect(seen).toStrictEqual([...[...sameMs].reverse(), second, third, first]);
+        expect(pages).toBe(3);
+        const hosts = await store.listAudit({ kind: 'host', limit: 1 });
+        expect(hosts.items).toStrictEqual([sameMs[2]]);
+        const rest = await store.listAudit({ kind: 'host', limit: 10, cursor: hosts.next as string });
+        expect(rest).toStrictEqual({ items: [sameMs[1], sameMs[0], second, first] });
+      });
+
+      it('refuses a cursor it did not make', async () => {
+        await expectRejection(
+          store.listAudit({ limit: 2, cursor: 'garbage!' }),
+          InputError,
+          'Invalid cursor',
+        );
       });
 
       it('puts the later of two entries at the same time first', async () => {
         const again: AuditEntry = { ...first, actor: 'carol' };
         await store.appendAudit(again);
-        expect(await store.listAudit({ kind: 'host', name: 'web-01', limit: 10 })).toStrictEqual([
+        expect((await store.listAudit({ kind: 'host', name: 'web-01', limit: 10 })).items).toStrictEqual([
           again,
           first,
         ]);

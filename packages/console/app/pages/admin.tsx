@@ -1,8 +1,8 @@
 /** Admin: API tokens (create with a role and an expiry, list, revoke) and the audit log, overall or per node. */
 import { useEffect, useState } from 'preact/hooks';
-import type { Attrs, CreatedTokenView, Role, TokenView } from '@consortium/core';
+import type { ActorView, Attrs, CreatedTokenView, Role, TokenView } from '@consortium/core';
 import { ApiError, request } from '../api.js';
-import { ErrorBanner, PageTitle, Time } from '../components.js';
+import { ErrorBanner, PageTitle, Time, actorText } from '../components.js';
 import { href, navigate } from '../router.js';
 import type { Route } from '../router.js';
 import { display } from '../schema.js';
@@ -158,7 +158,7 @@ export function TokensPage() {
 /** One audit entry as `GET /api/audit` answers it (the fields the page shows). */
 interface AuditRow {
   readonly at: string | number;
-  readonly actor: string;
+  readonly actor: ActorView | string;
   readonly action: string;
   readonly kind: string;
   readonly name: string;
@@ -252,7 +252,7 @@ export function AuditPage({ route }: { route: Route }) {
                   <td>
                     <Time at={row.at} />
                   </td>
-                  <td>{row.actor}</td>
+                  <td>{actorText(row.actor)}</td>
                   <td>{row.action}</td>
                   <td>
                     <a href={href('node', row.kind, row.name)}>

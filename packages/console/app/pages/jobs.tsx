@@ -7,7 +7,16 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { JobEventView, JobView, JsonValue, PageView } from '@consortium/core';
 import { followEvents, request } from '../api.js';
 import type { RoundLine, TaskLine } from '../components.js';
-import { ErrorBanner, PageTitle, Rounds, StateBadge, Time, duration, roundsOf } from '../components.js';
+import {
+  ErrorBanner,
+  PageTitle,
+  Rounds,
+  StateBadge,
+  Time,
+  actorText,
+  duration,
+  roundsOf,
+} from '../components.js';
 import { href, navigate } from '../router.js';
 import type { Route } from '../router.js';
 
@@ -114,7 +123,7 @@ export function JobsPage({ route }: { route: Route }) {
                   </a>
                 </td>
                 <td>{job.action}</td>
-                <td>{job.actor}</td>
+                <td>{actorText(job.actor)}</td>
                 <td>
                   <Time at={job.startedAt ?? job.createdAt} />
                 </td>
@@ -275,7 +284,7 @@ export function JobPage({ id, canEdit }: { id: string; canEdit: boolean }) {
               </a>
             </dd>
             <dt>Actor</dt>
-            <dd>{job.actor}</dd>
+            <dd>{actorText(job.actor)}</dd>
             <dt>Started</dt>
             <dd>
               <Time at={job.startedAt ?? job.createdAt} />

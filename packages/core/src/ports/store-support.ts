@@ -45,6 +45,24 @@ export function decodeJobCursor(cursor: string): JobPosition {
   return position;
 }
 
+/** The position of an audit entry in the newest-first order: its time and the adapter's key of its row. */
+export interface AuditPosition {
+  readonly at: number;
+  /** The adapter's own key of the entry (a row id, a document key), as a string that orders as the entries do. */
+  readonly key: string;
+}
+
+/** The cursor after the audit entry at `position`. */
+export function encodeAuditCursor(position: AuditPosition): string {
+  return encodeJobCursor({ createdAt: position.at, id: position.key });
+}
+
+/** The audit position inside a cursor; throws `InputError` for anything `encodeAuditCursor` did not make. */
+export function decodeAuditCursor(cursor: string): AuditPosition {
+  const { createdAt, id } = decodeJobCursor(cursor);
+  return { at: createdAt, key: id };
+}
+
 /**
  * The job after `patch`, as every adapter writes it inside its transaction: throws `InputError` for a malformed
  * fencing token and `LeaseLostError` when `fence` is older than the one that last wrote the job; a fenced write

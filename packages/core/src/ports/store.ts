@@ -245,15 +245,24 @@ export interface JobStore {
   listEvents(jobId: string, afterSeq: number): Promise<readonly JobEvent[]>;
 }
 
+/** Options of `listAudit`: newest first; every filter is an exact match and they all apply together. */
+export interface ListAuditOptions {
+  readonly kind?: string;
+  readonly name?: string;
+  /** Who made the change (a token id or `dev`). */
+  readonly actor?: string;
+  /** The job that made the change. */
+  readonly jobId?: string;
+  readonly limit: number;
+  /** The `next` of the previous page. */
+  readonly cursor?: string;
+}
+
 /** The audit log: one entry per change. */
 export interface AuditStore {
   appendAudit(entry: AuditEntry): Promise<void>;
-  /** Audit entries, newest first, optionally for one node. */
-  listAudit(options: {
-    readonly kind?: string;
-    readonly name?: string;
-    readonly limit: number;
-  }): Promise<readonly AuditEntry[]>;
+  /** Audit entries, newest first (entries of one millisecond in the order written, newest first), a page at a time. */
+  listAudit(options: ListAuditOptions): Promise<Page<AuditEntry>>;
 }
 
 /** API tokens, kept only as hashes. */

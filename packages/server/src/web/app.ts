@@ -12,6 +12,7 @@ import { problemHandler, sendProblem } from './problem.js';
 import { batchesRouter } from './routes/batches.js';
 import { discoveryRouter } from './routes/discovery.js';
 import { encRouter } from './routes/enc.js';
+import { auditRouter } from './routes/audit.js';
 import { healthRouter } from './routes/health.js';
 import { inventoryRouter } from './routes/inventory.js';
 import { jobsRouter } from './routes/jobs.js';
@@ -75,6 +76,7 @@ export function createApp(deps: WebDeps): express.Express {
   api.use(batchesRouter(deps));
   api.use(encRouter(deps));
   api.use(discoveryRouter(deps));
+  api.use(auditRouter(deps));
 
   app.use('/api', api);
   app.use(consoleRouter(deps.consoleDir));

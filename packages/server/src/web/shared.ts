@@ -19,6 +19,7 @@ import {
   NotFoundError,
   PreconditionFailedError,
   UnsupportedMediaTypeError,
+  closestMatch,
   isJsonObject,
 } from '@consortium/core';
 import type winston from 'winston';
@@ -127,9 +128,12 @@ export function requireBody(req: Request, types: readonly string[]): void {
 export function runtimeOf(kinds: Kinds, kind: string): KindRuntime {
   const runtime = kinds.get(kind);
   if (runtime === undefined) {
-    throw new NotFoundError(`unknown kind "${kind}" (known: ${[...kinds.keys()].sort().join(', ')})`, {
-      details: { kind },
-    });
+    const known = [...kinds.keys()].sort();
+    const suggestion = closestMatch(kind, known);
+    throw new NotFoundError(
+      `unknown kind "${kind}" (${suggestion === undefined ? '' : `did you mean "${suggestion}"? `}known: ${known.join(', ')})`,
+      { details: { kind } },
+    );
   }
   return runtime;
 }

@@ -7,14 +7,32 @@ import type {
   JobView,
   KindSchema,
   NodeView,
+  RoundRecord,
+  RoundView,
   StoredNode,
 } from '@consortium/core';
+import type { ActorNames } from './actors.js';
 import { conditionsOf, deepEqual, formatPath, getAt, isJsonObject, parsePath } from '@consortium/core';
 
 function iso(ms: number): string;
 function iso(ms: number | undefined): string | undefined;
 function iso(ms: number | undefined): string | undefined {
   return ms === undefined ? undefined : new Date(ms).toISOString();
+}
+
+/** A plan's rounds as the API shows them: their start and end as RFC 3339 timestamps, like every time on the wire. */
+export function roundsView(rounds: readonly RoundRecord[]): RoundView[] {
+  return rounds.map((round) => ({ ...round, startedAt: iso(round.startedAt), endedAt: iso(round.endedAt) }));
+}
+
+/** What each provider last observed of a node, with when as an RFC 3339 timestamp. */
+export function observedView(node: StoredNode): Record<string, { attrs: Attrs | null; at: string }> {
+  return Object.fromEntries(
+    Object.entries(node.observed).map(([provider, o]) => [
+      provider,
+      { attrs: o.attrs, at: iso(o.at) as string },
+    ]),
+  );
 }
 
 /** A node as the API shows it; `fields` limits the attributes shown. */
@@ -93,8 +111,11 @@ export function driftOf(schema: KindSchema, node: StoredNode): DriftView[] {
   return drift;
 }
 
-/** A job as the API shows it: state, rounds, conditions (who blocks it and why), failure. */
-export function jobView(job: JobRecord, options: { summary?: boolean } = {}): JobView {
+/**
+ * A job as the API shows it: state, rounds, conditions (who blocks it and why), failure; who asked (and who asked
+ * to cancel) by token id and description.
+ */
+export function jobView(job: JobRecord, actors: ActorNames, options: { summary?: boolean } = {}): JobView {
   const plan = job.plan;
   return {
     id: job.id,
@@ -102,7 +123,7 @@ export function jobView(job: JobRecord, options: { summary?: boolean } = {}): Jo
     name: job.name,
     action: job.action,
     state: job.state,
-    actor: job.actor,
+    actor: actors(job.actor),
     createdAt: iso(job.createdAt),
     startedAt: iso(job.startedAt),
     endedAt: iso(job.endedAt),
@@ -110,7 +131,7 @@ export function jobView(job: JobRecord, options: { summary?: boolean } = {}): Jo
     ...(options.summary === true
       ? { roundCount: plan?.rounds.length ?? 0 }
       : {
-          rounds: plan?.rounds ?? [],
+          rounds: roundsView(plan?.rounds ?? []),
           conditions: plan === undefined || job.endedAt !== undefined ? [] : conditionsOf(plan),
           // A job still running says until when its TTL lets it run (the console shows it beside a blocked job).
           ...(plan === undefined || job.endedAt !== undefined ? {} : { expiresAt: iso(plan.deadline) }),
@@ -122,11 +143,11 @@ export function jobView(job: JobRecord, options: { summary?: boolean } = {}): Jo
           rollback:
             options.summary === true
               ? { state: job.rollback.phase }
-              : { state: job.rollback.phase, rounds: job.rollback.rounds },
+              : { state: job.rollback.phase, rounds: roundsView(job.rollback.rounds) },
         }),
     ...(job.cancelRequested === undefined
       ? {}
-      : { cancelRequested: { by: job.cancelRequested.by, at: iso(job.cancelRequested.at) } }),
+      : { cancelRequested: { by: actors(job.cancelRequested.by), at: iso(job.cancelRequested.at) } }),
     ...(job.batch === undefined ? {} : { batch: job.batch.id }),
     links: {
       self: `/api/jobs/${job.id}`,

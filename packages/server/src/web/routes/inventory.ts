@@ -5,8 +5,9 @@
  */
 import express from 'express';
 import type { Request, Response } from 'express';
-import type { KindSchema, StoredNode, UpdateRequest } from '@consortium/core';
+import type { KindSchema, Role, StoredNode, UpdateRequest } from '@consortium/core';
 import {
+  BOOLEAN_WORDS_HELP,
   InputError,
   PreconditionFailedError,
   assertNodeName,
@@ -14,9 +15,11 @@ import {
   isJsonObject,
   jsonPatchToUpdates,
   mergePatchToUpdates,
+  parseBooleanWord,
 } from '@consortium/core';
 import type { ChangeRequest } from '../../intake.js';
 import { Intake } from '../../intake.js';
+import { actorNames } from '../actors.js';
 import { requireRole } from '../auth.js';
 import { filtersFromQuery } from '../filters.js';
 import type { WebDeps } from '../shared.js';
@@ -35,7 +38,7 @@ import {
   updatesFromBody,
   waitForJob,
 } from '../shared.js';
-import { authorityMap, driftOf, jobView, nodeView } from '../views.js';
+import { authorityMap, driftOf, jobView, nodeView, observedView, roundsView } from '../views.js';
 
 /** How a change request asks to be handled: explained only, or applied and waited for up to `wait` ms. */
 interface ChangeOptions {
@@ -45,10 +48,15 @@ interface ChangeOptions {
 
 /** Reads `?explain=` and `?wait=`; throws `InputError` before anything is looked up or written. */
 function changeOptions(req: Request): ChangeOptions {
-  const explain = single(req.query['explain'], 'explain');
-  if (explain !== undefined && explain !== 'true' && explain !== 'false')
-    throw new InputError('explain must be true or false');
-  return { explain: explain === 'true', wait: parseWait(single(req.query['wait'], 'wait')) };
+  const text = single(req.query['explain'], 'explain');
+  const explain = text === undefined ? false : parseBooleanWord(text);
+  if (explain === undefined) throw new InputError(`explain must be ${BOOLEAN_WORDS_HELP}`);
+  return { explain, wait: parseWait(single(req.query['wait'], 'wait')) };
+}
+
+/** The role a change request needs: explaining changes nothing, so a reader may; applying needs an operator. */
+function roleFor(options: ChangeOptions): Role {
+  return options.explain ? 'reader' : 'operator';
 }
 
 /** The revision `If-Match` names, checked against the node as read (412 at once when already stale). */
@@ -91,7 +99,14 @@ export function inventoryRouter(deps: WebDeps): express.Router {
     if (options.explain) {
       const plan = await intake.explain(request);
       const { kind, name, action, updates } = request;
-      res.json({ explain: true, kind, name, action, updates, plan });
+      res.json({
+        explain: true,
+        kind,
+        name,
+        action,
+        updates,
+        plan: { ...plan, rounds: roundsView(plan.rounds) },
+      });
       return;
     }
     const job = await intake.submit(request);
@@ -99,7 +114,7 @@ export function inventoryRouter(deps: WebDeps): express.Router {
     const { wait } = options;
     const shown = wait === undefined || wait === 0 ? job : await waitForJob(deps, job.id, wait);
     if (TERMINAL.includes(shown.state)) res.status(200);
-    res.json(jobView(shown));
+    res.json(jobView(shown, await actorNames(store)));
   };
 
   router.get('/inventory/:kind', async (req, res) => {
@@ -150,7 +165,7 @@ export function inventoryRouter(deps: WebDeps): express.Router {
       ...(show === 'authority'
         ? {
             authority: authorityMap(runtime.schema, node.attrs),
-            observed: node.observed,
+            observed: observedView(node),
             drift: driftOf(runtime.schema, node),
           }
         : {}),
@@ -160,9 +175,9 @@ export function inventoryRouter(deps: WebDeps): express.Router {
   router.post('/inventory/:kind', async (req, res) => {
     const kind = req.params['kind'];
     const runtime = runtimeOf(kinds, kind);
-    const caller = requireRole(res, 'operator');
-    requireBody(req, ['application/json']);
     const options = changeOptions(req);
+    const caller = requireRole(res, roleFor(options));
+    requireBody(req, ['application/json']);
     const { name, updates } = createOf(req.body, runtime.schema);
     await change(res, { kind, name, action: 'create', updates, actor: caller.id }, options);
   });
@@ -170,9 +185,9 @@ export function inventoryRouter(deps: WebDeps): express.Router {
   router.patch('/inventory/:kind/:name', async (req, res) => {
     const kind = req.params['kind'];
     const runtime = runtimeOf(kinds, kind);
-    const caller = requireRole(res, 'operator');
-    requireBody(req, [MERGE_PATCH, JSON_PATCH, UPDATES]);
     const options = changeOptions(req);
+    const caller = requireRole(res, roleFor(options));
+    requireBody(req, [MERGE_PATCH, JSON_PATCH, UPDATES]);
     const node = await nodeOf(store, kind, req.params['name']);
     const expected = expectedRevision(req, node);
     let updates: UpdateRequest[];
@@ -201,8 +216,8 @@ export function inventoryRouter(deps: WebDeps): express.Router {
   router.delete('/inventory/:kind/:name', async (req, res) => {
     const kind = req.params['kind'];
     runtimeOf(kinds, kind);
-    const caller = requireRole(res, 'operator');
     const options = changeOptions(req);
+    const caller = requireRole(res, roleFor(options));
     const node = await nodeOf(store, kind, req.params['name']);
     const expected = expectedRevision(req, node);
     await change(

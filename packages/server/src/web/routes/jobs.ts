@@ -4,6 +4,7 @@ import { createSession } from 'better-sse';
 import type { JobEvent, JobState } from '@consortium/core';
 import { ConflictError, InputError } from '@consortium/core';
 import { encodeJobNotice, jobTopic } from '../../protocol.js';
+import { actorNames } from '../actors.js';
 import { requireRole } from '../auth.js';
 import type { WebDeps } from '../shared.js';
 import { TERMINAL, jobOf, parseLimit, parseWait, single, waitForJob } from '../shared.js';
@@ -37,8 +38,9 @@ export function jobsRouter(
       ...(name === undefined ? {} : { name }),
       ...(cursor === undefined ? {} : { cursor }),
     });
+    const actors = await actorNames(store);
     res.json({
-      items: page.items.map((j) => jobView(j, { summary: true })),
+      items: page.items.map((j) => jobView(j, actors, { summary: true })),
       ...(page.next === undefined ? {} : { next: page.next }),
     });
   });
@@ -47,7 +49,8 @@ export function jobsRouter(
     requireRole(res, 'reader');
     const wait = parseWait(single(req.query['wait'], 'wait'));
     const job = await jobOf(store, req.params['id']);
-    res.json(jobView(wait === undefined ? job : await waitForJob(deps, job.id, wait)));
+    const shown = wait === undefined ? job : await waitForJob(deps, job.id, wait);
+    res.json(jobView(shown, await actorNames(store)));
   });
 
   router.post('/jobs/:id/cancel', async (req, res) => {
@@ -58,7 +61,7 @@ export function jobsRouter(
     const now = clock.now();
     const updated = await store.updateJob(job.id, { cancelRequested: { by: caller.id, at: now } }, now);
     await coordinator.notify(jobTopic(job.id), encodeJobNotice({ kind: 'cancel' }));
-    res.status(202).json(jobView(updated));
+    res.status(202).json(jobView(updated, await actorNames(store)));
   });
 
   router.get('/jobs/:id/events', async (req, res) => {

@@ -33,9 +33,14 @@ export function schemaRouter(deps: Pick<WebDeps, 'kinds' | 'version'>): express.
     }
     res.type('application/schema+json').send(JSON.stringify(document));
   });
-  router.get('/openapi.json', (_req, res) => {
+  router.get('/openapi.json', (req, res) => {
     requireRole(res, 'reader');
-    res.json(openApiDocument(kinds, deps.version));
+    // The origin the client used (behind a trusted proxy, the one it was reached at), so tools can call the API.
+    res.json(
+      openApiDocument(kinds, deps.version, {
+        serverUrl: `${req.protocol}://${req.get('host') ?? 'localhost'}`,
+      }),
+    );
   });
   return router;
 }

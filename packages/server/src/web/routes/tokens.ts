@@ -29,9 +29,7 @@ export function tokensRouter(deps: Pick<WebDeps, 'store' | 'coordinator' | 'cloc
       ...(description === undefined ? {} : { description }),
       ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
     });
-    res
-      .status(201)
-      .json({ id: record.id, role: record.role, token: secret, expiresAt: record.expiresAt ?? null });
+    res.status(201).json({ ...tokenView(record), token: secret });
   });
   router.get('/tokens', async (_req, res) => {
     requireRole(res, 'admin');
