@@ -530,7 +530,13 @@ export class PostgresStore implements PostgresStoreHandle {
     }
   }
 
-  async listReservations(namespace: string): Promise<readonly Reservation[]> {
+  async listReservations(namespace: string, owner?: string): Promise<readonly Reservation[]> {
+    if (owner !== undefined) {
+      return this.query<Reservation>(
+        'SELECT key, owner FROM reservations WHERE namespace = $1 AND owner = $2 ORDER BY key',
+        [namespace, owner],
+      );
+    }
     return this.query<Reservation>('SELECT key, owner FROM reservations WHERE namespace = $1 ORDER BY key', [
       namespace,
     ]);

@@ -466,9 +466,12 @@ export class SqliteStore implements Store, StoreTransfer {
     });
   }
 
-  listReservations(namespace: string): Promise<readonly Reservation[]> {
+  listReservations(namespace: string, owner?: string): Promise<readonly Reservation[]> {
     return this.run(() =>
-      this.stmt.listReservations.all(namespace).map((row) => ({ key: row.key, owner: row.owner })),
+      (owner === undefined
+        ? this.stmt.listReservations.all(namespace)
+        : this.stmt.listOwnerReservations.all(namespace, owner)
+      ).map((row) => ({ key: row.key, owner: row.owner })),
     );
   }
 
@@ -614,6 +617,9 @@ function prepareStatements(db: BetterSqlite3.Database) {
     ),
     listReservations: db.prepare<[string], { key: string; owner: string }>(
       'SELECT key, owner FROM reservations WHERE namespace = ? ORDER BY key',
+    ),
+    listOwnerReservations: db.prepare<[string, string], { key: string; owner: string }>(
+      'SELECT key, owner FROM reservations WHERE namespace = ? AND owner = ? ORDER BY key',
     ),
   };
 }
