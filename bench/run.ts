@@ -3,6 +3,7 @@ import { clusterBench } from './cluster.js';
 import { provisionBench } from './provision.js';
 import { consortStartupBench } from './consort-startup.js';
 import { httpBench } from './http.js';
+import { inventoryBench } from './inventory.js';
 import { plannerBench } from './planner.js';
 import { storeBench } from './store.js';
 
@@ -13,6 +14,7 @@ const benches: Record<string, () => Promise<void>> = {
   cluster: clusterBench,
   provision: provisionBench,
   store: storeBench,
+  inventory: inventoryBench,
 };
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {
