@@ -153,7 +153,7 @@ export function listNodesQuery(kind: string, options: ListNodesOptions): { sql: 
     where.push(`n.name > $${params.length}`);
   }
   if (options.filter !== undefined) {
-    const filter = compileFilter(options.filter, 'n', params.length + 1);
+    const filter = compileFilter(options.filter, 'n', params.length + 1, kind);
     where.push(filter.sql);
     params.push(...filter.params);
   }
