@@ -68,6 +68,9 @@ interface Subnet {
   readonly excluded: ReadonlySet<number>;
 }
 
+/** Lost reservations in a row after which an allocation stops trusting its hint and lists the subnet. */
+const STALE_HINT_AFTER = 16;
+
 /** The reservation namespace of a subnet. */
 export function reservationNamespace(subnet: string): string {
   return `ipam/${subnet}`;
@@ -142,14 +145,20 @@ export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
 
   /**
    * The lowest free address, reserved for `owner` unless `dry`: from the hint, reserving candidates until one is
-   * won (a candidate another process took since is simply skipped); from a full listing when there is no hint or
-   * the walk from it found nothing.
+   * won (a candidate another process took since is simply skipped); from a full listing when there is no hint, the
+   * walk from it found nothing, or it lost 16 candidates in a row (the hint is stale).
    */
   async function allocateFree(subnet: Subnet, owner: string, dry: boolean): Promise<string | undefined> {
     const namespace = reservationNamespace(subnet.name);
     const key = hintKey(subnet);
     const first = subnet.net.prefix >= 31 ? subnet.net.network : subnet.net.network + 1;
-    const walk = async (from: number, taken: ReadonlySet<string>): Promise<string | undefined> => {
+    /** The first address won from `from` up; null (stale) after `patience` lost candidates in a row. */
+    const walk = async (
+      from: number,
+      taken: ReadonlySet<string>,
+      patience: number,
+    ): Promise<string | null | undefined> => {
+      let lost = 0;
       for (let address = lowestFree(subnet, from, taken); address !== undefined;) {
         const candidate = formatIpv4(address);
         if (dry) return candidate;
@@ -157,20 +166,23 @@ export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
           hints.set(key, address + 1);
           return candidate;
         }
+        if (++lost >= patience) return null;
         address = lowestFree(subnet, address + 1, taken);
       }
       return undefined;
     };
     const hint = hints.get(key);
     if (hint !== undefined) {
-      const found = await walk(hint, new Set());
-      if (found !== undefined || hint <= first) return found;
+      // Other processes took the next few addresses since: cheaper to list the subnet once than to try them all.
+      const found = await walk(hint, new Set(), STALE_HINT_AFTER);
+      if (found !== null && (found !== undefined || hint <= first)) return found;
     }
     const taken = new Set((await store.listReservations(namespace)).map((r) => r.key));
     const start = lowestFree(subnet, first, taken);
     if (start === undefined) return undefined;
     if (!dry) hints.set(key, start);
-    return walk(start, taken);
+    const found = await walk(start, taken, Infinity);
+    return found ?? undefined;
   }
 
   /** Who holds `key` in the subnet, if anyone but `owner` (a full listing: only on the way to refusing). */

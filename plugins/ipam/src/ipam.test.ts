@@ -389,6 +389,26 @@ describe('the ipam plugin', () => {
     ]);
   });
 
+  it('lists the subnet again when another process took the addresses after its hint', async () => {
+    const other = makeIpam();
+    let full = 0;
+    const listReservations = store.listReservations.bind(store);
+    store.listReservations = (namespace, owner) => {
+      if (owner === undefined) full++;
+      return listReservations(namespace, owner);
+    };
+    const db = async (provider: NodeProvider, name: string) =>
+      (await provider.apply(task(name, [set('subnet', 'pek1-db')]), context)).set?.['interfaces[eth0].ip'];
+    expect(await db(ipam, 'first')).toBe('10.1.3.1');
+    for (let i = 0; i < 100; i++) await db(other, `o-${i}`);
+    const refusedBefore = store.stats.refused;
+    full = 0;
+    expect(await db(ipam, 'late')).toBe('10.1.3.102');
+    // 16 lost candidates, then one listing; not 100 lost reservations.
+    expect(store.stats.refused - refusedBefore).toBe(16);
+    expect(full).toBe(1);
+  });
+
   it('never gives one address to two hosts: 100 concurrent allocations in one subnet', async () => {
     const outcomes = await Promise.all(
       Array.from({ length: 100 }, (_, i) =>
