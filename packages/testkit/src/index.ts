@@ -8,3 +8,5 @@ export * from './provider-contract.js';
 export * from './helpers.js';
 export * from './certs.js';
 export * from './netns.js';
+export * from './provisioning-fixture.js';
+export * from './host-fixture.js';
