@@ -13,9 +13,15 @@ import { CliError, EXIT, usage } from './errors.js';
 import type { Format } from './render.js';
 import { FORMATS, cell, flatten, printData, table } from './render.js';
 import type { Schema } from './schema.js';
-import { attrsFromUpdates, fetchSchema, parseAssignments } from './schema.js';
+import type * as SchemaModule from './schema.js';
 import type { JobView } from './watch.js';
 import { ended, watchJob } from './watch.js';
+
+/**
+ * The schema module (ajv, the planner's path and update helpers: most of the bundle by size), loaded only by the
+ * commands that validate against a kind's schema, so that `get`, `list`, `search` and `jobs` start without it.
+ */
+const schemaModule = (): Promise<typeof SchemaModule> => import('./schema.js');
 
 interface Global {
   context?: string | undefined;
@@ -313,6 +319,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
       (a) =>
         run(async () => {
           const client = clientFor(a);
+          const { attrsFromUpdates, fetchSchema, parseAssignments } = await schemaModule();
           const schema = await fetchSchema(client, a.kind);
           const attrs = attrsFromUpdates(schema, parseAssignments(a.kind, schema, a.assignments ?? []));
           return change(a, (c, q) =>
@@ -335,6 +342,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
       (a) =>
         run(async () => {
           const client = clientFor(a);
+          const { fetchSchema, parseAssignments } = await schemaModule();
           const schema = await fetchSchema(client, a.kind);
           const updates = parseAssignments(a.kind, schema, a.assignments);
           const headers: Record<string, string> =
@@ -372,6 +380,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
           const target = `/api/inventory/${path(a.kind, a.name)}`;
           const args = { ...a, wait: false, explain: true };
           if (a.action === 'delete') return change(args, (c, q) => c.request('DELETE', `${target}${q}`));
+          const { attrsFromUpdates, fetchSchema, parseAssignments } = await schemaModule();
           const schema: Schema = await fetchSchema(client, a.kind);
           const updates = parseAssignments(a.kind, schema, a.assignments ?? []);
           if (a.action === 'create') {
@@ -543,6 +552,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
             );
             return EXIT.ok;
           }
+          const { fetchSchema } = await schemaModule();
           const document = await fetchSchema(client, a.kind);
           show(a, document, () => {
             const rows: string[][] = [];
