@@ -275,10 +275,14 @@ async function reads(dev: Dev, size: number): Promise<Reads> {
   };
 }
 
-/** Creates `count` hosts through the API with `CLIENTS` clients, each waiting for its job; returns hosts/s. */
-async function create(dev: Dev, prefix: string, count: number): Promise<number> {
+/**
+ * Creates `count` hosts through the API with `CLIENTS` clients, each waiting up to 60 s for its job; returns hosts/s
+ * and how many jobs had not ended when their wait ran out.
+ */
+async function create(dev: Dev, prefix: string, count: number): Promise<{ rate: number; late: number }> {
   const { post } = client(dev);
   let next = 0;
+  let late = 0;
   const started = performance.now();
   await Promise.all(
     Array.from({ length: CLIENTS }, async () => {
@@ -293,12 +297,14 @@ async function create(dev: Dev, prefix: string, count: number): Promise<number> 
             puppet_roles: ['base'],
           },
         });
-        if (job['state'] !== 'succeeded')
+        // A job still running after the wait is counted, not fatal: the figure says how many there were.
+        if (job['state'] === 'running' || job['state'] === 'queued') late++;
+        else if (job['state'] !== 'succeeded')
           throw new Error(`create ${prefix}-${i}: ${JSON.stringify(job).slice(0, 400)}`);
       }
     }),
   );
-  return count / ((performance.now() - started) / 1000);
+  return { rate: count / ((performance.now() - started) / 1000), late };
 }
 
 /** GET one node p99 while `SSE_CLIENTS` clients stream the events of jobs that run for a while. */
@@ -357,7 +363,7 @@ async function benchStore(
     await seed.importRecords(generate(0, 0, Date.now()));
     await seed.close();
     let dev = await startDev(dir, storeConfig, env);
-    const firstRate = await create(dev, 'first', CREATE);
+    const firstRate = (await create(dev, 'first', CREATE)).rate;
     await dev.stop();
     console.log(
       `  create ${CREATE} hosts through the API on an empty store: ${firstRate.toFixed(1)} hosts/s`,
@@ -377,8 +383,6 @@ async function benchStore(
         const r = await reads(dev, size);
         results.set(size, r);
         const afterReads = rssMiB(dev.child.pid);
-        const rate = await create(dev, `at-${size}`, CREATE);
-        const afterCreate = rssMiB(dev.child.pid);
         console.log(
           `  ${String(size).padStart(6)} hosts (+${CREATE * (1 + SIZES.indexOf(size))} created; generated in ${fillSeconds.toFixed(1)} s)`,
         );
@@ -388,11 +392,13 @@ async function benchStore(
         console.log(`    search puppet_roles has   ${pair(r.has)}`);
         console.log(`    search interfaces.ip in   ${pair(r.cidr)}`);
         console.log(`    search subnet.vlan=       ${pair(r.ref)}`);
+        const { rate, late } = await create(dev, `at-${size}`, CREATE);
+        const afterCreate = rssMiB(dev.child.pid);
         console.log(
           `    RSS of consortium dev     ${idle.toFixed(0)} MiB at start, ${afterReads.toFixed(0)} after the reads, ${afterCreate.toFixed(0)} after creating ${CREATE} (target < 300 at 100k)`,
         );
         console.log(
-          `    create ${CREATE} more hosts        ${rate.toFixed(1)} hosts/s = ${(rate / firstRate).toFixed(2)} of the first ${CREATE} (target >= 0.8)`,
+          `    create ${CREATE} more hosts        ${rate.toFixed(1)} hosts/s = ${(rate / firstRate).toFixed(2)} of the first ${CREATE} (target >= 0.8)${late > 0 ? `; ${late} jobs had not ended after 60 s` : ''}`,
         );
         if (sse && size === SIZES[SIZES.length - 1]) {
           await dev.stop();
