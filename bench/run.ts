@@ -4,6 +4,7 @@ import { consoleBench } from './console.js';
 import { provisionBench } from './provision.js';
 import { consortStartupBench } from './consort-startup.js';
 import { httpBench } from './http.js';
+import { inventoryBench } from './inventory.js';
 import { plannerBench } from './planner.js';
 import { storeBench } from './store.js';
 
@@ -15,6 +16,7 @@ const benches: Record<string, () => Promise<void>> = {
   provision: provisionBench,
   store: storeBench,
   console: consoleBench,
+  inventory: inventoryBench,
 };
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {

@@ -29,9 +29,15 @@ import {
   table,
 } from './render.js';
 import type { Schema } from './schema.js';
-import { attrsFromUpdates, fetchSchema, parseAssignments } from './schema.js';
+import type * as SchemaModule from './schema.js';
 import type { JobView } from './watch.js';
 import { ended, watchJob } from './watch.js';
+
+/**
+ * The schema module (ajv, the planner's path and update helpers: most of the bundle by size), loaded only by the
+ * commands that validate against a kind's schema, so that `get`, `list`, `search` and `jobs` start without it.
+ */
+const schemaModule = (): Promise<typeof SchemaModule> => import('./schema.js');
 
 interface Global {
   context?: string | undefined;
@@ -575,6 +581,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
       (a) =>
         run(async () => {
           const client = clientFor(a);
+          const { attrsFromUpdates, fetchSchema, parseAssignments } = await schemaModule();
           const schema = await fetchSchema(client, a.kind);
           const attrs = attrsFromUpdates(schema, parseAssignments(a.kind, schema, a.assignments ?? []));
           return change(a, (c, q) =>
@@ -605,6 +612,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
       (a) =>
         run(async () => {
           const client = clientFor(a);
+          const { fetchSchema, parseAssignments } = await schemaModule();
           const schema = await fetchSchema(client, a.kind);
           // With -l there is no node name: the first word is the first assignment.
           const words = a.selector === undefined ? (a.assignments ?? []) : [a.name, ...(a.assignments ?? [])];
@@ -667,6 +675,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
           const target = `/api/inventory/${path(a.kind, a.name)}`;
           const args = { ...a, wait: false, explain: true };
           if (a.action === 'delete') return change(args, (c, q) => c.request('DELETE', `${target}${q}`));
+          const { attrsFromUpdates, fetchSchema, parseAssignments } = await schemaModule();
           const schema: Schema = await fetchSchema(client, a.kind);
           const updates = parseAssignments(a.kind, schema, a.assignments ?? []);
           if (a.action === 'create') {
@@ -891,6 +900,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
             }));
             return EXIT.ok;
           }
+          const { fetchSchema } = await schemaModule();
           const document = await fetchSchema(client, a.kind);
           show(a, document, () => {
             const rows: string[][] = [];

@@ -670,11 +670,14 @@ export class ArangoStore implements Store, StoreTransfer {
     );
   }
 
-  listReservations(namespace: string): Promise<readonly Reservation[]> {
+  listReservations(namespace: string, owner?: string): Promise<readonly Reservation[]> {
     return this.run(() =>
       this.all<Reservation>(
-        aql`FOR r IN ${this.reservations} FILTER r.namespace == ${namespace} SORT r.key
-          RETURN { key: r.key, owner: r.owner }`,
+        owner === undefined
+          ? aql`FOR r IN ${this.reservations} FILTER r.namespace == ${namespace} SORT r.key
+          RETURN { key: r.key, owner: r.owner }`
+          : aql`FOR r IN ${this.reservations} FILTER r.namespace == ${namespace} AND r.owner == ${owner}
+          SORT r.key RETURN { key: r.key, owner: r.owner }`,
       ),
     );
   }

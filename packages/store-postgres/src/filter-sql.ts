@@ -11,9 +11,13 @@
  * - `ref` is an `EXISTS` over the referenced kind.
  *
  * Every value and every path segment is a bind parameter: the SQL text holds only placeholders. Every condition
- * yields true or false, never SQL NULL, so that `not` is a plain boolean negation. Equality and `has` on a top-level
- * attribute also emit a JSONB containment test (`attrs @> $n`), a condition the exact one implies, so that the GIN
- * index on `attrs` (jsonb_path_ops) can serve them.
+ * yields true or false, never SQL NULL, so that `not` is a plain boolean negation.
+ *
+ * Indexes: for a node of a known kind, `eq`, `in`, `has`, `cidr` and `ref` first narrow the rows to the names the
+ * value index (`node_values`, kept by a trigger; see migrations.ts) holds for the path and value, a condition the
+ * exact one implies, so that PostgreSQL looks candidates up by index instead of walking the JSON of every node.
+ * Without a kind, equality and `has` on a top-level attribute emit a JSONB containment test (`attrs @> $n`) that
+ * the GIN index on `attrs` (jsonb_path_ops) can serve instead.
  */
 import { InputError, formatCidr, parseCidr, filterScalar } from '@consortium/core';
 import type { Filter, JsonValue, FilterScalar } from '@consortium/core';
@@ -26,6 +30,19 @@ const IPV4_REGEX =
   '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$';
 
 const MAX_DEPTH = 64;
+
+/** An OR of more alternatives than this is not narrowed through the value index. */
+const MAX_NARROWED_ALTERNATIVES = 16;
+
+/** Strings longer than this are not in the value index (migration 2 of the schema). */
+const MAX_INDEXED_LENGTH = 256;
+
+/** True when the value index can hold `value`: a string of at most 256 characters or a finite number. */
+function indexable(value: FilterScalar): value is string | number {
+  return typeof value === 'string'
+    ? value.length <= MAX_INDEXED_LENGTH
+    : typeof value === 'number' && Number.isFinite(value);
+}
 
 /** A piece of SQL and the values of its placeholders `$1`..`$n` (numbered from `firstParam`). */
 export interface SqlFragment {
@@ -42,12 +59,12 @@ interface Element {
 type Condition = (element: Element) => string;
 
 /**
- * Compiles `filter` to a boolean SQL expression over the row alias `row`; placeholders start at `$<firstParam>`.
- * Throws `InputError` for a malformed filter.
+ * Compiles `filter` to a boolean SQL expression over the row alias `row` of a node of `kind` (without it, the value
+ * index is not used); placeholders start at `$<firstParam>`. Throws `InputError` for a malformed filter.
  */
-export function compileFilter(filter: Filter, row = 'n', firstParam = 1): SqlFragment {
+export function compileFilter(filter: Filter, row = 'n', firstParam = 1, kind?: string): SqlFragment {
   const compiler = new FilterCompiler(firstParam);
-  const sql = compiler.compile(filter, 0, row);
+  const sql = compiler.compile(filter, 0, row, kind);
   return { sql, params: compiler.params };
 }
 
@@ -57,7 +74,7 @@ class FilterCompiler {
 
   constructor(private readonly firstParam: number) {}
 
-  compile(filter: Filter, depth: number, row: string): string {
+  compile(filter: Filter, depth: number, row: string, kind: string | undefined): string {
     if (depth > MAX_DEPTH) throw new InputError(`Filter is nested more than ${MAX_DEPTH} levels deep`);
     switch (filter.op) {
       case 'and':
@@ -65,13 +82,17 @@ class FilterCompiler {
         const args: readonly Filter[] = filter.args;
         if (!isList(args)) throw new InputError(`Filter "${filter.op}" needs a list of filters`);
         if (args.length === 0) return filter.op === 'and' ? 'TRUE' : 'FALSE';
-        return `(${args.map((arg) => this.compile(arg, depth + 1, row)).join(` ${filter.op.toUpperCase()} `)})`;
+        // Narrowing each of many alternatives costs more to plan than it saves: a long OR walks the JSON.
+        const narrow = filter.op === 'or' && args.length > MAX_NARROWED_ALTERNATIVES ? undefined : kind;
+        return `(${args.map((arg) => this.compile(arg, depth + 1, row, narrow)).join(` ${filter.op.toUpperCase()} `)})`;
       }
       case 'not':
-        return `NOT (${this.compile(filter.arg, depth + 1, row)})`;
+        return `NOT (${this.compile(filter.arg, depth + 1, row, kind)})`;
       case 'eq': {
         const value = filterScalar(filter.field, filter.value);
         const exact = this.some(row, filter.field, (el) => this.equals(el, value));
+        if (kind !== undefined && indexable(value))
+          return this.narrowed(row, kind, filter.field, exact, () => `= ${this.json(value)}`);
         return this.withContainment(row, filter.field, value, exact, false);
       }
       case 'ne': {
@@ -111,10 +132,18 @@ class FilterCompiler {
           checkField(field);
           return 'FALSE';
         }
-        return this.some(
+        const exact = this.some(
           row,
           field,
           (el) => `(${checked.map((value) => this.equals(el, value)).join(' OR ')})`,
+        );
+        if (kind === undefined || !checked.every(indexable)) return exact;
+        return this.narrowed(
+          row,
+          kind,
+          field,
+          exact,
+          () => `IN (${checked.map((value) => this.json(value)).join(', ')})`,
         );
       }
       case 'has': {
@@ -126,6 +155,8 @@ class FilterCompiler {
             : `EXISTS (SELECT 1 FROM jsonb_array_elements(${arrayOrEmpty(el.json)}) ${item} ` +
               `WHERE ${this.equals({ json: `${item}.value` }, value)})`,
         );
+        if (kind !== undefined && indexable(value))
+          return this.narrowed(row, kind, filter.field, exact, () => `= ${this.json(value)}`);
         return this.withContainment(row, filter.field, value, exact, true);
       }
       case 'glob': {
@@ -149,7 +180,7 @@ class FilterCompiler {
         const net = typeof cidr === 'string' ? parseCidr(cidr) : undefined;
         if (net === undefined)
           throw new InputError(`Filter "cidr" on "${field}" needs an IPv4 network such as 10.1.0.0/16`);
-        return this.some(row, field, (el) => {
+        const exact = this.some(row, field, (el) => {
           const text = el.name ?? `(${el.json} #>> '{}')`;
           const isString = el.name !== undefined ? 'TRUE' : `jsonb_typeof(${el.json}) = 'string'`;
           return (
@@ -157,16 +188,24 @@ class FilterCompiler {
             `THEN ${text}::inet <<= ${this.param(formatCidr(net))}::inet ELSE FALSE END`
           );
         });
+        if (kind === undefined || field === 'name') return exact;
+        return this.narrowed(
+          row,
+          kind,
+          `${field}/ipv4`,
+          exact,
+          () => `BETWEEN ${this.json(net.network)} AND ${this.json(net.broadcast)}`,
+        );
       }
       case 'ref': {
-        const { field, kind } = filter;
-        if (typeof kind !== 'string' || kind === '')
+        const { field, kind: refKind } = filter;
+        if (typeof refKind !== 'string' || refKind === '')
           throw new InputError(`Filter "ref" on "${field}" needs a kind`);
         const target = this.alias('r');
         const item = this.alias('e');
-        return this.some(row, field, (el) => {
-          const kindParam = this.param(kind);
-          const inner = this.compile(filter.filter, depth + 1, target);
+        const exact = this.some(row, field, (el) => {
+          const kindParam = this.param(refKind);
+          const inner = this.compile(filter.filter, depth + 1, target, refKind);
           const names =
             el.name !== undefined
               ? `${target}.name = ${el.name}`
@@ -174,6 +213,16 @@ class FilterCompiler {
                 `ELSE ${target}.name IN (SELECT ${item}.value #>> '{}' FROM ` +
                 `jsonb_array_elements(${arrayOrEmpty(el.json)}) ${item} WHERE jsonb_typeof(${item}.value) = 'string') END)`;
           return `EXISTS (SELECT 1 FROM nodes ${target} WHERE ${target}.kind = ${kindParam} AND ${names} AND ${inner})`;
+        });
+        if (kind === undefined) return exact;
+        // Narrowed to the nodes naming one of the matching targets, found first (usually the smaller side).
+        return this.narrowed(row, kind, field, exact, () => {
+          const found = this.alias('r');
+          const matching = this.compile(filter.filter, depth + 1, found, refKind);
+          return (
+            `IN (SELECT to_jsonb(${found}.name) FROM nodes ${found} ` +
+            `WHERE ${found}.kind = ${this.param(refKind)} AND ${matching})`
+          );
         });
       }
       default:
@@ -185,6 +234,24 @@ class FilterCompiler {
   private param(value: unknown): string {
     this.params.push(value);
     return `$${this.firstParam + this.params.length - 1}`;
+  }
+
+  /** A placeholder for a JSON value, as jsonb. */
+  private json(value: string | number): string {
+    return `${this.param(JSON.stringify(value))}::jsonb`;
+  }
+
+  /**
+   * `exact`, narrowed first to the nodes whose value index holds a value at `path` that `lookup` (the SQL after
+   * `value`, such as `= $3::jsonb`) accepts; `exact` alone for the name, which the primary key serves already.
+   */
+  private narrowed(row: string, kind: string, path: string, exact: string, lookup: () => string): string {
+    if (path === 'name') return exact;
+    const v = this.alias('v');
+    return (
+      `(${row}.name IN (SELECT ${v}.name FROM node_values ${v} WHERE ${v}.kind = ${this.param(kind)} ` +
+      `AND ${v}.path = ${this.param(path)} AND ${v}.value ${lookup()}) AND ${exact})`
+    );
   }
 
   /** Type-strict equality of one element with a scalar; never SQL NULL for a non-NULL element. */

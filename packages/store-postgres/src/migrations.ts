@@ -96,6 +96,67 @@ export const postgresMigrations: readonly PostgresMigration[] = [
       CREATE INDEX reservations_by_owner ON reservations (namespace, owner);
     `,
   },
+  {
+    version: 2,
+    name: 'value index of node attributes',
+    // Each string (up to 256 characters) and number of a node's attributes under the dotted path a filter names it
+    // by (array items under the path of their array), and each IPv4 address once more as a number under
+    // "<path>/ipv4"; a trigger keeps the rows of a node in step with every write of it. The filter compiler narrows
+    // eq, in, has, CIDR ranges and reference hops through it to index lookups (see filter-sql.ts).
+    sql: `
+      CREATE TABLE node_values (
+        kind text COLLATE "C" NOT NULL,
+        path text COLLATE "C" NOT NULL,
+        value jsonb NOT NULL,
+        name text COLLATE "C" NOT NULL,
+        PRIMARY KEY (kind, path, value, name)
+      );
+      CREATE INDEX node_values_by_node ON node_values (kind, name);
+      CREATE FUNCTION consortium_node_values(attrs jsonb) RETURNS TABLE (path text, value jsonb)
+      LANGUAGE sql IMMUTABLE AS $fn$
+        WITH RECURSIVE walk(path, value, depth) AS (
+          SELECT e.key, e.value, 1
+          FROM jsonb_each(CASE WHEN jsonb_typeof(attrs) = 'object' THEN attrs ELSE '{}'::jsonb END) e
+          WHERE e.key ~ '^[a-z_][a-z0-9_]*$'
+          UNION ALL
+          SELECT CASE WHEN c.key IS NULL THEN w.path ELSE w.path || '.' || c.key END, c.value, w.depth + 1
+          FROM walk w CROSS JOIN LATERAL (
+            SELECT o.key, o.value
+            FROM jsonb_each(CASE WHEN jsonb_typeof(w.value) = 'object' THEN w.value ELSE '{}'::jsonb END) o
+            WHERE o.key ~ '^[a-z_][a-z0-9_]*$'
+            UNION ALL
+            SELECT NULL, a.value
+            FROM jsonb_array_elements(CASE WHEN jsonb_typeof(w.value) = 'array' THEN w.value ELSE '[]'::jsonb END) a
+          ) c
+          WHERE w.depth < 16 AND jsonb_typeof(w.value) IN ('object', 'array')
+        )
+        SELECT path, value FROM walk
+        WHERE jsonb_typeof(value) = 'number' OR (jsonb_typeof(value) = 'string' AND length(value #>> '{}') <= 256)
+        UNION
+        SELECT path || '/ipv4', to_jsonb((value #>> '{}')::inet - '0.0.0.0'::inet) FROM walk
+        WHERE jsonb_typeof(value) = 'string' AND (value #>> '{}') ~
+          '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$'
+      $fn$;
+      CREATE FUNCTION consortium_node_values_sync() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF TG_OP <> 'INSERT' THEN
+          DELETE FROM node_values WHERE kind = OLD.kind AND name = OLD.name;
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+          INSERT INTO node_values (kind, path, value, name)
+          SELECT NEW.kind, v.path, v.value, NEW.name FROM consortium_node_values(NEW.attrs) v
+          ON CONFLICT DO NOTHING;
+        END IF;
+        RETURN NULL;
+      END
+      $fn$;
+      CREATE TRIGGER nodes_values AFTER INSERT OR UPDATE OR DELETE ON nodes
+        FOR EACH ROW EXECUTE FUNCTION consortium_node_values_sync();
+      INSERT INTO node_values (kind, path, value, name)
+      SELECT n.kind, v.path, v.value, n.name FROM nodes n, consortium_node_values(n.attrs) v
+      ON CONFLICT DO NOTHING;
+    `,
+  },
 ];
 
 /** The newest schema version in `migrations`, 0 for none. */

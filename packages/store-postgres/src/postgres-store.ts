@@ -156,7 +156,7 @@ export function listNodesQuery(kind: string, options: ListNodesOptions): { sql: 
     where.push(`n.name > $${params.length}`);
   }
   if (options.filter !== undefined) {
-    const filter = compileFilter(options.filter, 'n', params.length + 1);
+    const filter = compileFilter(options.filter, 'n', params.length + 1, kind);
     where.push(filter.sql);
     params.push(...filter.params);
   }
@@ -542,7 +542,13 @@ export class PostgresStore implements PostgresStoreHandle {
     }
   }
 
-  async listReservations(namespace: string): Promise<readonly Reservation[]> {
+  async listReservations(namespace: string, owner?: string): Promise<readonly Reservation[]> {
+    if (owner !== undefined) {
+      return this.query<Reservation>(
+        'SELECT key, owner FROM reservations WHERE namespace = $1 AND owner = $2 ORDER BY key',
+        [namespace, owner],
+      );
+    }
     return this.query<Reservation>('SELECT key, owner FROM reservations WHERE namespace = $1 ORDER BY key', [
       namespace,
     ]);

@@ -15,11 +15,16 @@
  * - `ref` holds when a string at the path (or in a list there) names a node of the given kind that matches the
  *   inner filter.
  *
- * Field paths are validated and written into the SQL as JSON path literals, so that expression indexes can serve
- * them; values are always bound as parameters.
+ * Field paths are validated and written into the SQL as JSON path literals; values are always bound as parameters.
+ *
+ * Indexes: `eq`, `in`, `has`, `cidr` and `ref` on an attribute of a node of a known kind first narrow the rows to
+ * the names the value index (`node_values`, see node-values.ts) holds for the path and value, a condition the
+ * exact one implies, so that SQLite looks up candidates by index instead of walking the JSON of every node; the
+ * exact condition then decides. `ne`, ranges, `glob` and `exists` walk the JSON.
  */
 import { InputError, parseCidr, parseIpv4, filterScalar } from '@consortium/core';
 import type { Filter, JsonValue, FilterScalar } from '@consortium/core';
+import { IPV4_SUFFIX, indexable } from './node-values.js';
 
 /** The SQL function `cidr` filters call: 1 when the text is an IPv4 address in `network`/`prefix`, else 0. */
 export const IPV4_IN_FUNCTION = 'consortium_ipv4_in';
@@ -44,6 +49,9 @@ export const FILTER_FIELD_PATTERN = /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$/;
 
 const MAX_DEPTH = 64;
 
+/** An OR of more alternatives than this is not narrowed through the value index. */
+const MAX_NARROWED_ALTERNATIVES = 16;
+
 /** SQL expressions that describe one candidate value: its JSON type, its SQL value and its JSON text. */
 interface Element {
   /** One of json_type's answers: null, true, false, integer, real, text, array, object (never SQL NULL). */
@@ -54,15 +62,18 @@ interface Element {
 
 type Condition = (element: Element) => SqlFragment;
 
-/** Compiles `filter` to a boolean SQL expression over the row alias `row` (columns `name` and `attrs`); throws `InputError`. */
-export function compileFilter(filter: Filter, row = 'n'): SqlFragment {
-  return new FilterCompiler().compile(filter, 0, row);
+/**
+ * Compiles `filter` to a boolean SQL expression over the row alias `row` (columns `name` and `attrs`) of a node of
+ * `kind` (without it, no index narrows the rows); throws `InputError`.
+ */
+export function compileFilter(filter: Filter, row = 'n', kind?: string): SqlFragment {
+  return new FilterCompiler().compile(filter, 0, row, kind);
 }
 
 class FilterCompiler {
   private aliases = 0;
 
-  compile(filter: Filter, depth: number, row: string): SqlFragment {
+  compile(filter: Filter, depth: number, row: string, kind: string | undefined): SqlFragment {
     if (depth > MAX_DEPTH) throw new InputError(`Filter is nested more than ${MAX_DEPTH} levels deep`);
     switch (filter.op) {
       case 'and':
@@ -70,16 +81,19 @@ class FilterCompiler {
         const args: readonly Filter[] = filter.args;
         if (!isList(args)) throw new InputError(`Filter "${filter.op}" needs a list of filters`);
         if (args.length === 0) return { sql: filter.op === 'and' ? '1' : '0', params: [] };
-        const parts = args.map((arg) => this.compile(arg, depth + 1, row));
+        // Narrowing each of many alternatives costs more to plan than it saves: a long OR walks the JSON.
+        const narrow = filter.op === 'or' && args.length > MAX_NARROWED_ALTERNATIVES ? undefined : kind;
+        const parts = args.map((arg) => this.compile(arg, depth + 1, row, narrow));
         return join(parts, ` ${filter.op.toUpperCase()} `);
       }
       case 'not': {
-        const inner = this.compile(filter.arg, depth + 1, row);
+        const inner = this.compile(filter.arg, depth + 1, row, kind);
         return { sql: `NOT (${inner.sql})`, params: inner.params };
       }
       case 'eq': {
         const value = filterScalar(filter.field, filter.value);
-        return this.some(row, filter.field, (el) => equals(el, value));
+        const exact = this.some(row, filter.field, (el) => equals(el, value));
+        return this.narrowed(row, kind, filter.field, exact, equalsOne(value));
       }
       case 'ne': {
         const value = filterScalar(filter.field, filter.value);
@@ -110,23 +124,28 @@ class FilterCompiler {
           checkField(field);
           return { sql: '0', params: [] };
         }
-        return this.some(row, field, (el) =>
+        const exact = this.some(row, field, (el) =>
           join(
             checked.map((value) => equals(el, value)),
             ' OR ',
           ),
         );
+        const lookup = checked.every(indexable)
+          ? { sql: `IN (${checked.map(() => '?').join(', ')})`, params: checked }
+          : undefined;
+        return this.narrowed(row, kind, field, exact, lookup);
       }
       case 'has': {
         const value = filterScalar(filter.field, filter.value);
         const item = this.alias('h');
-        return this.some(row, filter.field, (el) => {
+        const exact = this.some(row, filter.field, (el) => {
           const eq = equals({ type: `${item}.type`, atom: `${item}.atom`, json: `${item}.value` }, value);
           return {
             sql: `(${el.type} = 'array' AND EXISTS (SELECT 1 FROM json_each(${el.json}) ${item} WHERE ${eq.sql}))`,
             params: eq.params,
           };
         });
+        return this.narrowed(row, kind, filter.field, exact, equalsOne(value));
       }
       case 'glob': {
         const { field, pattern } = filter;
@@ -146,25 +165,36 @@ class FilterCompiler {
         const net = typeof cidr === 'string' ? parseCidr(cidr) : undefined;
         if (net === undefined)
           throw new InputError(`Filter "cidr" on "${field}" needs an IPv4 network such as 10.1.0.0/16`);
-        return this.some(row, field, (el) => ({
+        const exact = this.some(row, field, (el) => ({
           sql: `(${el.type} = 'text' AND ${IPV4_IN_FUNCTION}(${el.atom}, ?, ?) = 1)`,
           params: [net.network, net.prefix],
         }));
+        return this.narrowed(row, kind, `${field}${IPV4_SUFFIX}`, exact, {
+          sql: 'BETWEEN ? AND ?',
+          params: [net.network, net.broadcast],
+        });
       }
       case 'ref': {
-        const { field, kind } = filter;
-        if (typeof kind !== 'string' || kind === '')
+        const { field, kind: refKind } = filter;
+        if (typeof refKind !== 'string' || refKind === '')
           throw new InputError(`Filter "ref" on "${field}" needs a kind`);
         const target = this.alias('r');
-        const inner = this.compile(filter.filter, depth + 1, target);
+        const inner = this.compile(filter.filter, depth + 1, target, refKind);
         // The names: the string at the path, or the strings of a list there.
-        return this.some(row, field, (el) => ({
+        const exact = this.some(row, field, (el) => ({
           sql:
             `EXISTS (SELECT 1 FROM nodes ${target} WHERE ${target}.kind = ? AND ` +
             `((${el.type} = 'text' AND ${target}.name = ${el.atom}) OR (${el.type} = 'array' AND ` +
             `${target}.name IN (SELECT value FROM json_each(${el.json}) WHERE type = 'text'))) AND ${inner.sql})`,
-          params: [kind, ...inner.params],
+          params: [refKind, ...inner.params],
         }));
+        // Narrowed to the nodes naming one of the matching targets, found first (usually the smaller side).
+        const found = this.alias('r');
+        const matching = this.compile(filter.filter, depth + 1, found, refKind);
+        return this.narrowed(row, kind, field, exact, {
+          sql: `IN (SELECT ${found}.name FROM nodes ${found} WHERE ${found}.kind = ? AND ${matching.sql})`,
+          params: [refKind, ...matching.params],
+        });
       }
       default:
         throw new InputError(`Unknown filter operator "${String((filter as { op: unknown }).op)}"`);
@@ -213,6 +243,28 @@ class FilterCompiler {
     return { sql: `EXISTS (SELECT 1 FROM ${from.join(', ')} WHERE ${inner.sql})`, params: inner.params };
   }
 
+  /**
+   * `exact`, narrowed first to the nodes whose value index holds a value at `path` that `lookup` (an SQL predicate
+   * on the value, such as `= ?`) accepts; `exact` alone when the kind is unknown, the field is the name, or there
+   * is no lookup.
+   */
+  private narrowed(
+    row: string,
+    kind: string | undefined,
+    path: string,
+    exact: SqlFragment,
+    lookup: SqlFragment | undefined,
+  ): SqlFragment {
+    if (kind === undefined || lookup === undefined || path === 'name') return exact;
+    const v = this.alias('v');
+    return {
+      sql:
+        `(${row}.name IN (SELECT ${v}.name FROM node_values ${v} WHERE ${v}.kind = ? AND ${v}.path = ? ` +
+        `AND ${v}.value ${lookup.sql}) AND ${exact.sql})`,
+      params: [kind, path, ...lookup.params, ...exact.params],
+    };
+  }
+
   private alias(prefix: string): string {
     this.aliases += 1;
     return `${prefix}${this.aliases}`;
@@ -239,6 +291,11 @@ function isList(value: unknown): boolean {
 
 function typesOf(value: string | number): string {
   return typeof value === 'string' ? `'text'` : `'integer', 'real'`;
+}
+
+/** The value-index lookup of an equality, when the value is indexed (strings and numbers). */
+function equalsOne(value: FilterScalar): SqlFragment | undefined {
+  return indexable(value) ? { sql: '= ?', params: [value] } : undefined;
 }
 
 function equals(el: Element, value: FilterScalar): SqlFragment {

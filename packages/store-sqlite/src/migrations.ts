@@ -4,6 +4,7 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { BackendError } from '@consortium/core';
+import { nodeValueWriter } from './node-values.js';
 
 /** One step of the schema; `version` numbers start at 1 and grow by one. */
 export interface Migration {
@@ -87,6 +88,38 @@ export const sqliteMigrations: readonly Migration[] = [
         );
         CREATE INDEX reservations_by_owner ON reservations (namespace, owner);
       `);
+    },
+  },
+  {
+    version: 2,
+    name: 'value index of node attributes',
+    up: (db) => {
+      // The value column has no type (no affinity): strings stay strings and numbers numbers, as in the JSON.
+      db.exec(`
+        CREATE TABLE node_values (
+          kind TEXT NOT NULL,
+          path TEXT NOT NULL,
+          value NOT NULL,
+          name TEXT NOT NULL,
+          PRIMARY KEY (kind, path, value, name)
+        ) WITHOUT ROWID;
+        CREATE INDEX node_values_by_node ON node_values (kind, name);
+      `);
+      const values = nodeValueWriter(db);
+      // A page at a time: better-sqlite3 runs no other statement while an iterator is open.
+      const page = db.prepare<[string, string, string], { kind: string; name: string; attrs: string }>(
+        'SELECT kind, name, attrs FROM nodes WHERE kind > ? OR (kind = ? AND name > ?) ' +
+          'ORDER BY kind, name LIMIT 1000',
+      );
+      let after = { kind: '', name: '' };
+      for (;;) {
+        const rows = page.all(after.kind, after.kind, after.name);
+        for (const row of rows)
+          values.write(row.kind, row.name, JSON.parse(row.attrs) as Record<string, never>);
+        const last = rows[rows.length - 1];
+        if (last === undefined) break;
+        after = last;
+      }
     },
   },
 ];

@@ -47,6 +47,8 @@ import type {
 } from '@consortium/core';
 import { compileFilter, IPV4_IN_FUNCTION, ipv4In } from './filter-sql.js';
 import { applyMigrations, sqliteMigrations } from './migrations.js';
+import { nodeValueWriter } from './node-values.js';
+import type { NodeValueWriter } from './node-values.js';
 import { countSqliteRecords, exportSqliteRecords, importSqliteRecords } from './transfer.js';
 
 /** Where and how to open the SQLite store. */
@@ -136,6 +138,7 @@ export class SqliteStore implements Store, StoreTransfer {
   private closed = false;
 
   private readonly stmt: Statements;
+  private readonly values: NodeValueWriter;
 
   /** Opens and migrates the database synchronously; prefer `openSqliteStore`. Throws SQLite errors untranslated. */
   constructor(options: SqliteStoreOptions) {
@@ -157,6 +160,7 @@ export class SqliteStore implements Store, StoreTransfer {
     }
     this.db = db;
     this.stmt = prepareStatements(db);
+    this.values = nodeValueWriter(db);
   }
 
   getNode(kind: string, name: string): Promise<StoredNode | undefined> {
@@ -169,22 +173,8 @@ export class SqliteStore implements Store, StoreTransfer {
   listNodes(kind: string, options: ListNodesOptions): Promise<Page<StoredNode>> {
     return this.run(() => {
       const limit = checkPageLimit(options.limit);
-      const where = ['n.kind = ?'];
-      const params: Param[] = [kind];
-      if (options.cursor !== undefined) {
-        where.push('n.name > ?');
-        params.push(decodeNodeCursor(options.cursor));
-      }
-      if (options.filter !== undefined) {
-        const filter = compileFilter(options.filter, 'n');
-        where.push(filter.sql);
-        params.push(...filter.params);
-      }
-      params.push(limit + 1);
-      const rows = this.prepared<NodeRow>(
-        `SELECT n.kind, n.name, n.attrs, n.revision, n.created_at, n.updated_at FROM nodes n ` +
-          `WHERE ${where.join(' AND ')} ORDER BY n.name LIMIT ?`,
-      ).all(...params);
+      const query = listNodesQuery(kind, options, limit + 1);
+      const rows = this.prepared<NodeRow>(query.sql).all(...query.params);
       const more = rows.length > limit;
       const pageRows = more ? rows.slice(0, limit) : rows;
       const observed = new Map<string, ObservationRow[]>();
@@ -203,11 +193,14 @@ export class SqliteStore implements Store, StoreTransfer {
   }
 
   insertNode(kind: string, name: string, attrs: Attrs, at: number): Promise<StoredNode> {
-    return this.run(() => {
-      const row = this.stmt.insertNode.get(kind, name, JSON.stringify(attrs), at, at);
-      if (row === undefined) throw new ConflictError(`Node ${kind}/${name} already exists`);
-      return toStoredNode(row, []);
-    });
+    return this.run(() =>
+      this.immediate(() => {
+        const row = this.stmt.insertNode.get(kind, name, JSON.stringify(attrs), at, at);
+        if (row === undefined) throw new ConflictError(`Node ${kind}/${name} already exists`);
+        this.values.write(kind, name, attrs);
+        return toStoredNode(row, []);
+      }),
+    );
   }
 
   updateNode(
@@ -229,6 +222,7 @@ export class SqliteStore implements Store, StoreTransfer {
           if (current === undefined) throw new NotFoundError(`Node ${kind}/${name} not found`);
           throw staleRevision(kind, name, current.revision, expectedRevision ?? current.revision);
         }
+        this.values.write(kind, name, attrs);
         return this.withObservations(row);
       }),
     );
@@ -236,14 +230,15 @@ export class SqliteStore implements Store, StoreTransfer {
 
   deleteNode(kind: string, name: string, expectedRevision?: number): Promise<void> {
     return this.run(() => {
-      if (expectedRevision === undefined) {
-        this.stmt.deleteNode.run(kind, name);
-        return;
-      }
       this.immediate(() => {
-        if (this.stmt.deleteNodeAt.run(kind, name, expectedRevision).changes > 0) return;
-        const current = this.stmt.nodeRevision.get(kind, name);
-        if (current !== undefined) throw staleRevision(kind, name, current.revision, expectedRevision);
+        if (expectedRevision === undefined) {
+          this.stmt.deleteNode.run(kind, name);
+        } else if (this.stmt.deleteNodeAt.run(kind, name, expectedRevision).changes === 0) {
+          const current = this.stmt.nodeRevision.get(kind, name);
+          if (current !== undefined) throw staleRevision(kind, name, current.revision, expectedRevision);
+          return;
+        }
+        this.values.write(kind, name, undefined);
       });
     });
   }
@@ -477,9 +472,12 @@ export class SqliteStore implements Store, StoreTransfer {
     });
   }
 
-  listReservations(namespace: string): Promise<readonly Reservation[]> {
+  listReservations(namespace: string, owner?: string): Promise<readonly Reservation[]> {
     return this.run(() =>
-      this.stmt.listReservations.all(namespace).map((row) => ({ key: row.key, owner: row.owner })),
+      (owner === undefined
+        ? this.stmt.listReservations.all(namespace)
+        : this.stmt.listOwnerReservations.all(namespace, owner)
+      ).map((row) => ({ key: row.key, owner: row.owner })),
     );
   }
 
@@ -544,6 +542,32 @@ export class SqliteStore implements Store, StoreTransfer {
   private withObservations(row: NodeRow): StoredNode {
     return toStoredNode(row, this.stmt.observationsOf.all(row.kind, row.name));
   }
+}
+
+/** The SQL of one page of `listNodes` (at most `rows` rows) and its parameters; exported for the query-plan test. */
+export function listNodesQuery(
+  kind: string,
+  options: Omit<ListNodesOptions, 'limit'>,
+  rows: number,
+): { readonly sql: string; readonly params: Param[] } {
+  const where = ['n.kind = ?'];
+  const params: Param[] = [kind];
+  if (options.cursor !== undefined) {
+    where.push('n.name > ?');
+    params.push(decodeNodeCursor(options.cursor));
+  }
+  if (options.filter !== undefined) {
+    const filter = compileFilter(options.filter, 'n', kind);
+    where.push(filter.sql);
+    params.push(...filter.params);
+  }
+  params.push(rows);
+  return {
+    sql:
+      `SELECT n.kind, n.name, n.attrs, n.revision, n.created_at, n.updated_at FROM nodes n ` +
+      `WHERE ${where.join(' AND ')} ORDER BY n.name LIMIT ?`,
+    params,
+  };
 }
 
 function prepareStatements(db: BetterSqlite3.Database) {
@@ -625,6 +649,9 @@ function prepareStatements(db: BetterSqlite3.Database) {
     ),
     listReservations: db.prepare<[string], { key: string; owner: string }>(
       'SELECT key, owner FROM reservations WHERE namespace = ? ORDER BY key',
+    ),
+    listOwnerReservations: db.prepare<[string, string], { key: string; owner: string }>(
+      'SELECT key, owner FROM reservations WHERE namespace = ? AND owner = ? ORDER BY key',
     ),
   };
 }

@@ -15,6 +15,8 @@ import type {
   StoredNode,
 } from '@consortium/core';
 import { ConflictError } from '@consortium/core';
+import { nodeValueWriter } from './node-values.js';
+import type { NodeValueWriter } from './node-values.js';
 
 /** Records per batch of `exportRecords`. */
 export const EXPORT_BATCH = 500;
@@ -180,7 +182,7 @@ function insert(
   if (result.changes === 0) throw new ConflictError(`${what} already exists in the target store`);
 }
 
-function importRecord(db: BetterSqlite3.Database, record: StoreRecord): void {
+function importRecord(db: BetterSqlite3.Database, record: StoreRecord, values: NodeValueWriter): void {
   switch (record.type) {
     case 'node': {
       const { node } = record;
@@ -190,6 +192,7 @@ function importRecord(db: BetterSqlite3.Database, record: StoreRecord): void {
         [node.kind, node.name, JSON.stringify(node.attrs), node.revision, node.createdAt, node.updatedAt],
         `Node ${node.kind}/${node.name}`,
       );
+      values.write(node.kind, node.name, node.attrs);
       for (const [provider, obs] of Object.entries(node.observed)) {
         insert(
           db,
@@ -267,7 +270,8 @@ function importRecord(db: BetterSqlite3.Database, record: StoreRecord): void {
 
 /** Writes records as they are, all or nothing; throws `ConflictError` for one that exists. */
 export function importSqliteRecords(db: BetterSqlite3.Database, records: readonly StoreRecord[]): void {
+  const values = nodeValueWriter(db);
   db.transaction(() => {
-    for (const record of records) importRecord(db, record);
+    for (const record of records) importRecord(db, record, values);
   }).immediate();
 }

@@ -989,6 +989,11 @@ export function describeStoreContract(
           { key: 'k3', owner: 'o1' },
           { key: 'k4', owner: 'o2' },
         ]);
+        expect(await store.listReservations(ns, 'o1')).toStrictEqual([
+          { key: 'k1', owner: 'o1' },
+          { key: 'k3', owner: 'o1' },
+        ]);
+        expect(await store.listReservations(ns, 'o3')).toEqual([]);
         await store.release(ns, 'o2', 'k1');
         await store.release(ns, 'o1', 'k9');
         expect(await store.listReservations(ns)).toHaveLength(3);

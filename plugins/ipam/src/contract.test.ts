@@ -32,7 +32,7 @@ describeProviderContract('ipam (SQLite store)', async () => {
   const counted: PluginStore = {
     getNode: (kind, name) => reach(() => store.getNode(kind, name)),
     listNodes: (kind, options) => reach(() => store.listNodes(kind, options)),
-    listReservations: (namespace) => reach(() => store.listReservations(namespace)),
+    listReservations: (namespace, owner) => reach(() => store.listReservations(namespace, owner)),
     reserve: (namespace, key, owner) => reach(() => store.reserve(namespace, key, owner), namespace),
     release: (namespace, owner, key) => reach(() => store.release(namespace, owner, key), namespace),
   };

@@ -20,7 +20,6 @@ import {
   networkContains,
   formatCidr,
   formatIpv4,
-  hostAddresses,
   isHostAddress,
   parseCidr,
   parseIpv4,
@@ -69,6 +68,9 @@ interface Subnet {
   readonly excluded: ReadonlySet<number>;
 }
 
+/** Lost reservations in a row after which an allocation stops trusting its hint and lists the subnet. */
+const STALE_HINT_AFTER = 16;
+
 /** The reservation namespace of a subnet. */
 export function reservationNamespace(subnet: string): string {
   return `ipam/${subnet}`;
@@ -113,6 +115,83 @@ export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
     isHostAddress(subnet.net, address) && !subnet.excluded.has(address);
 
   /**
+   * Per subnet (name and network), the lowest address that may be free as far as this process knows: every usable
+   * address below it was taken when it was set, and this process lowers it when it releases one. Allocation starts
+   * there instead of walking the subnet from its first address past every taken one, which made each create cost
+   * in proportion to the hosts already in the subnet. An address another process releases is found again when the
+   * walk from the hint reaches the end of the network and starts over from a full listing.
+   */
+  const hints = new Map<string, number>();
+  const hintKey = (subnet: Subnet): string => `${subnet.name} ${formatCidr(subnet.net)}`;
+
+  function lowerHint(subnet: string, keys: readonly string[]): void {
+    for (const [key, hint] of hints) {
+      if (!key.startsWith(`${subnet} `)) continue;
+      for (const text of keys) {
+        const address = parseIpv4(text);
+        if (address !== undefined && address < hint) hints.set(key, address);
+      }
+    }
+  }
+
+  /** The lowest usable address of the subnet at or above `from` that no reservation in `taken` holds. */
+  function lowestFree(subnet: Subnet, from: number, taken: ReadonlySet<string>): number | undefined {
+    const last = subnet.net.prefix >= 31 ? subnet.net.broadcast : subnet.net.broadcast - 1;
+    for (let address = from; address <= last; address++) {
+      if (usable(subnet, address) && !taken.has(formatIpv4(address))) return address;
+    }
+    return undefined;
+  }
+
+  /**
+   * The lowest free address, reserved for `owner` unless `dry`: from the hint, reserving candidates until one is
+   * won (a candidate another process took since is simply skipped); from a full listing when there is no hint, the
+   * walk from it found nothing, or it lost 16 candidates in a row (the hint is stale).
+   */
+  async function allocateFree(subnet: Subnet, owner: string, dry: boolean): Promise<string | undefined> {
+    const namespace = reservationNamespace(subnet.name);
+    const key = hintKey(subnet);
+    const first = subnet.net.prefix >= 31 ? subnet.net.network : subnet.net.network + 1;
+    /** The first address won from `from` up; null (stale) after `patience` lost candidates in a row. */
+    const walk = async (
+      from: number,
+      taken: ReadonlySet<string>,
+      patience: number,
+    ): Promise<string | null | undefined> => {
+      let lost = 0;
+      for (let address = lowestFree(subnet, from, taken); address !== undefined;) {
+        const candidate = formatIpv4(address);
+        if (dry) return candidate;
+        if (await store.reserve(namespace, candidate, owner)) {
+          hints.set(key, address + 1);
+          return candidate;
+        }
+        if (++lost >= patience) return null;
+        address = lowestFree(subnet, address + 1, taken);
+      }
+      return undefined;
+    };
+    const hint = hints.get(key);
+    if (hint !== undefined) {
+      // Other processes took the next few addresses since: cheaper to list the subnet once than to try them all.
+      const found = await walk(hint, new Set(), STALE_HINT_AFTER);
+      if (found !== null && (found !== undefined || hint <= first)) return found;
+    }
+    const taken = new Set((await store.listReservations(namespace)).map((r) => r.key));
+    const start = lowestFree(subnet, first, taken);
+    if (start === undefined) return undefined;
+    if (!dry) hints.set(key, start);
+    const found = await walk(start, taken, Infinity);
+    return found ?? undefined;
+  }
+
+  /** Who holds `key` in the subnet, if anyone but `owner` (a full listing: only on the way to refusing). */
+  async function holderOf(namespace: string, key: string, owner: string): Promise<string | undefined> {
+    const holder = (await store.listReservations(namespace)).find((r) => r.key === key)?.owner;
+    return holder === owner ? undefined : holder;
+  }
+
+  /**
    * Gives `owner` one address of the subnet: `requested` if given, else the one it already holds, else the lowest
    * free one. Releases any other address the owner held there. In `dry` mode it only predicts.
    */
@@ -123,9 +202,7 @@ export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
     dry: boolean,
   ): Promise<Allocation> {
     const namespace = reservationNamespace(subnet.name);
-    const reservations = await store.listReservations(namespace);
-    const held = reservations.filter((r) => r.owner === owner).map((r) => r.key);
-    const others = new Map(reservations.filter((r) => r.owner !== owner).map((r) => [r.key, r.owner]));
+    const held = (await store.listReservations(namespace, owner)).map((r) => r.key);
     const where = `subnet "${subnet.name}" (${formatCidr(subnet.net)})`;
     let chosen: string | undefined;
     if (requested !== undefined) {
@@ -137,10 +214,14 @@ export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
           reason: `${requested} is the network, broadcast, gateway or a reserved address of ${where}`,
         };
       }
-      const holder = others.get(requested);
-      if (holder !== undefined)
-        return { reason: `${requested} in ${where} is already allocated to ${holder}` };
-      if (!dry && !(await store.reserve(namespace, requested, owner))) {
+      if (!held.includes(requested)) {
+        if (dry || !(await store.reserve(namespace, requested, owner))) {
+          const holder = await holderOf(namespace, requested, owner);
+          if (holder !== undefined)
+            return { reason: `${requested} in ${where} is already allocated to ${holder}` };
+          if (!dry) return { reason: `${requested} in ${where} was just allocated to someone else` };
+        }
+      } else if (!dry && !(await store.reserve(namespace, requested, owner))) {
         return { reason: `${requested} in ${where} was just allocated to someone else` };
       }
       chosen = requested;
@@ -153,28 +234,27 @@ export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
       if (kept !== undefined && (dry || (await store.reserve(namespace, formatIpv4(kept), owner)))) {
         chosen = formatIpv4(kept);
       } else {
-        for (const address of hostAddresses(subnet.net)) {
-          const key = formatIpv4(address);
-          if (!usable(subnet, address) || others.has(key)) continue;
-          if (dry || (await store.reserve(namespace, key, owner))) {
-            chosen = key;
-            break;
-          }
-        }
+        chosen = await allocateFree(subnet, owner, dry);
       }
       if (chosen === undefined) return { reason: `subnet "${subnet.name}" has no free address` };
     }
     const released = held.filter((key) => key !== chosen);
-    if (!dry) for (const key of released) await store.release(namespace, owner, key);
+    if (!dry) {
+      for (const key of released) await store.release(namespace, owner, key);
+      lowerHint(subnet.name, released);
+    }
     return { ip: chosen, reused: held.includes(chosen), released };
   }
 
   /** Releases everything `owner` holds in a subnet and logs it; returns nothing when it held nothing. */
   async function releaseAll(subnet: string, owner: string, dry: boolean, out: OutcomeBuilder): Promise<void> {
     const namespace = reservationNamespace(subnet);
-    const held = (await store.listReservations(namespace)).filter((r) => r.owner === owner).map((r) => r.key);
+    const held = (await store.listReservations(namespace, owner)).map((r) => r.key);
     if (held.length === 0) return;
-    if (!dry) await store.release(namespace, owner);
+    if (!dry) {
+      await store.release(namespace, owner);
+      lowerHint(subnet, held);
+    }
     out.operations.push({
       action: 'release-ip',
       target: `subnet/${subnet}`,

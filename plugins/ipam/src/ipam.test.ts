@@ -362,6 +362,65 @@ describe('the ipam plugin', () => {
     expect(await held('pek1-web')).toEqual(['10.1.2.4=host/web-01']);
   });
 
+  it('reads the whole subnet once per process, not once per allocation', async () => {
+    let full = 0;
+    const listReservations = store.listReservations.bind(store);
+    store.listReservations = (namespace, owner) => {
+      if (owner === undefined) full++;
+      return listReservations(namespace, owner);
+    };
+    for (let i = 0; i < 50; i++) await ipam.apply(task(`host-${i}`, [set('subnet', 'pek1-db')]), context);
+    expect(full).toBe(1);
+    expect((await held('pek1-db')).length).toBe(50);
+  });
+
+  it('two processes share a subnet: each skips what the other took and reuses what it released', async () => {
+    const other = makeIpam();
+    const ipOf = async (provider: NodeProvider, name: string) =>
+      (await provider.apply(task(name, [set('subnet', 'tiny')]), context)).set?.['interfaces[eth0].ip'];
+    // /30: .1 is the gateway, .2 the only host address; then 10.1.3.0/24 from .1 up.
+    expect(await ipOf(ipam, 'a')).toBe('10.9.0.2');
+    expect(await ipOf(other, 'b')).toBeUndefined();
+    await ipam.apply(task('a', [removal()], withEth0({ subnet: 'tiny' }, { ip: '10.9.0.2' })), context);
+    expect(await ipOf(other, 'b')).toBe('10.9.0.2');
+    const db = async (provider: NodeProvider, name: string) =>
+      (await provider.apply(task(name, [set('subnet', 'pek1-db')]), context)).set?.['interfaces[eth0].ip'];
+    expect(await db(ipam, 'd1')).toBe('10.1.3.1');
+    expect(await db(other, 'd2')).toBe('10.1.3.2');
+    expect(await db(ipam, 'd3')).toBe('10.1.3.3');
+    // `other` releases .2; the first process does not know, so it goes on from .4 ...
+    await other.apply(task('d2', [removal()], withEth0({ subnet: 'pek1-db' }, { ip: '10.1.3.2' })), context);
+    expect(await db(ipam, 'd4')).toBe('10.1.3.4');
+    // ... while `other`, which released it, gives it out again first.
+    expect(await db(other, 'd5')).toBe('10.1.3.2');
+    expect(await held('pek1-db')).toEqual([
+      '10.1.3.1=host/d1',
+      '10.1.3.2=host/d5',
+      '10.1.3.3=host/d3',
+      '10.1.3.4=host/d4',
+    ]);
+  });
+
+  it('lists the subnet again when another process took the addresses after its hint', async () => {
+    const other = makeIpam();
+    let full = 0;
+    const listReservations = store.listReservations.bind(store);
+    store.listReservations = (namespace, owner) => {
+      if (owner === undefined) full++;
+      return listReservations(namespace, owner);
+    };
+    const db = async (provider: NodeProvider, name: string) =>
+      (await provider.apply(task(name, [set('subnet', 'pek1-db')]), context)).set?.['interfaces[eth0].ip'];
+    expect(await db(ipam, 'first')).toBe('10.1.3.1');
+    for (let i = 0; i < 100; i++) await db(other, `o-${i}`);
+    const refusedBefore = store.stats.refused;
+    full = 0;
+    expect(await db(ipam, 'late')).toBe('10.1.3.102');
+    // 16 lost candidates, then one listing; not 100 lost reservations.
+    expect(store.stats.refused - refusedBefore).toBe(16);
+    expect(full).toBe(1);
+  });
+
   it('never gives one address to two hosts: 100 concurrent allocations in one subnet', async () => {
     const outcomes = await Promise.all(
       Array.from({ length: 100 }, (_, i) =>

@@ -62,8 +62,13 @@ export class MemoryStore implements PluginStore {
     }
   }
 
-  async listReservations(namespace: string): Promise<readonly { key: string; owner: string }[]> {
+  async listReservations(
+    namespace: string,
+    owner?: string,
+  ): Promise<readonly { key: string; owner: string }[]> {
     await yieldToEventLoop();
-    return [...(this.reservations.get(namespace) ?? [])].map(([key, owner]) => ({ key, owner }));
+    return [...(this.reservations.get(namespace) ?? [])]
+      .filter(([, holder]) => owner === undefined || holder === owner)
+      .map(([key, holder]) => ({ key, owner: holder }));
   }
 }

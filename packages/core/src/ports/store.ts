@@ -279,7 +279,8 @@ export interface ReservationStore {
   reserve(namespace: string, key: string, owner: string): Promise<boolean>;
   /** Releases every reservation of `owner` in `namespace` (or only `key`); releasing nothing is a no-op. */
   release(namespace: string, owner: string, key?: string): Promise<void>;
-  listReservations(namespace: string): Promise<readonly Reservation[]>;
+  /** The reservations of `namespace` by key, or only those of `owner` (an index lookup, whatever the namespace holds). */
+  listReservations(namespace: string, owner?: string): Promise<readonly Reservation[]>;
 }
 
 /** The types of record a store holds, in the order `store copy` moves them (a job before its events). */

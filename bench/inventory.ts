@@ -1,0 +1,469 @@
+/**
+ * The inventory at scale (issue 12): inventories of 1k, 10k and 100k hosts (BENCH_SIZES), generated in bulk
+ * through the store's import and read through the API of a real `consortium dev` process, on SQLite and on
+ * PostgreSQL. At each size: GET of one node, a list page of 100, and the search kinds that indexes serve (an
+ * equality, `has` on a set list, a CIDR query, one hop along a reference), p50 and p99 each, and the resident
+ * memory of the process; then the rate of creating 1,000 more hosts through the API (8 clients, addresses from one
+ * subnet that holds the whole inventory) against the first 1,000 on an empty store. Last, on SQLite, GET p99 while
+ * 200 clients stream job events (SSE). ArangoDB has only a test double here (no server can be installed), so it
+ * has no figures.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Attrs, StoreRecord, StoreTransfer } from '@consortium/core';
+import { encodeNodeCursor, formatIpv4, parseIpv4 } from '@consortium/core';
+import { openPostgresStore } from '@consortium/store-postgres';
+import { openSqliteStore } from '@consortium/store-sqlite';
+import { startPostgres } from '@consortium/testkit';
+
+const SIZES = (process.env['BENCH_SIZES'] ?? '1000,10000,100000')
+  .split(',')
+  .map((s) => Number(s.trim()))
+  .filter((n) => Number.isInteger(n) && n > 0)
+  .sort((a, b) => a - b);
+const STORES = (process.env['BENCH_STORES'] ?? 'sqlite,postgres').split(',');
+/** Samples per read figure (one request at a time). */
+const SAMPLES = Number(process.env['BENCH_SAMPLES'] ?? 300);
+/** Hosts created through the API at each size. */
+const CREATE = Number(process.env['BENCH_CREATE'] ?? 1000);
+const CLIENTS = 8;
+const SSE_CLIENTS = 200;
+const CONSORTIUM = fileURLToPath(new URL('../packages/server/bin/consortium.js', import.meta.url));
+const HOLD = fileURLToPath(new URL('./hold-plugin.ts', import.meta.url));
+
+/** The subnet every host takes its address from: a /14, generated hosts from the top, created ones from the bottom. */
+const BULK = { name: 'bulk', cidr: '10.64.0.0/14', gateway: '10.64.0.1' };
+const BULK_TOP = parseIpv4('10.67.255.254') ?? 0;
+/** One host in a hundred sits in a small edge subnet (10 each, its own VLAN): the targets of the reference hop. */
+const EDGE_EVERY = 100;
+const EDGE_HOSTS = 10;
+
+const hostName = (i: number): string => `h-${String(i).padStart(6, '0')}`;
+const edgeOf = (i: number): number | undefined =>
+  i % EDGE_EVERY === EDGE_EVERY / 2 ? Math.floor(i / EDGE_EVERY / EDGE_HOSTS) : undefined;
+const edgeNet = (k: number): string => `10.${128 + Math.floor(k / 256)}.${k % 256}`;
+
+/** The records of hosts [from, to) and of the edge subnets they need, as the store holds them; the bulk subnet when empty. */
+function generate(from: number, to: number, at: number): StoreRecord[] {
+  const records: StoreRecord[] = [];
+  const node = (kind: string, name: string, attrs: Attrs): StoreRecord => ({
+    type: 'node',
+    node: { kind, name, attrs, revision: 1, observed: {}, createdAt: at, updatedAt: at },
+  });
+  if (from === to) {
+    return [node('subnet', BULK.name, { present: true, cidr: BULK.cidr, gateway: BULK.gateway, vlan: 10 })];
+  }
+  for (let i = from; i < to; i++) {
+    const name = hostName(i);
+    const edge = edgeOf(i);
+    let subnet = BULK.name;
+    let ip = formatIpv4(BULK_TOP - i);
+    let netmask = '255.252.0.0';
+    let gateway = BULK.gateway;
+    if (edge !== undefined) {
+      subnet = `edge-${edge}`;
+      const slot = Math.floor(i / EDGE_EVERY) % EDGE_HOSTS;
+      if (slot === 0) {
+        records.push(
+          node('subnet', subnet, {
+            present: true,
+            cidr: `${edgeNet(edge)}.0/24`,
+            gateway: `${edgeNet(edge)}.1`,
+            vlan: 100 + edge,
+          }),
+        );
+      }
+      ip = `${edgeNet(edge)}.${2 + slot}`;
+      netmask = '255.255.255.0';
+      gateway = `${edgeNet(edge)}.1`;
+    }
+    records.push(
+      node('host', name, {
+        present: true,
+        hostname: `${name}.pek${i % 4}.example.com`,
+        datacenter: `pek${i % 4}`,
+        subcluster: `sc-${Math.floor(i / 50)}`,
+        owner: `team-${i % 20}`,
+        status: 'active',
+        puppet_roles: ['base', `role-${Math.floor(i / 50)}`],
+        tags: ['bench'],
+        subnet,
+        interfaces: [{ name: 'eth0', ip, netmask, gateway }],
+      }),
+    );
+    records.push({
+      type: 'reservation',
+      namespace: `ipam/${subnet}`,
+      reservation: { key: ip, owner: `host/${name}` },
+    });
+  }
+  return records;
+}
+
+/** Imports hosts [from, to) in batches of 2,000 (nodes before reservations, as `store copy` does). */
+async function fill(store: StoreTransfer, from: number, to: number): Promise<void> {
+  for (let start = from; start < to; start += 2000) {
+    const records = generate(start, Math.min(to, start + 2000), Date.now());
+    await store.importRecords(records.filter((r) => r.type === 'node'));
+    await store.importRecords(records.filter((r) => r.type === 'reservation'));
+  }
+}
+
+/** p50 and p99 in milliseconds. */
+interface Figure {
+  readonly p50: number;
+  readonly p99: number;
+}
+
+function figure(latencies: number[]): Figure {
+  latencies.sort((a, b) => a - b);
+  const at = (p: number): number =>
+    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
+/** A running `consortium dev`. */
+interface Dev {
+  readonly url: string;
+  readonly token: string;
+  readonly child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function startDev(
+  dir: string,
+  store: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  extraPlugins: readonly Record<string, unknown>[] = [],
+): Promise<Dev> {
+  const config = join(dir, 'dev.yaml');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      dataDir: dir,
+      store,
+      log: { level: 'warn', format: 'json' },
+      plugins: [
+        { module: '@consortium/plugin-inventory' },
+        { module: '@consortium/plugin-ipam' },
+        { module: '@consortium/plugin-sandbox' },
+        ...extraPlugins,
+      ],
+    }),
+  );
+  const args = extraPlugins.length > 0 ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...args, CONSORTIUM, 'dev', '--config', config, '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env,
+  });
+  const ready = await new Promise<{ url: string; token: string }>((resolve, reject) => {
+    let out = '';
+    child.once('exit', (code) => {
+      reject(new Error(`consortium dev exited with ${String(code)}`));
+    });
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const url = /^url: (\S+)$/m.exec(out)?.[1];
+      const token = /^token: (\S+)$/m.exec(out)?.[1];
+      if (url !== undefined && token !== undefined) resolve({ url, token });
+    });
+  });
+  return {
+    ...ready,
+    child,
+    stop: async () => {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+/** Resident memory of a process, in MiB (Linux). */
+function rssMiB(pid: number | undefined): number {
+  const status = readFileSync(`/proc/${String(pid)}/status`, 'utf8');
+  const kb = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? NaN);
+  return kb / 1024;
+}
+
+function client(dev: Dev) {
+  const headers = { authorization: `Bearer ${dev.token}`, 'content-type': 'application/json' };
+  const get = async (path: string): Promise<Record<string, unknown>> => {
+    const r = await fetch(`${dev.url}${path}`, { headers });
+    const body = (await r.json()) as Record<string, unknown>;
+    if (r.status !== 200) throw new Error(`GET ${path}: ${r.status} ${JSON.stringify(body)}`);
+    return body;
+  };
+  const post = async (path: string, body: unknown): Promise<Record<string, unknown>> => {
+    const r = await fetch(`${dev.url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
+    return (await r.json()) as Record<string, unknown>;
+  };
+  return { headers, get, post };
+}
+
+/** Times `SAMPLES` calls of `path(i)` one at a time (after 20 unmeasured); checks the first answer with `check`. */
+async function sample(
+  get: (path: string) => Promise<Record<string, unknown>>,
+  path: (i: number) => string,
+  check: (body: Record<string, unknown>) => boolean,
+): Promise<Figure> {
+  const first = await get(path(-1));
+  if (!check(first))
+    throw new Error(`unexpected answer to ${path(-1)}: ${JSON.stringify(first).slice(0, 300)}`);
+  for (let i = 0; i < 20; i++) await get(path(i));
+  const latencies: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const p = path(i);
+    const t0 = performance.now();
+    await get(p);
+    latencies.push(performance.now() - t0);
+  }
+  return figure(latencies);
+}
+
+/** A deterministic pseudo-random sequence, so that every store is asked the same questions. */
+function picker(seed: number): (n: number) => number {
+  let x = seed;
+  return (n) => {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    return x % n;
+  };
+}
+
+interface Reads {
+  readonly get: Figure;
+  readonly list: Figure;
+  readonly eq: Figure;
+  readonly has: Figure;
+  readonly cidr: Figure;
+  readonly ref: Figure;
+}
+
+async function reads(dev: Dev, size: number): Promise<Reads> {
+  const { get } = client(dev);
+  const pick = picker(size);
+  const search = (q: string): string => `/api/search?limit=100&q=${encodeURIComponent(q)}`;
+  const items = (min: number) => (body: Record<string, unknown>) =>
+    Array.isArray(body['items']) && body['items'].length >= min;
+  const groups = Math.floor(size / 50);
+  const edges = Math.max(1, Math.floor(size / EDGE_EVERY / EDGE_HOSTS));
+  return {
+    get: await sample(
+      get,
+      () => `/api/inventory/host/${hostName(pick(size))}`,
+      (b) => b['name'] !== undefined,
+    ),
+    list: await sample(
+      get,
+      () => `/api/inventory/host?limit=100&cursor=${encodeNodeCursor(hostName(pick(size - 100)))}`,
+      items(100),
+    ),
+    eq: await sample(get, () => search(`kind=host and subcluster=sc-${pick(groups)}`), items(40)),
+    has: await sample(get, () => search(`kind=host and puppet_roles has role-${pick(groups)}`), items(40)),
+    cidr: await sample(
+      get,
+      () => {
+        const ip = formatIpv4(BULK_TOP - pick(size)).split('.');
+        return search(`kind=host and interfaces.ip in ${ip[0]}.${ip[1]}.${ip[2]}.0/24`);
+      },
+      items(1),
+    ),
+    ref: await sample(get, () => search(`kind=host and subnet.vlan=${100 + pick(edges)}`), items(1)),
+  };
+}
+
+/**
+ * Creates `count` hosts through the API with `CLIENTS` clients, each waiting up to 60 s for its job; returns hosts/s
+ * and how many jobs had not ended when their wait ran out.
+ */
+async function create(dev: Dev, prefix: string, count: number): Promise<{ rate: number; late: number }> {
+  const { post } = client(dev);
+  let next = 0;
+  let late = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      while (next < count) {
+        const i = next++;
+        const job = await post('/api/inventory/host?wait=60s', {
+          name: `${prefix}-${String(i).padStart(5, '0')}`,
+          attrs: {
+            subnet: BULK.name,
+            datacenter: `pek${i % 4}`,
+            subcluster: `new-${Math.floor(i / 50)}`,
+            puppet_roles: ['base'],
+          },
+        });
+        // A job still running after the wait is counted, not fatal: the figure says how many there were.
+        if (job['state'] === 'running' || job['state'] === 'queued') late++;
+        else if (job['state'] !== 'succeeded')
+          throw new Error(`create ${prefix}-${i}: ${JSON.stringify(job).slice(0, 400)}`);
+      }
+    }),
+  );
+  return { rate: count / ((performance.now() - started) / 1000), late };
+}
+
+/** GET one node p99 while `SSE_CLIENTS` clients stream the events of jobs that run for a while. */
+async function sseLoad(
+  dev: Dev,
+  size: number,
+): Promise<{ quiet: Figure; streaming: Figure; events: number }> {
+  const { get, post, headers } = client(dev);
+  const pick = picker(7);
+  const getOne = () => `/api/inventory/host/${hostName(pick(size))}`;
+  const quiet = await sample(get, getOne, (b) => b['name'] !== undefined);
+  const controller = new AbortController();
+  let events = 0;
+  const jobs: string[] = [];
+  for (let i = 0; i < SSE_CLIENTS; i++) {
+    const job = await post('/api/inventory/hold', { name: `hold-${i}`, attrs: { a: 'x' } });
+    if (typeof job['id'] !== 'string') throw new Error(`hold job: ${JSON.stringify(job)}`);
+    jobs.push(job['id']);
+  }
+  const streams = jobs.map(async (id) => {
+    try {
+      const r = await fetch(`${dev.url}/api/jobs/${id}/events`, { headers, signal: controller.signal });
+      const reader = r.body?.getReader();
+      for (;;) {
+        const chunk = await reader?.read();
+        if (chunk === undefined || chunk.done) break;
+        events += (new TextDecoder().decode(chunk.value).match(/^event:/gm) ?? []).length;
+      }
+    } catch (error) {
+      if (!controller.signal.aborted) throw error;
+    }
+  });
+  // Let every client connect before measuring.
+  await new Promise((r) => setTimeout(r, 500));
+  const streaming = await sample(get, getOne, (b) => b['name'] !== undefined);
+  controller.abort();
+  await Promise.all(streams);
+  return { quiet, streaming, events };
+}
+
+const ms = (x: number): string => x.toFixed(2).padStart(7);
+const pair = (f: Figure): string => `p50 ${ms(f.p50)}  p99 ${ms(f.p99)}`;
+
+async function benchStore(
+  label: string,
+  open: () => Promise<StoreTransfer & { close(): Promise<void> }>,
+  storeConfig: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  sse: boolean,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'consortium-inventory-bench-'));
+  try {
+    console.log(`\ninventory: ${label} (${SAMPLES} requests per figure, one at a time; ms)`);
+    // The first thousand hosts through the API, on an empty store but for the subnet.
+    const seed = await open();
+    await seed.importRecords(generate(0, 0, Date.now()));
+    await seed.close();
+    let dev = await startDev(dir, storeConfig, env);
+    const firstRate = (await create(dev, 'first', CREATE)).rate;
+    await dev.stop();
+    console.log(
+      `  create ${CREATE} hosts through the API on an empty store: ${firstRate.toFixed(1)} hosts/s`,
+    );
+    const results = new Map<number, Reads>();
+    let filled = 0;
+    for (const size of SIZES) {
+      const fillStarted = performance.now();
+      const store = await open();
+      await fill(store, filled, size);
+      await store.close();
+      const fillSeconds = (performance.now() - fillStarted) / 1000;
+      filled = size;
+      dev = await startDev(dir, storeConfig, env);
+      try {
+        const idle = rssMiB(dev.child.pid);
+        const r = await reads(dev, size);
+        results.set(size, r);
+        const afterReads = rssMiB(dev.child.pid);
+        console.log(
+          `  ${String(size).padStart(6)} hosts (+${CREATE * (1 + SIZES.indexOf(size))} created; generated in ${fillSeconds.toFixed(1)} s)`,
+        );
+        console.log(`    GET one node              ${pair(r.get)}`);
+        console.log(`    list page of 100          ${pair(r.list)}`);
+        console.log(`    search subcluster=        ${pair(r.eq)}`);
+        console.log(`    search puppet_roles has   ${pair(r.has)}`);
+        console.log(`    search interfaces.ip in   ${pair(r.cidr)}`);
+        console.log(`    search subnet.vlan=       ${pair(r.ref)}`);
+        const { rate, late } = await create(dev, `at-${size}`, CREATE);
+        const afterCreate = rssMiB(dev.child.pid);
+        console.log(
+          `    RSS of consortium dev     ${idle.toFixed(0)} MiB at start, ${afterReads.toFixed(0)} after the reads, ${afterCreate.toFixed(0)} after creating ${CREATE} (target < 300 at 100k)`,
+        );
+        console.log(
+          `    create ${CREATE} more hosts        ${rate.toFixed(1)} hosts/s = ${(rate / firstRate).toFixed(2)} of the first ${CREATE} (target >= 0.8)${late > 0 ? `; ${late} jobs had not ended after 60 s` : ''}`,
+        );
+        if (sse && size === SIZES[SIZES.length - 1]) {
+          await dev.stop();
+          dev = await startDev(dir, storeConfig, env, [{ module: HOLD, config: { holdMs: 250 } }]);
+          const load = await sseLoad(dev, size);
+          console.log(
+            `    GET one node while ${SSE_CLIENTS} clients stream job events: ${pair(load.streaming)} (quiet: ${pair(load.quiet)}; ${load.events} events streamed; target p99 < 20)`,
+          );
+        }
+      } finally {
+        await dev.stop();
+      }
+    }
+    const small = results.get(10_000);
+    const large = results.get(100_000);
+    if (small !== undefined && large !== undefined) {
+      const ratio = (name: keyof Reads) =>
+        `${name} ${(large[name].p50 / small[name].p50).toFixed(2)}×/${(large[name].p99 / small[name].p99).toFixed(2)}×`;
+      console.log(
+        `  100k/10k (p50/p99; flat is 1): ${(['get', 'list', 'eq', 'has', 'cidr', 'ref'] as const).map(ratio).join(', ')}`,
+      );
+      console.log(
+        `  targets at 100k: GET p99 ${large.get.p99.toFixed(2)} ms (< 10), search p50 ${Math.max(large.eq.p50, large.has.p50, large.cidr.p50, large.ref.p50).toFixed(2)} ms at most (< 50)`,
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `make bench BENCH=inventory`. */
+export async function inventoryBench(): Promise<void> {
+  if (STORES.includes('sqlite')) {
+    const path = join(mkdtempSync(join(tmpdir(), 'consortium-inventory-sqlite-')), 'consortium.db');
+    try {
+      await benchStore(
+        'SQLite',
+        () => openSqliteStore({ path }),
+        { driver: 'sqlite', path },
+        process.env,
+        true,
+      );
+    } finally {
+      rmSync(join(path, '..'), { recursive: true, force: true });
+    }
+  }
+  if (STORES.includes('postgres')) {
+    const postgres = await startPostgres();
+    try {
+      const url = await postgres.createDatabase('inventory');
+      const parsed = new URL(url);
+      const password = decodeURIComponent(parsed.password);
+      parsed.password = '';
+      await benchStore(
+        'PostgreSQL',
+        () => openPostgresStore({ url }),
+        { driver: 'postgres', url: parsed.toString() },
+        { ...process.env, CONSORTIUM_STORE_PASSWORD: password },
+        false,
+      );
+    } finally {
+      await postgres.stop();
+    }
+  }
+  console.log(
+    '\ninventory: ArangoDB has only a test double on this machine (no server can be installed), so no figures.',
+  );
+}
