@@ -25,7 +25,15 @@ export type { Hypervisor, LibvirtProvider, LibvirtProviderOptions } from './libv
 export { LIBVIRT_PROVIDER, libvirtClaims, libvirtProvider } from './libvirt-provider.js';
 export type { HypervisorUsage, VmSize } from './placement.js';
 export { DEFAULT_HWSPECS, describeFree, fits, freeOn, hwspecOf, macFor, place } from './placement.js';
-export type { CommandResult, ExecOptions, RemoteShell, SshSessionOptions } from './ssh-session.js';
+export type {
+  ChannelHandlers,
+  CommandResult,
+  ExecOptions,
+  RemoteChannel,
+  RemoteShell,
+  SshSessionOptions,
+} from './ssh-session.js';
+export { answerOf, DomainEvents, VirshSession } from './virsh-session.js';
 export { SshSession } from './ssh-session.js';
 export type { DomainState } from './virsh.js';
 export { shellQuote, Virsh, virshMessage } from './virsh.js';
@@ -230,7 +238,8 @@ export function hypervisorsOf(config: LibvirtConfig, logger: Logger): Hypervisor
       hostKey: parseHostKey(entry.hostKey, `plugin libvirt, hypervisor ${entry.name}`),
       connectTimeoutMs: config.connectTimeoutMs ?? LIBVIRT_DEFAULTS.connectTimeoutMs,
       idleMs: LIBVIRT_DEFAULTS.idleMs,
-      maxChannels: 8,
+      // Two more channels stay open for the virsh session and its event stream: 8 of sshd's default 10.
+      maxChannels: 6,
       logger,
     });
     return {
