@@ -253,7 +253,9 @@ export function cli(argv: readonly string[]): Argv<Global> {
           };
           show(a, page, () => {
             const columns =
-              a.columns?.split(',').filter((c) => c !== '') ?? defaultColumns(page.items.map((i) => i.attrs));
+              a.columns?.split(',').filter((c) => c !== '') ??
+              KIND_COLUMNS[a.kind] ??
+              defaultColumns(page.items.map((i) => i.attrs));
             const rows = page.items.map((n) => [n.name, ...columns.map((c) => cell(n.attrs[c]))]);
             const more = page.next === undefined ? '' : `\n(more: raise --limit)`;
             return `${table(['NAME', ...columns.map((c) => c.toUpperCase())], rows)}${more}`;
@@ -725,6 +727,11 @@ export function cli(argv: readonly string[]): Argv<Global> {
     .help()
     .version(false);
 }
+
+/** Columns of kinds whose most common attributes are not the ones an operator looks for (capacity). */
+const KIND_COLUMNS: Readonly<Record<string, readonly string[]>> = {
+  hypervisor: ['datacenter', 'schedulable', 'memory_free_mib', 'memory_total_mib', 'vcpus', 'domains'],
+};
 
 function defaultColumns(items: readonly Record<string, unknown>[]): string[] {
   const counts = new Map<string, number>();

@@ -44,6 +44,7 @@ export type {
   Observation,
   Operation,
   PluginDefinition,
+  SeedNode,
   PluginServices,
   ProposedUpdate,
   ProviderContext,
@@ -63,6 +64,8 @@ export type { HypervisorUsage, VmSize } from './placement.js';
 export { describeFree, describeSize, fits, freeOn, hwspecOf, macFor, place } from './placement.js';
 export {
   DNS_NAME_PATTERN,
+  HYPERVISOR_KIND,
+  hypervisorCapacityClaims,
   IPV4_CIDR_PATTERN,
   IPV4_PATTERN,
   ipv4Schema,
@@ -70,7 +73,9 @@ export {
   pxeHostClaims,
   vmHostClaims,
 } from './host-attributes.js';
+export type { HypervisorCapacitySource } from './hypervisor-capacity.js';
+export { capacityOf, hypervisorCapacityProvider } from './hypervisor-capacity.js';
 export type { DesiredPxeSystem, PxeBackend, PxeChange, PxeSystemState } from './pxe-provider.js';
 export { describePxeSystem, pxeProvider } from './pxe-provider.js';
-export type { VmBackend, VmDefinition, VmFacts } from './vm-provider.js';
+export type { PlacementWait, VmBackend, VmDefinition, VmFacts } from './vm-provider.js';
 export { vmProvider } from './vm-provider.js';

@@ -12,6 +12,7 @@ import type {
   NodeProvider,
   NodeRef,
   Observation,
+  PlacementWait,
   ProviderContext,
   TaskRun,
   VmBackend,
@@ -53,12 +54,26 @@ export interface LibvirtProviderOptions {
   readonly interface: string;
   /** The QEMU machine type (e.g. pc). */
   readonly machine: string;
+  /**
+   * The `hypervisor` nodes of the inventory (read for each placement): a configured hypervisor is placed on only
+   * while its node exists and is schedulable, and only for hosts of its datacenter. Absent: every configured one.
+   */
+  readonly hypervisorNodes?: (signal: AbortSignal) => Promise<ReadonlyMap<string, HypervisorNode>>;
+}
+
+/** What placement reads of a `hypervisor` node. */
+export interface HypervisorNode {
+  readonly datacenter?: string;
+  /** False while draining. */
+  readonly schedulable?: boolean;
 }
 
 /** The provider, with a way to close its SSH connections. */
 export interface LibvirtProvider extends NodeProvider {
   /** Closes every SSH connection; later tasks open new ones. */
   close(): void;
+  /** A configured hypervisor's usage as its placement view holds it (reading what changed), or null if unknown. */
+  usage(name: string, signal: AbortSignal): Promise<HypervisorUsage | null>;
 }
 
 /** What the libvirt provider claims on hosts, for the given sizes: the plugin API's standard VM claims. */
@@ -278,7 +293,7 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
     });
 
   /** Places and defines a domain in one turn: a fresh scan unless the task's own is still current. */
-  async function define(run: TaskRun, request: VmDefinition): Promise<Vm | string> {
+  async function define(run: TaskRun, request: VmDefinition): Promise<Vm | string | PlacementWait> {
     const { host, hwspec, size, pinned } = request;
     const scanned = scans.get(run);
     const fresh =
@@ -287,7 +302,38 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
         : await scan(host, run.signal);
     scans.set(run, fresh);
     if (fresh.found !== null) return fresh.found;
-    const usages = [...fresh.usages.values()];
+    const nodes = await options.hypervisorNodes?.(run.signal);
+    const datacenter = run.task.node['datacenter'];
+    const host_dc = typeof datacenter === 'string' ? datacenter : undefined;
+    if (nodes !== undefined && host_dc === undefined) {
+      const centers = [...new Set([...nodes.values()].flatMap((n) => n.datacenter ?? []))].sort();
+      if (centers.length > 0) {
+        return {
+          waitFor: 'datacenter',
+          reason: `waiting for the host's datacenter to place the VM (hypervisors are in ${centers.join(', ')})`,
+        };
+      }
+    }
+    /** Why a configured hypervisor cannot take the VM, or undefined when it can. */
+    const barred = (name: string): string | undefined => {
+      if (nodes === undefined) return undefined;
+      const node = nodes.get(name);
+      if (node === undefined) return `${name} has no hypervisor node`;
+      if (node.schedulable === false) return `${name} is not schedulable (draining)`;
+      if (host_dc !== undefined && node.datacenter !== undefined && node.datacenter !== host_dc)
+        return `${name} is in datacenter ${node.datacenter}`;
+      return undefined;
+    };
+    if (pinned !== undefined) {
+      const why = barred(pinned);
+      if (why !== undefined) return `cannot place ${host} on hypervisor ${pinned}: ${why}`;
+    }
+    const usages = [...fresh.usages.values()].filter((u) => barred(u.name) === undefined);
+    if (usages.length === 0) {
+      const reasons = [...fresh.usages.keys()].map((name) => barred(name)).join('; ');
+      const where = host_dc === undefined ? '' : ` in datacenter ${host_dc}`;
+      return `no schedulable hypervisor${where} for ${host}: ${reasons}`;
+    }
     const chosen = pinned ?? place(usages, size);
     const usage = chosen === undefined ? undefined : fresh.usages.get(chosen);
     if (chosen === undefined || usage === undefined || !fits(usage, size)) {
@@ -458,6 +504,11 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
 
   return vmProvider(backend, {
     observe,
+    usage: async (name: string, signal: AbortSignal): Promise<HypervisorUsage | null> => {
+      const hv = byName.get(name);
+      if (hv === undefined) return null;
+      return { name, capacity: hv.capacity, domains: await domainsOf(hv, name, signal) };
+    },
     close: () => {
       for (const view of views.values()) view.events?.close();
       views.clear();
