@@ -63,12 +63,31 @@ export default tseslint.config(
   },
   {
     files: ['packages/core/src/**/*.ts'],
+    ignores: ['packages/core/src/**/*.test.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
           patterns: [
             { group: ['@consortium/*'], message: 'core imports no other Consortium package.' },
+            crossPackage,
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Core's tests take their fixtures from the test kit (a devDependency), and nothing else.
+    files: ['packages/core/src/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@consortium/*', '!@consortium/testkit'],
+              message: "core's tests import no other Consortium package than the test kit.",
+            },
             crossPackage,
           ],
         },

@@ -14,7 +14,7 @@ import {
   SchemaViolationError,
   TransitionPlanner,
 } from '@consortium/core';
-import { CREATE_WEB_01, provisioningWorld } from '@consortium/core/testing';
+import { CREATE_WEB_01, provisioningWorld } from '@consortium/testkit';
 import type { Measurement } from './lib.js';
 import { loopbackRoundTrip, measure, report } from './lib.js';
 

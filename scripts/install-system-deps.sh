@@ -2,8 +2,10 @@
 # Installs the system packages the test suite needs and the package manager cannot: etcd (server and etcdctl) for
 # the etcd coordinator and cluster tests, PostgreSQL for the PostgreSQL store's tests (the testkit harness runs
 # Debian's /usr/lib/postgresql/<version>/bin itself, as an unprivileged user), openssl and iproute2 for the TLS and
-# multi-host tests, tmux for the terminal test of consort, and libvirtd, virsh, QEMU for x86 and sshd for the
-# libvirt plugin's lab (test/libvirt-lab starts them itself, without systemd). Called by `make test` and `.ci/run`.
+# multi-host tests, tmux for the terminal test of consort, PowerDNS (pdns-server, pdns-backend-sqlite3; testkit's
+# harness runs it as the test user on loopback) and dig for the powerdns plugin, and libvirtd, virsh, QEMU for x86 and sshd
+# for the libvirt plugin's lab (test/libvirt-lab starts them itself, without systemd). Called by `make test` and
+# `.ci/run`.
 # Idempotent and quiet: installs only what is missing. Needs root and apt-get; without them it says what to install
 # and carries on, and the suites that need a missing tool then fail with the same hint.
 set -uo pipefail
@@ -25,6 +27,11 @@ needs=(
   "/usr/bin/qemu-system-x86_64:qemu-system-x86"
   "/usr/sbin/sshd:openssh-server"
   "/usr/bin/ssh-keygen:openssh-client"
+  # PowerDNS for the powerdns plugin's tests (testkit's harness runs it on loopback with its own SQLite database),
+  # and dig to ask it.
+  "/usr/sbin/pdns_server:pdns-server"
+  "/usr/lib/*/pdns/libgsqlite3backend.so:pdns-backend-sqlite3"
+  "/usr/bin/dig:dnsutils"
 )
 
 missing=()

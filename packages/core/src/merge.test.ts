@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InputError } from './errors.js';
-import { hostSchema } from './host-fixture.js';
+import { hostSchema } from '@consortium/testkit';
 import { deepEqual } from './json.js';
 import { applyUpdate, AttrsDraft, getAt, satisfies, unheldUpdates, updateHolds } from './merge.js';
 import type { Attrs, JsonObject, JsonValue, UpdateOp } from './model.js';

@@ -6,7 +6,7 @@ import {
   SchemaViolationError,
   UnknownAttributeError,
 } from './errors.js';
-import { hostSchema } from './host-fixture.js';
+import { hostSchema } from '@consortium/testkit';
 import type { Attrs, JsonValue, UpdateRequest } from './model.js';
 import { applyMergePatch, diffToUpdates, jsonPatchToUpdates, mergePatchToUpdates } from './patch.js';
 

@@ -19,7 +19,7 @@ import {
   valueAt,
 } from './planner.js';
 import type { NodeProvider } from './provider.js';
-import { CREATE_WEB_01, handlerProvider, HOST_KIND, provisioningWorld } from './provisioning-fixture.js';
+import { CREATE_WEB_01, handlerProvider, HOST_KIND, provisioningWorld } from '@consortium/testkit';
 import type { AttributeClaim } from './schema.js';
 import { buildKindSchemas } from './schema.js';
 
@@ -806,7 +806,9 @@ describe('a change no provider can ever complete', () => {
       provisioning(),
       [HWSPEC, POWER_ON],
       hopeless(
-        'interfaces[eth0].ip is never supplied: ipam needs subnet, which no update of this change supplies (needs a subnet to allocate from)',
+        'interfaces[eth0].ip is never supplied: ipam needs subnet, which no update of this change supplies (needs a subnet to allocate from); ' +
+          'held up by it: vm waits for netboot from pxe (waiting for PXE registration (netboot)); ' +
+          'pxe waits for interfaces[eth0].ip from ipam (waiting for a MAC and an IP)',
       ),
       [['vm'], ['pxe'], ['pxe'], ['ipam']],
     ],

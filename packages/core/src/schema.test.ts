@@ -15,7 +15,7 @@ import {
   INTERFACES_SCHEMA,
   IPV4_PATTERN,
   MAC_PATTERN,
-} from './host-fixture.js';
+} from '@consortium/testkit';
 import type { Attrs } from './model.js';
 import type { Path } from './paths.js';
 import { formatPath, parsePath } from './paths.js';

@@ -1,8 +1,9 @@
 /**
  * The standard host attributes that more than one provider can own (a hypervisor's `hwspec`, `power`, `hypervisor`
- * and `interfaces[*].mac`; a PXE service's `profile` and `netboot`), and the patterns of addresses. Alternative
- * providers of one attribute (libvirt or the sandbox, Cobbler or the sandbox) claim it with the schema made here, so
- * a host's schema does not depend on which of them a deployment loads; only the description may carry a label.
+ * and `interfaces[*].mac`; a PXE service's `profile` and `netboot`; a DNS service's `fqdn` and `dns_records`), and
+ * the patterns of addresses. Alternative providers of one attribute (libvirt or the sandbox, Cobbler or the
+ * sandbox) claim it with the schema made here, so a host's schema does not depend on which of them a deployment
+ * loads; only the description may carry a label.
  */
 import type { AttributeClaim, JsonSchema } from '@consortium/core';
 import type { VmSize } from './placement.js';
@@ -118,6 +119,36 @@ export function pxeHostClaims(label?: string): AttributeClaim[] {
       schema: {
         type: 'boolean',
         description: labelled(label, 'whether the host installs over PXE when it next boots'),
+      },
+    },
+  ];
+}
+
+/** A DNS record as a DNS provider reports it in `dns_records`: `web-01.example.com A 10.1.2.10`. */
+export const DNS_RECORD_PATTERN = '^[a-z0-9.-]+ (A|PTR) [a-z0-9.-]+$';
+
+/**
+ * The claims of a DNS provider on hosts: `fqdn`, the name the host's addresses resolve from, and `dns_records`,
+ * the A and PTR records it keeps for them (what it observes there shows as drift); `label` prefixes the
+ * descriptions.
+ */
+export function dnsHostClaims(label?: string): AttributeClaim[] {
+  return [
+    {
+      path: 'fqdn',
+      schema: {
+        type: 'string',
+        maxLength: 253,
+        pattern: DNS_NAME_PATTERN,
+        description: labelled(label, 'the DNS name the host’s addresses resolve from, and back to'),
+      },
+    },
+    {
+      path: 'dns_records',
+      schema: {
+        type: 'array',
+        items: { type: 'string', pattern: DNS_RECORD_PATTERN },
+        description: labelled(label, 'the A and PTR records kept for the host, "<name> <type> <content>"'),
       },
     },
   ];

@@ -64,6 +64,8 @@ export type { HypervisorUsage, VmSize } from './placement.js';
 export { describeFree, describeSize, fits, freeOn, hwspecOf, macFor, place } from './placement.js';
 export {
   DNS_NAME_PATTERN,
+  DNS_RECORD_PATTERN,
+  dnsHostClaims,
   HYPERVISOR_KIND,
   hypervisorCapacityClaims,
   IPV4_CIDR_PATTERN,

@@ -136,9 +136,17 @@ async function decidePxe<System extends PxeSystemState>(
       out.accept(netbootUpdate);
     }
     // A watched change without both addresses leaves nothing to register yet; the change that completes them
-    // sends a new sync. Only an explicit profile or netboot request has to wait for the system to exist.
-    out.accept(...syncs);
+    // sends a new sync. An explicit profile or netboot request has to wait for the system to exist, and so does a
+    // nudge (a sync of profile or netboot: another provider waits for them), naming the address that is missing so
+    // that a job which never gets it fails saying so.
+    const nudges = syncs.filter((update) => update.path === 'profile' || update.path === 'netboot');
+    out.accept(...syncs.filter((update) => !nudges.includes(update)));
+    const missing = [
+      ...(mac === undefined ? [`interfaces[${iface}].mac`] : []),
+      ...(ip === undefined ? [`interfaces[${iface}].ip`] : []),
+    ];
     out.defer(WAIT_FOR_ADDRESSES, ['interfaces'], profileUpdate, netbootUpdate);
+    out.defer(WAIT_FOR_ADDRESSES, missing, ...nudges);
     return;
   }
 

@@ -334,7 +334,7 @@ describe('jobs', () => {
   });
 
   it('a job no provider can complete fails at once, saying what is missing and who waits for it', async () => {
-    // Power on without a subnet: the VM waits for PXE, which waits for an IP that never comes.
+    // Power on without a subnet: the VM waits for PXE, which waits for an IP that ipam cannot give without one.
     const r = await api.request('POST', '/api/inventory/host', {
       body: { name: 'blocked-1', attrs: { hwspec: 'small', power: 'on' } },
     });
@@ -343,10 +343,12 @@ describe('jobs', () => {
     expect(job.state).toBe('failed');
     expect(job.failure.code).toBe('BLOCKED');
     expect(job.failure.message).toBe(
-      'no provider can make progress: power="on" cannot be done: sandbox-vm waits for netboot ' +
-        '(waiting for PXE registration (netboot)), which sandbox-pxe does not supply (it had nothing to do for it when asked)',
+      'no provider can make progress: interfaces[eth0].ip is never supplied: ipam needs subnet, which no update ' +
+        'of this change supplies (the host has no subnet); held up by it: sandbox-vm waits for netboot from ' +
+        'sandbox-pxe (waiting for PXE registration (netboot)); sandbox-pxe waits for interfaces[eth0].ip from ipam ' +
+        '(waiting for a MAC and an IP)',
     );
-    expect(job.failure.providers).toEqual(['sandbox-vm']);
+    expect(job.failure.providers).toEqual(['ipam', 'sandbox-pxe', 'sandbox-vm']);
   });
 
   it('cancel ends a running job, and a second cancel conflicts', async () => {

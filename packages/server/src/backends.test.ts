@@ -1,12 +1,13 @@
 /**
  * The mission, end to end: one `consort create host` against `consortium dev` whose plugins talk to the NetBox and
- * Cobbler test servers and to a real libvirtd over a real sshd; then faults, re-runs, drift and delete.
+ * Cobbler test servers, to a real libvirtd over a real sshd and to a real PowerDNS (asked with dig); then faults,
+ * re-runs, drift and delete.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backends } from './test-support/backends.js';
-import { startBackends } from './test-support/backends.js';
+import { PEK1_ZONE, startBackends } from './test-support/backends.js';
 import type { BinaryServer } from './test-support/dev-server.js';
 import { spawnBinary, tempDir } from './test-support/dev-server.js';
 
@@ -55,6 +56,8 @@ function consort(...args: string[]): Promise<{ code: number | null; stdout: stri
   });
 }
 
+/** The PTR name of an address. */
+const reverse = (ip: string): string => `${ip.split('.').reverse().join('.')}.in-addr.arpa`;
 const cobblerSystem = (name: string) => backends.cobbler.system(name) as Record<string, unknown> | undefined;
 const domstate = async (name: string) => (await backends.lab.tryVirsh(['domstate', name])).stdout.trim();
 
@@ -100,13 +103,82 @@ describe('one command provisions a real VM', () => {
     expect(JSON.stringify(system)).toContain(eth0.ip);
     expect(await domstate('e2e-web-01')).toBe('running');
     expect(await backends.lab.virsh(['domiflist', 'e2e-web-01'])).toContain(eth0.mac);
+    // The name resolves, and the address back to the name.
+    expect(host.attrs.fqdn).toBe(`e2e-web-01.${PEK1_ZONE}`);
+    expect(await backends.powerdns.dig(`e2e-web-01.${PEK1_ZONE}`)).toEqual([eth0.ip]);
+    expect(await backends.powerdns.dig(reverse(eth0.ip), 'PTR')).toEqual([`e2e-web-01.${PEK1_ZONE}.`]);
 
     const deleted = await consort('delete', 'host', 'e2e-web-01');
     expect(deleted.code).toBe(0);
     expect(backends.netbox.state.vmsByName('e2e-web-01')).toHaveLength(0);
     expect(cobblerSystem('e2e-web-01')).toBeUndefined();
     expect((await backends.lab.tryVirsh(['dominfo', 'e2e-web-01'])).code).not.toBe(0);
+    expect(await backends.powerdns.dig(`e2e-web-01.${PEK1_ZONE}`)).toEqual([]);
+    expect(await backends.powerdns.dig(reverse(eth0.ip), 'PTR')).toEqual([]);
     expect((await consort('get', 'host', 'e2e-web-01')).code).toBe(1);
+  }, 180_000);
+
+  it("DNS follows the host: a new address moves the A and PTR records, a record edited behind Consortium's back is drift from powerdns, delete removes them", async () => {
+    const name = `e2e-web-05.${PEK1_ZONE}`;
+    const created = await consort(
+      'create',
+      'host',
+      'e2e-web-05',
+      'hwspec=small',
+      'datacenter=pek1',
+      'subnet=pek1-web',
+      'power=on',
+    );
+    expect(created.stderr).toBe('');
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(/round 2\s+powerdns\s+patch-zone /);
+    const ipOf = async (): Promise<string> => {
+      const host = JSON.parse((await consort('get', 'host', 'e2e-web-05', '-o', 'json')).stdout);
+      return host.attrs.interfaces.find((i: any) => i.name === 'eth0').ip;
+    };
+    const first = await ipOf();
+    expect(await backends.powerdns.dig(name)).toEqual([first]);
+    expect(await backends.powerdns.dig(reverse(first), 'PTR')).toEqual([`${name}.`]);
+
+    const moved = await consort('set', 'host', 'e2e-web-05', 'interfaces[eth0].ip=10.1.2.200');
+    expect(moved.stderr).toBe('');
+    expect(moved.code).toBe(0);
+    expect(await ipOf()).toBe('10.1.2.200');
+    expect(await backends.powerdns.dig(name)).toEqual(['10.1.2.200']);
+    expect(await backends.powerdns.dig(reverse('10.1.2.200'), 'PTR')).toEqual([`${name}.`]);
+    expect(await backends.powerdns.dig(reverse(first), 'PTR')).toEqual([]);
+
+    // Someone points the name elsewhere through PowerDNS's own API.
+    const edited = await backends.powerdns.api('PATCH', `/zones/${PEK1_ZONE}.`, {
+      rrsets: [
+        {
+          name: `${name}.`,
+          type: 'A',
+          ttl: 300,
+          changetype: 'REPLACE',
+          records: [{ content: '10.1.2.99', disabled: false }],
+        },
+      ],
+    });
+    expect(edited.status).toBe(204);
+    let drift: any[] = [];
+    for (let i = 0; i < 100 && !drift.some((d) => d.provider === 'powerdns'); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      drift = (await server.api.request('GET', '/api/inventory/host/e2e-web-05?show=authority')).body.drift;
+    }
+    expect(drift).toContainEqual(
+      expect.objectContaining({
+        path: 'dns_records',
+        provider: 'powerdns',
+        expected: [`200.2.1.10.in-addr.arpa PTR ${name}`, `${name} A 10.1.2.200`],
+        observed: [`200.2.1.10.in-addr.arpa PTR ${name}`, `${name} A 10.1.2.99`],
+      }),
+    );
+
+    const deleted = await consort('delete', 'host', 'e2e-web-05');
+    expect(deleted.code).toBe(0);
+    expect(await backends.powerdns.dig(name)).toEqual([]);
+    expect(await backends.powerdns.dig(reverse('10.1.2.200'), 'PTR')).toEqual([]);
   }, 180_000);
 
   it('NetBox answering 503 twice: the job retries and succeeds', async () => {

@@ -95,9 +95,14 @@ describe('deploy/cluster.example.yaml', () => {
       endpoints: ['http://127.0.0.1:2379'],
       leaseTtlSeconds: 10,
     });
-    const previous = { netbox: process.env['NETBOX_TOKEN'], cobbler: process.env['COBBLER_PASSWORD'] };
+    const previous = {
+      netbox: process.env['NETBOX_TOKEN'],
+      cobbler: process.env['COBBLER_PASSWORD'],
+      powerdns: process.env['PDNS_API_KEY'],
+    };
     process.env['NETBOX_TOKEN'] = 'example-token';
     process.env['COBBLER_PASSWORD'] = 'example-password';
+    process.env['PDNS_API_KEY'] = 'example-key';
     try {
       const kinds = buildKinds(await importPlugins(config.plugins), {
         logger: silentLogger,
@@ -108,11 +113,20 @@ describe('deploy/cluster.example.yaml', () => {
       expect(host.authorityOf(parsePath('datacenter'))).toBe('netbox');
       expect(host.authorityOf(parsePath('netboot'))).toBe('cobbler');
       expect(host.authorityOf(parsePath('interfaces[eth0].ip'))).toBe('ipam');
+      expect(host.authorityOf(parsePath('fqdn'))).toBe('powerdns');
+      expect(host.watches.filter((w) => w.provider === 'powerdns').map((w) => w.path)).toEqual([
+        'present',
+        'hostname',
+        'interfaces',
+        'datacenter',
+      ]);
     } finally {
       if (previous.netbox === undefined) delete process.env['NETBOX_TOKEN'];
       else process.env['NETBOX_TOKEN'] = previous.netbox;
       if (previous.cobbler === undefined) delete process.env['COBBLER_PASSWORD'];
       else process.env['COBBLER_PASSWORD'] = previous.cobbler;
+      if (previous.powerdns === undefined) delete process.env['PDNS_API_KEY'];
+      else process.env['PDNS_API_KEY'] = previous.powerdns;
     }
   });
 });

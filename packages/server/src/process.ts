@@ -26,6 +26,7 @@ import type { Runnable } from './runnable.js';
 import { runAll } from './runnable.js';
 import { devAdminToken } from './tokens.js';
 import { createApp } from './web/app.js';
+import { BodyParserWorker } from './web/body.js';
 import { WebServer, requestTimeouts } from './web/server.js';
 import type { ServerTls } from './web/server.js';
 import { Worker } from './worker.js';
@@ -210,7 +211,10 @@ export async function startRoles(
   const hardStop = new AbortController();
   const runnables: Runnable[] = [];
   if (roles.includes('web')) {
+    const bodyParser = new BodyParserWorker();
+    await bodyParser.warm();
     const app = createApp({
+      bodyParser,
       store,
       coordinator,
       kinds,

@@ -8,3 +8,6 @@ export * from './provider-contract.js';
 export * from './helpers.js';
 export * from './certs.js';
 export * from './netns.js';
+export * from './powerdns-harness.js';
+export * from './provisioning-fixture.js';
+export * from './host-fixture.js';

@@ -1,7 +1,9 @@
 /**
- * The Cobbler client against the Cobbler 3.3 test server: lazy login, one re-login on a refused token, and the
- * translation of faults, HTTP errors, refused connections and timeouts into Consortium errors.
+ * The Cobbler client against the Cobbler 3.3.7 test server: lazy login, one re-login on a refused token, the two
+ * forms of endpoint, and the translation of faults, HTTP errors, refused connections and timeouts into Consortium
+ * errors.
  */
+import { createServer } from 'node:http';
 import type { Logger } from '@consortium/core';
 import { BackendError, BackendUnavailableError, CancelledError, InputError } from '@consortium/core';
 import type { CobblerTestServer } from '@consortium/test-cobbler-server';
@@ -171,12 +173,56 @@ describe('CobblerClient', () => {
     expect(error.message).toBe(`Cobbler at ${server.url} did not answer get_system within 100 ms`);
   });
 
-  it('says so when the url is not the XML-RPC endpoint', async () => {
-    const url = server.url.replace('/cobbler_api', '/cobbler');
-    const error = await rejection(client({ url }).getSystem('web-01', signal), BackendError);
-    expect(error.message).toBe(
-      `Cobbler at ${url} has no XML-RPC API (HTTP 404); the url should end in /cobbler_api`,
+  it("says so when neither /cobbler_api nor cobblerd's / and /RPC2 answer on that host and port", async () => {
+    // A web server that is not Cobbler: every path answers 404.
+    const apacheless = createServer((_request, response) => {
+      response.writeHead(404, { 'Content-Type': 'text/html' }).end('<h1>Not Found</h1>');
+    });
+    await new Promise<void>((resolve) => apacheless.listen(0, '127.0.0.1', resolve));
+    const port = (apacheless.address() as { port: number }).port;
+    try {
+      const nowhere = `http://127.0.0.1:${port}/cobbler_api`;
+      const error = await rejection(client({ url: nowhere }).getSystem('web-01', signal), BackendError);
+      expect(error.message).toBe(
+        `Cobbler at ${nowhere} has no XML-RPC API (HTTP 404), nor at /RPC2, /; point url at Apache's /cobbler_api or at cobblerd's / or /RPC2 (port 25151)`,
+      );
+      expect(error.retryable).toBe(false);
+    } finally {
+      apacheless.close();
+    }
+  });
+
+  it('pointed at cobblerd with /cobbler_api, finds / and says which endpoint answered', async () => {
+    await server.stop();
+    server = await startCobblerServer({ users: { consortium: PASSWORD }, endpoint: 'cobblerd' });
+    const configured = `${server.url}cobbler_api`;
+    const cobbler = client({ url: configured });
+    expect(await cobbler.getSystem('web-01', signal)).toBeNull();
+    expect(cobbler.endpoint).toBe(`${server.url}RPC2`);
+    expect(logger.lines).toContainEqual(
+      `warn Cobbler has no XML-RPC API at ${configured} (HTTP 404) but answers cobblerd itself at /RPC2; set url to ${server.url}RPC2 {"endpoint":"${server.url}RPC2"}`,
     );
+    // Found once: later calls go straight to /RPC2.
+    await cobbler.newSystem(signal);
+    expect(server.calls.map((c) => c.method)).toEqual(['version', 'get_system', 'login', 'new_system']);
+  });
+
+  it('accepts both forms of endpoint and says which one answered', async () => {
+    const apache = client();
+    await apache.getSystem('web-01', signal);
+    expect(logger.lines).toContainEqual(
+      `info Cobbler answers XML-RPC through Apache at /cobbler_api {"endpoint":"${server.url}"}`,
+    );
+    await server.stop();
+    server = await startCobblerServer({ users: { consortium: PASSWORD }, endpoint: 'cobblerd' });
+    for (const path of ['', 'RPC2']) {
+      const direct = client({ url: `${server.url}${path}` });
+      expect(await direct.getSystem('web-01', signal)).toBeNull();
+      expect(direct.endpoint).toBe(`${server.url}${path}`);
+      expect(logger.lines).toContainEqual(
+        `info Cobbler answers XML-RPC cobblerd itself at /${path} {"endpoint":"${server.url}${path}"}`,
+      );
+    }
   });
 
   it('stops at once when the task is cancelled', async () => {

@@ -2,7 +2,9 @@
  * A small client of Cobbler 3.3's XML-RPC API (`cobbler/remote.py`) over the `xmlrpc` library. It logs in lazily,
  * keeps the token, logs in again once when Cobbler says the token is invalid or expired, bounds every call with a
  * timeout, and translates foreign errors at this edge: a refused connection, a timeout or an HTTP 5xx becomes a
- * retryable `BackendUnavailableError`; an XML-RPC fault becomes a `BackendError` carrying the fault text.
+ * retryable `BackendUnavailableError`; an XML-RPC fault becomes a `BackendError` carrying the fault text. The API
+ * has two addresses: `/cobbler_api` through Apache, and `/` or `/RPC2` on cobblerd's own port (25151); when the
+ * configured one answers 404, the client tries the others on the same host and port and says which one answered.
  */
 import xmlrpc from 'xmlrpc';
 import type { Logger } from '@consortium/plugin-api';
@@ -10,7 +12,7 @@ import { BackendError, BackendUnavailableError, CancelledError, InputError } fro
 
 /** Where and as whom to reach Cobbler. */
 export interface CobblerClientOptions {
-  /** The XML-RPC endpoint, `http(s)://host/cobbler_api`. */
+  /** The XML-RPC endpoint: `http(s)://host/cobbler_api` (Apache), or `http://host:25151/` or `/RPC2` (cobblerd). */
   readonly url: string;
   readonly username: string;
   readonly password: string;
@@ -60,6 +62,24 @@ const TRANSIENT_CODES = new Set([
 /** Faults that mean the token is unknown (expired, or Cobbler restarted) rather than that the call is wrong. */
 const TOKEN_FAULTS = ['invalid token', '"token" did not have the correct format'];
 
+/** Where Cobbler answers XML-RPC: Apache's proxy path, then cobblerd's own `rpc_paths` (`/RPC2`, `/`). */
+export const COBBLER_API_PATHS: readonly string[] = ['/cobbler_api', '/RPC2', '/'];
+
+/** Which of the two ways in a path is, for messages. */
+function describePath(path: string): string {
+  if (path === '/cobbler_api') return 'through Apache at /cobbler_api';
+  if (path === '/' || path === '/RPC2') return `cobblerd itself at ${path}`;
+  return `at ${path}`;
+}
+
+/** Where a call goes. */
+interface Target {
+  readonly secure: boolean;
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+}
+
 /** Upstream `remove_item` returns early for a missing system; older releases raise this instead. */
 const ALREADY_GONE = 'cannot delete an object that does not exist';
 
@@ -69,6 +89,11 @@ interface ForeignError {
   readonly faultCode?: unknown;
   readonly faultString?: unknown;
   readonly res?: { readonly statusCode?: number };
+}
+
+/** Whether `error` is this client's translation of an HTTP 404. */
+function isNotFound(error: unknown): boolean {
+  return error instanceof BackendError && error.details['status'] === 404;
 }
 
 /** The fault text of a `BackendError` this client raised for an XML-RPC fault, if it is one. */
@@ -94,14 +119,12 @@ function readInterface(value: unknown): CobblerInterface {
 
 /** A client of one Cobbler server; safe to share between concurrent tasks. */
 export class CobblerClient {
-  /** The endpoint without credentials or query, for messages. */
-  readonly endpoint: string;
-  private readonly target: {
-    readonly secure: boolean;
-    readonly host: string;
-    readonly port: number;
-    readonly path: string;
-  };
+  private target: Target;
+  /** `scheme://host:port`, for messages. */
+  private readonly origin: string;
+  /** Whether an address has answered XML-RPC yet (it is then announced, and used from then on). */
+  private located = false;
+  private pendingLocate: Promise<void> | undefined;
   private token: string | undefined;
   private pendingLogin: Promise<string> | undefined;
 
@@ -123,7 +146,12 @@ export class CobblerClient {
       port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
       path: url.pathname + url.search,
     };
-    this.endpoint = `${url.protocol}//${url.host}${url.pathname}`;
+    this.origin = `${url.protocol}//${url.host}`;
+  }
+
+  /** The endpoint that answers (the configured one until another was found), without credentials or query. */
+  get endpoint(): string {
+    return `${this.origin}${this.target.path.split('?')[0] ?? ''}`;
   }
 
   /** Reads a system by name; null when Cobbler answers `"~"` (its XML-RPC spelling of None). */
@@ -255,8 +283,78 @@ export class CobblerClient {
     return this.pendingLogin;
   }
 
-  /** One XML-RPC call, bounded by the timeout and the caller's signal, with foreign errors translated. */
-  private call(method: string, params: readonly unknown[], signal: AbortSignal): Promise<unknown> {
+  /**
+   * One XML-RPC call to the endpoint that answers. The first answer is announced (which form answered); a 404
+   * before any answer makes the client look for the other form on the same host and port, once.
+   */
+  private async call(method: string, params: readonly unknown[], signal: AbortSignal): Promise<unknown> {
+    const target = this.target;
+    try {
+      const value = await this.callAt(target, method, params, signal);
+      this.answered(target);
+      return value;
+    } catch (error) {
+      if (faultOf(error) !== undefined) this.answered(target);
+      if (this.located || !isNotFound(error)) throw error;
+      if (this.target === target) await this.locate(error, signal);
+      return this.call(method, params, signal);
+    }
+  }
+
+  /** Notes, and logs once, that `target` answers XML-RPC. */
+  private answered(target: Target): void {
+    if (this.located) return;
+    this.located = true;
+    this.options.logger.info(`Cobbler answers XML-RPC ${describePath(target.path)}`, {
+      endpoint: this.endpoint,
+    });
+  }
+
+  /**
+   * After the configured address answered 404: tries the other forms on the same host and port (`/cobbler_api`,
+   * `/RPC2`, `/`) with `version`, shared by concurrent callers; switches to the first that answers and says so, or
+   * throws a `BackendError` naming every address tried.
+   */
+  private locate(notFound: unknown, signal: AbortSignal): Promise<void> {
+    this.pendingLocate ??= (async () => {
+      const configured = this.target;
+      const others = COBBLER_API_PATHS.filter((p) => p !== configured.path);
+      try {
+        for (const path of others) {
+          const candidate = { ...configured, path };
+          try {
+            await this.callAt(candidate, 'version', [], signal);
+          } catch (error) {
+            if (error instanceof CancelledError) throw error;
+            continue;
+          }
+          this.target = candidate;
+          this.options.logger.warn(
+            `Cobbler has no XML-RPC API at ${this.origin}${configured.path} (HTTP 404) but answers ${describePath(path)}; set url to ${this.endpoint}`,
+            { endpoint: this.endpoint },
+          );
+          this.located = true;
+          return;
+        }
+        throw new BackendError(
+          `Cobbler at ${this.origin}${configured.path} has no XML-RPC API (HTTP 404), nor at ${others.join(', ')}; ` +
+            `point url at Apache's /cobbler_api or at cobblerd's / or /RPC2 (port 25151)`,
+          { cause: notFound, details: { status: 404, tried: [configured.path, ...others] } },
+        );
+      } finally {
+        this.pendingLocate = undefined;
+      }
+    })();
+    return this.pendingLocate;
+  }
+
+  /** One XML-RPC call to `target`, bounded by the timeout and the caller's signal, with foreign errors translated. */
+  private callAt(
+    target: Target,
+    method: string,
+    params: readonly unknown[],
+    signal: AbortSignal,
+  ): Promise<unknown> {
     if (signal.aborted) return Promise.reject(this.cancelled(method));
     return new Promise((resolve, reject) => {
       const abort = new AbortController();
@@ -287,13 +385,13 @@ export class CobblerClient {
       };
       signal.addEventListener('abort', onAbort, { once: true });
       const clientOptions: ClientOptions & { signal: AbortSignal } = {
-        host: this.target.host,
-        port: this.target.port,
-        path: this.target.path,
+        host: target.host,
+        port: target.port,
+        path: target.path,
         signal: abort.signal,
       };
       try {
-        const client = this.target.secure
+        const client = target.secure
           ? xmlrpc.createSecureClient(clientOptions)
           : xmlrpc.createClient(clientOptions);
         client.methodCall(method, [...params], (error: unknown, value: unknown) => {
@@ -332,10 +430,10 @@ export class CobblerClient {
       );
     }
     if (status === 404) {
-      return new BackendError(
-        `Cobbler at ${this.endpoint} has no XML-RPC API (HTTP 404); the url should end in /cobbler_api`,
-        { cause: error, details: { method, status } },
-      );
+      return new BackendError(`Cobbler at ${this.endpoint} has no XML-RPC API (HTTP 404)`, {
+        cause: error,
+        details: { method, status },
+      });
     }
     if (status !== undefined) {
       return new BackendError(

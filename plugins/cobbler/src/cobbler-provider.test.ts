@@ -1,6 +1,7 @@
 /**
- * The Cobbler provider against the Cobbler 3.3 test server: registration, convergence, watched changes, delete,
- * explain and observe, with every call the provider makes checked on the server side.
+ * The Cobbler provider against the Cobbler 3.3.7 test server: registration, convergence, watched changes, delete,
+ * explain and observe, unsaved edits, the sync policy, with every call the provider makes checked on the server
+ * side (what cobblerd holds in memory, what it saved to disk and its PXE files).
  */
 import type {
   Attrs,
@@ -10,7 +11,7 @@ import type {
   ProviderTask,
   Store,
 } from '@consortium/core';
-import { InputError, silentLogger } from '@consortium/core';
+import { BackendUnavailableError, InputError, silentLogger } from '@consortium/core';
 import type { CobblerTestServer } from '@consortium/test-cobbler-server';
 import { startCobblerServer } from '@consortium/test-cobbler-server';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -151,6 +152,7 @@ describe('the cobbler provider', () => {
       'get_profiles',
       'find_system',
       'find_system',
+      'find_system',
       'login',
       'new_system',
       'modify_system',
@@ -190,9 +192,12 @@ describe('the cobbler provider', () => {
       context,
     );
     expect(outcome.accepted).toEqual(['s3.1']);
+    // The default sync policy, mac-change, runs a full sync: saving leaves the old MAC's PXE file behind.
     expect(outcome.operations!.map((o) => [o.action, o.detail])).toEqual([
       ['edit-system', `updated system web-01: mac_address-eth0 ${MAC1} -> ${MAC2}`],
+      ['sync', 'ran cobbler sync to delete the PXE file of the old MAC'],
     ]);
+    expect(server.pxeFiles()).toEqual(['pxelinux.cfg/01-52-54-00-12-34-02']);
     expect(server.system('web-01')!.interfaces['eth0']!['mac_address']).toBe(MAC2);
     expect(server.systems()).toHaveLength(1);
     const saves = server.calls.filter((c) => c.method === 'save_system').map((c) => c.params[2]);
@@ -266,6 +271,22 @@ describe('the cobbler provider', () => {
     expect(writes()).toEqual([]);
   });
 
+  it('rejects a DNS name another Cobbler system has, before writing anything', async () => {
+    server.addSystem({
+      name: 'old-box',
+      profile: 'debian12',
+      interfaces: { eth0: { mac_address: MAC2, dns_name: 'web-01.example.com' } },
+    });
+    const outcome = await provider().apply(
+      task([sync()], node(MAC1, '10.1.2.34', { hostname: 'web-01.example.com' })),
+      context,
+    );
+    expect(outcome.rejected).toEqual([
+      { id: 's1.1', reason: 'DNS name web-01.example.com is already registered to Cobbler system old-box' },
+    ]);
+    expect(writes()).toEqual([]);
+  });
+
   it('removes the system on delete, and counts a system already gone as removed', async () => {
     const cobbler = provider();
     await cobbler.apply(task([sync()], node(MAC1, '10.1.2.34')), context);
@@ -292,10 +313,125 @@ describe('the cobbler provider', () => {
     expect(outcome.accepted).toEqual(['s0.1']);
   });
 
-  it('runs cobbler sync after a change when configured to', async () => {
-    const outcome = await provider({ sync: true }).apply(task([sync()], node(MAC1, '10.1.2.34')), context);
-    expect(outcome.operations!.map((o) => o.action)).toEqual(['add-system', 'sync']);
+  it('runs cobbler sync after every change with sync: always (or true)', async () => {
+    for (const policy of ['always', true] as const) {
+      const outcome = await provider({ sync: policy }).apply(
+        task([sync()], node(MAC1, '10.1.2.34'), `web-${String(policy)}`),
+        context,
+      );
+      expect(outcome.operations!.map((o) => [o.action, o.detail])).toEqual([
+        ['add-system', expect.stringMatching(/^registered system/)],
+        ['sync', 'ran cobbler sync after every change'],
+      ]);
+      server.restart();
+      await provider().apply(task([sync('s0.1', 'present')], {}, `web-${String(policy)}`), context);
+    }
+    expect(server.syncs()).toBe(2);
+  });
+
+  it("leaves the old MAC's PXE file until a full sync with sync: never (or false), and says nothing about it", async () => {
+    for (const policy of ['never', false] as const) {
+      const cobbler = provider({ sync: policy });
+      await cobbler.apply(task([sync()], node(MAC1, '10.1.2.34')), context);
+      const outcome = await cobbler.apply(
+        task([sync('s3.1')], node(MAC2, '10.1.2.34', { profile: 'debian12', netboot: true })),
+        context,
+      );
+      expect(outcome.operations!.map((o) => o.action)).toEqual(['edit-system']);
+      expect(server.pxeFiles()).toEqual([
+        'pxelinux.cfg/01-52-54-00-12-34-01',
+        'pxelinux.cfg/01-52-54-00-12-34-02',
+      ]);
+      await cobbler.apply(task([sync('s0.1', 'present')], {}), context);
+      expect(server.pxeFiles()).toEqual(['pxelinux.cfg/01-52-54-00-12-34-01']);
+      expect(server.syncs()).toBe(0);
+      await server.stop();
+      server = await startCobblerServer({
+        users: { consortium: 'pxe-secret' },
+        profiles: ['debian12', 'rocky9'],
+      });
+    }
+  });
+
+  it('runs no sync with the default policy when the MAC stays, nor on create and delete', async () => {
+    const cobbler = provider();
+    await cobbler.apply(task([sync()], node(MAC1, '10.1.2.34')), context);
+    await cobbler.apply(
+      task([sync('s2.1', 'hostname')], node(MAC1, '10.1.2.35', { hostname: 'web-01.example.com' })),
+      context,
+    );
+    await cobbler.apply(task([sync('s0.1', 'present')], {}), context);
+    expect(server.syncs()).toBe(0);
+    expect(server.pxeFiles()).toEqual([]);
+  });
+
+  it('runs a sync that failed after a MAC change again on the next task, though the system is saved', async () => {
+    // sync.py `CobblerSync.run` dies with `cannot find directory: ...` when the TFTP root is missing.
+    const cobbler = provider();
+    await cobbler.apply(task([sync()], node(MAC1, '10.1.2.34')), context);
+    const moved = task([sync('s3.1')], node(MAC2, '10.1.2.34', { profile: 'debian12', netboot: true }));
+    server.setSyncFailure('cannot find directory: /var/lib/tftpboot');
+    await expect(cobbler.apply(moved, context)).rejects.toThrow(
+      "Cobbler fault in sync: <class 'cobbler.cexceptions.CX'>:'cannot find directory: /var/lib/tftpboot'",
+    );
+    expect(server.system('web-01')!.interfaces['eth0']!['mac_address']).toBe(MAC2);
+    expect(server.pxeFiles()).toEqual([
+      'pxelinux.cfg/01-52-54-00-12-34-01',
+      'pxelinux.cfg/01-52-54-00-12-34-02',
+    ]);
+
+    // Explain shows the sync still owed and writes nothing.
+    const plan = await cobbler.explain(moved, context);
+    expect(plan.operations!.map((o) => [o.action, o.detail])).toEqual([
+      ['sync', 'ran cobbler sync to delete the PXE file of the old MAC'],
+    ]);
+    server.setSyncFailure(undefined);
+    const retry = await cobbler.apply(moved, context);
+    expect(retry.operations!.map((o) => [o.action, o.detail])).toEqual([
+      ['sync', 'ran cobbler sync to delete the PXE file of the old MAC'],
+    ]);
+    expect(server.pxeFiles()).toEqual(['pxelinux.cfg/01-52-54-00-12-34-02']);
+    expect(server.calls.filter((c) => c.method === 'save_system')).toHaveLength(2);
+    // Done: the next run converges without a write.
+    expect(await cobbler.apply(moved, context)).toEqual({ accepted: ['s3.1'] });
     expect(server.syncs()).toBe(1);
+  });
+
+  it('never takes a read of a handle-edited, unsaved system as saved: the next task writes it again and saves', async () => {
+    const cobbler = provider();
+    await cobbler.apply(task([sync()], node(MAC1, '10.1.2.34')), context);
+    const renamed = task(
+      [sync('s2.1', 'hostname')],
+      node(MAC1, '10.1.2.34', { hostname: 'web-01.pek1.example.com', profile: 'debian12', netboot: true }),
+    );
+    // The connection drops on save_system: the hostname and DNS name edits stay in cobblerd's memory only.
+    server.injectFault('save_system', { kind: 'drop' });
+    await expect(cobbler.apply(renamed, context)).rejects.toThrow(BackendUnavailableError);
+    expect(server.liveSystem('web-01')!['hostname']).toBe('web-01.pek1.example.com');
+    expect(server.system('web-01')!['hostname']).toBe('web-01');
+
+    // The retry reads the unsaved edits back; it must not take them for saved.
+    const retry = await cobbler.apply(renamed, context);
+    expect(retry.accepted).toEqual(['s2.1']);
+    expect(retry.operations!.map((o) => [o.action, o.detail])).toEqual([
+      [
+        'edit-system',
+        'updated system web-01: save_system pending (an earlier update stopped before it) -> rewrite and save',
+      ],
+      ['sync', 'ran cobbler sync to delete the PXE file of a MAC the unsaved edits may have changed'],
+    ]);
+    expect(server.system('web-01')).toMatchObject({ hostname: 'web-01.pek1.example.com' });
+    expect(server.system('web-01')!.interfaces['eth0']).toMatchObject({
+      mac_address: MAC1,
+      ip_address: '10.1.2.34',
+      dns_name: 'web-01.pek1.example.com',
+    });
+    server.restart();
+    expect(server.liveSystem('web-01')!['hostname']).toBe('web-01.pek1.example.com');
+    // Saved now: the next run converges without a write.
+    const before = writes().length;
+    expect(await cobbler.apply(renamed, context)).toEqual({ accepted: ['s2.1'] });
+    expect(writes()).toHaveLength(before);
   });
 
   it('explains the same decision without writing (reads only, no login)', async () => {
@@ -320,7 +456,9 @@ describe('the cobbler provider', () => {
         },
       ],
     });
-    expect(server.calls.map((c) => c.method)).toEqual(['get_system', 'get_profiles']);
+    // MAC and IP come later and cannot be checked yet; the DNS name (the node's name) can.
+    expect(server.calls.map((c) => c.method)).toEqual(['get_system', 'get_profiles', 'find_system']);
+    expect(server.calls.at(-1)!.params).toEqual([{ dns_name: 'web-01' }]);
     expect(server.systems()).toEqual([]);
 
     await cobbler.apply(task([sync()], node(MAC1, '10.1.2.34')), context);

@@ -5,7 +5,8 @@
  * enabled and reports `netboot: true`, which lets the hypervisor provider boot the machine. The decision is the
  * plugin API's `pxeProvider`; this file is the Cobbler backend behind it: reads, Cobbler's own refusals, and the
  * XML-RPC writes. Every step reads Cobbler first, so a task that runs again converges instead of duplicating the
- * system.
+ * system; except that a read of a system this provider edited through a handle and did not manage to save is not
+ * trusted (cobblerd answers reads from memory, unsaved edits included), so the next task writes it again and saves.
  */
 import type {
   AttributeClaim,
@@ -25,20 +26,46 @@ export const COBBLER_PROVIDER = 'cobbler';
 /** What the Cobbler provider claims on hosts: the plugin API's standard PXE claims. */
 export const COBBLER_CLAIMS: readonly AttributeClaim[] = pxeHostClaims();
 
+/**
+ * When to run a full `cobbler sync` after a change. Saving a system rewrites its own PXE files but never deletes
+ * the `pxelinux.cfg/01-<mac>` file of a MAC it no longer has; only a full sync does (and restarts the DHCP and DNS
+ * services Cobbler manages). `never`: not at all; `mac-change`: after a change of MAC (and after a rewrite of
+ * unsaved edits, which may have changed it); `always`: after every change.
+ */
+export type SyncPolicy = 'never' | 'mac-change' | 'always';
+
 /** Settings of the Cobbler provider. */
 export interface CobblerProviderOptions {
   /** The interface registered in Cobbler (its MAC and IP come from the node). */
   readonly interface: string;
   /** The profile of hosts that do not name one. */
   readonly defaultProfile: string;
-  /** Run a full `cobbler sync` after every change. */
-  readonly sync: boolean;
+  /** When to run a full `cobbler sync`. */
+  readonly sync: SyncPolicy;
 }
 
 /** A Cobbler system as the PXE decision reads it. */
 interface CobblerState extends PxeSystemState {
   readonly system: CobblerSystem;
+  /** This provider edited the live system through a handle and its save did not go through. */
+  readonly unsaved: boolean;
+  /** Why a full sync this system's change needed has not run yet (it failed), if one has not. */
+  readonly syncPending: string | undefined;
 }
+
+/** The change that stands for unsaved handle edits: every field is written again, then saved. */
+const UNSAVED: PxeChange = {
+  field: 'save_system',
+  from: 'pending (an earlier update stopped before it)',
+  to: 'rewrite and save',
+};
+
+/** The change that stands for a full sync that failed after this system's change: it runs again. */
+const SYNC_PENDING: PxeChange = {
+  field: 'sync',
+  from: 'failed after the last change',
+  to: 'run again',
+};
 
 const onOff = (value: boolean): string => (value ? 'on' : 'off');
 
@@ -68,6 +95,19 @@ export function cobblerProvider(client: CobblerClient, options: CobblerProviderO
 /** Cobbler as a PXE backend: XML-RPC reads and writes, and the checks Cobbler itself would make. */
 function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions): PxeBackend<CobblerState> {
   const iface = options.interface;
+  /**
+   * Systems edited through a handle whose `save_system` has not succeeded. A handle edits cobblerd's live object,
+   * so a failure between the first `modify_system` and the save leaves edits that every read shows (or, after
+   * `modify_interface` alone, hides behind the dict cache) but that are not on disk, in the PXE files or kept
+   * over a cobblerd restart. The mark lives as long as this provider (one Consortium process).
+   */
+  const unsaved = new Set<string>();
+  /**
+   * Systems whose change needed a full sync (`mac-change` policy: to delete an old MAC's PXE file) that failed,
+   * with why it was needed. Saving succeeded, so the next read converges; without this the sync would never run.
+   * Any successful sync clears them all (a sync is global).
+   */
+  const syncPending = new Map<string, string>();
 
   /** The interface fields `modify_interface` takes, for the whole desired interface or only what changed. */
   function interfaceFields(
@@ -88,12 +128,19 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
     return fields;
   }
 
-  /** Runs a full `cobbler sync` after a change, when the config asks for it. */
-  async function syncAfter(run: TaskRun): Promise<void> {
-    if (!options.sync) return;
-    await run.operation({ action: 'sync', target: 'cobbler' }, 'ran cobbler sync', () =>
-      client.sync(run.signal),
-    );
+  /**
+   * Runs a full `cobbler sync` after a change when the policy asks for it; `staleFile` says why a PXE file may be
+   * left behind by this change (undefined: none can be).
+   */
+  async function syncAfter(run: TaskRun, host: string, staleFile: string | undefined): Promise<void> {
+    if (options.sync === 'never' || (options.sync === 'mac-change' && staleFile === undefined)) return;
+    const why = options.sync === 'always' ? 'after every change' : `to delete the PXE file of ${staleFile}`;
+    await run.operation({ action: 'sync', target: 'cobbler' }, `ran cobbler sync ${why}`, async () => {
+      // Marked before, cleared after: a sync that fails is remembered (explain runs none of this).
+      if (staleFile !== undefined) syncPending.set(host, staleFile);
+      await client.sync(run.signal);
+      syncPending.clear();
+    });
   }
 
   return {
@@ -108,10 +155,16 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
         system,
         profile: system.profile === '' ? undefined : system.profile,
         netboot: system.netbootEnabled,
+        unsaved: unsaved.has(host),
+        syncPending: syncPending.get(host),
       };
     },
 
-    changes: (existing, desired) => changesOf(existing.system, desired, iface),
+    changes: (existing, desired) => {
+      const changes = changesOf(existing.system, desired, iface);
+      if (existing.unsaved) return [UNSAVED, ...changes];
+      return existing.syncPending === undefined ? changes : [...changes, SYNC_PENDING];
+    },
 
     /** Why Cobbler would refuse the desired system, checked before any write so that explain sees it too. */
     async refusal(host, existing, desired, changes, signal) {
@@ -124,19 +177,20 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
           return `Cobbler has no profile "${desired.profile}" (profiles: ${known})`;
         }
       }
-      // Like Cobbler (allow_duplicate_macs/ips off), refuse a MAC or an IP another system already has. Values that
-      // another provider fills in later (explain placeholders) cannot be checked yet.
-      const checks: [string, string, string][] = [
-        ['mac_address', `mac_address-${iface}`, desired.mac],
-        ['ip_address', `ip_address-${iface}`, desired.ip],
+      // Like Cobbler (allow_duplicate_macs/ips/hostnames off), refuse a MAC, an IP or a DNS name another system
+      // already has; find_system looks these up exactly in Cobbler's indexes. Values that another provider fills in
+      // later (explain placeholders) cannot be checked yet.
+      const checks: [string, string, string, string][] = [
+        ['mac_address', `mac_address-${iface}`, desired.mac, 'MAC'],
+        ['ip_address', `ip_address-${iface}`, desired.ip, 'IP'],
+        ['dns_name', `dns_name-${iface}`, desired.hostname, 'DNS name'],
       ];
-      for (const [criterion, field, value] of checks) {
+      for (const [criterion, field, value, what] of checks) {
         if (!changed(field) || value.startsWith('<')) continue;
         const owners = (await client.findSystems({ [criterion]: value }, signal)).filter(
           (name) => name !== (existing?.system.name ?? host),
         );
         if (owners.length > 0) {
-          const what = criterion === 'mac_address' ? 'MAC' : 'IP';
           return `${what} ${value} is already registered to Cobbler system ${owners.join(', ')}`;
         }
       }
@@ -165,22 +219,34 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
           });
         },
       );
-      await syncAfter(run);
+      await syncAfter(run, host, undefined);
     },
 
     async update(run, host, desired, changes) {
       const { signal } = run;
+      const pending = changes.includes(SYNC_PENDING) ? syncPending.get(host) : undefined;
+      if (changes.length === 1 && pending !== undefined) {
+        // Only the sync is left to do: the system itself is saved.
+        await syncAfter(run, host, pending);
+        return;
+      }
       await run.operation(
         { action: 'edit-system', target: `system/${host}` },
-        `updated system ${host}: ${changes.map((c) => `${c.field} ${c.from} -> ${c.to}`).join(', ')}`,
+        `updated system ${host}: ${changes
+          .filter((c) => c !== SYNC_PENDING)
+          .map((c) => `${c.field} ${c.from} -> ${c.to}`)
+          .join(', ')}`,
         async () => {
           // A handle from get_system_handle edits the live system; save_system (bypass) persists it and rewrites
-          // its PXE files.
+          // its PXE files. Until the save succeeds the system is marked unsaved, and while it is, every field is
+          // written again: the read it was compared with may show edits that never reached the disk.
           const handle = await client.systemHandle(host, signal);
-          const has = (field: string): boolean => changes.some((c) => c.field === field);
+          const rewrite = changes.includes(UNSAVED);
+          const has = (field: string): boolean => rewrite || changes.some((c) => c.field === field);
+          unsaved.add(host);
           if (has('hostname')) await client.modifySystem(handle, 'hostname', desired.hostname, signal);
           if (has('profile')) await client.modifySystem(handle, 'profile', desired.profile, signal);
-          const fields = interfaceFields(desired, changes);
+          const fields = interfaceFields(desired, rewrite ? undefined : changes);
           if (Object.keys(fields).length > 0)
             await client.modifySystem(handle, 'modify_interface', fields, signal);
           if (has('gateway') && desired.gateway !== undefined) {
@@ -189,6 +255,7 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
           if (has('netboot_enabled'))
             await client.modifySystem(handle, 'netboot_enabled', desired.netboot, signal);
           await client.saveSystem(handle, 'bypass', signal);
+          unsaved.delete(host);
           run.logger.info('updated Cobbler system', {
             system: host,
             profile: desired.profile,
@@ -196,7 +263,16 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
           });
         },
       );
-      await syncAfter(run);
+      const macChange = changes.some((c) => c.field === `mac_address-${iface}`);
+      await syncAfter(
+        run,
+        host,
+        macChange
+          ? 'the old MAC'
+          : changes.includes(UNSAVED)
+            ? 'a MAC the unsaved edits may have changed'
+            : pending,
+      );
     },
 
     async remove(run, host) {
@@ -205,7 +281,10 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
         `removed system ${host}`,
         () => client.removeSystem(host, run.signal),
       );
-      await syncAfter(run);
+      unsaved.delete(host);
+      // Removing deletes the files of the system's current MACs, so it leaves none behind; a sync an earlier
+      // change of this system still needs runs now.
+      await syncAfter(run, host, syncPending.get(host));
     },
   };
 }

@@ -1,5 +1,5 @@
 /**
- * The provider contract for Cobbler against the Cobbler 3.3 test server: writes are the XML-RPC calls that change
+ * The provider contract for Cobbler against the Cobbler 3.3.7 test server: writes are the XML-RPC calls that change
  * Cobbler (new, modify, save, remove, sync), counted from the server's call log; a transient fault is a 503 from
  * the proxy in front of it.
  */
@@ -27,7 +27,7 @@ afterAll(async () => {
   await server.stop();
 });
 
-describeProviderContract('cobbler (Cobbler 3.3 test server)', () => {
+describeProviderContract('cobbler (Cobbler 3.3.7 test server)', () => {
   const [provider] = plugin.providers(
     {
       url: server.url,

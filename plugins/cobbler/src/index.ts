@@ -1,20 +1,21 @@
 /**
- * @consortium/plugin-cobbler: PXE registration in Cobbler 3.3 over XML-RPC (DESIGN.md §6). One provider for hosts,
+ * @consortium/plugin-cobbler: PXE registration in Cobbler 3.3 (checked against 3.3.7) over XML-RPC (DESIGN.md §6). One provider for hosts,
  * `cobbler`, with authority over `profile` and `netboot`, watching `hostname` and `interfaces`.
  */
 import type { JsonSchema } from '@consortium/plugin-api';
 import { definePlugin, InputError } from '@consortium/plugin-api';
 import { CobblerClient } from './cobbler-client.js';
+import type { SyncPolicy } from './cobbler-provider.js';
 import { cobblerProvider } from './cobbler-provider.js';
 
 export type { CobblerClientOptions, CobblerInterface, CobblerSystem, SaveMode } from './cobbler-client.js';
 export { CobblerClient, faultOf } from './cobbler-client.js';
-export type { CobblerProviderOptions } from './cobbler-provider.js';
+export type { CobblerProviderOptions, SyncPolicy } from './cobbler-provider.js';
 export { COBBLER_CLAIMS, COBBLER_PROVIDER, cobblerProvider } from './cobbler-provider.js';
 
 /** The Cobbler plugin's config. */
 export interface CobblerConfig {
-  /** The XML-RPC endpoint, e.g. `https://cobbler.example.com/cobbler_api`. */
+  /** The XML-RPC endpoint: `https://cobbler.example.com/cobbler_api` (Apache) or `http://cobbler:25151/` (cobblerd). */
   readonly url: string;
   readonly username: string;
   /** The password; or leave it out and name an environment variable in `passwordEnv`. */
@@ -27,12 +28,22 @@ export interface CobblerConfig {
   readonly interface?: string;
   /** The longest one XML-RPC call may take, in milliseconds (default 30000). */
   readonly timeoutMs?: number;
-  /** Run a full `cobbler sync` after every change (default false). */
-  readonly sync?: boolean;
+  /**
+   * When to run a full `cobbler sync` (default `mac-change`, see `SyncPolicy`); `true` and `false`, the older
+   * spelling, mean `always` and `never`.
+   */
+  readonly sync?: SyncPolicy | boolean;
 }
 
 /** The defaults of the optional config fields. */
-export const COBBLER_DEFAULTS = { interface: 'eth0', timeoutMs: 30_000, sync: false } as const;
+export const COBBLER_DEFAULTS = { interface: 'eth0', timeoutMs: 30_000, sync: 'mac-change' } as const;
+
+/** The sync policy a config asks for. */
+function syncPolicy(sync: CobblerConfig['sync']): SyncPolicy {
+  if (sync === undefined) return COBBLER_DEFAULTS.sync;
+  if (typeof sync === 'boolean') return sync ? 'always' : 'never';
+  return sync;
+}
 
 const configSchema: JsonSchema = {
   type: 'object',
@@ -41,7 +52,8 @@ const configSchema: JsonSchema = {
     url: {
       type: 'string',
       pattern: '^https?://',
-      description: 'the XML-RPC endpoint, e.g. https://cobbler.example.com/cobbler_api',
+      description:
+        "the XML-RPC endpoint: Apache's https://cobbler.example.com/cobbler_api, or cobblerd's http://cobbler:25151/ (or /RPC2)",
     },
     username: { type: 'string', minLength: 1, description: 'a Cobbler user allowed to edit systems' },
     password: { type: 'string', minLength: 1, description: 'its password (never logged)' },
@@ -68,10 +80,10 @@ const configSchema: JsonSchema = {
       description: 'the longest one XML-RPC call may take, in milliseconds',
     },
     sync: {
-      type: 'boolean',
+      oneOf: [{ type: 'string', enum: ['never', 'mac-change', 'always'] }, { type: 'boolean' }],
       default: COBBLER_DEFAULTS.sync,
       description:
-        'run a full `cobbler sync` after every change (saving a system already rewrites its PXE files)',
+        "when to run a full `cobbler sync`: never, mac-change (saving rewrites a system's PXE files but leaves the old MAC's pxelinux.cfg/01-<mac> until a sync) or always; true/false mean always/never",
     },
   },
   required: ['url', 'username', 'defaultProfile'],
@@ -106,7 +118,7 @@ export const plugin = definePlugin<CobblerConfig>({
       cobblerProvider(client, {
         interface: config.interface ?? COBBLER_DEFAULTS.interface,
         defaultProfile: config.defaultProfile,
-        sync: config.sync ?? COBBLER_DEFAULTS.sync,
+        sync: syncPolicy(config.sync),
       }),
     ];
   },

@@ -1,6 +1,6 @@
 /**
  * The DESIGN.md §2 flow through the real planner with the real inventory and ipam plugins, the real SQLite store,
- * the Cobbler plugin against the Cobbler 3.3 test server, and a small in-test hypervisor provider (libvirt is not
+ * the Cobbler plugin against the Cobbler 3.3.7 test server, and a small in-test hypervisor provider (libvirt is not
  * built yet): round 1 inventory, ipam and the VM; round 2 Cobbler registers the system; round 3 the VM powers on.
  */
 import type {
@@ -238,9 +238,11 @@ describe('provisioning a host with inventory, ipam, a VM and Cobbler (DESIGN.md 
     expect(cobblerTask.updates.map((u) => `${u.op} ${u.path}`)).toEqual(['sync interfaces']);
     expect(cobblerTask.outcome?.operations?.map((o) => o.detail)).toEqual([
       `updated system web-01: mac_address-eth0 ${MAC} -> 52:54:00:00:00:99`,
+      'ran cobbler sync to delete the PXE file of the old MAC',
     ]);
     expect(server.systems()).toHaveLength(1);
     expect(server.system('web-01')!.interfaces['eth0']!['mac_address']).toBe('52:54:00:00:00:99');
+    expect(server.pxeFiles()).toEqual(['pxelinux.cfg/01-52-54-00-00-00-99']);
   });
 
   it('runs again without a second system and without writing to Cobbler', async () => {

@@ -203,8 +203,11 @@ export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
 
     let subnetUpdate: ProposedUpdate | undefined;
     const fields = new Map<Field, ProposedUpdate>();
+    const nudges: ProposedUpdate[] = [];
     for (const update of task.updates) {
-      if (update.op === 'sync') out.accept(update);
+      // A sync of an address field is a nudge: another provider waits for the address.
+      if (update.op === 'sync' && interfaceField(update.path)?.iface === iface) nudges.push(update);
+      else if (update.op === 'sync') out.accept(update);
       else if (update.path === 'subnet') subnetUpdate = update;
       else {
         const located = interfaceField(update.path);
@@ -244,8 +247,11 @@ export function ipamProvider(store: PluginStore, iface: string): NodeProvider {
     const target = subnetUpdate === undefined ? current : (subnetUpdate.value as string);
     if (target === undefined) {
       out.reject('the host has no subnet: set subnet too', ...fields.values());
+      // Whoever waits for the address waits for a subnet: say so, so that a job nobody gives one fails naming it.
+      out.defer('the host has no subnet', ['subnet'], ...nudges);
       return;
     }
+    out.accept(...nudges);
     const subnet = await loadSubnet(target);
     if (typeof subnet === 'string') {
       out.reject(subnet, subnetUpdate, ...fields.values());

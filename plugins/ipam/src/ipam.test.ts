@@ -279,6 +279,18 @@ describe('the ipam plugin', () => {
     expect(await held('pek1-web')).toEqual(['10.1.2.60=host/web-01']);
   });
 
+  it('answers a nudge for the address (another provider waits for it) by waiting for a subnet when there is none', async () => {
+    const nudge: ProposedUpdate = { id: 'n2.1', path: 'interfaces[eth0].ip', op: 'sync', origin: 'provider' };
+    expect(await ipam.apply(task('web-01', [nudge]), context)).toEqual({
+      deferred: [{ id: nudge.id, reason: 'the host has no subnet', waitFor: ['subnet'] }],
+    });
+    const withSubnet = await ipam.apply(
+      task('web-01', [nudge], { present: true, subnet: 'pek1-web' }),
+      context,
+    );
+    expect(withSubnet.accepted).toEqual([nudge.id]);
+  });
+
   it('rejects an address without a subnet, derived values that disagree, and other interfaces', async () => {
     const ip = set('interfaces[eth0].ip', '10.1.2.60');
     expect((await ipam.apply(task('web-01', [ip]), context)).rejected).toEqual([

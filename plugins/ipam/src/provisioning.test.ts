@@ -12,7 +12,7 @@ import {
   silentLogger,
   TransitionPlanner,
 } from '@consortium/core';
-import { CREATE_WEB_01 } from '@consortium/core/testing';
+import { CREATE_WEB_01 } from '@consortium/testkit';
 import type { SqliteStore } from '@consortium/store-sqlite';
 import { openSqliteStore } from '@consortium/store-sqlite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

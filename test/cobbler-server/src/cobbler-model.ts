@@ -1,10 +1,13 @@
 /**
- * The state and the XML-RPC methods of a simulated Cobbler 3.3, as `cobbler/remote.py`, `cobbler/items/system.py`,
- * `cobbler/validate.py` and `cobbler/cobbler_collections/collection.py` behave upstream: read methods need no token,
- * write methods check the token first, `get_system` answers `"~"` for a missing system, new objects live in an
- * object cache under a `___NEW___system::...` handle until saved, a handle from `get_system_handle` edits the live
- * system, duplicate MACs, IPs and DNS names are refused when an interface field is set, an unknown profile is
- * refused when the profile is set, and a system without a profile is refused on save.
+ * The state and the XML-RPC methods of a simulated Cobbler 3.3.7, as `cobbler/remote.py`, `cobbler/items/system.py`,
+ * `cobbler/items/item.py`, `cobbler/validate.py`, `cobbler/cobbler_collections/collection.py` and `systems.py` behave
+ * at the upstream tag v3.3.7: read methods need no token, write methods check the token first, `get_system` answers
+ * `"~"` for a missing system, new objects live in an object cache under a `___NEW___system::...` handle until saved,
+ * a handle from `get_system_handle` edits the live (in-memory) system while the disk keeps the last save, `get_system`
+ * answers from a per-item dict cache (`cache_enabled: true` in the packaged settings.yaml) that only a top-level
+ * field change or a save clears, duplicate MACs, IPs and DNS names are refused when an interface field is set, an
+ * unknown profile is refused when the profile is set, a system without a profile is refused on save, saving writes
+ * the system's PXE files and a full `sync` rewrites them all.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -16,6 +19,9 @@ import {
   typeError,
   valueError,
 } from './python-error.js';
+
+/** What `version` answers for 3.3.7: `api.py` `CobblerAPI.version` is `float(format(3 + 0.1 * 3 + 0.001 * 7, '.3f'))`. */
+export const COBBLER_VERSION = 3.307;
 
 /** Cobbler's `CACHE_TIMEOUT`: unsaved objects are forgotten ten minutes after `new_system`. */
 export const OBJECT_CACHE_TIMEOUT_MS = 10 * 60 * 1000;
@@ -64,6 +70,11 @@ interface SystemItem {
   ctime: number;
   mtime: number;
   interfaces: Map<string, NetworkInterface>;
+  /**
+   * `Item.to_dict`'s cached result (`ItemCache`): `Item.__setattr__` clears it when a top-level field is set and
+   * `Collection.add` clears it by setting `mtime`; interface setters live on `NetworkInterface` and do not.
+   */
+  cached?: SystemDict | undefined;
 }
 
 /** A system as `get_system` returns it (a subset of `System.to_dict()`), and as tests inspect it. */
@@ -99,29 +110,46 @@ const INHERIT = '<<inherit>>';
 const RE_OBJECT_NAME = /^[a-zA-Z0-9_\-.:]*$/;
 const HOST_LABEL = '([a-z0-9]|[a-z0-9][a-z0-9-]{0,61}[a-z0-9])';
 const RE_HOSTNAME = new RegExp(`^${HOST_LABEL}(\\.${HOST_LABEL})*$`, 'i');
-const RE_IPV4 =
-  /^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}$/;
 // The formats netaddr's valid_mac accepts with its default dialects.
 const RE_MAC = [
   /^[0-9a-f]{1,2}([:-])[0-9a-f]{1,2}(\1[0-9a-f]{1,2}){4}$/,
   /^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$/,
   /^[0-9a-f]{12}$/,
 ];
-const INTERFACE_FIELDS = new Set([
+/**
+ * The interface keys `Item.find_match_single_key` (items/item.py) looks up in every interface; a search value equal
+ * to an interface's name matches too.
+ */
+const INTERFACE_SEARCH_KEYS = new Set([
+  'cnames',
+  'connected_mode',
+  'if_gateway',
+  'ipv6_default_gateway',
+  'ipv6_mtu',
+  'ipv6_prefix',
+  'ipv6_secondaries',
+  'ipv6_static_routes',
+  'management',
+  'mtu',
+  'static',
   'mac_address',
   'ip_address',
+  'ipv6_address',
   'netmask',
-  'dns_name',
-  'if_gateway',
-  'static',
-  'management',
-  'dhcp_tag',
   'virt_bridge',
+  'dhcp_tag',
+  'dns_name',
+  'static_routes',
   'interface_type',
   'interface_master',
-  'mtu',
+  'bonding_opts',
+  'bridge_opts',
+  'interface',
 ]);
-// `Collection.__rekey`: names the command line uses, mapped to the fields they mean.
+/** The unique secondary indexes of the system collection (`Systems.__init__` in cobbler_collections/systems.py). */
+const INDEXED_KEYS = ['mac_address', 'ip_address', 'ipv6_address', 'dns_name'] as const;
+type IndexedKey = (typeof INDEXED_KEYS)[number];
+// `Collection.SEARCH_REKEY`: names the command line uses, mapped to the fields they mean.
 const SEARCH_REKEY: Readonly<Record<string, string>> = {
   ip: 'ip_address',
   mac: 'mac_address',
@@ -140,7 +168,8 @@ function newInterface(): NetworkInterface {
     dns_name: '',
     if_gateway: '',
     interface_master: '',
-    interface_type: 'NA',
+    // `NetworkInterface.to_dict` writes an enum as `value.name.lower()`: NetworkInterfaceType.NA reads "na".
+    interface_type: 'na',
     ip_address: '',
     ipv6_address: '',
     ipv6_default_gateway: '',
@@ -171,8 +200,18 @@ function newSystem(): SystemItem {
     comment: '',
     ctime: 0,
     mtime: 0,
-    // A new System always has the interface "default"; interfaces named in modify_interface come beside it.
-    interfaces: new Map([['default', newInterface()]]),
+    // Since 3.3.4 `System.__init__` starts with `self._interfaces = {}`: no "default" interface; interfaces come
+    // from modify_interface (`System.modify_interface` creates the ones it names).
+    interfaces: new Map(),
+  };
+}
+
+/** A deep copy of a system without its dict cache: what `serialize_one_item` writes and a restart reads back. */
+function copySystem(system: SystemItem): SystemItem {
+  return {
+    ...system,
+    cached: undefined,
+    interfaces: new Map([...system.interfaces].map(([name, i]) => [name, structuredClone(i)])),
   };
 }
 
@@ -201,31 +240,51 @@ function requireString(value: unknown, message: string): string {
   return value;
 }
 
-function ipv4Value(address: string): number {
-  return address.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
+/**
+ * netaddr's `valid_ipv4` with its default flags before netaddr 1.0 (the python3-netaddr the distributions package
+ * with 3.3.7): `inet_aton` rules, so `24` is the address 0.0.0.24 and `10.1` is 10.0.0.1; undefined when invalid.
+ */
+function inetAton(text: string): number | undefined {
+  const parts = text.split('.');
+  if (parts.length > 4) return undefined;
+  const values: number[] = [];
+  for (const part of parts) {
+    let value: number;
+    if (/^0x[0-9a-f]*$/i.test(part)) value = part.length === 2 ? 0 : parseInt(part.slice(2), 16);
+    else if (/^0[0-7]*$/.test(part)) value = part.length === 1 ? 0 : parseInt(part.slice(1), 8);
+    else if (/^[1-9][0-9]*$/.test(part)) value = Number(part);
+    else return undefined;
+    values.push(value);
+  }
+  const last = values.pop() as number;
+  if (values.some((v) => v > 255) || last >= 256 ** (4 - values.length)) return undefined;
+  return values.reduce((n, v, i) => n + v * 256 ** (3 - i), 0) + last;
 }
 
 /** netaddr's `IPAddress.is_netmask`: the inverted value plus one is a power of two. */
-function isNetmask(address: string): boolean {
-  const inverted = 0xffffffff - ipv4Value(address) + 1;
-  return (inverted & (inverted - 1)) === 0;
+function isNetmask(value: number): boolean {
+  const inverted = (value ^ 0xffffffff) >>> 0;
+  const plusOne = inverted + 1;
+  return (plusOne & inverted) === 0 || plusOne === 2 ** 32;
 }
 
 /** `cobbler.validate.ipv4_address`. */
 function validateIpv4Address(value: unknown): string {
   const address = requireString(value, 'Invalid input, addr must be a string').trim();
   if (address === '') return address;
-  if (!RE_IPV4.test(address)) throw addressValueError(`Invalid IPv4 address format (${address})`);
-  if (isNetmask(address)) throw netmaskValueError(`Invalid IPv4 host address (${address})`);
+  const parsed = inetAton(address);
+  if (parsed === undefined) throw addressValueError(`Invalid IPv4 address format (${address})`);
+  if (isNetmask(parsed)) throw netmaskValueError(`Invalid IPv4 host address (${address})`);
   return address;
 }
 
-/** `cobbler.validate.ipv4_netmask`. */
+/** `cobbler.validate.ipv4_netmask`: `24` is a valid address (0.0.0.24) but not a netmask. */
 function validateIpv4Netmask(value: unknown): string {
   const address = requireString(value, 'Invalid input, addr must be a string').trim();
   if (address === '') return address;
-  if (!RE_IPV4.test(address)) throw addressValueError(`Invalid IPv4 address format (${address})`);
-  if (!isNetmask(address)) throw netmaskValueError(`Invalid IPv4 netmask (${address})`);
+  const parsed = inetAton(address);
+  if (parsed === undefined) throw addressValueError(`Invalid IPv4 address format (${address})`);
+  if (!isNetmask(parsed)) throw netmaskValueError(`Invalid IPv4 netmask (${address})`);
   return address;
 }
 
@@ -237,7 +296,15 @@ function validateHostname(value: unknown): string {
   return name;
 }
 
-/** `fnmatch.fnmatchcase`: `*`, `?` and `[...]` globs. */
+/** `cobbler.validate.mac_address` (for items: `random` and the empty string pass). */
+function validateMac(value: unknown): string {
+  const mac = requireString(value, 'Invalid input, mac must be a string').toLowerCase().trim();
+  if (mac === 'random' || mac === '') return mac;
+  if (!RE_MAC.some((re) => re.test(mac))) throw valueError(`Invalid mac address format (${mac})`);
+  return mac;
+}
+
+/** `fnmatch.fnmatch` on lowercased text: `*`, `?` and `[...]` globs. */
 function fnmatch(text: string, pattern: string): boolean {
   let source = '';
   for (let i = 0; i < pattern.length; i++) {
@@ -260,20 +327,64 @@ function fnmatch(text: string, pattern: string): boolean {
   return new RegExp(`^${source}$`, 's').test(text);
 }
 
+const hasGlob = (text: string): boolean => /[?*[]/.test(text);
+
+/**
+ * `Item.__find_compare(from_search, from_obj)` (items/item.py). A string `from_obj` is compared lowercased, as a
+ * glob only when `from_search` has glob characters. For interface fields upstream passes the interface's value as
+ * `from_search` and the searched value as `from_obj`, so a searched MAC or IP never acts as a glob there.
+ */
+function findCompare(fromSearch: unknown, fromObj: unknown): boolean {
+  if (typeof fromObj === 'string') {
+    const search = String(fromSearch).toLowerCase();
+    const obj = fromObj.toLowerCase();
+    return hasGlob(search) ? fnmatch(obj, search) : obj === search;
+  }
+  if (typeof fromSearch === 'string') {
+    if (Array.isArray(fromObj)) {
+      return fromSearch
+        .split(/[\s,]+/)
+        .filter((x) => x !== '')
+        .every((x) => fromObj.includes(x));
+    }
+    if (typeof fromObj === 'boolean') {
+      return ['true', '1', 'y', 'yes'].includes(fromSearch.toLowerCase()) === fromObj;
+    }
+  }
+  throw typeError(`find cannot compare type: ${pythonType(fromObj)}`);
+}
+
 function interfaceDict(iface: NetworkInterface): Record<string, unknown> {
   return structuredClone({ ...iface });
 }
 
+/** The PXE file name of one interface: `System.get_config_filename(interface, loader="pxe")`. */
+function pxeFileName(system: SystemItem, iface: NetworkInterface): string {
+  if (iface.mac_address !== '')
+    return `pxelinux.cfg/01-${iface.mac_address.toLowerCase().replaceAll(':', '-')}`;
+  if (iface.ip_address !== '') {
+    const value = inetAton(iface.ip_address) ?? 0;
+    return `pxelinux.cfg/${value.toString(16).toUpperCase().padStart(8, '0')}`;
+  }
+  return `pxelinux.cfg/${system.name}`;
+}
+
 /** The simulated Cobbler: state plus one method per XML-RPC call it answers. */
 export class CobblerModel {
-  /** The saved systems by name: Cobbler's system collection. */
-  private readonly systemsByName = new Map<string, SystemItem>();
+  /** The system collection in cobblerd's memory, by name: what every read answers from. */
+  private systemsByName = new Map<string, SystemItem>();
+  /** The systems as last saved to disk (`serialize_one_item`): what a restart reads back. */
+  private readonly savedByName = new Map<string, SystemItem>();
   /** Unsaved objects by handle, with when they were made. */
   private readonly objectCache = new Map<string, { readonly at: number; readonly system: SystemItem }>();
-  /** Login tokens with when they were made or last checked, and for whom. */
+  /** Login tokens with when they were made or last passed to `token_check`, and for whom. */
   private readonly tokens = new Map<string, { at: number; readonly user: string }>();
+  /** The files under `pxelinux.cfg/` in the TFTP root, with the system each was written for. */
+  private readonly pxe = new Map<string, string>();
   private readonly profiles: Set<string>;
   private tokenTtlMs: number;
+  /** Why `sync` fails, while it does. */
+  private syncFailure: string | undefined;
   /** How many times `sync` ran. */
   syncs = 0;
 
@@ -288,16 +399,16 @@ export class CobblerModel {
     login: (p) => this.login(arg(p, 0, 'login', 'login_user'), arg(p, 1, 'login', 'login_password')),
     logout: (p) => this.logout(arg(p, 0, 'logout', 'token')),
     token_check: (p) => this.tokenCheck(arg(p, 0, 'token_check', 'token')),
-    version: () => 3.3,
+    version: () => COBBLER_VERSION,
     get_profiles: () => [...this.profiles].sort().map((name) => this.profileDict(name)),
     get_profile: (p) => {
       const name = arg(p, 0, 'get_profile', 'name');
       return typeof name === 'string' && this.profiles.has(name) ? this.profileDict(name) : '~';
     },
-    get_systems: () => [...this.systemsByName.values()].map((s) => this.systemDict(s)),
+    get_systems: () => [...this.systemsByName.values()].map((s) => this.cachedDict(s)),
     get_system: (p) => {
       const system = this.systemsByName.get(String(arg(p, 0, 'get_system', 'name')));
-      return system === undefined ? '~' : this.systemDict(system);
+      return system === undefined ? '~' : this.cachedDict(system);
     },
     find_system: (p) => this.findSystem(p[0], p[1]),
     get_system_handle: (p) => this.getSystemHandle(arg(p, 0, 'get_system_handle', 'name')),
@@ -320,14 +431,29 @@ export class CobblerModel {
     sync: (p) => this.sync(arg(p, 0, 'sync', 'token')),
   };
 
-  /** Changes the token lifetime for tokens checked from now on. */
+  /** Changes the token lifetime (`auth_token_expiration`). */
   setTokenTtl(ms: number): void {
     this.tokenTtlMs = ms;
   }
 
-  /** Forgets every login token, as a Cobbler restart or a long idle time does. */
+  /** Forgets every login token, as a long idle time followed by someone's `token_check` does. */
   expireTokens(): void {
     this.tokens.clear();
+  }
+
+  /** Makes `sync` fail with a CX carrying `reason` (e.g. `cannot find directory: /var/lib/tftpboot`), or work again. */
+  setSyncFailure(reason: string | undefined): void {
+    this.syncFailure = reason;
+  }
+
+  /**
+   * A cobblerd restart: memory is read back from disk, so unsaved handle edits are lost, and tokens and unsaved new
+   * objects (both held only in memory, `token_cache` and `object_cache`) are gone. TFTP files stay as written.
+   */
+  restart(): void {
+    this.tokens.clear();
+    this.objectCache.clear();
+    this.systemsByName = new Map([...this.savedByName].map(([name, s]) => [name, copySystem(s)]));
   }
 
   /** Adds a profile (Cobbler needs a distro for it; the simulation does not model distros). */
@@ -348,13 +474,26 @@ export class CobblerModel {
     }
     system.ctime = system.mtime = this.seconds();
     this.systemsByName.set(system.name, system);
+    this.savedByName.set(system.name, copySystem(system));
+    this.writePxeFiles(system);
   }
 
-  /** Every saved system as `get_system` would return it, sorted by name. */
+  /** Every system as saved on disk, as `get_system` would return it, sorted by name. */
   systems(): SystemDict[] {
-    return [...this.systemsByName.values()]
+    return [...this.savedByName.values()]
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((s) => this.systemDict(s));
+  }
+
+  /** One system as it is in cobblerd's memory now (unsaved edits included, no dict cache), or undefined. */
+  liveSystem(name: string): SystemDict | undefined {
+    const system = this.systemsByName.get(name);
+    return system === undefined ? undefined : this.systemDict(system);
+  }
+
+  /** The files under `pxelinux.cfg/` in the TFTP root, sorted. */
+  pxeFiles(): string[] {
+    return [...this.pxe.keys()].sort();
   }
 
   private seconds(): number {
@@ -388,7 +527,26 @@ export class CobblerModel {
     };
   }
 
-  /** Drops expired tokens and unsaved objects, as `__invalidate_expired_tokens` does. */
+  /** `Item.to_dict` with `cache_enabled`: the cached dict when there is one, else a fresh one that is cached. */
+  private cachedDict(system: SystemItem): SystemDict {
+    system.cached ??= this.systemDict(system);
+    return structuredClone(system.cached);
+  }
+
+  /** Sets a top-level field: `Item.__setattr__` clears the item's dict cache first. */
+  private setField<K extends 'name' | 'profile' | 'image' | 'hostname' | 'gateway' | 'status' | 'comment'>(
+    system: SystemItem,
+    key: K,
+    value: SystemItem[K],
+  ): void {
+    system.cached = undefined;
+    system[key] = value;
+  }
+
+  /**
+   * `__invalidate_expired_tokens` (remote.py). Upstream calls it only from `__validate_token`, which only
+   * `token_check` calls, so a token expires only when some client calls `token_check` after its lifetime.
+   */
   private invalidateExpired(): void {
     const now = this.options.now();
     for (const [token, entry] of this.tokens) {
@@ -400,15 +558,13 @@ export class CobblerModel {
   }
 
   /**
-   * `get_user_from_token` as `check_access` uses it. Upstream purges expired tokens only in `token_check`; the
-   * simulation purges on every check, so an expired token fails at once rather than whenever someone next calls
-   * `token_check` (the stricter of the two, which is what a client must handle anyway).
+   * `check_access` → `get_user_from_token` (remote.py): the format check, then the lookup. Neither purges expired
+   * tokens nor refreshes the token's time; only `token_check` (`__validate_token`) does both.
    */
   private checkAccess(token: unknown): string {
     if (typeof token !== 'string' || token.length !== 36) {
       throw valueError('"token" did not have the correct format or type!');
     }
-    this.invalidateExpired();
     const entry = this.tokens.get(token);
     if (entry === undefined) throw cx(`invalid token: ${token}`);
     return entry.user;
@@ -428,6 +584,7 @@ export class CobblerModel {
     return typeof token === 'string' && this.tokens.delete(token);
   }
 
+  /** `token_check` → `__validate_token`: purges every expired token, then refreshes this one's time. */
   private tokenCheck(token: unknown): boolean {
     this.invalidateExpired();
     const entry = typeof token === 'string' ? this.tokens.get(token) : undefined;
@@ -476,6 +633,7 @@ export class CobblerModel {
       attribute === 'rename_interface'
     ) {
       if (system === null) throw attributeError(`'NoneType' object has no attribute '${attribute}'`);
+      // These change NetworkInterface objects or the interfaces dict in place, so the dict cache stays.
       if (attribute === 'modify_interface') this.modifyInterface(system, value);
       else if (attribute === 'delete_interface') {
         if (typeof value === 'string') system.interfaces.delete(value);
@@ -498,11 +656,15 @@ export class CobblerModel {
       case 'name': {
         const name = requireString(value, 'name must of be type str');
         if (!RE_OBJECT_NAME.test(name)) throw valueError(`Invalid characters in name: '${name}'`);
-        system.name = name;
+        this.setField(system, 'name', name);
         return true;
       }
       case 'hostname':
-        system.hostname = requireString(value, 'Field hostname of object system needs to be of type str!');
+        this.setField(
+          system,
+          'hostname',
+          requireString(value, 'Field hostname of object system needs to be of type str!'),
+        );
         return true;
       case 'profile':
         this.setProfile(system, value);
@@ -510,20 +672,29 @@ export class CobblerModel {
       case 'image': {
         const image = requireString(value, 'The name of an image must be of type str.');
         if (!['delete', 'None', '~', ''].includes(image)) throw cx(`invalid image name (${image})`);
-        system.image = '';
+        this.setField(system, 'image', '');
         return true;
       }
       case 'netboot_enabled':
+        system.cached = undefined;
         system.netboot_enabled = inputBoolean(value);
         return true;
       case 'gateway':
-        system.gateway = validateIpv4Address(value);
+        this.setField(system, 'gateway', validateIpv4Address(value));
         return true;
       case 'status':
-        system.status = requireString(value, 'Field status of object system needs to be of type str!');
+        this.setField(
+          system,
+          'status',
+          requireString(value, 'Field status of object system needs to be of type str!'),
+        );
         return true;
       case 'comment':
-        system.comment = requireString(value, 'Field comment of object system needs to be of type str!');
+        this.setField(
+          system,
+          'comment',
+          requireString(value, 'Field comment of object system needs to be of type str!'),
+        );
         return true;
       default:
         return false;
@@ -533,12 +704,12 @@ export class CobblerModel {
   private setProfile(system: SystemItem, value: unknown): void {
     const name = requireString(value, 'The name of a profile needs to be of type str.');
     if (['delete', 'None', '~', ''].includes(name)) {
-      system.profile = '';
+      this.setField(system, 'profile', '');
       return;
     }
-    system.image = '';
+    this.setField(system, 'image', '');
     if (!this.profiles.has(name)) throw valueError(`Profile with the name "${name}" is not existing`);
-    system.profile = name;
+    this.setField(system, 'profile', name);
   }
 
   /** `System.modify_interface`: keys like `mac_address-eth0`; the field is the part before the first `-`. */
@@ -559,38 +730,67 @@ export class CobblerModel {
     }
   }
 
-  /** The interface setters, with Cobbler's duplicate checks against saved systems. */
+  /**
+   * The system collection's index of one interface field (`Systems.indexes`): value → system name, over the
+   * systems in memory, so an unsaved handle edit is indexed at once (`update_interface_index_value`).
+   */
+  private index(key: IndexedKey): Map<string, string> {
+    const index = new Map<string, string>();
+    for (const system of this.systemsByName.values()) {
+      for (const iface of system.interfaces.values())
+        if (iface[key] !== '') index.set(iface[key], system.name);
+    }
+    return index;
+  }
+
+  /**
+   * The duplicate check of the `mac_address`, `ip_address` and `dns_name` setters (items/system.py): the system
+   * holding `wanted` in the index, unless `iface` is one of its interfaces.
+   */
+  private duplicateOwner(iface: NetworkInterface, key: IndexedKey, wanted: string): string | undefined {
+    const owner = this.index(key).get(wanted);
+    const system = owner === undefined ? undefined : this.systemsByName.get(owner);
+    if (system === undefined || [...system.interfaces.values()].includes(iface)) return undefined;
+    return system.name;
+  }
+
+  /**
+   * The interface setters. Each returns early when the value equals the current one (before validation, as
+   * upstream compares the raw argument), then refuses a duplicate with `<what> duplicate found "<value>". Object
+   * with the conflict has the name "<name>"` (`NetworkInterface.mac_address`, `.ip_address`, `.dns_name`).
+   */
   private setInterfaceField(iface: NetworkInterface, field: string, value: unknown): void {
-    const duplicate = (key: 'mac_address' | 'ip_address' | 'dns_name', wanted: string): boolean =>
-      [...this.systemsByName.values()].some(
-        (other) =>
-          ![...other.interfaces.values()].includes(iface) &&
-          [...other.interfaces.values()].some((i) => i[key] === wanted),
-      );
+    const refuseDuplicate = (key: IndexedKey, what: string, wanted: string): void => {
+      const owner = wanted === '' ? undefined : this.duplicateOwner(iface, key, wanted);
+      if (owner !== undefined) {
+        throw valueError(
+          `${what} duplicate found "${wanted}". Object with the conflict has the name "${owner}"`,
+        );
+      }
+    };
     switch (field) {
       case 'macaddress': {
-        let mac = requireString(value, 'Invalid input, mac must be a string').toLowerCase().trim();
+        if (iface.mac_address === value) return;
+        let mac = validateMac(value);
         if (mac === 'random')
           mac = `aa:bb:cc:${randomBytes(3)
             .toString('hex')
             .replace(/(..)(?!$)/g, '$1:')}`;
-        else if (mac !== '' && !RE_MAC.some((re) => re.test(mac))) {
-          throw valueError(`Invalid mac address format (${mac})`);
-        }
-        if (mac !== '' && duplicate('mac_address', mac))
-          throw valueError(`MAC address duplicate found: ${mac}`);
+        refuseDuplicate('mac_address', 'MAC address', mac);
         iface.mac_address = mac;
         return;
       }
       case 'ipaddress': {
+        if (iface.ip_address === value) return;
         const ip = validateIpv4Address(value);
-        if (ip !== '' && duplicate('ip_address', ip)) throw valueError(`IP address duplicate found: ${ip}`);
+        refuseDuplicate('ip_address', 'IP address', ip);
         iface.ip_address = ip;
         return;
       }
       case 'dnsname': {
+        if (iface.dns_name === value) return;
         const name = validateHostname(value);
-        if (name !== '' && duplicate('dns_name', name)) throw valueError(`DNS duplicate found: ${name}`);
+        refuseDuplicate('dns_name', 'DNS name', name);
         iface.dns_name = name;
         return;
       }
@@ -621,7 +821,10 @@ export class CobblerModel {
     }
   }
 
-  /** `save_item` → `Collection.add`: validate, refuse a duplicate name in "new" mode, store and stamp. */
+  /**
+   * `save_item` → `Collection.add`: validate, refuse a duplicate name in "new" mode, stamp (setting `mtime`
+   * clears the dict cache), store in memory, serialize to disk, then `sync_systems` writes the system's PXE files.
+   */
   private saveSystem(handle: unknown, token: unknown, editmode: unknown): boolean {
     const system = this.object(handle);
     this.checkAccess(token);
@@ -630,61 +833,113 @@ export class CobblerModel {
     if (system.profile === '' && system.image === '') {
       throw cx(`Error with system ${system.name} - profile or image is required`);
     }
-    if (editmode === 'new' && this.systemsByName.has(system.name)) {
-      throw cx("An object already exists with that name. Try 'edit'?");
-    }
     if (system.uid === '') system.uid = randomBytes(16).toString('hex');
     const now = this.seconds();
     if (system.ctime === 0) system.ctime = now;
     system.mtime = now;
+    system.cached = undefined;
+    if (editmode === 'new' && this.systemsByName.has(system.name)) {
+      throw cx("An object already exists with that name. Try 'edit'?");
+    }
     this.systemsByName.set(system.name, system);
+    this.savedByName.set(system.name, copySystem(system));
+    this.writePxeFiles(system);
     return true;
   }
 
-  /** `remove_item`: a system that is already gone is not an error (`api.remove_item` returns early). */
+  /**
+   * `tftpgen.write_all_system_files`: one `pxelinux.cfg/` file per interface, named after its MAC. It never
+   * removes the file of a MAC the system no longer has; only a full sync (`clean_trees`) does.
+   */
+  private writePxeFiles(system: SystemItem): void {
+    for (const iface of system.interfaces.values()) this.pxe.set(pxeFileName(system, iface), system.name);
+  }
+
+  /**
+   * `remove_item`: a system that is already gone is not an error (`api.remove_item` returns early); otherwise
+   * `remove_single_system` deletes the PXE files of its current interfaces.
+   */
   private removeSystem(name: unknown, token: unknown): boolean {
     this.checkAccess(token);
-    if (typeof name === 'string') this.systemsByName.delete(name);
+    const system = typeof name === 'string' ? this.systemsByName.get(name) : undefined;
+    if (system === undefined) return true;
+    for (const iface of system.interfaces.values()) this.pxe.delete(pxeFileName(system, iface));
+    this.systemsByName.delete(system.name);
+    this.savedByName.delete(system.name);
     return true;
   }
 
+  /**
+   * `sync` → `CobblerSync.run` (actions/sync.py): dies first when it cannot work (`cannot find directory: ...`),
+   * else `clean_trees` empties `pxelinux.cfg/` and every system in memory gets its files written again.
+   */
   private sync(token: unknown): boolean {
     this.checkAccess(token);
+    if (this.syncFailure !== undefined) throw cx(this.syncFailure);
     this.syncs++;
+    this.pxe.clear();
+    for (const system of this.systemsByName.values()) this.writePxeFiles(system);
     return true;
   }
 
-  /** `find_items("system", criteria, expand=...)`: names, or whole dicts with `expand`, sorted by name. */
+  /**
+   * `find_system(criteria, expand)` → `Collection.find` (cobbler_collections/collection.py): MAC, IP, IPv6 and DNS
+   * name without glob characters are looked up exactly in the indexes; the other keys are matched by
+   * `Item.find_match` against the (cached) dicts; an unknown field matches nothing. Sorted by name.
+   */
   private findSystem(criteria: unknown, expand: unknown): unknown[] {
-    const wanted = Object.entries((criteria ?? {}) as Record<string, unknown>).map(
-      ([key, value]) => [SEARCH_REKEY[key] ?? key, value] as const,
+    const wanted = new Map(
+      Object.entries((criteria ?? {}) as Record<string, unknown>).map(
+        ([key, value]) => [SEARCH_REKEY[key] ?? key, String(value)] as const,
+      ),
     );
-    const matches = [...this.systemsByName.values()]
-      .filter((system) => wanted.every(([key, value]) => this.matches(system, key, value)))
-      .sort((a, b) => a.name.localeCompare(b.name));
-    return expand === true ? matches.map((s) => this.systemDict(s)) : matches.map((s) => s.name);
+    // `find_items` pops "name" and `Collection.find` puts it back only when it is not empty.
+    if (wanted.get('name') === '') wanted.delete('name');
+    if (wanted.size === 0) throw valueError('calling find with no arguments');
+    // `find_by_indexes`: an indexed key is consumed whether or not its value is found.
+    let matches: SystemItem[] | undefined;
+    for (const key of INDEXED_KEYS) {
+      const value = wanted.get(key);
+      if (value === undefined || value.startsWith('~') || hasGlob(value)) continue;
+      const owner = this.index(key).get(value);
+      const system = owner === undefined ? undefined : this.systemsByName.get(owner);
+      if (owner !== undefined) matches ??= [];
+      if (system !== undefined) matches?.push(system);
+      wanted.delete(key);
+    }
+    const found = matches ?? [];
+    if (wanted.size > 0) {
+      for (const system of this.systemsByName.values()) {
+        if (this.findMatch(system, wanted)) found.push(system);
+      }
+    }
+    found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return expand === true ? found.map((s) => this.cachedDict(s)) : found.map((s) => s.name);
   }
 
-  private matches(system: SystemItem, key: string, value: unknown): boolean {
-    const text = String(value);
-    if (INTERFACE_FIELDS.has(key)) {
-      return [...system.interfaces.values()].some((i) =>
-        fnmatch(String(i[key as keyof NetworkInterface]), text),
-      );
+  /** `Item.find_match`: every key matches; a value starting with `~` negates. */
+  private findMatch(system: SystemItem, wanted: ReadonlyMap<string, string>): boolean {
+    const data = this.cachedDict(system) as Record<string, unknown>;
+    for (const [key, value] of wanted) {
+      const negate = value.startsWith('~');
+      const matched = this.findMatchKey(data, key, negate ? value.slice(1) : value);
+      if (matched === negate) return false;
     }
-    switch (key) {
-      case 'netboot_enabled':
-        return inputBoolean(value) === system.netboot_enabled;
-      case 'name':
-      case 'profile':
-      case 'hostname':
-      case 'gateway':
-      case 'status':
-      case 'image':
-        return fnmatch(system[key], text);
-      default:
-        throw cx(`searching for field that does not exist: ${key}`);
+    return true;
+  }
+
+  /** `Item.find_match_single_key`. */
+  private findMatchKey(data: Record<string, unknown>, key: string, value: string): boolean {
+    if (INTERFACE_SEARCH_KEYS.has(key)) {
+      const interfaces = data['interfaces'] as Record<string, Record<string, unknown>>;
+      for (const [name, iface] of Object.entries(interfaces)) {
+        if (value === name) return true;
+        if (key in iface && findCompare(iface[key], value)) return true;
+      }
     }
+    // Upstream's `raise CX("searching for field that does not exist")` is commented out: no match, no fault.
+    if (!(key in data)) return false;
+    return findCompare(value, data[key]);
   }
 }
 

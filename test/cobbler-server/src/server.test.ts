@@ -54,7 +54,11 @@ async function createSystem(token: string, name: string, mac: string, ip: string
   await call(url, 'save_system', [handle, token, 'new']);
 }
 
-describe('the Cobbler 3.3 test server', () => {
+/**
+ * Each behaviour is checked against the upstream source at the tag v3.3.7 of github.com/cobbler/cobbler; the
+ * comments name the file and function.
+ */
+describe('the Cobbler 3.3.7 test server', () => {
   it('serves /cobbler_api on a loopback port', () => {
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/cobbler_api$/);
   });
@@ -75,10 +79,13 @@ describe('the Cobbler 3.3 test server', () => {
     expect(system['name']).toBe('web-01');
     expect(system['profile']).toBe('debian12');
     expect(system['netboot_enabled']).toBe(true);
-    // Cobbler lowercases MACs and keeps the empty "default" interface every new system starts with.
-    expect(Object.keys(system['interfaces'])).toEqual(['default', 'eth0']);
+    // validate.mac_address lowercases MACs. Since 3.3.4 `System.__init__` starts with `self._interfaces = {}`: a
+    // new system has no "default" interface, only the ones modify_interface named.
+    expect(Object.keys(system['interfaces'])).toEqual(['eth0']);
     expect(system['interfaces'].eth0.mac_address).toBe('52:54:00:aa:bb:01');
     expect(system['interfaces'].eth0.ip_address).toBe('10.1.2.34');
+    // `NetworkInterface.to_dict` writes enums as `value.name.lower()`: NetworkInterfaceType.NA is "na".
+    expect(system['interfaces'].eth0.interface_type).toBe('na');
     expect(await call(url, 'find_system', [{ mac_address: '52:54:00:aa:bb:01' }])).toEqual(['web-01']);
     expect(await call(url, 'find_system', [{ name: 'web-*' }, true])).toHaveLength(1);
   });
@@ -112,30 +119,158 @@ describe('the Cobbler 3.3 test server', () => {
     );
   });
 
-  it('refuses a MAC or an IP another system has', async () => {
+  it('refuses a MAC, an IP or a DNS name another system has, naming that system', async () => {
+    // items/system.py, the `NetworkInterface.mac_address`, `.ip_address` and `.dns_name` setters.
     const token = await login();
     await createSystem(token, 'web-01', '52:54:00:00:00:01', '10.1.2.34');
+    const edit = await call(url, 'get_system_handle', ['web-01', token]);
+    await call(url, 'modify_system', [
+      edit,
+      'modify_interface',
+      { 'dns_name-eth0': 'web-01.example.com' },
+      token,
+    ]);
     const handle = await call(url, 'new_system', [token]);
+    const modify = (fields: Record<string, string>): Promise<unknown> =>
+      call(url, 'modify_system', [handle, 'modify_interface', fields, token]);
+    expect(await fault(modify({ 'mac_address-eth0': '52:54:00:00:00:01' }))).toBe(
+      `<class 'ValueError'>:MAC address duplicate found "52:54:00:00:00:01". Object with the conflict has the name "web-01"`,
+    );
+    expect(await fault(modify({ 'ip_address-eth0': '10.1.2.34' }))).toBe(
+      `<class 'ValueError'>:IP address duplicate found "10.1.2.34". Object with the conflict has the name "web-01"`,
+    );
+    // The DNS name was only edited through the handle, never saved: the index already holds it.
+    expect(await fault(modify({ 'dns_name-eth0': 'web-01.example.com' }))).toBe(
+      `<class 'ValueError'>:DNS name duplicate found "web-01.example.com". Object with the conflict has the name "web-01"`,
+    );
+    // A system may keep its own values: the setter skips a match that holds this very interface.
     expect(
-      await fault(
-        call(url, 'modify_system', [
-          handle,
-          'modify_interface',
-          { 'mac_address-eth0': '52:54:00:00:00:01' },
-          token,
-        ]),
-      ),
-    ).toBe("<class 'ValueError'>:MAC address duplicate found: 52:54:00:00:00:01");
-    expect(
-      await fault(
-        call(url, 'modify_system', [handle, 'modify_interface', { 'ip_address-eth0': '10.1.2.34' }, token]),
-      ),
-    ).toBe("<class 'ValueError'>:IP address duplicate found: 10.1.2.34");
+      await call(url, 'modify_system', [edit, 'modify_interface', { 'ip_address-eth0': '10.1.2.34' }, token]),
+    ).toBe(true);
     expect(
       await fault(
         call(url, 'modify_system', [handle, 'modify_interface', { 'mac_address-eth0': 'zz' }, token]),
       ),
     ).toBe("<class 'ValueError'>:Invalid mac address format (zz)");
+  });
+
+  it('validates netmasks and addresses with inet_aton rules: 24 is an address, not a netmask', async () => {
+    // validate.py `ipv4_netmask`/`ipv4_address` with python3-netaddr < 1.0 (`valid_ipv4` uses inet_aton): "24" is
+    // 0.0.0.24, a valid address that is not a netmask; "255.255.255.0" is a netmask, so not a host address.
+    const token = await login();
+    const handle = await call(url, 'new_system', [token]);
+    const modify = (fields: Record<string, string>): Promise<unknown> =>
+      call(url, 'modify_system', [handle, 'modify_interface', fields, token]);
+    expect(await fault(modify({ 'netmask-eth0': '24' }))).toBe(
+      "<class 'ipaddress.NetmaskValueError'>:Invalid IPv4 netmask (24)",
+    );
+    expect(await fault(modify({ 'netmask-eth0': '255.255.256.0' }))).toBe(
+      "<class 'ipaddress.AddressValueError'>:Invalid IPv4 address format (255.255.256.0)",
+    );
+    expect(await fault(modify({ 'ip_address-eth0': '255.255.255.0' }))).toBe(
+      "<class 'ipaddress.NetmaskValueError'>:Invalid IPv4 host address (255.255.255.0)",
+    );
+    expect(await modify({ 'netmask-eth0': '255.255.255.0', 'ip_address-eth0': '10.1.2.3' })).toBe(true);
+  });
+
+  it('answers version 3.307', async () => {
+    // api.py `CobblerAPI.version`: float(format(3 + 0.1 * 3 + 0.001 * 7, '.3f')).
+    expect(await call(url, 'version')).toBe(3.307);
+  });
+
+  it('finds MAC, IP and DNS name exactly through the indexes, names by glob, and nothing for an unknown field', async () => {
+    const token = await login();
+    await createSystem(token, 'web-01', '52:54:00:00:00:01', '10.1.2.34');
+    await createSystem(token, 'web-02', '52:54:00:00:00:02', '10.1.2.35');
+    // collection.py `Collection.find`/`find_by_indexes`: an indexed value without glob characters is an exact
+    // lookup; with them, item.py `find_match_single_key` passes the interface's value as the pattern, so a
+    // searched glob never matches a MAC or an IP.
+    expect(await call(url, 'find_system', [{ mac_address: '52:54:00:00:00:01' }])).toEqual(['web-01']);
+    expect(await call(url, 'find_system', [{ mac: '52:54:00:00:00:02' }])).toEqual(['web-02']);
+    expect(await call(url, 'find_system', [{ mac_address: '52:54:00:00:00:*' }])).toEqual([]);
+    expect(await call(url, 'find_system', [{ ip_address: '10.1.2.3' }])).toEqual([]);
+    expect(await call(url, 'find_system', [{ ip_address: '10.1.2.3?' }])).toEqual([]);
+    // Top-level fields compare lowercased, as globs.
+    expect(await call(url, 'find_system', [{ name: 'WEB-*' }])).toEqual(['web-01', 'web-02']);
+    expect(await call(url, 'find_system', [{ name: 'web-0[2]' }])).toEqual(['web-02']);
+    // The `raise CX("searching for field that does not exist")` is commented out upstream: no match, no fault.
+    expect(await call(url, 'find_system', [{ no_such_field: 'x' }])).toEqual([]);
+    expect(await fault(call(url, 'find_system', [{}]))).toBe(
+      "<class 'ValueError'>:calling find with no arguments",
+    );
+  });
+
+  it('shows old interface values after an unsaved modify_interface until a save or a top-level change', async () => {
+    // The packaged settings.yaml sets `cache_enabled: true`; item.py `Item.to_dict` answers from `ItemCache`, which
+    // `Item.__setattr__` clears when a top-level field is set and `Collection.add` clears by setting mtime. The
+    // interface setters live on `NetworkInterface` and clear nothing.
+    const token = await login();
+    await createSystem(token, 'web-01', '52:54:00:00:00:01', '10.1.2.34');
+    const read = async (): Promise<Record<string, any>> =>
+      (await call(url, 'get_system', ['web-01'])) as Record<string, any>;
+    expect((await read())['interfaces'].eth0.mac_address).toBe('52:54:00:00:00:01');
+    const handle = await call(url, 'get_system_handle', ['web-01', token]);
+    await call(url, 'modify_system', [
+      handle,
+      'modify_interface',
+      { 'mac_address-eth0': '52:54:00:00:00:09' },
+      token,
+    ]);
+    expect((await read())['interfaces'].eth0.mac_address).toBe('52:54:00:00:00:01');
+    // The index follows the edit at once (systems.py `update_interface_index_value`).
+    expect(await call(url, 'find_system', [{ mac_address: '52:54:00:00:00:09' }])).toEqual(['web-01']);
+    await call(url, 'modify_system', [handle, 'comment', 'edited', token]);
+    expect((await read())['interfaces'].eth0.mac_address).toBe('52:54:00:00:00:09');
+    // Memory has the edit; the disk does not until save_system.
+    expect(server.system('web-01')?.interfaces['eth0']?.['mac_address']).toBe('52:54:00:00:00:01');
+    await call(url, 'save_system', [handle, token, 'bypass']);
+    expect(server.system('web-01')?.interfaces['eth0']?.['mac_address']).toBe('52:54:00:00:00:09');
+  });
+
+  it('keeps only saved systems across a cobblerd restart, and forgets tokens', async () => {
+    const token = await login();
+    await createSystem(token, 'web-01', '52:54:00:00:00:01', '10.1.2.34');
+    const handle = await call(url, 'get_system_handle', ['web-01', token]);
+    await call(url, 'modify_system', [handle, 'hostname', 'edited.example.com', token]);
+    expect(((await call(url, 'get_system', ['web-01'])) as { hostname: string }).hostname).toBe(
+      'edited.example.com',
+    );
+    // cobblerd keeps systems, tokens (`token_cache`) and new objects (`object_cache`) in memory and reads the
+    // collections back from disk on start (`CobblerAPI.deserialize`).
+    server.restart();
+    expect(((await call(url, 'get_system', ['web-01'])) as { hostname: string }).hostname).toBe('');
+    expect(await call(url, 'token_check', [token])).toBe(false);
+  });
+
+  it("writes PXE files on save and leaves the old MAC's file until a full sync, which can fail", async () => {
+    // collection.py `Collection.add` → `sync_systems` → tftpgen.py `write_all_system_files` writes
+    // pxelinux.cfg/01-<mac> per interface and removes nothing; sync.py `CobblerSync.run` → `clean_trees` empties
+    // pxelinux.cfg first, and `utils.die("cannot find directory: ...")` when the TFTP root is missing.
+    const token = await login();
+    await createSystem(token, 'web-01', '52:54:00:00:00:01', '10.1.2.34');
+    expect(server.pxeFiles()).toEqual(['pxelinux.cfg/01-52-54-00-00-00-01']);
+    const handle = await call(url, 'get_system_handle', ['web-01', token]);
+    await call(url, 'modify_system', [
+      handle,
+      'modify_interface',
+      { 'mac_address-eth0': '52:54:00:00:00:02' },
+      token,
+    ]);
+    await call(url, 'save_system', [handle, token, 'bypass']);
+    expect(server.pxeFiles()).toEqual([
+      'pxelinux.cfg/01-52-54-00-00-00-01',
+      'pxelinux.cfg/01-52-54-00-00-00-02',
+    ]);
+    server.setSyncFailure('cannot find directory: /var/lib/tftpboot');
+    expect(await fault(call(url, 'sync', [token]))).toBe(
+      "<class 'cobbler.cexceptions.CX'>:'cannot find directory: /var/lib/tftpboot'",
+    );
+    expect(server.pxeFiles()).toHaveLength(2);
+    server.setSyncFailure(undefined);
+    expect(await call(url, 'sync', [token])).toBe(true);
+    expect(server.pxeFiles()).toEqual(['pxelinux.cfg/01-52-54-00-00-00-02']);
+    await call(url, 'remove_system', ['web-01', token]);
+    expect(server.pxeFiles()).toEqual([]);
   });
 
   it('refuses an invalid or expired token, and token_check says so without a fault', async () => {
@@ -151,10 +286,26 @@ describe('the Cobbler 3.3 test server', () => {
     );
   });
 
-  it('expires tokens after the TTL', async () => {
-    server.setTokenTtl(20);
+  it('expires tokens only when someone calls token_check after their lifetime, which token_check refreshes', async () => {
+    // remote.py: `check_access` → `get_user_from_token` neither purges nor refreshes; only `token_check` →
+    // `__validate_token` runs `__invalidate_expired_tokens` (for every token) and refreshes the checked one.
+    let now = 1_000_000;
+    await server.stop();
+    server = await startCobblerServer({
+      users: { admin: 's3cret' },
+      profiles: ['debian12'],
+      tokenTtlMs: 3_600_000,
+      now: () => now,
+    });
+    url = server.url;
     const token = await login();
-    await new Promise((resolve) => setTimeout(resolve, 40));
+    const other = await login();
+    now += 3_000_000;
+    expect(await call(url, 'token_check', [other])).toBe(true);
+    now += 3_000_000;
+    // Past the lifetime, and a write call neither refuses nor refreshes it.
+    expect(await call(url, 'sync', [token])).toBe(true);
+    expect(await call(url, 'token_check', [other])).toBe(true);
     expect(await fault(call(url, 'sync', [token]))).toMatch(
       /^<class 'cobbler\.cexceptions\.CX'>:'invalid token: /,
     );
@@ -169,6 +320,27 @@ describe('the Cobbler 3.3 test server', () => {
     expect(await fault(call(url, 'save_system', ['___NEW___system::gone', token]))).toBe(
       "<class 'KeyError'>:'___NEW___system::gone'",
     );
+  });
+
+  it('answers XML-RPC at / and /RPC2 as cobblerd, and 404 "No such page" elsewhere, /cobbler_api included', async () => {
+    // remote.py `CobblerXMLRPCServer` keeps `SimpleXMLRPCRequestHandler.rpc_paths = ('/', '/RPC2')`; Apache's
+    // cobbler.conf proxies /cobbler_api to it.
+    const cobblerd = await startCobblerServer({ endpoint: 'cobblerd' });
+    try {
+      expect(cobblerd.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+      expect(await call(cobblerd.url, 'version')).toBe(3.307);
+      expect(await call(`${cobblerd.url}RPC2`, 'version')).toBe(3.307);
+      const error = (await call(`${cobblerd.url}cobbler_api`, 'version').catch(
+        (e: unknown) => e,
+      )) as CallError;
+      expect(error.res?.statusCode).toBe(404);
+    } finally {
+      await cobblerd.stop();
+    }
+    const apache = (await call(url.replace('/cobbler_api', '/RPC2'), 'version').catch(
+      (e: unknown) => e,
+    )) as CallError;
+    expect(apache.res?.statusCode).toBe(404);
   });
 
   it('answers an unknown method with a fault, a missing argument with a TypeError, another path with 404', async () => {

@@ -1,7 +1,9 @@
 /**
- * A Cobbler 3.3-compatible XML-RPC server for tests: the `xmlrpc` library's server on a free loopback port at
- * `/cobbler_api`, answering with the simulated Cobbler in `cobbler-model.ts`, with faults that tests inject per
- * method (an XML-RPC fault, an HTTP error, a dropped connection, a slow answer) and a stop/start that keeps state.
+ * A Cobbler 3.3.7-compatible XML-RPC server for tests: the `xmlrpc` library's server on a free loopback port,
+ * answering with the simulated Cobbler in `cobbler-model.ts` either as Apache in front of cobblerd does (only
+ * `/cobbler_api`) or as cobblerd itself does (`/` and `/RPC2`), with faults that tests inject per method (an XML-RPC
+ * fault, an HTTP error, a dropped connection, a slow answer), a stop/start that keeps state and a cobblerd restart
+ * that keeps only what was saved.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,8 +13,17 @@ import type { SystemDict, SystemSeed } from './cobbler-model.js';
 import { CobblerModel, DEFAULT_TOKEN_TTL_MS } from './cobbler-model.js';
 import { cx, PYTHON_FAULT_CODE, PythonError } from './python-error.js';
 
-/** The path Cobbler's API is served at (Apache proxies it to cobblerd's port 25151). */
+/** The path Apache serves Cobbler's API at (`ProxyPass /cobbler_api http://127.0.0.1:25151/` in cobbler.conf). */
 export const COBBLER_API_PATH = '/cobbler_api';
+
+/**
+ * The paths cobblerd itself answers XML-RPC at: `CobblerXMLRPCServer` (remote.py) keeps the `rpc_paths` of Python's
+ * `SimpleXMLRPCRequestHandler`, `('/', '/RPC2')`, compared with the whole request path.
+ */
+export const COBBLERD_RPC_PATHS: readonly string[] = ['/', '/RPC2'];
+
+/** Who answers HTTP: Apache proxying `/cobbler_api`, or cobblerd on its own port. */
+export type CobblerEndpoint = 'apache' | 'cobblerd';
 
 /** A fault a test injects for the next calls of one method. */
 export type InjectedFault =
@@ -45,19 +56,32 @@ export interface CobblerServerOptions {
   readonly profiles?: readonly string[];
   /** The clock (default `Date.now`). */
   readonly now?: () => number;
+  /** Who answers (default `apache`: only `/cobbler_api`; `cobblerd`: `/` and `/RPC2`). */
+  readonly endpoint?: CobblerEndpoint;
 }
 
 /** A running test server. */
 export interface CobblerTestServer {
-  /** The API endpoint, `http://127.0.0.1:<port>/cobbler_api`. */
+  /** The API endpoint: `http://127.0.0.1:<port>/cobbler_api` behind Apache, `http://127.0.0.1:<port>/` for cobblerd. */
   readonly url: string;
   readonly port: number;
   /** Every call received, in order. */
   readonly calls: CobblerCall[];
-  /** Every saved system as `get_system` returns it, sorted by name. */
+  /** Every system as saved on disk, sorted by name (unsaved handle edits are not in it). */
   systems(): SystemDict[];
-  /** One saved system, or undefined. */
+  /** One system as saved on disk, or undefined. */
   system(name: string): SystemDict | undefined;
+  /** One system as cobblerd holds it in memory now, unsaved edits included, or undefined. */
+  liveSystem(name: string): SystemDict | undefined;
+  /** The files under `pxelinux.cfg/` in the TFTP root (`01-<mac with dashes>` per interface), sorted. */
+  pxeFiles(): string[];
+  /** Makes `sync` fail with a CX carrying `reason`, or (undefined) work again. */
+  setSyncFailure(reason: string | undefined): void;
+  /**
+   * Restarts cobblerd: it reads its systems back from disk (unsaved edits are lost) and forgets tokens and unsaved
+   * new objects. The port keeps listening.
+   */
+  restart(): void;
   /** Inserts a saved system directly (test setup). */
   addSystem(seed: SystemSeed): void;
   /** Adds a profile. */
@@ -73,7 +97,7 @@ export interface CobblerTestServer {
   clearFaults(): void;
   /** Changes how long tokens live. */
   setTokenTtl(ms: number): void;
-  /** Invalidates every token now. */
+  /** Invalidates every token now (as `token_check` does for tokens older than their lifetime). */
   expireTokens(): void;
   /** Stops listening and cuts open connections; state is kept for `start`. */
   stop(): Promise<void>;
@@ -98,7 +122,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Starts a Cobbler 3.3-compatible XML-RPC server on a free port of 127.0.0.1. */
+/** Starts a Cobbler 3.3.7-compatible XML-RPC server on a free port of 127.0.0.1. */
 export async function startCobblerServer(options: CobblerServerOptions = {}): Promise<CobblerTestServer> {
   const model = new CobblerModel({
     users: options.users ?? { cobbler: 'cobbler' },
@@ -106,6 +130,8 @@ export async function startCobblerServer(options: CobblerServerOptions = {}): Pr
     tokenTtlMs: options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS,
     now: options.now ?? Date.now,
   });
+  const endpoint = options.endpoint ?? 'apache';
+  const rpcPaths = endpoint === 'apache' ? [COBBLER_API_PATH] : COBBLERD_RPC_PATHS;
   const calls: CobblerCall[] = [];
   const faults = new Map<string, { fault: InjectedFault; remaining: number }[]>();
 
@@ -163,7 +189,7 @@ export async function startCobblerServer(options: CobblerServerOptions = {}): Pr
     });
   }
 
-  // The library answers every path and sends 404 for unknown methods; Cobbler serves one path and answers an
+  // The library answers every path and sends 404 for unknown methods; Cobbler serves its paths only and answers an
   // unknown method with a fault. The library's handler is wrapped to do both, and to apply transport faults.
   const [libraryHandler] = http.listeners('request') as ((
     req: IncomingMessage,
@@ -173,8 +199,15 @@ export async function startCobblerServer(options: CobblerServerOptions = {}): Pr
   http.removeAllListeners('request');
   http.on('request', (request: IncomingMessage, response: ServerResponse) => {
     void (async () => {
-      if (request.url?.split('?')[0] !== COBBLER_API_PATH) {
-        response.writeHead(404, { 'Content-Type': 'text/html' }).end('<h1>Not Found</h1>');
+      if (
+        endpoint === 'apache'
+          ? request.url?.split('?')[0] !== COBBLER_API_PATH
+          : !rpcPaths.includes(request.url ?? '')
+      ) {
+        // Apache's own 404 page; cobblerd's is `SimpleXMLRPCRequestHandler.report_404`: text/plain "No such page".
+        if (endpoint === 'apache') {
+          response.writeHead(404, { 'Content-Type': 'text/html' }).end('<h1>Not Found</h1>');
+        } else response.writeHead(404, { 'Content-Type': 'text/plain' }).end('No such page');
         return;
       }
       if (request.method !== 'POST') {
@@ -212,11 +245,19 @@ export async function startCobblerServer(options: CobblerServerOptions = {}): Pr
   const port = (http.address() as AddressInfo).port;
 
   return {
-    url: `http://127.0.0.1:${port}${COBBLER_API_PATH}`,
+    url: `http://127.0.0.1:${port}${endpoint === 'apache' ? COBBLER_API_PATH : '/'}`,
     port,
     calls,
     systems: () => model.systems(),
     system: (name) => model.systems().find((s) => s.name === name),
+    liveSystem: (name) => model.liveSystem(name),
+    pxeFiles: () => model.pxeFiles(),
+    setSyncFailure: (reason) => {
+      model.setSyncFailure(reason);
+    },
+    restart: () => {
+      model.restart();
+    },
     addSystem: (seed) => {
       model.addSystem(seed);
     },

@@ -23,7 +23,7 @@ import { CLUSTER_STATUSES, VM_STATUSES } from './state.js';
 import { writeTag, writeVirtualMachine } from './validate.js';
 
 /** The NetBox release the test server imitates; it appears in the `API-Version` header and 500 bodies. */
-export const NETBOX_VERSION = '4.2.9';
+export const NETBOX_VERSION = '4.6.8';
 
 /** A fault to inject: the next `times` matching requests get `status` and `body` (after `delayMs`). */
 export interface Fault {
@@ -376,7 +376,7 @@ export function createApp(options: AppOptions): express.Express {
 
   app.get('/api/status/', (_req, res) => {
     res.json({
-      'django-version': '5.1.8',
+      'django-version': '6.0.8',
       installed_apps: {},
       'netbox-version': NETBOX_VERSION,
       'netbox-full-version': NETBOX_VERSION,

@@ -1,6 +1,8 @@
 /**
- * NetBox's JSON representations of the served models (NetBox 4.2 serializers): full objects on their own
- * endpoints, "brief" nested objects where another object refers to them, choice fields as `{value, label}`.
+ * NetBox's JSON representations of the served models (NetBox 4.6.8 serializers, checked against its OpenAPI
+ * schemas in `openapi-subset.ts`): full objects on their own endpoints with every serializer field in the
+ * serializer's order, "brief" nested objects where another object refers to them, choice fields as `{value, label}`.
+ * Counts of models this server does not keep (circuits, devices, racks, prefixes, ...) are 0.
  */
 import type {
   ClusterRecord,
@@ -57,14 +59,20 @@ export class Serializer {
       shipping_address: '',
       latitude: null,
       longitude: null,
+      owner: null,
       comments: '',
       asns: [],
       tags: [],
       custom_fields: {},
       created: s.created,
       last_updated: s.last_updated,
+      circuit_count: 0,
+      device_count: 0,
+      prefix_count: 0,
+      rack_count: 0,
       virtualmachine_count: [...this.state.virtualMachines.rows.values()].filter((v) => v.siteId === s.id)
         .length,
+      vlan_count: 0,
     };
   }
 
@@ -73,7 +81,7 @@ export class Serializer {
     return this.brief(this.site(s), ['id', 'url', 'display', 'name', 'slug', 'description']);
   }
 
-  /** A cluster type, nested. */
+  /** A cluster type, nested: `id, url, display, name, slug, description, cluster_count`. */
   clusterTypeBrief(t: ClusterTypeRecord): Json {
     return {
       id: t.id,
@@ -82,6 +90,7 @@ export class Serializer {
       name: t.name,
       slug: t.slug,
       description: t.description,
+      cluster_count: [...this.state.clusters.rows.values()].filter((c) => c.typeId === t.id).length,
     };
   }
 
@@ -101,6 +110,7 @@ export class Serializer {
       scope_id: site?.id ?? null,
       scope: site === undefined ? null : this.siteBrief(site),
       description: c.description,
+      owner: null,
       comments: '',
       tags: [],
       custom_fields: {},
@@ -109,12 +119,23 @@ export class Serializer {
       device_count: 0,
       virtualmachine_count: [...this.state.virtualMachines.rows.values()].filter((v) => v.clusterId === c.id)
         .length,
+      // `Sum()` over the cluster's VMs' vcpus, memory and disk, which this server keeps null: NULL.
+      allocated_vcpus: null,
+      allocated_memory: null,
+      allocated_disk: null,
     };
   }
 
-  /** A cluster, nested: `id, url, display, name, description`. */
+  /** A cluster, nested: `id, url, display, name, description, virtualmachine_count`. */
   clusterBrief(c: ClusterRecord): Json {
-    return this.brief(this.cluster(c), ['id', 'url', 'display', 'name', 'description']);
+    return this.brief(this.cluster(c), [
+      'id',
+      'url',
+      'display',
+      'name',
+      'description',
+      'virtualmachine_count',
+    ]);
   }
 
   /** A tenant, in full. */
@@ -126,11 +147,23 @@ export class Serializer {
       slug: t.slug,
       group: null,
       description: t.description,
+      owner: null,
       comments: '',
       tags: [],
       custom_fields: {},
       created: t.created,
       last_updated: t.last_updated,
+      circuit_count: 0,
+      device_count: 0,
+      ipaddress_count: 0,
+      prefix_count: 0,
+      rack_count: 0,
+      site_count: 0,
+      virtualmachine_count: [...this.state.virtualMachines.rows.values()].filter((v) => v.tenantId === t.id)
+        .length,
+      vlan_count: 0,
+      vrf_count: 0,
+      cluster_count: 0,
     };
   }
 
@@ -148,6 +181,7 @@ export class Serializer {
       slug: t.slug,
       color: t.color,
       description: t.description,
+      weight: 1000,
       object_types: [],
       tagged_items: [...this.state.virtualMachines.rows.values()].filter((v) => v.tagIds.includes(t.id))
         .length,
@@ -156,12 +190,15 @@ export class Serializer {
     };
   }
 
-  /** A tag, nested: `id, url, display, name, slug, color, description`. */
+  /** A tag, nested (`NestedTagSerializer`): `id, url, display_url, display, name, slug, color`. */
   tagBrief(t: TagRecord): Json {
-    return this.brief(this.tag(t), ['id', 'url', 'display', 'name', 'slug', 'color', 'description']);
+    return this.brief(this.tag(t), ['id', 'url', 'display_url', 'display', 'name', 'slug', 'color']);
   }
 
-  /** A virtual machine, in full; `custom_fields` lists every field assigned to the model, null when unset. */
+  /**
+   * A virtual machine as `VirtualMachineWithConfigContextSerializer` writes it (lists, detail, create, update);
+   * `custom_fields` lists every field assigned to the model, null when unset.
+   */
   virtualMachine(v: VirtualMachineRecord): Json {
     const site = this.state.sites.get(v.siteId);
     const cluster = this.state.clusters.get(v.clusterId);
@@ -177,13 +214,14 @@ export class Serializer {
       ...this.links('virtualization/virtual-machines', 'virtualization/virtual-machines', v.id),
       display: v.name,
       name: v.name,
+      virtual_machine_type: null,
+      role: null,
       status: this.choice(VM_STATUSES, v.status),
+      // The model's default, STATUS_OFF; this server does not let it be changed.
+      start_on_boot: { value: 'off', label: 'Off' },
       site: site === undefined ? null : this.siteBrief(site),
       cluster: cluster === undefined ? null : this.clusterBrief(cluster),
       device: null,
-      serial: '',
-      role: null,
-      tenant: tenant === undefined ? null : this.tenantBrief(tenant),
       platform: null,
       primary_ip: null,
       primary_ip4: null,
@@ -192,15 +230,20 @@ export class Serializer {
       memory: null,
       disk: null,
       description: v.description,
+      serial: '',
+      tenant: tenant === undefined ? null : this.tenantBrief(tenant),
+      owner: null,
       comments: v.comments,
-      config_template: null,
-      local_context_data: null,
       tags: tags.map((t) => this.tagBrief(t)),
+      local_context_data: null,
+      config_template: null,
       custom_fields: customFields,
       created: v.created,
       last_updated: v.last_updated,
       interface_count: 0,
       virtual_disk_count: 0,
+      // VirtualMachineWithConfigContextSerializer: the rendered config context; no config contexts here.
+      config_context: {},
     };
   }
 }

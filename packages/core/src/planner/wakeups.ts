@@ -203,7 +203,10 @@ export function hopelessReason(
       }
     }
   }
-  // Every chain ends in a cause, unless the providers wait for each other.
-  const lines = causes.length > 0 ? causes : [`providers wait for each other: ${chains.join('; ')}`];
-  return `no provider can make progress: ${[...new Set(lines)].join('; ')}`;
+  // Every chain ends in a cause, unless the providers wait for each other. The cause comes first (it is what the
+  // operator can fix); the chains after it say what it holds up.
+  if (causes.length === 0)
+    return `no provider can make progress: providers wait for each other: ${chains.join('; ')}`;
+  const held = chains.length === 0 ? '' : `; held up by it: ${[...new Set(chains)].join('; ')}`;
+  return `no provider can make progress: ${[...new Set(causes)].join('; ')}${held}`;
 }

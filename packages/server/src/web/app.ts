@@ -6,6 +6,7 @@
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { authenticate } from './auth.js';
+import { BodyParserWorker, jsonBody } from './body.js';
 import { problemHandler, sendProblem } from './problem.js';
 import { healthRouter } from './routes/health.js';
 import { inventoryRouter } from './routes/inventory.js';
@@ -14,7 +15,7 @@ import { schemaRouter } from './routes/schema.js';
 import { searchRouter } from './routes/search.js';
 import { tokensRouter } from './routes/tokens.js';
 import type { WebDeps } from './shared.js';
-import { JSON_PATCH, MERGE_PATCH, UPDATES, assertNoProtoKeys } from './shared.js';
+import { JSON_PATCH, MERGE_PATCH, UPDATES } from './shared.js';
 
 export type { WebDeps } from './shared.js';
 export { parseWait } from './shared.js';
@@ -56,15 +57,12 @@ export function createApp(deps: WebDeps): express.Express {
   const api = express.Router();
   api.use(authenticate(store, coordinator, () => clock.now()));
   api.use(
-    express.json({
+    jsonBody({
       limit: deps.bodyLimit,
-      type: ['application/json', MERGE_PATCH, JSON_PATCH, UPDATES],
+      types: ['application/json', MERGE_PATCH, JSON_PATCH, UPDATES],
+      worker: deps.bodyParser ?? new BodyParserWorker(),
     }),
   );
-  api.use((req: Request, _res: Response, next: NextFunction) => {
-    assertNoProtoKeys(req.body);
-    next();
-  });
   api.use(schemaRouter(deps));
   api.use(inventoryRouter(deps));
   api.use(searchRouter(deps));

@@ -2,6 +2,7 @@
  * What the API's routers share: their dependencies, the body types they take, query and header parsing, and the
  * look-ups every resource starts with (a kind's runtime, a node, a job). Every helper throws a core error.
  */
+import type { BodyParserWorker } from './body.js';
 import type { Request } from 'express';
 import type {
   Clock,
@@ -35,6 +36,8 @@ export interface WebDeps {
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly bodyLimit: string;
+  /** Parses large request bodies off the event loop; one is started on first use when absent. */
+  readonly bodyParser?: BodyParserWorker;
   readonly version: string;
   /** True when the process can serve: store reachable, plugins loaded. */
   readonly ready: () => Promise<boolean>;

@@ -4,13 +4,20 @@
  * what was done, and behaves as the design describes: libvirt defers `power` until netboot is ready, cobbler
  * watches interfaces and needs a MAC and an IP before it registers a system.
  */
-import type { Attrs, JsonObject, JsonValue, ProposedUpdate } from './model.js';
-import { isJsonObject } from './model.js';
-import type { ApplyOutcome, ExplainOutcome, NodeProvider, ProviderTask } from './provider.js';
-import type { AttributeClaim, KindDefinition } from './schema.js';
-import { buildKindSchemas } from './schema.js';
-import type { PlannerOptions } from './planner.js';
-import { DEFAULT_PLANNER_OPTIONS, TransitionPlanner } from './planner.js';
+import type {
+  ApplyOutcome,
+  AttributeClaim,
+  Attrs,
+  ExplainOutcome,
+  JsonObject,
+  JsonValue,
+  KindDefinition,
+  NodeProvider,
+  PlannerOptions,
+  ProposedUpdate,
+  ProviderTask,
+} from '@consortium/core';
+import { DEFAULT_PLANNER_OPTIONS, TransitionPlanner, buildKindSchemas, isJsonObject } from '@consortium/core';
 
 /** The host kind of the example. */
 export const HOST_KIND: KindDefinition = { name: 'host', description: 'a machine' };

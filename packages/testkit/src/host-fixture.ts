@@ -3,8 +3,8 @@
  * `interfaces` map list, libvirt and ipam own the MAC and the IP of each interface, vault owns the BMC password,
  * cobbler watches `hostname` and `interfaces`. Test-only; not exported by the package.
  */
-import type { JsonSchema, KindDefinition, KindSchema, ProviderDeclaration } from './schema.js';
-import { buildKindSchemas, kindSchemaOf } from './schema.js';
+import type { JsonSchema, KindDefinition, KindSchema, ProviderDeclaration } from '@consortium/core';
+import { buildKindSchemas, kindSchemaOf } from '@consortium/core';
 
 /** The pattern libvirt's MACs follow. */
 export const MAC_PATTERN = '^([0-9a-f]{2}:){5}[0-9a-f]{2}$';
