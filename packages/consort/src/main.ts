@@ -504,7 +504,9 @@ export function cli(argv: readonly string[]): Argv<Global> {
           );
           show(a, page, () => {
             const columns =
-              a.columns?.split(',').filter((c) => c !== '') ?? defaultColumns(page.items.map((i) => i.attrs));
+              a.columns?.split(',').filter((c) => c !== '') ??
+              KIND_COLUMNS[a.kind] ??
+              defaultColumns(page.items.map((i) => i.attrs));
             return {
               headers: ['NAME', ...columns.map(columnHeader)],
               rows: page.items.map((n) => [n.name, ...columns.map((c) => columnCell(n.attrs, c))]),
@@ -1124,6 +1126,11 @@ export function cli(argv: readonly string[]): Argv<Global> {
   return configManagementCommands(parser, clientFor, run);
 }
 
+/** Columns of kinds whose most common attributes are not the ones an operator looks for (capacity). */
+const KIND_COLUMNS: Readonly<Record<string, readonly string[]>> = {
+  hypervisor: ['datacenter', 'schedulable', 'memory_free_mib', 'memory_total_mib', 'vcpus', 'domains'],
+};
+
 /** Commands whose positionals are a kind, then a node name (`create` names a new node: no names to offer). */
 const NODE_COMMANDS = ['get', 'set', 'delete', 'history', 'create', 'list', 'explain'];
 
@@ -1157,6 +1164,7 @@ async function complete(
   }
   const kind = at[0] as string;
   const attributes = async (): Promise<string[]> => {
+    const { fetchSchema } = await schemaModule();
     const document = await fetchSchema(client, kind);
     return Object.keys((document['properties'] ?? {}) as Record<string, unknown>)
       .filter((a) => a !== 'present')

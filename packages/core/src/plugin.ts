@@ -2,6 +2,7 @@
 import { InvalidClaimError } from './errors.js';
 import type { PluginStore } from './ports/store.js';
 import type { Logger, NodeProvider } from './provider.js';
+import type { Attrs } from './model.js';
 import type { JsonSchema, KindDefinition } from './schema.js';
 
 /** What the host hands a plugin when it builds its providers. */
@@ -13,6 +14,16 @@ export interface PluginServices {
   now(): number;
 }
 
+/**
+ * A node a plugin's config names (a hypervisor it is configured with). The server creates it, through a job like
+ * any create, when it does not exist; an existing node is left as it is (the inventory is the truth from then on).
+ */
+export interface SeedNode {
+  readonly kind: string;
+  readonly name: string;
+  readonly attrs: Attrs;
+}
+
 /** A plugin as `definePlugin` returns it. */
 export interface PluginDefinition<Config = unknown> {
   readonly id: string;
@@ -20,6 +31,8 @@ export interface PluginDefinition<Config = unknown> {
   readonly configSchema: JsonSchema;
   readonly kinds?: readonly KindDefinition[];
   readonly providers: (config: Config, services: PluginServices) => readonly NodeProvider[];
+  /** Nodes the config names, created at start when missing (config validated, defaults filled in). */
+  readonly seeds?: (config: Config) => readonly SeedNode[];
 }
 
 const PLUGIN_ID = /^[a-z][a-z0-9-]{0,62}$/;

@@ -58,7 +58,10 @@ export function vmHostClaims(hwspecs: Readonly<Record<string, VmSize>>, label?: 
       schema: {
         type: 'string',
         minLength: 1,
-        description: labelled(label, 'the hypervisor the VM is defined on'),
+        maxLength: 253,
+        pattern: DNS_NAME_PATTERN,
+        'x-ref': 'hypervisor',
+        description: labelled(label, 'the hypervisor node the VM is defined on'),
       },
     },
     {
@@ -69,6 +72,34 @@ export function vmHostClaims(hwspecs: Readonly<Record<string, VmSize>>, label?: 
         description: labelled(label, 'the MAC address of the VM interface'),
       },
     },
+  ];
+}
+
+/** The kind every hypervisor provider places VMs on; also defined by inventory (the first definition wins). */
+export const HYPERVISOR_KIND = {
+  name: 'hypervisor',
+  description: 'a machine that runs virtual machines',
+} as const;
+
+/**
+ * The claims of a hypervisor provider on `hypervisor` nodes: the capacity it observes there (memory for VMs in
+ * total and free, vCPUs, defined domains). They are `readOnly`: the API shows the provider's last observation, and
+ * a change of them is refused.
+ */
+export function hypervisorCapacityClaims(label?: string): AttributeClaim[] {
+  const count = (description: string): JsonSchema => ({
+    type: 'integer',
+    readOnly: true,
+    description: labelled(label, description),
+  });
+  return [
+    { path: 'memory_total_mib', schema: count('memory VMs may use in total, in MiB (observed)') },
+    {
+      path: 'memory_free_mib',
+      schema: count('memory not taken by defined VMs, in MiB (observed; negative when overcommitted)'),
+    },
+    { path: 'vcpus', schema: count('virtual CPUs VMs may use in total (observed)') },
+    { path: 'domains', schema: count('VMs defined there, running or not (observed)') },
   ];
 }
 

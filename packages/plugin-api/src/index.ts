@@ -46,6 +46,7 @@ export type {
   Observation,
   Operation,
   PluginDefinition,
+  SeedNode,
   PluginServices,
   ProposedUpdate,
   ProviderContext,
@@ -67,6 +68,8 @@ export {
   DNS_NAME_PATTERN,
   DNS_RECORD_PATTERN,
   dnsHostClaims,
+  HYPERVISOR_KIND,
+  hypervisorCapacityClaims,
   IPV4_CIDR_PATTERN,
   IPV4_PATTERN,
   ipv4Schema,
@@ -74,7 +77,9 @@ export {
   pxeHostClaims,
   vmHostClaims,
 } from './host-attributes.js';
+export type { HypervisorCapacitySource } from './hypervisor-capacity.js';
+export { capacityOf, hypervisorCapacityProvider } from './hypervisor-capacity.js';
 export type { DesiredPxeSystem, PxeBackend, PxeChange, PxeSystemState } from './pxe-provider.js';
 export { describePxeSystem, pxeProvider } from './pxe-provider.js';
-export type { VmBackend, VmDefinition, VmFacts } from './vm-provider.js';
+export type { PlacementWait, VmBackend, VmDefinition, VmFacts } from './vm-provider.js';
 export { vmProvider } from './vm-provider.js';

@@ -36,6 +36,12 @@ export interface VmDefinition {
   readonly mac: string | undefined;
 }
 
+/** Placement cannot decide yet: it needs `waitFor` on the host (set by another provider in this job). */
+export interface PlacementWait {
+  readonly waitFor: string;
+  readonly reason: string;
+}
+
 /**
  * A hypervisor as the decision uses it. Writes go through `run.operation` (skipped in explain); a backend may keep
  * what one task read (keyed by its `run`) to avoid reading it again.
@@ -57,8 +63,11 @@ export interface VmBackend<Vm extends VmFacts> {
   locate(run: TaskRun, host: string, hint: string | undefined): Promise<Vm | null>;
   /** In explain: the VM an earlier round of the same plan defines on `hypervisor`, or null if it is unknown. */
   planned(host: string, hypervisor: string, size: VmSize, mac: string | undefined): Vm | null;
-  /** Places and defines the VM (or finds the one defined meanwhile); a string says why there is no room. */
-  define(run: TaskRun, definition: VmDefinition): Promise<Vm | string>;
+  /**
+   * Places and defines the VM (or finds the one defined meanwhile); a string says why there is no room, a wait
+   * names the host attribute placement needs first (its datacenter, when hypervisors are in datacenters).
+   */
+  define(run: TaskRun, definition: VmDefinition): Promise<Vm | string | PlacementWait>;
   /** Gives the VM a new size where it is; a string says why there is no room. */
   resize(run: TaskRun, vm: Vm, hwspec: string, size: VmSize): Promise<Vm | string>;
   /** Starts the VM and records that it booted. */
@@ -164,6 +173,10 @@ async function decideVm<Vm extends VmFacts>(backend: VmBackend<Vm>, run: TaskRun
     const defined = await backend.define(run, { host, hwspec: wanted, size: sizeOf(wanted), pinned, mac });
     if (typeof defined === 'string') {
       out.reject(defined, hwspecUpdate, ...others);
+      return;
+    }
+    if ('waitFor' in defined) {
+      out.defer(defined.reason, [defined.waitFor], hwspecUpdate, ...others);
       return;
     }
     vm = defined;

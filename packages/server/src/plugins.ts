@@ -10,6 +10,7 @@ import type {
   NodeProvider,
   PluginDefinition,
   PlannerOptions,
+  SeedNode,
   Store,
 } from '@consortium/core';
 import {
@@ -64,6 +65,28 @@ export async function importPlugins(
   return loaded;
 }
 
+/** One plugin's config section, validated against its schema with the defaults filled in. */
+function sectionOf(ajv: Ajv2020, plugin: PluginDefinition, config: PluginConfig): unknown {
+  const section = structuredClone(config.config ?? {});
+  const validate = ajv.compile(plugin.configSchema);
+  if (!validate(section)) {
+    throw new InputError(
+      `invalid config for plugin ${plugin.id}: ${formatSchemaErrors(validate.errors).join('; ')}`,
+    );
+  }
+  return section;
+}
+
+/** The nodes the plugins' configs name (`seeds`), each with the id of the plugin that names it. */
+export function pluginSeeds(
+  plugins: readonly { plugin: PluginDefinition; config: PluginConfig }[],
+): { readonly plugin: string; readonly seed: SeedNode }[] {
+  const ajv = new Ajv2020({ allErrors: true, strict: false, useDefaults: true });
+  return plugins.flatMap(({ plugin, config }) =>
+    (plugin.seeds?.(sectionOf(ajv, plugin, config)) ?? []).map((seed) => ({ plugin: plugin.id, seed })),
+  );
+}
+
 /**
  * Builds every kind's runtime from loaded plugins: validates each plugin's config, makes its providers and
  * compiles the kinds' schemas (which refuses conflicting claims at start-up).
@@ -80,13 +103,7 @@ export function buildKinds(
   for (const { plugin, config } of plugins) {
     if (ids.has(plugin.id)) throw new InvalidClaimError(`plugin "${plugin.id}" is loaded twice`);
     ids.add(plugin.id);
-    const section = structuredClone(config.config ?? {});
-    const validate = ajv.compile(plugin.configSchema);
-    if (!validate(section)) {
-      throw new InputError(
-        `invalid config for plugin ${plugin.id}: ${formatSchemaErrors(validate.errors).join('; ')}`,
-      );
-    }
+    const section = sectionOf(ajv, plugin, config);
     for (const kind of plugin.kinds ?? []) {
       if (!kinds.some((k) => k.name === kind.name)) kinds.push(kind);
     }

@@ -17,10 +17,12 @@ import { createLogger } from './logging.js';
 import { BatchRunner } from './batch-runner.js';
 import { Master } from './master.js';
 import { Metrics } from './metrics.js';
+import { Intake } from './intake.js';
 import { Observer } from './observer.js';
+import { Seeder } from './seeder.js';
 import { openConfiguredStore, secretOf, tlsOptions } from './stores.js';
 import type { Kinds } from './plugins.js';
-import { buildKinds, importPlugins } from './plugins.js';
+import { buildKinds, importPlugins, pluginSeeds } from './plugins.js';
 import type { Runnable } from './runnable.js';
 import { runAll } from './runnable.js';
 import { devAdminToken } from './tokens.js';
@@ -273,6 +275,11 @@ export async function startRoles(
     runnables.push(
       new Observer({ store, kinds, logger, clock, intervalMs: config.observe.intervalSeconds * 1000 }),
     );
+    const seeds = pluginSeeds(plugins);
+    if (seeds.length > 0) {
+      const intake = new Intake({ store, coordinator, kinds, clock, logger });
+      runnables.push(new Seeder({ store, intake, seeds, logger }));
+    }
   }
   if (roles.includes('worker')) {
     runnables.push(

@@ -89,7 +89,16 @@ describe('the inventory plugin', () => {
     ]);
     expect(claimed(provider('vlan'))).toEqual(['datacenter', 'description', 'vid']);
     expect(claimed(provider('vip'))).toEqual(['address', 'members', 'port']);
-    expect(claimed(provider('hypervisor'))).toEqual(['address', 'capacity', 'datacenter', 'description']);
+    // Capacity is observed by the hypervisor provider (libvirt, the sandbox), not typed into the inventory.
+    expect(claimed(provider('hypervisor'))).toEqual([
+      'address',
+      'datacenter',
+      'description',
+      'host_key_fingerprint',
+      'schedulable',
+      'ssh_port',
+      'ssh_user',
+    ]);
     expect([...schemas().keys()].sort()).toEqual(['host', 'hypervisor', 'subnet', 'vip', 'vlan']);
   });
 
@@ -135,7 +144,10 @@ describe('the inventory plugin', () => {
     expect(subnet.listSemanticsAt([{ prop: 'reserved' }])).toEqual({ type: 'set' });
     expect(all.get('vlan')!.checkValue([{ prop: 'vid' }], 0)).toHaveLength(1);
     expect(all.get('vip')!.checkValue([{ prop: 'port' }], 65536)).toHaveLength(1);
-    expect(all.get('hypervisor')!.checkValue([{ prop: 'capacity' }], { vcpus: 64 })).toHaveLength(1);
+    const hypervisor = all.get('hypervisor')!;
+    expect(hypervisor.checkValue([{ prop: 'host_key_fingerprint' }], 'SHA256:short')).toHaveLength(1);
+    expect(hypervisor.checkValue([{ prop: 'schedulable' }], 'no')).toHaveLength(1);
+    expect(hypervisor.checkValue([{ prop: 'ssh_port' }], 0)).toHaveLength(1);
 
     const host = all.get('host')!;
     expect(() => {

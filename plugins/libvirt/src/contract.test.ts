@@ -1,9 +1,10 @@
 /**
  * The provider contract for libvirt against the real lab (libvirtd over sshd). Writes are the virsh commands that
- * change a domain (define, start, destroy, undefine, metadata --set), counted on their way to the SSH session; a
- * transient fault is real: while it lasts the commands go to an SSH port nothing listens on.
+ * change a domain (define, start, destroy, undefine, metadata --set), counted on their way to the SSH session (as
+ * commands or as lines of the long-lived virsh); a transient fault is real: while it lasts the commands go to an SSH
+ * port nothing listens on, and the virsh already open there is cut off.
  */
-import type { ExecOptions, RemoteShell } from './index.js';
+import type { ChannelHandlers, ExecOptions, RemoteChannel, RemoteShell } from './index.js';
 import { silentLogger } from '@consortium/plugin-api';
 import type { LibvirtLab } from '@consortium/test-libvirt-lab';
 import { startLibvirtLab } from '@consortium/test-libvirt-lab';
@@ -12,7 +13,8 @@ import type { LibvirtConfig, LibvirtProvider } from './index.js';
 import { hypervisorsOf, libvirtProvider, Virsh } from './index.js';
 import { describeProviderContract, freePort } from '@consortium/testkit';
 
-const WRITES = / (define|start|destroy|undefine) |--set /;
+/** A write as an exec command line (`virsh ... start web-01`) or a line of the virsh session (`start web-01`). */
+const WRITES = /(^| )(define|start|destroy|undefine) |--set /;
 
 let lab: LibvirtLab;
 
@@ -54,6 +56,26 @@ describeProviderContract('libvirt (libvirt lab)', async () => {
       if (WRITES.test(command)) writes++;
       return real.shell.exec(command, options);
     },
+    open: async (command: string, handlers: ChannelHandlers, signal: AbortSignal) => {
+      const target = down ? dead.shell : real.shell;
+      const channel: RemoteChannel = await (target.open?.(command, handlers, signal) ??
+        Promise.reject(new Error('no open')));
+      return {
+        write: (text: string) => {
+          if (down) {
+            // The fault cuts the session off, as a dropped connection would.
+            channel.close();
+            return;
+          }
+          for (const line of text.split('\n')) if (WRITES.test(line)) writes++;
+          channel.write(text);
+        },
+        close: () => {
+          channel.close();
+        },
+      };
+    },
+    hold: () => real.shell.hold?.() ?? (() => undefined),
     close: () => {
       real.shell.close();
       dead.shell.close();

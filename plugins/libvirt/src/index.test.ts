@@ -40,8 +40,9 @@ function providers(
   const hypervisor = Object.fromEntries(
     Object.entries(fields).filter(([, value]) => value !== undefined),
   ) as unknown as LibvirtHypervisorConfig;
+  // The first provider is for hosts; the second observes hypervisor nodes' capacity over the same connections.
   const list = plugin.providers({ hypervisors: [hypervisor], ...config }, services) as LibvirtProvider[];
-  made.push(...list);
+  made.push(list[0] as LibvirtProvider);
   return list;
 }
 
@@ -66,7 +67,7 @@ describe('the libvirt plugin', () => {
 
   it('reads the key from a file or the environment, and refuses one it cannot use', () => {
     process.env['LIBVIRT_TEST_KEY'] = KEY;
-    expect(providers({}, { privateKey: undefined, privateKeyEnv: 'LIBVIRT_TEST_KEY' })).toHaveLength(1);
+    expect(providers({}, { privateKey: undefined, privateKeyEnv: 'LIBVIRT_TEST_KEY' })).toHaveLength(2);
     delete process.env['LIBVIRT_TEST_KEY'];
     expect(() => providers({}, { privateKey: undefined, privateKeyEnv: 'LIBVIRT_TEST_KEY' })).toThrow(
       new InputError(

@@ -4,14 +4,19 @@
  * hypervisors come from the plugin config: how to reach each one over SSH, its verified host key and its capacity.
  */
 import { readFileSync } from 'node:fs';
-import type { JsonSchema, Logger } from '@consortium/plugin-api';
-import { definePlugin, InputError } from '@consortium/plugin-api';
+import type { JsonSchema, Logger, NodeProvider, PluginStore, SeedNode } from '@consortium/plugin-api';
+import {
+  definePlugin,
+  HYPERVISOR_KIND,
+  hypervisorCapacityProvider,
+  InputError,
+} from '@consortium/plugin-api';
 // ssh2 is CommonJS and Node cannot name `utils` as an ESM export; the default import is its module.exports.
 import ssh2 from 'ssh2';
 import type { NetworkConfig } from './domain-xml.js';
 import { parseHostKey } from './host-key.js';
-import type { Hypervisor, LibvirtProvider } from './libvirt-provider.js';
-import { libvirtProvider } from './libvirt-provider.js';
+import type { Hypervisor, HypervisorNode, LibvirtProvider } from './libvirt-provider.js';
+import { LIBVIRT_PROVIDER, libvirtProvider } from './libvirt-provider.js';
 import type { VmSize } from './placement.js';
 import { DEFAULT_HWSPECS } from './placement.js';
 import { SshSession } from './ssh-session.js';
@@ -21,11 +26,24 @@ export type { DomainFacts, DomainMetadata, DomainSpec, NetworkConfig } from './d
 export { domainXml, METADATA_NS, parseDomainXml } from './domain-xml.js';
 export type { ExpectedHostKey } from './host-key.js';
 export { fingerprintOf, parseHostKey } from './host-key.js';
-export type { Hypervisor, LibvirtProvider, LibvirtProviderOptions } from './libvirt-provider.js';
+export type {
+  Hypervisor,
+  HypervisorNode,
+  LibvirtProvider,
+  LibvirtProviderOptions,
+} from './libvirt-provider.js';
 export { LIBVIRT_PROVIDER, libvirtClaims, libvirtProvider } from './libvirt-provider.js';
 export type { HypervisorUsage, VmSize } from './placement.js';
 export { DEFAULT_HWSPECS, describeFree, fits, freeOn, hwspecOf, macFor, place } from './placement.js';
-export type { CommandResult, ExecOptions, RemoteShell, SshSessionOptions } from './ssh-session.js';
+export type {
+  ChannelHandlers,
+  CommandResult,
+  ExecOptions,
+  RemoteChannel,
+  RemoteShell,
+  SshSessionOptions,
+} from './ssh-session.js';
+export { answerOf, DomainEvents, VirshSession } from './virsh-session.js';
 export { SshSession } from './ssh-session.js';
 export type { DomainState } from './virsh.js';
 export { shellQuote, Virsh, virshMessage } from './virsh.js';
@@ -58,6 +76,8 @@ export interface LibvirtHypervisorConfig {
   readonly domainType?: 'kvm' | 'qemu';
   /** Where VM interfaces connect (default the libvirt network `default`). */
   readonly network?: NetworkConfig;
+  /** The datacenter it is in, written to its `hypervisor` node when the plugin creates it (seeding). */
+  readonly datacenter?: string;
 }
 
 /** The libvirt plugin's config. */
@@ -134,6 +154,11 @@ const configSchema: JsonSchema = {
             description: 'vCPUs VMs may use in total (no limit if absent)',
           },
           domainType: { type: 'string', enum: ['kvm', 'qemu'], default: LIBVIRT_DEFAULTS.domainType },
+          datacenter: {
+            type: 'string',
+            minLength: 1,
+            description: 'the datacenter of its hypervisor node, when the plugin creates that node',
+          },
           network: {
             type: 'object',
             description:
@@ -230,7 +255,8 @@ export function hypervisorsOf(config: LibvirtConfig, logger: Logger): Hypervisor
       hostKey: parseHostKey(entry.hostKey, `plugin libvirt, hypervisor ${entry.name}`),
       connectTimeoutMs: config.connectTimeoutMs ?? LIBVIRT_DEFAULTS.connectTimeoutMs,
       idleMs: LIBVIRT_DEFAULTS.idleMs,
-      maxChannels: 8,
+      // Two more channels stay open for the virsh session and its event stream: 8 of sshd's default 10.
+      maxChannels: 6,
       logger,
     });
     return {
@@ -249,16 +275,75 @@ export function hypervisorsOf(config: LibvirtConfig, logger: Logger): Hypervisor
   });
 }
 
-/** The libvirt plugin. Each call of `providers` makes one provider with one SSH connection per hypervisor. */
+/** The `hypervisor` nodes of the inventory, as placement reads them. */
+export async function hypervisorNodes(store: PluginStore): Promise<Map<string, HypervisorNode>> {
+  const nodes = new Map<string, HypervisorNode>();
+  let cursor: string | undefined;
+  do {
+    const page = await store.listNodes('hypervisor', {
+      limit: 1000,
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    for (const node of page.items) {
+      if (node.attrs['present'] !== true) continue;
+      const { datacenter, schedulable } = node.attrs;
+      nodes.set(node.name, {
+        ...(typeof datacenter === 'string' ? { datacenter } : {}),
+        ...(typeof schedulable === 'boolean' ? { schedulable } : {}),
+      });
+    }
+    cursor = page.next;
+  } while (cursor !== undefined);
+  return nodes;
+}
+
+/** The `hypervisor` node a configured hypervisor seeds: how to reach it, its datacenter, schedulable. */
+export function hypervisorSeed(entry: LibvirtHypervisorConfig): SeedNode {
+  const where = `plugin libvirt, hypervisor ${entry.name}`;
+  return {
+    kind: 'hypervisor',
+    name: entry.name,
+    attrs: {
+      address: entry.host,
+      ssh_port: entry.port ?? LIBVIRT_DEFAULTS.port,
+      ssh_user: entry.user,
+      host_key_fingerprint: parseHostKey(entry.hostKey, where).fingerprint,
+      ...(entry.datacenter === undefined ? {} : { datacenter: entry.datacenter }),
+      schedulable: true,
+    },
+  };
+}
+
+/**
+ * The libvirt plugin. Each call of `providers` makes one provider for hosts, with one SSH connection per
+ * hypervisor, and one for `hypervisor` nodes that observes their capacity through the same connections. Placement
+ * goes to the configured hypervisors whose `hypervisor` node exists and is schedulable (the config seeds them).
+ */
 export const plugin = definePlugin<LibvirtConfig>({
   id: 'libvirt',
   configSchema,
-  providers: (config, services): LibvirtProvider[] => [
-    libvirtProvider({
+  kinds: [HYPERVISOR_KIND],
+  seeds: (config) => config.hypervisors.map(hypervisorSeed),
+  providers: (config, services): NodeProvider[] => {
+    const hosts: LibvirtProvider = libvirtProvider({
       hypervisors: hypervisorsOf(config, services.logger),
       hwspecs: config.hwspecs ?? DEFAULT_HWSPECS,
       interface: config.interface ?? LIBVIRT_DEFAULTS.interface,
       machine: config.machine ?? LIBVIRT_DEFAULTS.machine,
-    }),
-  ],
+      // Tests build providers without a store; placement then takes every configured hypervisor.
+      ...((services.store as PluginStore | undefined) === undefined
+        ? {}
+        : { hypervisorNodes: () => hypervisorNodes(services.store) }),
+    });
+    return [
+      hosts,
+      hypervisorCapacityProvider({
+        provider: LIBVIRT_PROVIDER,
+        usage: async (name, context) => {
+          const usage = await hosts.usage(name, context.signal);
+          return usage === null ? null : { usage };
+        },
+      }),
+    ];
+  },
 });

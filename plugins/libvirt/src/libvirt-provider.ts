@@ -12,6 +12,7 @@ import type {
   NodeProvider,
   NodeRef,
   Observation,
+  PlacementWait,
   ProviderContext,
   TaskRun,
   VmBackend,
@@ -25,6 +26,7 @@ import type { HypervisorUsage, VmSize } from './placement.js';
 import { describeFree, describeSize, fits, hwspecOf, macFor, place } from './placement.js';
 import type { RemoteShell } from './ssh-session.js';
 import type { DomainState, Virsh } from './virsh.js';
+import type { DomainEvents } from './virsh-session.js';
 
 /** The name of the libvirt provider. */
 export const LIBVIRT_PROVIDER = 'libvirt';
@@ -52,12 +54,26 @@ export interface LibvirtProviderOptions {
   readonly interface: string;
   /** The QEMU machine type (e.g. pc). */
   readonly machine: string;
+  /**
+   * The `hypervisor` nodes of the inventory (read for each placement): a configured hypervisor is placed on only
+   * while its node exists and is schedulable, and only for hosts of its datacenter. Absent: every configured one.
+   */
+  readonly hypervisorNodes?: (signal: AbortSignal) => Promise<ReadonlyMap<string, HypervisorNode>>;
+}
+
+/** What placement reads of a `hypervisor` node. */
+export interface HypervisorNode {
+  readonly datacenter?: string;
+  /** False while draining. */
+  readonly schedulable?: boolean;
 }
 
 /** The provider, with a way to close its SSH connections. */
 export interface LibvirtProvider extends NodeProvider {
   /** Closes every SSH connection; later tasks open new ones. */
   close(): void;
+  /** A configured hypervisor's usage as its placement view holds it (reading what changed), or null if unknown. */
+  usage(name: string, signal: AbortSignal): Promise<HypervisorUsage | null>;
 }
 
 /** What the libvirt provider claims on hosts, for the given sizes: the plugin API's standard VM claims. */
@@ -69,6 +85,18 @@ export function libvirtClaims(hwspecs: Readonly<Record<string, VmSize>>): Attrib
 interface Vm extends VmFacts {
   readonly hv: Hypervisor;
   readonly state: DomainState;
+}
+
+/** One hypervisor's domains as the provider last read them, kept current by its domain events. */
+interface View {
+  domains: Map<string, DomainState>;
+  /** Domains an event named since they were read. */
+  readonly dirty: Set<string>;
+  /** An event arrived since the stream was opened: it is registered. */
+  proven: boolean;
+  /** `domains` (with `dirty` read again) is what the hypervisor holds. */
+  trusted: boolean;
+  events: DomainEvents | undefined;
 }
 
 /** Every hypervisor's domains, read in one pass. */
@@ -120,11 +148,89 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
     return recorded === undefined || recorded === hv.name || !byName.has(recorded);
   };
 
+  /**
+   * What the provider knows of each hypervisor's domains. A view is trusted (read from instead of libvirt) only
+   * while its event stream runs and when it was read in full after that stream proved it was registered (an event
+   * arrived); from then on every define, undefine, start or stop anywhere on the hypervisor names its domain, and
+   * only those domains are read again. Without events (a shell that cannot keep a command open, a stream that
+   * ended) every scan reads every domain, as before.
+   */
+  const views = new Map<string, View>();
+  const viewOf = (hv: Hypervisor): View => {
+    let view = views.get(hv.name);
+    if (view === undefined) {
+      const created: View = {
+        domains: new Map(),
+        dirty: new Set(),
+        proven: false,
+        trusted: false,
+        events: undefined,
+      };
+      created.events = hv.virsh.events(
+        (domain) => {
+          created.proven = true;
+          created.dirty.add(domain);
+        },
+        () => {
+          created.proven = false;
+          created.trusted = false;
+        },
+      );
+      views.set(hv.name, created);
+      view = created;
+    }
+    view.events?.listen();
+    return view;
+  };
+
+  const trusted = (view: View): boolean => view.trusted;
+
+  /**
+   * The domains of `hv`: from its trusted view (reading again only the domains events named, and `host`, whose
+   * change a moment ago may not have sent its event yet), else read in full.
+   */
+  async function domainsOf(
+    hv: Hypervisor,
+    host: string,
+    signal: AbortSignal,
+  ): Promise<readonly DomainState[]> {
+    const view = viewOf(hv);
+    if (view.trusted) {
+      const names = [...new Set([...view.dirty, host])];
+      view.dirty.clear();
+      try {
+        const states = await Promise.all(names.map((name) => hv.virsh.domain(name, { signal })));
+        names.forEach((name, i) => {
+          const state = states[i];
+          if (state === null || state === undefined) view.domains.delete(name);
+          else view.domains.set(name, state);
+        });
+      } catch (error) {
+        for (const name of names) view.dirty.add(name);
+        throw error;
+      }
+      // The stream may have ended while the domains were read.
+      if (trusted(view)) return [...view.domains.values()];
+    }
+    // Events after this point mark domains again; a read that starts after the stream proved itself is complete.
+    const proven = view.proven;
+    view.dirty.clear();
+    const domains = await hv.virsh.domains({ signal });
+    view.domains = new Map(domains.map((d) => [d.name, d]));
+    view.trusted = proven && view.proven && view.events?.listening === true;
+    return domains;
+  }
+
+  /** A domain the provider just changed is read again before the view is used (its event may come later). */
+  const touched = (hv: Hypervisor, name: string): void => {
+    views.get(hv.name)?.dirty.add(name);
+  };
+
   /** Reads every hypervisor; throws when one cannot be read (it might hold the host's domain). */
   async function scan(host: string, signal: AbortSignal): Promise<Scan> {
     const generation = placements;
     const all = await Promise.all(
-      options.hypervisors.map(async (hv) => ({ hv, domains: await hv.virsh.domains({ signal }) })),
+      options.hypervisors.map(async (hv) => ({ hv, domains: await domainsOf(hv, host, signal) })),
     );
     const usages = new Map<string, HypervisorUsage>();
     const macs = new Set<string>();
@@ -156,6 +262,7 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
   ): Promise<{ vm: Vm | null; scan?: Scan }> {
     const hv = preferred === undefined ? undefined : byName.get(preferred);
     if (hv !== undefined) {
+      // Read from libvirt, not the view: a change made a moment ago may not have sent its event yet.
       const state = await hv.virsh.domain(host, { signal });
       if (state !== null && belongs(state, hv)) {
         seenOn.set(host, hv.name);
@@ -186,7 +293,7 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
     });
 
   /** Places and defines a domain in one turn: a fresh scan unless the task's own is still current. */
-  async function define(run: TaskRun, request: VmDefinition): Promise<Vm | string> {
+  async function define(run: TaskRun, request: VmDefinition): Promise<Vm | string | PlacementWait> {
     const { host, hwspec, size, pinned } = request;
     const scanned = scans.get(run);
     const fresh =
@@ -195,7 +302,38 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
         : await scan(host, run.signal);
     scans.set(run, fresh);
     if (fresh.found !== null) return fresh.found;
-    const usages = [...fresh.usages.values()];
+    const nodes = await options.hypervisorNodes?.(run.signal);
+    const datacenter = run.task.node['datacenter'];
+    const host_dc = typeof datacenter === 'string' ? datacenter : undefined;
+    if (nodes !== undefined && host_dc === undefined) {
+      const centers = [...new Set([...nodes.values()].flatMap((n) => n.datacenter ?? []))].sort();
+      if (centers.length > 0) {
+        return {
+          waitFor: 'datacenter',
+          reason: `waiting for the host's datacenter to place the VM (hypervisors are in ${centers.join(', ')})`,
+        };
+      }
+    }
+    /** Why a configured hypervisor cannot take the VM, or undefined when it can. */
+    const barred = (name: string): string | undefined => {
+      if (nodes === undefined) return undefined;
+      const node = nodes.get(name);
+      if (node === undefined) return `${name} has no hypervisor node`;
+      if (node.schedulable === false) return `${name} is not schedulable (draining)`;
+      if (host_dc !== undefined && node.datacenter !== undefined && node.datacenter !== host_dc)
+        return `${name} is in datacenter ${node.datacenter}`;
+      return undefined;
+    };
+    if (pinned !== undefined) {
+      const why = barred(pinned);
+      if (why !== undefined) return `cannot place ${host} on hypervisor ${pinned}: ${why}`;
+    }
+    const usages = [...fresh.usages.values()].filter((u) => barred(u.name) === undefined);
+    if (usages.length === 0) {
+      const reasons = [...fresh.usages.keys()].map((name) => barred(name)).join('; ');
+      const where = host_dc === undefined ? '' : ` in datacenter ${host_dc}`;
+      return `no schedulable hypervisor${where} for ${host}: ${reasons}`;
+    }
     const chosen = pinned ?? place(usages, size);
     const usage = chosen === undefined ? undefined : fresh.usages.get(chosen);
     if (chosen === undefined || usage === undefined || !fits(usage, size)) {
@@ -224,7 +362,11 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
       hv.name,
       `defined domain ${host} (${describeSize(hwspec, size)}, mac ${mac}) on ${describeFree(usage)}`,
       async () => {
-        await hv.virsh.define(host, xml, { signal: run.signal });
+        try {
+          await hv.virsh.define(host, xml, { signal: run.signal });
+        } finally {
+          touched(hv, host);
+        }
         placements++;
         seenOn.set(host, hv.name);
       },
@@ -286,7 +428,11 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
         hv.name,
         `resized domain ${host} to ${describeSize(hwspec, size)}${later}`,
         async () => {
-          await hv.virsh.define(host, xml, { signal: run.signal });
+          try {
+            await hv.virsh.define(host, xml, { signal: run.signal });
+          } finally {
+            touched(hv, host);
+          }
           placements++;
         },
       );
@@ -297,31 +443,47 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
     async start(run, vm) {
       const host = run.task.name;
       await act(run, 'start', vm.hv.name, `started domain ${host}`, async () => {
-        await vm.hv.virsh.start(host, { signal: run.signal });
+        try {
+          await vm.hv.virsh.start(host, { signal: run.signal });
+        } finally {
+          touched(vm.hv, host);
+        }
         await backend.markBooted(run, vm);
       });
     },
 
     async markBooted(run, vm) {
       if (vm.booted) return;
-      await vm.hv.virsh.setMetadata(
-        run.task.name,
-        { hypervisor: vm.hv.name, booted: true },
-        { signal: run.signal },
-      );
+      try {
+        await vm.hv.virsh.setMetadata(
+          run.task.name,
+          { hypervisor: vm.hv.name, booted: true },
+          { signal: run.signal },
+        );
+      } finally {
+        touched(vm.hv, run.task.name);
+      }
     },
 
     async powerOff(run, vm) {
       const host = run.task.name;
-      await act(run, 'destroy', vm.hv.name, `powered off domain ${host}`, () =>
-        vm.hv.virsh.destroy(host, { signal: run.signal }),
-      );
+      await act(run, 'destroy', vm.hv.name, `powered off domain ${host}`, async () => {
+        try {
+          await vm.hv.virsh.destroy(host, { signal: run.signal });
+        } finally {
+          touched(vm.hv, host);
+        }
+      });
     },
 
     async undefine(run, vm) {
       const host = run.task.name;
       await act(run, 'undefine', vm.hv.name, `undefined domain ${host}`, async () => {
-        await vm.hv.virsh.undefine(host, { signal: run.signal });
+        try {
+          await vm.hv.virsh.undefine(host, { signal: run.signal });
+        } finally {
+          touched(vm.hv, host);
+        }
         seenOn.delete(host);
       });
     },
@@ -342,8 +504,18 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
 
   return vmProvider(backend, {
     observe,
+    usage: async (name: string, signal: AbortSignal): Promise<HypervisorUsage | null> => {
+      const hv = byName.get(name);
+      if (hv === undefined) return null;
+      return { name, capacity: hv.capacity, domains: await domainsOf(hv, name, signal) };
+    },
     close: () => {
-      for (const hv of options.hypervisors) hv.shell.close();
+      for (const view of views.values()) view.events?.close();
+      views.clear();
+      for (const hv of options.hypervisors) {
+        hv.virsh.close();
+        hv.shell.close();
+      }
     },
   });
 }

@@ -60,6 +60,8 @@ beforeEach(async () => {
     { present: true, cidr: '10.1.2.0/24', gateway: '10.1.2.1' },
     Date.now(),
   );
+  // The hypervisor node the plugin's config seeds when the server starts; placement goes by it.
+  await store.insertNode('hypervisor', 'lab', { present: true, schedulable: true }, Date.now());
   server = await startCobblerServer({ users: { consortium: 'pxe-secret' }, profiles: ['debian12'] });
 });
 

@@ -5,6 +5,7 @@
  * (retrying cannot help). The private key is never logged or put into a message.
  */
 import { connect as tcpConnect } from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 import type { Socket } from 'node:net';
 import type { Logger } from '@consortium/plugin-api';
 import { BackendError, BackendUnavailableError, CancelledError } from '@consortium/plugin-api';
@@ -29,12 +30,35 @@ export interface ExecOptions {
   readonly timeoutMs: number;
 }
 
+/** What a long-lived command (`RemoteShell.open`) reports: its output as it comes, and its end. */
+export interface ChannelHandlers {
+  /** Standard output (and whatever the command line sends there) as it arrives, decoded as UTF-8. */
+  onData(text: string): void;
+  /** Once, when the command ends or the connection drops; `code` is its exit status when it exited. */
+  onClose(code: number | undefined): void;
+}
+
+/** A long-lived command on the remote machine, its standard input open for writing. */
+export interface RemoteChannel {
+  /** Writes to the command's standard input. */
+  write(text: string): void;
+  /** Ends the command: closes its standard input and the channel. */
+  close(): void;
+}
+
 /** Runs commands on one machine; `SshSession` over SSH, or anything else that can (for tests). */
 export interface RemoteShell {
   /** Who and where, for messages: `consortium@hv-1.example.com:22`. */
   readonly address: string;
   /** Runs a command line in the remote user's shell; throws `BackendUnavailableError` or `BackendError`. */
   exec(command: string, options: ExecOptions): Promise<CommandResult>;
+  /**
+   * Starts a command that stays running (an interactive `virsh`, `virsh event --loop`) on the shared connection;
+   * it does not count against the commands run at once. Absent: every command is an `exec`.
+   */
+  open?(command: string, handlers: ChannelHandlers, signal: AbortSignal): Promise<RemoteChannel>;
+  /** Keeps the connection up (and the process alive) until the returned release is called. */
+  hold?(): () => void;
   /** Closes the connection; the next command opens a new one. */
   close(): void;
 }
@@ -81,6 +105,8 @@ export class SshSession implements RemoteShell {
   readonly address: string;
   private connection: Promise<Connection> | undefined;
   private inflight = 0;
+  /** Users of the connection besides exec channels (`hold`): it is neither idle nor unreferenced while any. */
+  private holds = 0;
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly waiting: (() => void)[] = [];
 
@@ -92,6 +118,7 @@ export class SshSession implements RemoteShell {
   /** Runs a command line; see `RemoteShell.exec`. Throws `CancelledError` when `signal` aborts. */
   async exec(command: string, options: ExecOptions): Promise<CommandResult> {
     if (options.signal.aborted) throw this.cancelled();
+    clearTimeout(this.idleTimer);
     await this.acquire(options.signal);
     try {
       const { client } = await this.connected(options.signal);
@@ -117,37 +144,111 @@ export class SshSession implements RemoteShell {
   }
 
   private async acquire(signal: AbortSignal): Promise<void> {
-    clearTimeout(this.idleTimer);
     while (this.inflight >= this.options.maxChannels) {
       await new Promise<void>((resolve) => this.waiting.push(resolve));
       if (signal.aborted) throw this.cancelled();
     }
     this.inflight++;
+    this.busy();
+  }
+
+  private release(): void {
+    this.inflight--;
+    this.waiting.shift()?.();
+    this.quiet();
+  }
+
+  /** Keeps the connection up and referenced until the returned function is called (once). */
+  hold(): () => void {
+    this.holds++;
+    this.busy();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds--;
+      this.quiet();
+    };
+  }
+
+  private busy(): void {
+    clearTimeout(this.idleTimer);
     void this.connection?.then(
       ({ socket }) => socket.ref(),
       () => undefined,
     );
   }
 
-  private release(): void {
-    this.inflight--;
-    this.waiting.shift()?.();
-    if (this.inflight > 0) return;
+  private quiet(): void {
+    if (this.inflight > 0 || this.holds > 0) return;
     // An idle connection must not keep the process alive, and is closed after a while.
     void this.connection?.then(
       ({ socket }) => socket.unref(),
       () => undefined,
     );
+    clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
-      if (this.inflight === 0) this.close();
+      if (this.inflight === 0 && this.holds === 0) this.close();
     }, this.options.idleMs);
     this.idleTimer.unref();
+  }
+
+  /**
+   * Starts a long-lived command on the shared connection (see `RemoteShell.open`). Its output is merged into one
+   * stream by the command line itself (`2>&1`) where order matters.
+   */
+  async open(command: string, handlers: ChannelHandlers, signal: AbortSignal): Promise<RemoteChannel> {
+    if (signal.aborted) throw this.cancelled();
+    const release = this.hold();
+    try {
+      const { client } = await this.connected(signal);
+      return await new Promise<RemoteChannel>((resolve, reject) => {
+        client.exec(command, (error, stream) => {
+          if (error !== undefined) {
+            reject(this.unavailable(`refused to run a command: ${error.message}`, error));
+            return;
+          }
+          const decoder = new StringDecoder('utf8');
+          let code: number | undefined;
+          let closed = false;
+          const end = (): void => {
+            if (closed) return;
+            closed = true;
+            client.removeListener('close', end);
+            handlers.onClose(code);
+          };
+          // A dropped connection may not close its channels one by one.
+          client.once('close', end);
+          stream.on('data', (chunk: Buffer) => {
+            handlers.onData(decoder.write(chunk));
+          });
+          stream.stderr.on('data', (chunk: Buffer) => {
+            handlers.onData(decoder.write(chunk));
+          });
+          stream.on('exit', (exitCode: number | null) => {
+            code = exitCode ?? 255;
+          });
+          stream.on('close', end);
+          resolve({
+            write: (text) => {
+              if (!closed) stream.write(text);
+            },
+            close: () => {
+              if (!closed) stream.end();
+              stream.close();
+            },
+          });
+        });
+      });
+    } finally {
+      release();
+    }
   }
 
   /** The shared connection, opened if needed; a cancelled caller stops waiting, the attempt goes on for others. */
   private async connected(signal: AbortSignal): Promise<Connection> {
     if (this.connection === undefined) {
-      const attempt = this.open();
+      const attempt = this.connect();
       this.connection = attempt;
       attempt.catch(() => {
         if (this.connection === attempt) this.connection = undefined;
@@ -169,7 +270,8 @@ export class SshSession implements RemoteShell {
     }
   }
 
-  private unavailable(what: string, cause?: unknown): BackendUnavailableError {
+  /** The retryable error for a hypervisor that cannot be reached or dropped the connection. */
+  unavailable(what: string, cause?: unknown): BackendUnavailableError {
     return new BackendUnavailableError(`hypervisor ${this.options.name} (ssh ${this.address}) ${what}`, {
       cause,
       details: { hypervisor: this.options.name },
@@ -177,7 +279,7 @@ export class SshSession implements RemoteShell {
   }
 
   /** Opens the TCP connection and the SSH session on it; rejects with a translated error. */
-  private open(): Promise<Connection> {
+  private connect(): Promise<Connection> {
     const { host, port, connectTimeoutMs } = this.options;
     return new Promise<Connection>((resolve, reject) => {
       let settled = false;

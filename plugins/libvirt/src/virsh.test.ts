@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isDomainMissing, shellQuote, virshMessage } from './virsh.js';
+import { answerOf } from './virsh-session.js';
 
 describe('virsh helpers', () => {
   it('quotes words for a POSIX shell', () => {
@@ -24,5 +25,23 @@ describe('virsh helpers', () => {
       true,
     );
     expect(isDomainMissing(result)).toBe(false);
+  });
+
+  it('reads one answer of the interactive virsh: output and error lines, without prompt and echoes', () => {
+    const marker = 'echo "@@t" "1@@"';
+    expect(
+      answerOf(`virsh # domstate web-01\nshut off\n\nvirsh # ${marker}\n`, 'domstate web-01', marker),
+    ).toEqual({
+      code: 0,
+      stdout: 'shut off\n\n',
+      stderr: '',
+    });
+    expect(
+      answerOf(
+        `domstate nosuch\nerror: failed to get domain 'nosuch'\nvirsh # ${marker}\n`,
+        'domstate nosuch',
+        marker,
+      ),
+    ).toEqual({ code: 1, stdout: '', stderr: "error: failed to get domain 'nosuch'\n" });
   });
 });

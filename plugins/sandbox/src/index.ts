@@ -3,12 +3,12 @@
  * memory, so that `consortium dev` shows the whole provisioning flow on a machine with nothing installed
  * (DESIGN.md §6). Every operation it reports says `[simulated]`; no real machine is touched.
  */
-import type { JsonSchema } from '@consortium/plugin-api';
-import { definePlugin } from '@consortium/plugin-api';
+import type { JsonSchema, SeedNode } from '@consortium/plugin-api';
+import { definePlugin, HYPERVISOR_KIND, hypervisorCapacityProvider } from '@consortium/plugin-api';
 import { pxeProvider } from './pxe-provider.js';
 import type { SimulatedCapacity } from './simulation.js';
 import { SandboxWorld } from './simulation.js';
-import { vmProvider } from './vm-provider.js';
+import { SANDBOX_VM_PROVIDER, vmProvider } from './vm-provider.js';
 
 export type { PxeProviderOptions } from './pxe-provider.js';
 export { pxeProvider, SANDBOX_PXE_CLAIMS, SANDBOX_PXE_PROVIDER } from './pxe-provider.js';
@@ -94,6 +94,14 @@ const configSchema: JsonSchema = {
 export const plugin = definePlugin<SandboxConfig>({
   id: 'sandbox',
   configSchema,
+  kinds: [HYPERVISOR_KIND],
+  // Each simulated hypervisor is a `hypervisor` node, so `consort list hypervisor` shows them and their capacity.
+  seeds: (config): SeedNode[] =>
+    (config.hypervisors ?? SANDBOX_DEFAULTS.hypervisors).map((name) => ({
+      kind: 'hypervisor',
+      name,
+      attrs: { description: '[simulated] a sandbox hypervisor (no real machine)', schedulable: true },
+    })),
   providers: (config) => {
     const capacity = config.capacity ?? SANDBOX_DEFAULTS.capacity;
     const each: SimulatedCapacity = { vcpus: capacity.vcpus, memoryMib: capacity.memory_mib };
@@ -105,6 +113,15 @@ export const plugin = definePlugin<SandboxConfig>({
     return [
       vmProvider(world, { delayMs, interface: iface }),
       pxeProvider(world, { delayMs, interface: iface, profile: config.profile ?? SANDBOX_DEFAULTS.profile }),
+      hypervisorCapacityProvider({
+        provider: SANDBOX_VM_PROVIDER,
+        label: '[simulated]',
+        usage: (name) => {
+          world.reach();
+          const usage = world.usages().find((u) => u.name === name);
+          return Promise.resolve(usage === undefined ? null : { usage });
+        },
+      }),
     ];
   },
 });

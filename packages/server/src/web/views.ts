@@ -35,12 +35,27 @@ export function observedView(node: StoredNode): Record<string, { attrs: Attrs | 
   );
 }
 
-/** A node as the API shows it; `fields` limits the attributes shown. */
-export function nodeView(node: StoredNode, fields?: readonly string[]): NodeView {
+/**
+ * The node's attributes with every `readOnly` attribute (a hypervisor's observed capacity) taken from its
+ * provider's last observation: such values are what the backend reports, never a desired state.
+ */
+export function observedAttrs(node: StoredNode, schema: KindSchema | undefined): Attrs {
+  const properties = (schema?.document['properties'] ?? {}) as Record<string, Record<string, unknown>>;
+  let attrs = node.attrs;
+  for (const [name, property] of Object.entries(properties)) {
+    if (property['readOnly'] !== true || schema === undefined) continue;
+    const seen = node.observed[schema.authorityOf([{ prop: name }])]?.attrs;
+    const value = seen?.[name];
+    if (value !== undefined) attrs = { ...attrs, [name]: value };
+  }
+  return attrs;
+}
+
+/** A node as the API shows it; `fields` limits the attributes shown; `schema` shows observed `readOnly` values. */
+export function nodeView(node: StoredNode, fields?: readonly string[], schema?: KindSchema): NodeView {
+  const all = observedAttrs(node, schema);
   const attrs =
-    fields === undefined
-      ? node.attrs
-      : Object.fromEntries(Object.entries(node.attrs).filter(([k]) => fields.includes(k)));
+    fields === undefined ? all : Object.fromEntries(Object.entries(all).filter(([k]) => fields.includes(k)));
   return {
     kind: node.kind,
     name: node.name,
@@ -92,9 +107,13 @@ export function driftOf(schema: KindSchema, node: StoredNode): DriftView[] {
         (path) => schema.authorityOf(parsePath(path)) === provider,
       ),
     ]);
+    const properties = (schema.document['properties'] ?? {}) as Record<string, Record<string, unknown>>;
     for (const path of [...paths].sort()) {
       const parsed = parsePath(path);
       if (schema.subAuthorities(parsed).some((p) => p !== provider)) continue;
+      // A readOnly value (observed capacity) is only ever what was observed: it cannot drift.
+      const top = parsed[0];
+      if (top !== undefined && 'prop' in top && properties[top.prop]?.['readOnly'] === true) continue;
       const expected = getAt(node.attrs, parsed, schema) ?? null;
       const observed = getAt(seen, parsed, schema) ?? null;
       if (!deepEqual(expected, observed)) {

@@ -142,7 +142,7 @@ export function inventoryRouter(deps: WebDeps): express.Router {
       res.setHeader('Link', `</api/inventory/${kind}?${next.toString()}>; rel="next"`);
     }
     res.json({
-      items: page.items.map((n) => nodeView(n, fields)),
+      items: page.items.map((n) => nodeView(n, fields, runtime.schema)),
       ...(page.next === undefined ? {} : { next: page.next }),
     });
   });
@@ -161,7 +161,7 @@ export function inventoryRouter(deps: WebDeps): express.Router {
     const show = single(req.query['show'], 'show');
     if (show !== undefined && show !== 'authority') throw new InputError('show takes only "authority"');
     res.json({
-      ...nodeView(node),
+      ...nodeView(node, undefined, runtime.schema),
       ...(show === 'authority'
         ? {
             authority: authorityMap(runtime.schema, node.attrs),

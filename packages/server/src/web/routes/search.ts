@@ -54,7 +54,7 @@ export function searchRouter(deps: Pick<WebDeps, 'store' | 'kinds'>): express.Ro
         limit: limit - items.length,
         ...(filter === undefined ? {} : { filter }),
       });
-      items.push(...page.items.map((n) => nodeView(n)));
+      items.push(...page.items.map((n) => nodeView(n, undefined, kinds.get(kind)?.schema)));
       if (page.next !== undefined) truncated = true;
     }
     res.json({ items, ...(truncated ? { truncated: true } : {}) });
