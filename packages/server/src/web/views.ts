@@ -30,7 +30,7 @@ export function observedView(node: StoredNode): Record<string, { attrs: Attrs | 
   return Object.fromEntries(
     Object.entries(node.observed).map(([provider, o]) => [
       provider,
-      { attrs: o.attrs, at: iso(o.at) as string },
+      { attrs: o.attrs, at: iso(o.at) },
     ]),
   );
 }
