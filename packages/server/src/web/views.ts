@@ -28,10 +28,7 @@ export function roundsView(rounds: readonly RoundRecord[]): RoundView[] {
 /** What each provider last observed of a node, with when as an RFC 3339 timestamp. */
 export function observedView(node: StoredNode): Record<string, { attrs: Attrs | null; at: string }> {
   return Object.fromEntries(
-    Object.entries(node.observed).map(([provider, o]) => [
-      provider,
-      { attrs: o.attrs, at: iso(o.at) },
-    ]),
+    Object.entries(node.observed).map(([provider, o]) => [provider, { attrs: o.attrs, at: iso(o.at) }]),
   );
 }
 
