@@ -41,6 +41,15 @@ export function fleetPaths(): Record<string, unknown> {
       },
     },
     '/api/enc/{name}': {
+      parameters: [
+        {
+          name: 'name',
+          in: 'path',
+          required: true,
+          description: "the node's name",
+          schema: { type: 'string' },
+        },
+      ],
       get: {
         summary:
           "Puppet's external node classifier: YAML with classes (puppet_roles) and parameters (the other attributes); ?kind= (host)",
@@ -60,12 +69,18 @@ export function fleetPaths(): Record<string, unknown> {
       },
     },
     '/api/batches/{id}': {
+      parameters: [
+        { name: 'id', in: 'path', required: true, description: 'the batch id', schema: { type: 'string' } },
+      ],
       get: {
         summary: "One batch: counts per job state, state, every node's job and why it failed",
         responses: { 200: { description: 'batch' }, default: problem },
       },
     },
     '/api/batches/{id}/cancel': {
+      parameters: [
+        { name: 'id', in: 'path', required: true, description: 'the batch id', schema: { type: 'string' } },
+      ],
       post: {
         summary: 'Cancel a batch: held jobs never start, queued and running ones are cancelled',
         responses: { 202: { description: 'cancel requested' }, default: problem },

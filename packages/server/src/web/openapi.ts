@@ -41,8 +41,58 @@ const pathParam = (name: string, description: string, schema: unknown = string) 
   schema,
 });
 
-/** The shared schemas: errors, jobs, plans, audit entries, tokens. */
+/** The shared schemas: problems, actors, updates, failures, conditions. */
 function commonSchemas(): Record<string, unknown> {
+  return {
+    Problem: {
+      type: 'object',
+      description: 'RFC 9457 problem details with a stable code',
+      required: ['type', 'title', 'status', 'code', 'detail'],
+      properties: {
+        type: string,
+        title: string,
+        status: { type: 'integer' },
+        code: { type: 'string', description: 'stable machine-readable code' },
+        detail: string,
+        instance: string,
+        details: { type: 'object' },
+      },
+    },
+    Actor: {
+      type: 'object',
+      description: "who did something: a token's id and description",
+      required: ['id', 'description'],
+      properties: { id: string, description: nullable(string) },
+    },
+    Update: {
+      type: 'object',
+      required: ['path', 'op'],
+      properties: {
+        path: { type: 'string', description: 'an attribute path: power, interfaces[eth0].ip' },
+        op: { enum: ['set', 'unset', 'add', 'remove', 'merge'] },
+        value: {},
+      },
+      additionalProperties: false,
+    },
+    Updates: {
+      type: 'array',
+      description: `the body of ${UPDATES}: proposed updates, as consort sends them`,
+      items: ref('Update'),
+    },
+    Failure: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: { code: string, message: string, providers: { type: 'array', items: string } },
+    },
+    Condition: {
+      type: 'object',
+      properties: { provider: string, updateId: string, path: string, status: string, reason: string },
+    },
+  };
+}
+
+/** The schemas of jobs and plans. */
+function jobSchemas(): Record<string, unknown> {
   const round = {
     type: 'object',
     required: ['round', 'startedAt', 'endedAt', 'tasks'],
@@ -85,51 +135,7 @@ function commonSchemas(): Record<string, unknown> {
   };
   const jobRequired = ['id', 'kind', 'name', 'action', 'state', 'actor', 'createdAt', 'updates', 'links'];
   return {
-    Problem: {
-      type: 'object',
-      description: 'RFC 9457 problem details with a stable code',
-      required: ['type', 'title', 'status', 'code', 'detail'],
-      properties: {
-        type: string,
-        title: string,
-        status: { type: 'integer' },
-        code: { type: 'string', description: 'stable machine-readable code' },
-        detail: string,
-        instance: string,
-        details: { type: 'object' },
-      },
-    },
-    Actor: {
-      type: 'object',
-      description: "who did something: a token's id and description",
-      required: ['id', 'description'],
-      properties: { id: string, description: nullable(string) },
-    },
-    Update: {
-      type: 'object',
-      required: ['path', 'op'],
-      properties: {
-        path: { type: 'string', description: 'an attribute path: power, interfaces[eth0].ip' },
-        op: { enum: ['set', 'unset', 'add', 'remove', 'merge'] },
-        value: {},
-      },
-      additionalProperties: false,
-    },
-    Updates: {
-      type: 'array',
-      description: `the body of ${UPDATES}: proposed updates, as consort sends them`,
-      items: ref('Update'),
-    },
-    Failure: {
-      type: 'object',
-      required: ['code', 'message'],
-      properties: { code: string, message: string, providers: { type: 'array', items: string } },
-    },
     Round: round,
-    Condition: {
-      type: 'object',
-      properties: { provider: string, updateId: string, path: string, status: string, reason: string },
-    },
     Job: {
       type: 'object',
       required: [...jobRequired, 'rounds', 'conditions'],
@@ -170,6 +176,12 @@ function commonSchemas(): Record<string, unknown> {
         plan: ref('Plan'),
       },
     },
+  };
+}
+
+/** The schemas of nodes, search, audit, tokens and kinds. */
+function inventorySchemas(): Record<string, unknown> {
+  return {
     Node: {
       type: 'object',
       required: ['kind', 'name', 'revision', 'attrs', 'createdAt', 'updatedAt'],
@@ -341,6 +353,12 @@ function commonPaths(): Record<string, unknown> {
         responses: { 200: ok('nodes', ref('SearchResult')), default: problem },
       },
     },
+  };
+}
+
+/** The paths of jobs and the audit log. */
+function jobPaths(): Record<string, unknown> {
+  return {
     '/api/jobs': {
       get: {
         summary: 'List jobs, newest first',
@@ -411,6 +429,12 @@ function commonPaths(): Record<string, unknown> {
         responses: { 200: ok('a page of audit entries', ref('AuditPage')), default: problem },
       },
     },
+  };
+}
+
+/** The paths of tokens and the caller. */
+function tokenPaths(): Record<string, unknown> {
+  return {
     '/api/tokens': {
       get: {
         summary: 'List the tokens (admin), never their secrets',
@@ -494,8 +518,8 @@ export function openApiDocument(
   version: string,
   options: OpenApiOptions = {},
 ): Record<string, unknown> {
-  const schemas = commonSchemas();
-  const paths = commonPaths();
+  const schemas = { ...commonSchemas(), ...jobSchemas(), ...inventorySchemas() };
+  const paths = { ...commonPaths(), ...jobPaths(), ...tokenPaths() };
   Object.assign(paths, fleetPaths());
   for (const [kind, runtime] of kinds) {
     const title = titleOf(kind);
