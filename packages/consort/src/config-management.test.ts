@@ -94,7 +94,7 @@ describe('Puppet ENC', () => {
     expect(enc.classes).toEqual(['postgresql', 'base']);
     expect(enc.parameters['subcluster']).toBe('db');
     const missing = run(process.execPath, [CONSORT, 'enc', 'nope-01']);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(4); // not found
     expect(missing.stderr).toBe('consort: host/nope-01 does not exist\n');
   });
 });

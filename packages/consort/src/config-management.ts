@@ -6,7 +6,7 @@
  */
 import type { Argv } from 'yargs';
 import type { Client } from './client.js';
-import { CliError, EXIT, usage } from './errors.js';
+import { CliError, EXIT, exitForStatus, usage } from './errors.js';
 import type { Output } from './render.js';
 
 /** The kinds that are machines Ansible can reach. */
@@ -115,7 +115,7 @@ export function configManagementCommands<T extends { output: Output; context?: s
             } catch {
               // not a problem document
             }
-            throw new CliError(detail, EXIT.failed);
+            throw new CliError(detail, exitForStatus(response.statusCode ?? 0));
           }
           process.stdout.write(text);
           return EXIT.ok;
@@ -136,7 +136,7 @@ export function configManagementCommands<T extends { output: Output; context?: s
           const nodes = await machines(clientFor(a));
           if (a.host !== undefined) {
             const node = nodes.find((n) => n.name === a.host);
-            if (node === undefined) throw new CliError(`no machine named ${a.host}`, EXIT.failed);
+            if (node === undefined) throw new CliError(`no machine named ${a.host}`, EXIT.notFound);
             process.stdout.write(`${JSON.stringify(hostVars(node))}\n`);
           } else process.stdout.write(`${JSON.stringify(ansibleInventory(nodes))}\n`);
           return EXIT.ok;

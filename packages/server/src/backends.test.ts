@@ -115,7 +115,7 @@ describe('one command provisions a real VM', () => {
     expect((await backends.lab.tryVirsh(['dominfo', 'e2e-web-01'])).code).not.toBe(0);
     expect(await backends.powerdns.dig(`e2e-web-01.${PEK1_ZONE}`)).toEqual([]);
     expect(await backends.powerdns.dig(reverse(eth0.ip), 'PTR')).toEqual([]);
-    expect((await consort('get', 'host', 'e2e-web-01')).code).toBe(1);
+    expect((await consort('get', 'host', 'e2e-web-01')).code).toBe(4); // not found
   }, 180_000);
 
   it("DNS follows the host: a new address moves the A and PTR records, a record edited behind Consortium's back is drift from powerdns, delete removes them", async () => {
