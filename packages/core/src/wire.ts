@@ -38,7 +38,7 @@ export interface DriftView {
 export interface NodeAuthorityView extends NodeView {
   /** Every concrete path (`interfaces[eth0].ip`) with the provider that owns it. */
   readonly authority: Readonly<Record<string, string>>;
-  readonly observed: Readonly<Record<string, { readonly at: number; readonly attrs: Attrs | null }>>;
+  readonly observed: Readonly<Record<string, { readonly at: string; readonly attrs: Attrs | null }>>;
   readonly drift: readonly DriftView[];
 }
 
