@@ -4,7 +4,7 @@
  * Authorization header only; it is never logged and never part of an error.
  */
 import type { Logger } from '@consortium/plugin-api';
-import { BackendError, BackendUnavailableError, CancelledError, isJsonObject } from '@consortium/plugin-api';
+import { BackendError, BackendUnavailableError, fetchBackend, isJsonObject } from '@consortium/plugin-api';
 
 /** One page of a NetBox list. */
 export interface NetboxPage<T> {
@@ -66,14 +66,6 @@ function summary(body: unknown, text: string): string {
   return textSummary(text);
 }
 
-function networkReason(error: unknown): string {
-  const cause = (error as { cause?: unknown }).cause;
-  const code = (cause as { code?: unknown } | undefined)?.code;
-  if (typeof code === 'string') return code;
-  const message = (cause as { message?: unknown } | undefined)?.message;
-  return typeof message === 'string' ? message : (error as Error).message;
-}
-
 /** The NetBox REST client. */
 export class NetboxClient {
   /** Makes a client for one NetBox. */
@@ -109,39 +101,29 @@ export class NetboxClient {
   ): Promise<{ status: number; body: unknown }> {
     const url = this.url(path, options.query);
     const shown = url.slice(this.options.baseUrl.length);
-    const timeout = AbortSignal.timeout(this.options.timeoutMs);
-    const signal = AbortSignal.any([call.signal, timeout]);
     const started = Date.now();
-    let response: Response;
-    let text: string;
-    try {
-      response = await fetch(url, {
+    const { response, text } = await fetchBackend(
+      url,
+      {
         method,
         redirect: 'manual',
-        signal,
         headers: {
           authorization: `Token ${this.options.token}`,
           accept: 'application/json',
           ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-      });
-      text = await response.text();
-    } catch (error) {
-      if (call.signal.aborted) {
-        throw new CancelledError(`cancelled while NetBox was asked to ${call.action}`, { cause: error });
-      }
-      if (timeout.aborted) {
-        throw new BackendUnavailableError(
-          `NetBox did not answer within ${this.options.timeoutMs} ms (${method} ${shown}, to ${call.action})`,
-          { cause: error, details: { method, path: shown } },
-        );
-      }
-      throw new BackendUnavailableError(
-        `cannot reach NetBox at ${this.options.baseUrl} to ${call.action}: ${networkReason(error)}`,
-        { cause: error, details: { method, path: shown } },
-      );
-    }
+      },
+      {
+        backend: 'NetBox',
+        baseUrl: this.options.baseUrl,
+        method,
+        path: shown,
+        action: call.action,
+        timeoutMs: this.options.timeoutMs,
+        signal: call.signal,
+      },
+    );
     const status = response.status;
     call.logger.debug('netbox request', { method, path: shown, status, ms: Date.now() - started });
     let body: unknown = undefined;

@@ -5,7 +5,7 @@
  * Consortium errors; the key is never logged and never part of an error.
  */
 import type { Logger } from '@consortium/plugin-api';
-import { BackendError, BackendUnavailableError, CancelledError, isJsonObject } from '@consortium/plugin-api';
+import { BackendError, BackendUnavailableError, fetchBackend, isJsonObject } from '@consortium/plugin-api';
 
 /** What the client needs. */
 export interface PowerDnsClientOptions {
@@ -61,14 +61,6 @@ export function relative(name: string): string {
   return name.toLowerCase().replace(/\.$/, '');
 }
 
-function networkReason(error: unknown): string {
-  const cause = (error as { cause?: unknown }).cause;
-  const code = (cause as { code?: unknown } | undefined)?.code;
-  if (typeof code === 'string') return code;
-  const message = (cause as { message?: unknown } | undefined)?.message;
-  return typeof message === 'string' ? message : (error as Error).message;
-}
-
 /** PowerDNS's error text: `{"error": "..."}` for refusals, plain text ("Not Found") for some statuses. */
 function errorText(body: unknown, text: string): string {
   if (isJsonObject(body) && typeof body['error'] === 'string') return body['error'].trim();
@@ -107,16 +99,12 @@ export class PowerDnsClient {
   ): Promise<{ status: number; body: unknown }> {
     const shown = `${this.serverPath}${path}`;
     const url = `${this.options.baseUrl}${shown}`;
-    const timeout = AbortSignal.timeout(this.options.timeoutMs);
-    const signal = AbortSignal.any([call.signal, timeout]);
     const started = Date.now();
-    let response: Response;
-    let text: string;
-    try {
-      response = await fetch(url, {
+    const { response, text } = await fetchBackend(
+      url,
+      {
         method,
         redirect: 'manual',
-        signal,
         headers: {
           'x-api-key': this.options.apiKey,
           // PowerDNS answers 400 to `Accept: */*`, fetch's default.
@@ -124,23 +112,17 @@ export class PowerDnsClient {
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      text = await response.text();
-    } catch (error) {
-      if (call.signal.aborted) {
-        throw new CancelledError(`cancelled while PowerDNS was asked to ${call.action}`, { cause: error });
-      }
-      if (timeout.aborted) {
-        throw new BackendUnavailableError(
-          `PowerDNS did not answer within ${String(this.options.timeoutMs)} ms (${method} ${shown}, to ${call.action})`,
-          { cause: error, details: { method, path: shown } },
-        );
-      }
-      throw new BackendUnavailableError(
-        `cannot reach PowerDNS at ${this.options.baseUrl} to ${call.action}: ${networkReason(error)}`,
-        { cause: error, details: { method, path: shown } },
-      );
-    }
+      },
+      {
+        backend: 'PowerDNS',
+        baseUrl: this.options.baseUrl,
+        method,
+        path: shown,
+        action: call.action,
+        timeoutMs: this.options.timeoutMs,
+        signal: call.signal,
+      },
+    );
     const status = response.status;
     call.logger.debug('powerdns request', { method, path: shown, status, ms: Date.now() - started });
     let parsed: unknown = undefined;

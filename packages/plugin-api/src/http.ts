@@ -1,0 +1,61 @@
+/**
+ * One HTTP call to a backend's REST API with a timeout, its transport failures translated at the edge the same way
+ * for every plugin: the task's abort is `CancelledError`, no answer in time or no connection is
+ * `BackendUnavailableError` (retryable) naming the backend, the URL and what the call was for.
+ */
+import { BackendUnavailableError, CancelledError } from '@consortium/core';
+
+/** What a call is, for its error messages. */
+export interface BackendCall {
+  /** The backend's name as operators know it: `NetBox`, `PowerDNS`. */
+  readonly backend: string;
+  /** The base URL the plugin was pointed at. */
+  readonly baseUrl: string;
+  /** The method and path, as shown in messages. */
+  readonly method: string;
+  readonly path: string;
+  /** What the call was for: `create the VM record`. */
+  readonly action: string;
+  readonly timeoutMs: number;
+  /** The task's signal. */
+  readonly signal: AbortSignal;
+}
+
+/** Sends `init` to `url` and reads the answer's text; throws `CancelledError` or `BackendUnavailableError`. */
+export async function fetchBackend(
+  url: string,
+  init: Omit<RequestInit, 'signal'>,
+  call: BackendCall,
+): Promise<{ readonly response: Response; readonly text: string }> {
+  const timeout = AbortSignal.timeout(call.timeoutMs);
+  try {
+    const response = await fetch(url, { ...init, signal: AbortSignal.any([call.signal, timeout]) });
+    return { response, text: await response.text() };
+  } catch (error) {
+    const details = { method: call.method, path: call.path };
+    if (call.signal.aborted) {
+      throw new CancelledError(`cancelled while ${call.backend} was asked to ${call.action}`, {
+        cause: error,
+      });
+    }
+    if (timeout.aborted) {
+      throw new BackendUnavailableError(
+        `${call.backend} did not answer within ${String(call.timeoutMs)} ms (${call.method} ${call.path}, to ${call.action})`,
+        { cause: error, details },
+      );
+    }
+    throw new BackendUnavailableError(
+      `cannot reach ${call.backend} at ${call.baseUrl} to ${call.action}: ${networkReason(error)}`,
+      { cause: error, details },
+    );
+  }
+}
+
+/** The low-level reason fetch failed (ECONNREFUSED, ENOTFOUND, ...), from undici's `cause`. */
+function networkReason(error: unknown): string {
+  const cause = (error as { cause?: unknown }).cause;
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string') return code;
+  const message = (cause as { message?: unknown } | undefined)?.message;
+  return typeof message === 'string' ? message : (error as Error).message;
+}
