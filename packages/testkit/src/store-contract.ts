@@ -15,6 +15,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FILTER_ALL_HOSTS, FILTER_CASES, FILTER_HOSTS } from './filter-cases.js';
+import { describeHookStoreCases } from './hook-store-contract.js';
 import {
   ConflictError,
   InputError,
@@ -1069,6 +1070,8 @@ export function describeStoreContract(
         expect(await store.listReservations(ns)).toHaveLength(keys.length);
       });
     });
+
+    describeHookStoreCases(() => store);
 
     describe('across instances and faults', () => {
       const others: Store[] = [];
