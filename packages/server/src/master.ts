@@ -30,6 +30,7 @@ import {
 } from '@consortium/core';
 import type winston from 'winston';
 import { admit, asCreated, exists, failedCreateOf, planChange } from './intake.js';
+import type { HookPublisher } from './hooks.js';
 import type { Metrics } from './metrics.js';
 import type { KindRuntime, Kinds } from './plugins.js';
 import {
@@ -67,6 +68,8 @@ export interface MasterDeps {
   readonly logger: winston.Logger;
   readonly clock: Clock;
   readonly metrics?: Metrics;
+  /** Tells hooks how each job ended. */
+  readonly hooks?: HookPublisher;
 }
 
 /** One job being driven: its mailbox of results and a way to wake its loop. */
@@ -276,14 +279,15 @@ export class Master implements Runnable {
   /** Ends a job that never got a plan (its kind is gone, it was cancelled while queued, it no longer validates). */
   private async endEarly(job: JobRecord, state: JobState, code: string, message: string): Promise<void> {
     const now = this.deps.clock.now();
-    const { event } = await this.deps.store.endJob(
+    const ended = await this.deps.store.endJob(
       job.id,
       { state, endedAt: now, failure: { code: code as 'CANCELLED', message } },
       now,
       { event: { type: 'ended', data: { state, failure: { code, message } } } },
     );
-    await this.announce(event);
+    await this.announce(ended.event);
     this.deps.metrics?.jobEnded(job.kind, state);
+    await this.deps.hooks?.publishJob(ended.job, null);
   }
 
   private async drive(jobId: string, runner: JobRunner, signal: AbortSignal): Promise<void> {
@@ -397,6 +401,7 @@ export class Master implements Runnable {
       run.job = ended.job;
       await this.announce(ended.event);
       this.deps.metrics?.jobEnded(run.job.kind, 'failed');
+      await this.deps.hooks?.publishJob(ended.job, null);
       return false;
     }
     run.job = await store.updateJob(run.job.id, { resumes }, now, this.fence);
@@ -610,7 +615,7 @@ export class Master implements Runnable {
     const { job } = run;
     const now = clock.now();
     // One transaction: a master killed here leaves the job running (and resumed) or ended with its event and audit.
-    const { event } = await store.endJob(
+    const ended = await store.endJob(
       job.id,
       {
         state: phase,
@@ -642,7 +647,9 @@ export class Master implements Runnable {
       this.fence,
     );
     this.deps.metrics?.jobEnded(job.kind, phase, state.rounds.length);
-    await this.announce(event);
+    await this.announce(ended.event);
+    // After the job's end is stored: a crash before this line loses the hook events of this one job (see README).
+    await this.deps.hooks?.publishJob(ended.job, after);
   }
 }
 
