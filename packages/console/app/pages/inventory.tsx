@@ -6,7 +6,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { JobView, JsonValue, NodeView, PageView } from '@consortium/core';
 import { ApiError, messageOf, request } from '../api.js';
-import { ErrorBanner, PageTitle, StateBadge } from '../components.js';
+import { ColumnHeads, ErrorBanner, PageTitle, StateBadge } from '../components.js';
 import { useDocument } from '../kinds.js';
 import { href, navigate } from '../router.js';
 import type { Route } from '../router.js';
@@ -214,13 +214,7 @@ function BulkPanel({
       )}
       {Object.keys(progress).length === 0 ? null : (
         <table class="progress" aria-label="Progress per node">
-          <thead>
-            <tr>
-              <th scope="col">Node</th>
-              <th scope="col">Job</th>
-              <th scope="col">State</th>
-            </tr>
-          </thead>
+          <ColumnHeads columns={['Node', 'Job', 'State']} />
           <tbody aria-live="polite">
             {Object.values(progress).map((p) => (
               <tr key={p.name} data-node={p.name} data-state={p.state}>
