@@ -255,6 +255,93 @@ describe('hooks', () => {
   }, 180_000);
 });
 
+describe('hooks API', () => {
+  it('refuses bad hooks with a 400 naming the field, and writes nothing', async () => {
+    const hooksBefore = (await api.request('GET', '/api/hooks')).body.items.length as number;
+    const auditBefore = (await api.request('GET', '/api/audit?kind=hook&limit=500')).body.items
+      .length as number;
+    const url = `${receiverUrl}/good`;
+    const cases: [Record<string, unknown>, string, string][] = [
+      [{ url: 'ftp://x/', events: ['node.created'] }, 'url', 'url must be an http:// or https:// URL'],
+      [{ url: 'not a url', events: ['node.created'] }, 'url', 'url must be an http:// or https:// URL'],
+      [
+        { url, events: [] },
+        'events',
+        'events must be a non-empty list of job.succeeded, job.failed, job.expired, node.created, node.changed, node.deleted, node.drift',
+      ],
+      [
+        { url, events: ['node.exploded'] },
+        'events',
+        'unknown event "node.exploded" (known: job.succeeded, job.failed, job.expired, node.created, node.changed, node.deleted, node.drift)',
+      ],
+      [
+        { url, events: ['node.created'], kind: 'toaster' },
+        'kind',
+        expect.stringMatching(/^unknown kind "toaster" \(known: /),
+      ],
+      [
+        { url, events: ['node.created'], filter: 'datacenter = = pek1' },
+        'filter',
+        expect.stringMatching(/^filter: /),
+      ],
+      [
+        { url, events: ['node.created'], kind: 'host', filter: 'colour=red' },
+        'filter',
+        'filter: no host has the attribute "colour"',
+      ],
+      [
+        { url, events: ['node.created'], secret: 'short' },
+        'secret',
+        'secret must be a string of 16 to 256 characters',
+      ],
+      [
+        { url, events: ['node.created'], colour: 'red' },
+        'colour',
+        'unknown field(s) colour (known: url, events, kind, filter, secret)',
+      ],
+    ];
+    for (const [body, field, detail] of cases) {
+      const r = await api.request('POST', '/api/hooks', { body });
+      expect(r.status).toBe(400);
+      expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(r.body).toMatchObject({ code: 'INVALID_INPUT', detail, details: { field } });
+    }
+    expect((await api.request('GET', '/api/hooks')).body.items).toHaveLength(hooksBefore);
+    expect((await api.request('GET', '/api/audit?kind=hook&limit=500')).body.items).toHaveLength(auditBefore);
+  });
+
+  it('never shows a secret after the create, and is for admins only', async () => {
+    const created = await api.request('POST', '/api/hooks', {
+      body: { url: `${receiverUrl}/none`, events: ['node.drift'], kind: 'host', filter: 'datacenter=pek9' },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.secret).toMatch(/^whsec_[0-9a-f]{48}$/);
+    const id = created.body.id as string;
+    const one = await api.request('GET', `/api/hooks/${id}`);
+    const all = await api.request('GET', '/api/hooks');
+    expect(JSON.stringify([one.body, all.body])).not.toContain(created.body.secret as string);
+    expect(one.body).toMatchObject({
+      id,
+      enabled: true,
+      events: ['node.drift'],
+      kind: 'host',
+      filter: 'datacenter=pek9',
+    });
+    const reader = await api.request('POST', '/api/tokens', { body: { role: 'reader' } });
+    const asReader = await api.request('GET', '/api/hooks', { token: reader.body.token as string });
+    expect(asReader.status).toBe(403);
+    expect(asReader.body.code).toBe('FORBIDDEN');
+    const badCursor = await api.request('GET', `/api/hooks/${id}/deliveries?cursor=nope`);
+    expect(badCursor.status).toBe(400);
+    expect(badCursor.body.detail).toBe('Invalid cursor');
+    expect((await api.request('DELETE', `/api/hooks/${id}`)).body.deleted).toBe(true);
+    const gone = await api.request('GET', `/api/hooks/${id}`);
+    expect(gone.status).toBe(404);
+    expect(gone.body).toMatchObject({ code: 'NOT_FOUND', detail: `Hook ${id} not found` });
+    expect((await api.request('DELETE', `/api/hooks/${id}`)).status).toBe(404);
+  });
+});
+
 /** Waits until `count` deliveries of the hook are delivered. */
 async function waitDelivered(hook: string, count: number): Promise<void> {
   await eventually(
