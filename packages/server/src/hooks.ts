@@ -123,6 +123,8 @@ export class HookPublisher {
   /** True when the hook subscribes to the event and its kind and filter match the event's node. */
   private async matches(hook: HookRecord, input: HookEventInput): Promise<boolean> {
     if (!hook.events.includes(input.event)) return false;
+    // A hook hears of what happens after it was made (a new master publishes recent events again).
+    if (input.occurredAt < hook.createdAt) return false;
     if (hook.kind !== undefined && hook.kind !== input.kind) return false;
     if (hook.filter === undefined) return true;
     const filter = this.boundFilter(hook.filter, input.kind);

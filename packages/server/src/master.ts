@@ -157,6 +157,7 @@ export class Master implements Runnable {
         } while (cursor !== undefined);
       }
       logger.info('master ready', { resumed: this.running.size });
+      await this.republishRecentEnds();
       await Promise.all([this.consumeJobs(signal), this.consumeResults(signal)]);
     } finally {
       unsubscribe();
@@ -256,6 +257,26 @@ export class Master implements Runnable {
     if (runner === undefined) {
       this.deps.logger.debug('result for a job not running here; dropped', { job: message.jobId });
     } else runner.deliver(message.result);
+  }
+
+  /**
+   * Publishes the hook events of the jobs that ended in the last `REPUBLISH_WINDOW_MS` again: a master that stopped
+   * between storing a job's end and publishing it would otherwise have lost them. Deliveries are keyed by hook and
+   * event, so the events already published are not sent again.
+   */
+  private async republishRecentEnds(): Promise<void> {
+    const { hooks, store, clock } = this.deps;
+    if (hooks === undefined) return;
+    const since = clock.now() - REPUBLISH_WINDOW_MS;
+    const page = await store.listJobs({
+      states: ['succeeded', 'failed', 'expired'],
+      limit: REPUBLISH_MAX_JOBS,
+    });
+    for (const job of page.items) {
+      if ((job.endedAt ?? 0) < since) continue;
+      const deleted = job.state === 'succeeded' && job.action === 'delete';
+      await hooks.publishJob(job, deleted ? null : (job.plan?.attrs ?? null));
+    }
   }
 
   /** An actor as a message names it: its token's description and id (`ci pipeline (3f9a1c0b7d2e)`), else its id. */
@@ -664,6 +685,12 @@ interface JobRun {
   readonly log: winston.Logger;
   node: { readonly attrs: Attrs | undefined; readonly revision: number | undefined };
 }
+
+/** How far back a new master publishes ended jobs' hook events again. */
+const REPUBLISH_WINDOW_MS = 10 * 60_000;
+
+/** Most ended jobs a new master looks at to publish again. */
+const REPUBLISH_MAX_JOBS = 200;
 
 /** Times a job is taken up (started or resumed) without a step in between before it is failed. */
 const MAX_RESUMES = 3;
