@@ -272,11 +272,15 @@ export class Master implements Runnable {
       states: ['succeeded', 'failed', 'expired'],
       limit: REPUBLISH_MAX_JOBS,
     });
+    let jobs = 0;
+    let deliveries = 0;
     for (const job of page.items) {
       if ((job.endedAt ?? 0) < since) continue;
       const deleted = job.state === 'succeeded' && job.action === 'delete';
-      await hooks.publishJob(job, deleted ? null : (job.plan?.attrs ?? null));
+      jobs += 1;
+      deliveries += (await hooks.publishJob(job, deleted ? null : (job.plan?.attrs ?? null))).length;
     }
+    this.deps.logger.info('hook events of recent jobs published again', { jobs, deliveries });
   }
 
   /** An actor as a message names it: its token's description and id (`ci pipeline (3f9a1c0b7d2e)`), else its id. */
