@@ -50,6 +50,7 @@ import {
 } from './protocol.js';
 import type { Runnable } from './runnable.js';
 import { stopped } from './runnable.js';
+import { traceJob } from './trace.js';
 
 /** Wait before driving a job again after a passing fault: 0.25 s doubling to 10 s. */
 const RESUME_BACKOFF = { initialMs: 250, factor: 2, maxMs: 10_000 };
@@ -209,7 +210,9 @@ export class Master implements Runnable {
         const claimed = await queue.claimMany(this.deps.coordinator.memberId, QUEUE_BATCH, signal);
         for (const entry of claimed) {
           try {
-            this.schedule(decodeJobId(entry.payload), signal);
+            const jobId = decodeJobId(entry.payload);
+            traceJob(jobId, 'master.claimed');
+            this.schedule(jobId, signal);
           } catch (error) {
             this.deps.logger.error('dropped a malformed job queue entry', {
               error: (error as Error).message,
@@ -252,7 +255,10 @@ export class Master implements Runnable {
     const runner = this.runners.get(message.jobId);
     if (runner === undefined) {
       this.deps.logger.debug('result for a job not running here; dropped', { job: message.jobId });
-    } else runner.deliver(message.result);
+    } else {
+      traceJob(message.jobId, 'master.result');
+      runner.deliver(message.result);
+    }
   }
 
   /** An actor as a message names it: its token's description and id (`ci pipeline (3f9a1c0b7d2e)`), else its id. */
@@ -312,11 +318,13 @@ export class Master implements Runnable {
       if (error instanceof CancelledError) return;
       throw error;
     }
+    traceJob(jobId, 'master.locked');
     const log = logger.child({ job: jobId, kind: queued.kind, node: queued.name });
     try {
       await this.driveLocked(jobId, runtime, runner, lock, signal, log);
     } finally {
       await lock.release();
+      traceJob(jobId, 'master.released');
     }
   }
 
@@ -344,6 +352,7 @@ export class Master implements Runnable {
     };
     let state: PlannerState | undefined;
     if (!(await this.takeUp(run))) return;
+    traceJob(jobId, 'master.takenup');
     if (found.plan === undefined) state = await this.begin(run, node);
     else {
       state = runtime.planner.resume(found.rollback ?? found.plan, clock.now());
@@ -433,6 +442,7 @@ export class Master implements Runnable {
       this.fence,
     );
     await this.event(run.job, 'state', { state: 'running' });
+    traceJob(job.id, 'master.running');
     run.log.info('job started');
     return state;
   }
@@ -478,6 +488,7 @@ export class Master implements Runnable {
             payload: encodeTaskMessage({ task, fencingToken: run.lock.token }),
           });
         }
+        traceJob(run.job.id, 'master.dispatched');
         await persist('dispatched', {
           ...(slot === 'rollback' ? { rollback: true } : {}),
           round: dispatch.tasks[0]?.round ?? 0,
@@ -487,6 +498,7 @@ export class Master implements Runnable {
             updates: t.updates.map((u) => u.id),
           })),
         });
+        traceJob(run.job.id, 'master.dispatch-persisted');
         continue;
       }
       if (isTerminal(state)) break;
@@ -507,6 +519,7 @@ export class Master implements Runnable {
             : { outcome: outcomeJson(result.outcome) }),
           roundClosed: state.round === null,
         });
+        traceJob(run.job.id, 'master.step-persisted');
       }
       if (results.length > 0) continue;
       const wakeAt = dispatch.wakeAt;
@@ -596,7 +609,9 @@ export class Master implements Runnable {
     await store.updateJob(run.job.id, {}, now, this.fence);
     if (deleted) await store.deleteNode(run.job.kind, run.job.name, run.node.revision);
     else if (state.phase !== 'cancelled') await this.writeNode(run, state.attrs, now);
+    traceJob(run.job.id, 'master.node-written');
     await this.end(run, state.phase, state, deleted ? null : state.attrs);
+    traceJob(run.job.id, 'master.ended');
     run.log.info('job ended', {
       state: state.phase,
       rounds: state.rounds.length,
