@@ -246,20 +246,6 @@ export class EtcdKv {
     return { request_range: this.rangeRequest(key, options) };
   }
 
-  /** Puts without a transaction; only for writes that may harmlessly apply twice. */
-  async putPlain(key: string, value: string, lease: string): Promise<bigint> {
-    try {
-      const response = await this.#client.kv.put({
-        key: this.key(key),
-        value: Buffer.from(value, 'utf8'),
-        lease,
-      });
-      return BigInt(response.header.revision);
-    } catch (error) {
-      throw translateEtcdError(error, `Writing ${key}`);
-    }
-  }
-
   /** Grants a lease of `ttlSeconds`; returns its id (decimal). */
   async grant(ttlSeconds: number): Promise<string> {
     try {
