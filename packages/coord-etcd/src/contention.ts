@@ -16,7 +16,7 @@ import type { Held } from '@consortium/core';
 import { describeError } from './context.js';
 import type { CoordinatorContext } from './context.js';
 import { isRetryable, WaitAborted } from './etcd-errors.js';
-import type { KeyValue } from './etcd-kv.js';
+import type { KeyValue, RangeResult } from './etcd-kv.js';
 import { isWaiterKey } from './keys.js';
 import { KeyWatch } from './key-watch.js';
 import type { Session } from './session.js';
@@ -100,11 +100,13 @@ async function stand(
 ): Promise<Standing | undefined> {
   const { kv } = context;
   const key = spec.root + session.leaseHex;
+  // The line is read in the same transaction: an uncontended lock costs one round trip to take, not two.
+  const readLine = kv.read(spec.root, { prefix: true, keysOnly: true });
   const created = await kv.txn(
     `Standing in ${spec.describe}`,
     [kv.absent(key)],
-    [kv.put(key, context.memberId, session.leaseId)],
-    [kv.read(key)],
+    [kv.put(key, context.memberId, session.leaseId), readLine],
+    [kv.read(key), readLine],
   );
   let createRevision: bigint;
   if (created.succeeded) {
@@ -114,12 +116,16 @@ async function stand(
     if (existing === undefined) return undefined;
     createRevision = BigInt(existing.createRevision);
   }
+  const readWith = created.ranges[created.succeeded ? 0 : 1];
+  let firstRead: RangeResult | undefined =
+    readWith === undefined ? undefined : { ...readWith, revision: created.revision };
 
   try {
     for (;;) {
       if (signal.aborted) throw new WaitAborted();
       if (!session.alive) return undefined;
-      const line = await kv.range(spec.root, { prefix: true, keysOnly: true });
+      const line = firstRead ?? (await kv.range(spec.root, { prefix: true, keysOnly: true }));
+      firstRead = undefined;
       let mine = false;
       let predecessor: KeyValue | undefined;
       let predecessorRevision = 0n;
