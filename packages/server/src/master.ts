@@ -269,14 +269,24 @@ export class Master implements Runnable {
 
   private async event(job: JobRecord, type: string, data: JsonObject): Promise<void> {
     const event = await this.deps.store.appendEvent(job.id, type, data, this.deps.clock.now());
-    await this.announce(event);
+    this.announce(event);
   }
 
-  private async announce(event: JobEvent): Promise<void> {
-    await this.deps.coordinator.notify(
-      jobTopic(event.jobId),
-      encodeJobNotice({ kind: 'event', seq: event.seq, type: event.type }),
-    );
+  /**
+   * Tells the watchers of a job (waiting requests, event streams) that it has a new event, without waiting for
+   * etcd: the event is already stored, the job's next step need not wait a round trip for the signal, and a notice
+   * that fails is only late (watchers also poll), so it is logged rather than failing the job.
+   */
+  private announce(event: JobEvent): void {
+    this.deps.coordinator
+      .notify(jobTopic(event.jobId), encodeJobNotice({ kind: 'event', seq: event.seq, type: event.type }))
+      .catch((error: unknown) => {
+        this.deps.logger.warn('announcing a job event failed; its watchers see it when they next poll', {
+          job: event.jobId,
+          seq: event.seq,
+          error: (error as Error).message,
+        });
+      });
   }
 
   /** Ends a job that never got a plan (its kind is gone, it was cancelled while queued, it no longer validates). */
@@ -288,7 +298,7 @@ export class Master implements Runnable {
       now,
       { event: { type: 'ended', data: { state, failure: { code, message } } } },
     );
-    await this.announce(event);
+    this.announce(event);
     this.deps.metrics?.jobEnded(job.kind, state);
   }
 
@@ -404,7 +414,7 @@ export class Master implements Runnable {
         this.fence,
       );
       run.job = ended.job;
-      await this.announce(ended.event);
+      this.announce(ended.event);
       this.deps.metrics?.jobEnded(run.job.kind, 'failed');
       return false;
     }
@@ -657,7 +667,7 @@ export class Master implements Runnable {
       this.fence,
     );
     this.deps.metrics?.jobEnded(job.kind, phase, state.rounds.length);
-    await this.announce(event);
+    this.announce(event);
   }
 }
 
