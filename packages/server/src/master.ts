@@ -445,13 +445,15 @@ export class Master implements Runnable {
       return undefined;
     }
     const now = clock.now();
-    run.job = await store.updateJob(
+    const started = await store.stepJob(
       job.id,
       { state: 'running', startedAt: now, plan: state },
       now,
+      { type: 'state', data: { state: 'running' } },
       this.fence,
     );
-    await this.event(run.job, 'state', { state: 'running' });
+    run.job = started.job;
+    this.announce(started.event);
     traceJob(job.id, 'master.running');
     run.log.info('job started');
     return state;
@@ -469,9 +471,20 @@ export class Master implements Runnable {
     let state = initial;
     const persist = async (type: string, data: JsonObject): Promise<void> => {
       const now = clock.now();
-      const patch = slot === 'plan' ? { plan: state } : { rollback: state };
-      run.job = await store.updateJob(run.job.id, { ...patch, ...resetResumes(run.job) }, now, this.fence);
-      if (state.phase !== 'cancelled') await this.writeNode(run, nodeAttrs(slot, state.attrs), now);
+      const patch = {
+        ...(slot === 'plan' ? { plan: state } : { rollback: state }),
+        ...resetResumes(run.job),
+      };
+      const attrs = nodeAttrs(slot, state.attrs);
+      if (state.phase === 'cancelled' || nodeHas(run, attrs)) {
+        // No node write in between: the job's step and its event go in one transaction.
+        const step = await store.stepJob(run.job.id, patch, now, { type, data }, this.fence);
+        run.job = step.job;
+        this.announce(step.event);
+        return;
+      }
+      run.job = await store.updateJob(run.job.id, patch, now, this.fence);
+      await this.writeNode(run, attrs, now);
       await this.event(run.job, type, data);
     };
     const turn = turnTaker();
@@ -560,16 +573,21 @@ export class Master implements Runnable {
       },
       now,
     );
-    run.job = await store.updateJob(
+    const step = await store.stepJob(
       run.job.id,
       { plan: failed, rollback, ...(failed.failure === undefined ? {} : { failure: failed.failure }) },
       now,
+      {
+        type: 'rollback',
+        data: {
+          state: failed.phase,
+          ...(failed.failure === undefined ? {} : { failure: { ...failed.failure } }),
+        },
+      },
       this.fence,
     );
-    await this.event(run.job, 'rollback', {
-      state: failed.phase,
-      ...(failed.failure === undefined ? {} : { failure: { ...failed.failure } }),
-    });
+    run.job = step.job;
+    this.announce(step.event);
     run.log.info('create failed; rolling it back', { failure: failed.failure?.message });
     return rollback;
   }
@@ -603,7 +621,7 @@ export class Master implements Runnable {
     const { store } = this.deps;
     const { job, node } = run;
     // Never a write without a change: the revision is the ETag clients hold.
-    if (node.attrs !== undefined && (node.attrs === attrs || deepEqual(node.attrs, attrs))) return;
+    if (nodeHas(run, attrs)) return;
     const written =
       node.revision === undefined
         ? await store.insertNode(job.kind, job.name, attrs, now)
@@ -681,6 +699,12 @@ interface JobRun {
   readonly signal: AbortSignal;
   readonly log: winston.Logger;
   node: { readonly attrs: Attrs | undefined; readonly revision: number | undefined };
+}
+
+/** True when the node already has `attrs` as this job last read or wrote it. */
+function nodeHas(run: JobRun, attrs: Attrs): boolean {
+  const { node } = run;
+  return node.attrs !== undefined && (node.attrs === attrs || deepEqual(node.attrs, attrs));
 }
 
 /** Times a job is taken up (started or resumed) without a step in between before it is failed. */
