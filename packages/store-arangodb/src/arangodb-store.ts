@@ -480,6 +480,16 @@ export class ArangoStore implements Store, StoreTransfer {
     );
   }
 
+  stepJob(
+    id: string,
+    patch: JobPatch,
+    at: number,
+    event: JobEnding['event'],
+    fence?: string,
+  ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }> {
+    return this.endJob(id, patch, at, { event }, fence);
+  }
+
   /** The body of `updateJob`, inside the caller's stream transaction. */
   private async writeJob(
     trx: Transaction,

@@ -427,6 +427,16 @@ export class PostgresStore implements PostgresStoreHandle {
     });
   }
 
+  async stepJob(
+    id: string,
+    patch: JobPatch,
+    at: number,
+    event: JobEnding['event'],
+    fence?: string,
+  ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }> {
+    return this.endJob(id, patch, at, { event }, fence);
+  }
+
   async listJobs(options: ListJobsOptions): Promise<Page<JobRecord>> {
     const limit = checkPageLimit(options.limit);
     const where: string[] = [];

@@ -311,6 +311,16 @@ export class SqliteStore implements Store, StoreTransfer {
     );
   }
 
+  stepJob(
+    id: string,
+    patch: JobPatch,
+    at: number,
+    event: JobEnding['event'],
+    fence?: string,
+  ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }> {
+    return this.endJob(id, patch, at, { event }, fence);
+  }
+
   /** The body of `updateJob`, inside the caller's transaction. */
   private writeJob(id: string, patch: JobPatch, at: number, fence: string | undefined): JobRecord {
     const row = this.stmt.getJob.get(id);

@@ -238,6 +238,17 @@ export interface JobStore {
     ending: JobEnding,
     fence?: string,
   ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }>;
+  /**
+   * One step of a job in one transaction: `patch` written as `updateJob` writes it (fenced the same way) and the
+   * event that tells it appended, so that a step costs one write and its event never goes without it.
+   */
+  stepJob(
+    id: string,
+    patch: JobPatch,
+    at: number,
+    event: JobEnding['event'],
+    fence?: string,
+  ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }>;
   listJobs(options: ListJobsOptions): Promise<Page<JobRecord>>;
 
   /** Appends an event to a job's stream and returns it with its sequence number. */
