@@ -10,6 +10,9 @@ import type { WebDeps } from '../shared.js';
 import { TERMINAL, jobOf, parseLimit, parseWait, single, waitForJob } from '../shared.js';
 import { jobView } from '../views.js';
 
+/** How often an event stream reads its job's events without a notice (a lost notice is late by at most this). */
+const EVENT_POLL_MS = 3000;
+
 /** The router of `/api/jobs`. */
 export function jobsRouter(
   deps: Pick<WebDeps, 'store' | 'coordinator' | 'clock' | 'logger'>,
@@ -91,13 +94,19 @@ export function jobsRouter(
       }
       if (ended) res.end();
     };
-    const unsubscribe = coordinator.subscribe(jobTopic(job.id), () => {
+    const wake = (): void => {
       pumping = pumping.then(pump).catch((error: unknown) => {
         logger.warn('event stream failed', { job: job.id, error: (error as Error).message });
         res.end();
       });
+    };
+    const unsubscribe = coordinator.subscribe(jobTopic(job.id), wake);
+    // The master sends its notices without waiting for etcd, and one that fails is lost: a slow poll makes it late.
+    const poll = setInterval(wake, EVENT_POLL_MS);
+    res.on('close', () => {
+      clearInterval(poll);
+      unsubscribe();
     });
-    res.on('close', unsubscribe);
     pumping = pumping.then(pump);
     await pumping;
   });
