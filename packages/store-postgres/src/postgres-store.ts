@@ -143,6 +143,10 @@ const OBSERVED =
   `(SELECT jsonb_object_agg(o.provider, jsonb_build_object('attrs', o.attrs, 'at', o.at)) ` +
   `FROM observations o WHERE o.kind = n.kind AND o.name = n.name) AS observed`;
 
+/** One owner's reservations in a namespace, in key order (the index test checks the owner index serves it). */
+export const OWNER_RESERVATIONS_SQL =
+  'SELECT key, owner FROM reservations WHERE namespace = $1 AND owner = $2 ORDER BY key';
+
 /**
  * The statement `listNodes` runs (one row more than `limit`, to tell whether there is a next page); exported so
  * that tests can EXPLAIN exactly it. Throws `InputError` for a bad cursor or filter.
@@ -544,10 +548,7 @@ export class PostgresStore implements PostgresStoreHandle {
 
   async listReservations(namespace: string, owner?: string): Promise<readonly Reservation[]> {
     if (owner !== undefined) {
-      return this.query<Reservation>(
-        'SELECT key, owner FROM reservations WHERE namespace = $1 AND owner = $2 ORDER BY key',
-        [namespace, owner],
-      );
+      return this.query<Reservation>(OWNER_RESERVATIONS_SQL, [namespace, owner]);
     }
     return this.query<Reservation>('SELECT key, owner FROM reservations WHERE namespace = $1 ORDER BY key', [
       namespace,

@@ -544,6 +544,10 @@ export class SqliteStore implements Store, StoreTransfer {
   }
 }
 
+/** One owner's reservations in a namespace, in key order (the query plan test checks the index serves it). */
+export const OWNER_RESERVATIONS_SQL =
+  'SELECT key, owner FROM reservations WHERE namespace = ? AND owner = ? ORDER BY key';
+
 /** The SQL of one page of `listNodes` (at most `rows` rows) and its parameters; exported for the query-plan test. */
 export function listNodesQuery(
   kind: string,
@@ -651,7 +655,7 @@ function prepareStatements(db: BetterSqlite3.Database) {
       'SELECT key, owner FROM reservations WHERE namespace = ? ORDER BY key',
     ),
     listOwnerReservations: db.prepare<[string, string], { key: string; owner: string }>(
-      'SELECT key, owner FROM reservations WHERE namespace = ? AND owner = ? ORDER BY key',
+      OWNER_RESERVATIONS_SQL,
     ),
   };
 }
