@@ -3,17 +3,19 @@
  * backend holds; the answers refresh the store's per-provider observations, from which the API reports drift per
  * attribute and names the provider that saw it (`GET /api/inventory/:kind/:name?show=authority`).
  */
-import type { Clock, Store } from '@consortium/core';
+import { setImmediate } from 'node:timers/promises';
+import type { Clock, NodeObservation, Store } from '@consortium/core';
 import { toErrorInfo } from '@consortium/core';
 import type winston from 'winston';
-import type { Kinds } from './plugins.js';
+import type { KindRuntime } from './plugins.js';
 import type { Runnable } from './runnable.js';
 import { stopped } from './runnable.js';
 
 /** Dependencies of the observer. */
 export interface ObserverDeps {
   readonly store: Store;
-  readonly kinds: Kinds;
+  /** The kinds and their providers (a process's `Kinds`; only the providers are read). */
+  readonly kinds: ReadonlyMap<string, Pick<KindRuntime, 'providers'>>;
   readonly logger: winston.Logger;
   readonly clock: Clock;
   /** Time between passes; 0 disables observing. */
@@ -39,7 +41,12 @@ export class Observer implements Runnable {
     }
   }
 
-  /** One pass over every node of every kind; returns how many nodes were looked at and how many calls failed. */
+  /**
+   * One pass over every node of every kind; returns how many nodes were looked at and how many calls failed. A page
+   * of 100 nodes is observed node by node (one backend call at a time per provider), its observations written in one
+   * store call, and the pass yields to the event loop before the next page: with an embedded store every call
+   * completes synchronously, so without it a pass over 100,000 nodes held off every request for its whole length.
+   */
   async pass(signal: AbortSignal): Promise<{ nodes: number; failures: number }> {
     const { store, kinds, clock, logger } = this.deps;
     let nodes = 0;
@@ -51,17 +58,18 @@ export class Observer implements Runnable {
       let cursor: string | undefined;
       do {
         const page = await store.listNodes(kind, { limit: 100, ...(cursor === undefined ? {} : { cursor }) });
+        const seen: NodeObservation[] = [];
         for (const node of page.items) {
-          if (stopped(signal)) return { nodes, failures };
+          if (stopped(signal)) break;
           nodes++;
           await Promise.all(
             observers.map(async (provider) => {
               try {
-                const seen = await provider.observe?.(
+                const attrs = await provider.observe?.(
                   { kind, name: node.name },
                   { logger, signal, fencingToken: '0', now: () => clock.now() },
                 );
-                await store.putObservation(kind, node.name, provider.name, seen ?? null, clock.now());
+                seen.push({ name: node.name, provider: provider.name, attrs: attrs ?? null });
               } catch (error) {
                 failures++;
                 // One line per provider and pass: a backend that is down must not flood the log.
@@ -78,6 +86,15 @@ export class Observer implements Runnable {
             }),
           );
         }
+        try {
+          await store.putObservations(kind, seen, clock.now());
+        } catch (error) {
+          // The store is down: this page's observations are lost, the next pass writes them again.
+          failures += seen.length;
+          logger.warn('observe failed', { kind, error: toErrorInfo(error).message });
+        }
+        if (stopped(signal)) return { nodes, failures };
+        await setImmediate();
         cursor = page.next;
       } while (cursor !== undefined);
     }

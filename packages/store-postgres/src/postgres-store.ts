@@ -39,6 +39,7 @@ import type {
   ListAuditOptions,
   ListJobsOptions,
   ListNodesOptions,
+  NodeObservation,
   Page,
   Reservation,
   Role,
@@ -384,6 +385,23 @@ export class PostgresStore implements PostgresStoreHandle {
       if (sqlState(error) === '23503') throw new NotFoundError(`Node ${kind}/${name} not found`);
       throw error;
     }
+  }
+
+  async putObservations(kind: string, observations: readonly NodeObservation[], at: number): Promise<void> {
+    // One row per (name, provider), the later winning: one INSERT may not update a row twice.
+    const rows = new Map<string, NodeObservation>();
+    for (const o of observations) rows.set(JSON.stringify([o.name, o.provider]), o);
+    if (rows.size === 0) return;
+    // FOR KEY SHARE waits for a delete of a listed node and then leaves it out, where the foreign key would refuse
+    // the whole statement; a JSON null in attrs becomes SQL NULL (absent in the backend), as putObservation stores it.
+    await this.query(
+      'INSERT INTO observations (kind, name, provider, attrs, at) ' +
+        'SELECT n.kind, n.name, o.provider, o.attrs, $3 ' +
+        'FROM jsonb_to_recordset($2::jsonb) AS o(name text, provider text, attrs jsonb) ' +
+        'JOIN nodes n ON n.kind = $1 AND n.name = o.name FOR KEY SHARE OF n ' +
+        'ON CONFLICT (kind, name, provider) DO UPDATE SET attrs = excluded.attrs, at = excluded.at',
+      [kind, JSON.stringify([...rows.values()]), at],
+    );
   }
 
   async createJob(job: JobRecord): Promise<void> {

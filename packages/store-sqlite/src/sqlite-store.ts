@@ -34,6 +34,7 @@ import type {
   ListAuditOptions,
   ListJobsOptions,
   ListNodesOptions,
+  NodeObservation,
   Page,
   Reservation,
   Role,
@@ -256,6 +257,24 @@ export class SqliteStore implements Store, StoreTransfer {
           throw new NotFoundError(`Node ${kind}/${name} not found`);
         }
         this.stmt.putObservation.run(kind, name, provider, attrs === null ? null : JSON.stringify(attrs), at);
+      });
+    });
+  }
+
+  putObservations(kind: string, observations: readonly NodeObservation[], at: number): Promise<void> {
+    return this.run(() => {
+      this.immediate(() => {
+        for (const { name, provider, attrs } of observations) {
+          // A node deleted since it was listed is skipped: the foreign key would refuse the whole batch.
+          if (this.stmt.nodeRevision.get(kind, name) === undefined) continue;
+          this.stmt.putObservation.run(
+            kind,
+            name,
+            provider,
+            attrs === null ? null : JSON.stringify(attrs),
+            at,
+          );
+        }
       });
     });
   }
