@@ -3,6 +3,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useRef } from 'preact/hooks';
 import type { ActorView, JsonValue, RoundRecord } from '@consortium/core';
 import { ApiError, messageOf } from './api.js';
+import { href, navigate } from './router.js';
 import { display } from './schema.js';
 
 /** An error shown plainly: a refused role (403) says so; anything else gives the server's detail and code. */
@@ -171,5 +172,45 @@ export function Rounds({ rounds, label }: { rounds: readonly RoundLine[]; label:
         </li>
       ))}
     </ol>
+  );
+}
+
+/** A table's header row: one column heading per label; an empty label is an unlabelled actions column. */
+export function ColumnHeads({ columns }: { columns: readonly string[] }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((label, i) => (
+          <th scope="col" key={i}>
+            {label === '' ? <span class="visually-hidden">Actions</span> : label}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
+/** The "Next page" button under a cursor-paged list: it keeps the page's query and adds the cursor. */
+export function NextPage({
+  next,
+  route,
+  query,
+}: {
+  next: string | undefined;
+  route: string;
+  query: URLSearchParams;
+}) {
+  if (next === undefined) return null;
+  return (
+    <nav class="pager" aria-label="Pages">
+      <button
+        type="button"
+        onClick={() => {
+          navigate(href(route, { ...Object.fromEntries(query), cursor: next }));
+        }}
+      >
+        Next page
+      </button>
+    </nav>
   );
 }

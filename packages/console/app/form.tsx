@@ -3,9 +3,11 @@
  * a number box for integers, comma-separated text for a set, rows for a map list, nested fields for an object),
  * each labelled with the provider that owns it (`x-authority`) and showing the schema's message when a value fails.
  */
+import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { NodeView, PageView } from '@consortium/core';
 import { request } from './api.js';
+import { ErrorBanner } from './components.js';
 import type { FieldError, FieldSchema, FormState, FormValue, KindDocument } from './schema.js';
 import { formFields } from './schema.js';
 
@@ -276,5 +278,57 @@ export function SchemaFields({
         );
       })}
     </div>
+  );
+}
+
+/** A change form: fields before the schema's (a new node's name), the schema's fields, what is wrong, and Explain
+ * beside the submit button; nothing is sent while a value does not fit the schema. */
+export function ChangeForm({
+  children,
+  fields,
+  error,
+  busy,
+  submitLabel,
+  onSend,
+}: {
+  children?: ComponentChildren;
+  fields: Parameters<typeof SchemaFields>[0];
+  error: unknown;
+  busy: boolean;
+  submitLabel: string;
+  onSend: (mode: 'explain' | 'submit') => void;
+}) {
+  return (
+    <form
+      noValidate
+      onSubmit={(e) => {
+        e.preventDefault();
+        onSend('submit');
+      }}
+    >
+      {children}
+      <SchemaFields {...fields} />
+      {fields.errors.length > 0 ? (
+        <p class="field-error" role="alert">
+          {fields.errors.length} value(s) do not fit the schema; nothing was sent.
+        </p>
+      ) : null}
+      <ErrorBanner error={error} />
+      <div class="row">
+        <button
+          type="button"
+          class="secondary"
+          disabled={busy}
+          onClick={() => {
+            onSend('explain');
+          }}
+        >
+          Explain
+        </button>
+        <button type="submit" disabled={busy}>
+          {submitLabel}
+        </button>
+      </div>
+    </form>
   );
 }

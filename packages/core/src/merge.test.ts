@@ -1,30 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InputError } from './errors.js';
-import { hostSchema } from '@consortium/testkit';
+import { expectThrows, hostSchema } from '@consortium/testkit';
 import { deepEqual } from './json.js';
 import { applyUpdate, AttrsDraft, getAt, satisfies, unheldUpdates, updateHolds } from './merge.js';
 import type { Attrs, JsonObject, JsonValue, UpdateOp } from './model.js';
 import { isJsonObject } from './model.js';
 import { applyMergePatch, mergePatchToUpdates } from './patch.js';
 import { parsePath } from './paths.js';
-
-/** Runs `fn`, which must throw an instance of `type` with exactly `message`; returns the error. */
-function expectThrows<E extends Error>(
-  fn: () => unknown,
-  type: abstract new (...args: never[]) => E,
-  message: string,
-): E {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(type);
-  expect((caught as E).message).toBe(message);
-  return caught as E;
-}
 
 const host = hostSchema();
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { expectThrows } from '@consortium/testkit';
 import { InvalidNameError } from './errors.js';
 import { assertKindName, assertNodeName, isKindName, isNodeName } from './names.js';
 
@@ -8,23 +9,6 @@ const KIND_RULE = "must start with a letter and use only a-z, 0-9 and '-' (at mo
 
 /** A 253-character name of four labels (63 + 63 + 63 + 61, plus three dots). */
 const LONGEST_NAME = ['a'.repeat(63), 'b'.repeat(63), 'c'.repeat(63), 'd'.repeat(61)].join('.');
-
-/** Runs `fn`, which must throw an instance of `type` with exactly `message`; returns the error. */
-function expectThrows<E extends Error>(
-  fn: () => unknown,
-  type: abstract new (...args: never[]) => E,
-  message: string,
-): E {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(type);
-  expect((caught as E).message).toBe(message);
-  return caught as E;
-}
 
 describe('node names', () => {
   it.each([

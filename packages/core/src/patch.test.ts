@@ -6,26 +6,9 @@ import {
   SchemaViolationError,
   UnknownAttributeError,
 } from './errors.js';
-import { hostSchema } from '@consortium/testkit';
+import { expectThrows, hostSchema } from '@consortium/testkit';
 import type { Attrs, JsonValue, UpdateRequest } from './model.js';
 import { applyMergePatch, diffToUpdates, jsonPatchToUpdates, mergePatchToUpdates } from './patch.js';
-
-/** Runs `fn`, which must throw an instance of `type` with exactly `message`; returns the error. */
-function expectThrows<E extends Error>(
-  fn: () => unknown,
-  type: abstract new (...args: never[]) => E,
-  message: string,
-): E {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(type);
-  expect((caught as E).message).toBe(message);
-  return caught as E;
-}
 
 /** Freezes a JSON value and everything in it, so that any mutation throws. */
 function deepFreeze<T>(value: T): T {

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { expectThrows } from '@consortium/testkit';
 import { InputError } from './errors.js';
 import type { Path } from './paths.js';
 import {
@@ -12,23 +13,6 @@ import {
   rootOf,
   toPattern,
 } from './paths.js';
-
-/** Runs `fn`, which must throw an instance of `type` with exactly `message`; returns the error. */
-function expectThrows<E extends Error>(
-  fn: () => unknown,
-  type: abstract new (...args: never[]) => E,
-  message: string,
-): E {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(type);
-  expect((caught as E).message).toBe(message);
-  return caught as E;
-}
 
 const p = (text: string): Path => parsePath(text, { allowWildcard: true });
 

@@ -10,11 +10,12 @@ import {
 } from './errors.js';
 import {
   HOST,
-  hostDeclarations,
-  hostSchema,
   INTERFACES_SCHEMA,
   IPV4_PATTERN,
   MAC_PATTERN,
+  expectThrows,
+  hostDeclarations,
+  hostSchema,
 } from '@consortium/testkit';
 import type { Attrs } from './model.js';
 import type { Path } from './paths.js';
@@ -29,23 +30,6 @@ import {
   formatSchemaErrors,
   kindSchemaOf,
 } from './schema.js';
-
-/** Runs `fn`, which must throw an instance of `type` with exactly `message`; returns the error. */
-function expectThrows<E extends Error>(
-  fn: () => unknown,
-  type: abstract new (...args: never[]) => E,
-  message: string,
-): E {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(type);
-  expect((caught as E).message).toBe(message);
-  return caught as E;
-}
 
 /** The host declarations with `claim` added to the claims of `provider`. */
 function withClaim(provider: string, claim: AttributeClaim): ProviderDeclaration[] {

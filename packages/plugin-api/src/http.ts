@@ -59,3 +59,48 @@ function networkReason(error: unknown): string {
   const message = (cause as { message?: unknown } | undefined)?.message;
   return typeof message === 'string' ? message : (error as Error).message;
 }
+
+/** A JSON call's answer: the status, the body parsed (undefined when empty or not JSON; the caller decides). */
+export interface JsonAnswer {
+  readonly status: number;
+  readonly body: unknown;
+  /** The body as sent, for error messages when it is not JSON. */
+  readonly text: string;
+  /** Where a 3xx answer points. */
+  readonly location: string | undefined;
+}
+
+/**
+ * Sends `body` (if any) as JSON with `headers` (the backend's credentials) and parses the answer as JSON; redirects
+ * are not followed, since a REST API that redirects is the wrong URL. Transport failures as `fetchBackend`.
+ */
+export async function fetchBackendJson(
+  url: string,
+  request: { readonly headers: Readonly<Record<string, string>>; readonly body?: unknown },
+  call: BackendCall,
+): Promise<JsonAnswer> {
+  const { response, text } = await fetchBackend(
+    url,
+    {
+      method: call.method,
+      redirect: 'manual',
+      headers: {
+        ...request.headers,
+        // PowerDNS answers 400 to `Accept: */*`, fetch's default.
+        accept: 'application/json',
+        ...(request.body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
+    },
+    call,
+  );
+  let body: unknown = undefined;
+  if (text !== '') {
+    try {
+      body = JSON.parse(text) as unknown;
+    } catch {
+      body = undefined;
+    }
+  }
+  return { status: response.status, body, text, location: response.headers.get('location') ?? undefined };
+}

@@ -83,5 +83,5 @@ export type { DesiredPxeSystem, PxeBackend, PxeChange, PxeSystemState } from './
 export { describePxeSystem, pxeProvider } from './pxe-provider.js';
 export type { PlacementWait, VmBackend, VmDefinition, VmFacts } from './vm-provider.js';
 export { vmProvider } from './vm-provider.js';
-export { fetchBackend } from './http.js';
-export type { BackendCall } from './http.js';
+export { fetchBackend, fetchBackendJson } from './http.js';
+export type { BackendCall, JsonAnswer } from './http.js';

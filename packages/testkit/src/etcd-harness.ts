@@ -7,7 +7,7 @@ import { freePort } from './helpers.js';
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { isExecutable, killOnExit, sleep, waitForExit } from './servers.js';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
@@ -81,37 +81,12 @@ const installHint =
   'install the Debian packages `etcd-server` and `etcd-client` (`apt-get install etcd-server etcd-client`); ' +
   '`.ci/run` and `make test` install them through scripts/install-system-deps.sh';
 
-/** Servers still running, killed when the test process exits so that none outlives it. */
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of running) child.kill('SIGKILL');
-  });
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Finds `name` on PATH, else `fallback`; undefined when neither is executable. */
 function findBinary(name: string, fallback: string): string | undefined {
   for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
     if (dir !== '' && isExecutable(join(dir, name))) return join(dir, name);
   }
   return isExecutable(fallback) ? fallback : undefined;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**
@@ -171,15 +146,6 @@ async function waitForStopState(child: ChildProcess, stopped: boolean): Promise<
   }
 }
 
-function waitForExit(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => {
-      resolve();
-    });
-  });
-}
-
 function runEtcdctl(etcdctl: string, args: readonly string[], netns?: string): Promise<string> {
   const [file, argv] = inNamespace(netns, etcdctl, args);
   return new Promise((resolve, reject) => {
@@ -204,7 +170,6 @@ export async function startEtcd(options: EtcdHarnessOptions = {}): Promise<EtcdH
   const binary = options.binary ?? findBinary('etcd', fallbackEtcd);
   if (binary === undefined) throw new Error(`etcd is not installed: ${installHint}`);
   const startTimeoutMs = options.startTimeoutMs ?? 15_000;
-  installExitHook();
   const dataDir = await mkdtemp(join(tmpdir(), 'consortium-etcd-'));
   const name = `harness-${randomBytes(6).toString('hex')}`;
 
@@ -273,10 +238,7 @@ export async function startEtcd(options: EtcdHarnessOptions = {}): Promise<EtcdH
     ]);
     const server = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     child = server;
-    running.add(server);
-    server.once('exit', () => {
-      running.delete(server);
-    });
+    killOnExit(server);
     server.stderr.setEncoding('utf8');
     server.stderr.on('data', (chunk: string) => {
       log = (log + chunk).slice(-4000);

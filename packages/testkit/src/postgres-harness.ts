@@ -7,13 +7,13 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, readdirSync, rmSync } from 'node:fs';
+import { isExecutable, killOnExit, sleep, waitForExit } from './servers.js';
+import { readdirSync } from 'node:fs';
 import { chmod, chown, copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { freePort } from './helpers.js';
 
 /** Options of `startPostgres`. */
 export interface PostgresHarnessOptions {
@@ -74,30 +74,6 @@ const installHint =
 
 /** The system user created to run test servers when the tests run as root. */
 export const POSTGRES_TEST_USER = 'consortium-test';
-
-/** Servers still running and their directories, killed and removed when the test process exits. */
-const running = new Map<ChildProcess, string>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const [child, dir] of running) {
-      child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The newest Debian PostgreSQL bin directory with `initdb` and `postgres`; undefined when there is none. */
 export function findPostgresBinDir(): string | undefined {
@@ -180,32 +156,6 @@ function asUser(user: OsUser | undefined, file: string, args: readonly string[])
   ];
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => {
-        resolve(port);
-      });
-    });
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function waitForExit(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => {
-      resolve();
-    });
-  });
-}
-
 /** Quotes an SQL identifier. */
 function ident(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
@@ -222,7 +172,6 @@ export async function startPostgres(options: PostgresHarnessOptions = {}): Promi
   if (binDir === undefined) throw new Error(`PostgreSQL is not installed: ${installHint}`);
   const startTimeoutMs = options.startTimeoutMs ?? 30_000;
   const user = await serverUser();
-  installExitHook();
   const root = await mkdtemp(join(tmpdir(), 'consortium-pg-'));
   const dataDir = join(root, 'data');
   const password = `test-${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -333,10 +282,7 @@ export async function startPostgres(options: PostgresHarnessOptions = {}): Promi
         : ['ip', ['netns', 'exec', options.netns, userFile, ...userArgs]];
     const server = spawn(file, args, { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
     child = server;
-    running.set(server, root);
-    server.once('exit', () => {
-      running.delete(server);
-    });
+    killOnExit(server, root);
     server.stderr.setEncoding('utf8');
     server.stderr.on('data', (chunk: string) => {
       log = (log + chunk).slice(-4000);

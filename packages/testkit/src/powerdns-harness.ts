@@ -8,7 +8,8 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, readFileSync, rmSync } from 'node:fs';
+import { killOnExit, sleep, waitForExit } from './servers.js';
+import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { Resolver } from 'node:dns/promises';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -75,21 +76,6 @@ export interface PowerDnsHarness {
   stop(): Promise<void>;
 }
 
-/** Servers still running and their directories, killed and removed when the test process exits. */
-const running = new Map<ChildProcess, string>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const [child, dir] of running) {
-      child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-}
-
 /** The first of Debian's files the harness needs that is missing, or undefined when all are there. */
 export function missingPowerDnsFile(): string | undefined {
   for (const path of Object.values(POWERDNS_PATHS)) {
@@ -100,19 +86,6 @@ export function missingPowerDnsFile(): string | undefined {
     }
   }
   return undefined;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function waitForExit(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => {
-      resolve();
-    });
-  });
 }
 
 /** A zone's name as PowerDNS spells it: lowercase, with the final dot. */
@@ -127,7 +100,6 @@ function canonical(name: string): string {
 export async function startPowerDns(options: PowerDnsHarnessOptions = {}): Promise<PowerDnsHarness> {
   const missing = missingPowerDnsFile();
   if (missing !== undefined) throw new Error(`PowerDNS is not installed (no ${missing}): ${installHint}`);
-  installExitHook();
   const apiKey = options.apiKey ?? `key-${process.pid}-${Math.random().toString(36).slice(2)}`;
   const startTimeoutMs = options.startTimeoutMs ?? 20_000;
   const dir = await mkdtemp(join(tmpdir(), 'consortium-pdns-'));
@@ -215,10 +187,7 @@ export async function startPowerDns(options: PowerDnsHarnessOptions = {}): Promi
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = server;
-    running.set(server, dir);
-    server.once('exit', () => {
-      running.delete(server);
-    });
+    killOnExit(server, dir);
     const collect = (chunk: string): void => {
       log = (log + chunk).slice(-4000);
     };

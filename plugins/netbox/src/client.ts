@@ -4,7 +4,12 @@
  * Authorization header only; it is never logged and never part of an error.
  */
 import type { Logger } from '@consortium/plugin-api';
-import { BackendError, BackendUnavailableError, fetchBackend, isJsonObject } from '@consortium/plugin-api';
+import {
+  BackendError,
+  BackendUnavailableError,
+  fetchBackendJson,
+  isJsonObject,
+} from '@consortium/plugin-api';
 
 /** One page of a NetBox list. */
 export interface NetboxPage<T> {
@@ -102,17 +107,11 @@ export class NetboxClient {
     const url = this.url(path, options.query);
     const shown = url.slice(this.options.baseUrl.length);
     const started = Date.now();
-    const { response, text } = await fetchBackend(
+    const { status, body, text, location } = await fetchBackendJson(
       url,
       {
-        method,
-        redirect: 'manual',
-        headers: {
-          authorization: `Token ${this.options.token}`,
-          accept: 'application/json',
-          ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+        headers: { authorization: `Token ${this.options.token}` },
+        ...(options.body === undefined ? {} : { body: options.body }),
       },
       {
         backend: 'NetBox',
@@ -124,16 +123,7 @@ export class NetboxClient {
         signal: call.signal,
       },
     );
-    const status = response.status;
     call.logger.debug('netbox request', { method, path: shown, status, ms: Date.now() - started });
-    let body: unknown = undefined;
-    if (text !== '') {
-      try {
-        body = JSON.parse(text) as unknown;
-      } catch {
-        body = undefined;
-      }
-    }
     const details = { method, path: shown, status };
     if ((status >= 200 && status < 300) || status === 404) {
       if (status !== 204 && status !== 404 && body === undefined) {
@@ -157,7 +147,7 @@ export class NetboxClient {
     }
     if (status >= 300 && status < 400) {
       throw new BackendError(
-        `NetBox redirected ${method} ${shown} to ${response.headers.get('location') ?? '(nowhere)'}; set url to the address NetBox is served at`,
+        `NetBox redirected ${method} ${shown} to ${location ?? '(nowhere)'}; set url to the address NetBox is served at`,
         { details },
       );
     }

@@ -5,7 +5,12 @@
  * Consortium errors; the key is never logged and never part of an error.
  */
 import type { Logger } from '@consortium/plugin-api';
-import { BackendError, BackendUnavailableError, fetchBackend, isJsonObject } from '@consortium/plugin-api';
+import {
+  BackendError,
+  BackendUnavailableError,
+  fetchBackendJson,
+  isJsonObject,
+} from '@consortium/plugin-api';
 
 /** What the client needs. */
 export interface PowerDnsClientOptions {
@@ -100,19 +105,14 @@ export class PowerDnsClient {
     const shown = `${this.serverPath}${path}`;
     const url = `${this.options.baseUrl}${shown}`;
     const started = Date.now();
-    const { response, text } = await fetchBackend(
+    const {
+      status,
+      body: parsed,
+      text,
+      location,
+    } = await fetchBackendJson(
       url,
-      {
-        method,
-        redirect: 'manual',
-        headers: {
-          'x-api-key': this.options.apiKey,
-          // PowerDNS answers 400 to `Accept: */*`, fetch's default.
-          accept: 'application/json',
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      },
+      { headers: { 'x-api-key': this.options.apiKey }, ...(body === undefined ? {} : { body }) },
       {
         backend: 'PowerDNS',
         baseUrl: this.options.baseUrl,
@@ -123,16 +123,7 @@ export class PowerDnsClient {
         signal: call.signal,
       },
     );
-    const status = response.status;
     call.logger.debug('powerdns request', { method, path: shown, status, ms: Date.now() - started });
-    let parsed: unknown = undefined;
-    if (text !== '') {
-      try {
-        parsed = JSON.parse(text) as unknown;
-      } catch {
-        parsed = undefined;
-      }
-    }
     const details = { method, path: shown, status };
     if ((status >= 200 && status < 300) || status === 404) {
       if (status === 200 && parsed === undefined) {
@@ -157,7 +148,7 @@ export class PowerDnsClient {
     }
     if (status >= 300 && status < 400) {
       throw new BackendError(
-        `PowerDNS redirected ${method} ${shown} to ${response.headers.get('location') ?? '(nowhere)'}; set url to the address its webserver is served at`,
+        `PowerDNS redirected ${method} ${shown} to ${location ?? '(nowhere)'}; set url to the address its webserver is served at`,
         { details },
       );
     }

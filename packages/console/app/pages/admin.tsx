@@ -2,7 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { ActorView, Attrs, CreatedTokenView, Role, TokenView } from '@consortium/core';
 import { ApiError, request } from '../api.js';
-import { ErrorBanner, PageTitle, Time, actorText } from '../components.js';
+import { ColumnHeads, ErrorBanner, NextPage, PageTitle, Time, actorText } from '../components.js';
 import { href, navigate } from '../router.js';
 import type { Route } from '../router.js';
 import { display } from '../schema.js';
@@ -119,18 +119,7 @@ export function TokensPage() {
       )}
       <div class="table-wrap">
         <table aria-label="Tokens">
-          <thead>
-            <tr>
-              <th scope="col">Id</th>
-              <th scope="col">Role</th>
-              <th scope="col">Description</th>
-              <th scope="col">Created</th>
-              <th scope="col">Expires</th>
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <ColumnHeads columns={['Id', 'Role', 'Description', 'Created', 'Expires', '']} />
           <tbody>
             {tokens.map((t) => (
               <tr key={t.id} data-token={t.id}>
@@ -234,16 +223,7 @@ export function AuditPage({ route }: { route: Route }) {
       <ErrorBanner error={error} />
       <div class="table-wrap">
         <table aria-label="Audit entries">
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Actor</th>
-              <th scope="col">Action</th>
-              <th scope="col">Node</th>
-              <th scope="col">Job</th>
-              <th scope="col">Changes</th>
-            </tr>
-          </thead>
+          <ColumnHeads columns={['When', 'Actor', 'Action', 'Node', 'Job', 'Changes']} />
           <tbody>
             {(page?.items ?? []).map((row, i) => {
               const job = row.jobId ?? row.job;
@@ -267,18 +247,7 @@ export function AuditPage({ route }: { route: Route }) {
           </tbody>
         </table>
       </div>
-      {page?.next === undefined ? null : (
-        <nav class="pager" aria-label="Pages">
-          <button
-            type="button"
-            onClick={() => {
-              navigate(href('audit', { ...Object.fromEntries(query), cursor: page.next ?? '' }));
-            }}
-          >
-            Next page
-          </button>
-        </nav>
-      )}
+      <NextPage next={page?.next} route="audit" query={query} />
     </section>
   );
 }

@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks';
 import type { ExplainView, JobView } from '@consortium/core';
 import { request } from '../api.js';
 import { ErrorBanner, PageTitle } from '../components.js';
-import { SchemaFields, useRefOptions } from '../form.js';
+import { ChangeForm, useRefOptions } from '../form.js';
 import { useDocument } from '../kinds.js';
 import { href, navigate } from '../router.js';
 import type { FieldError, FormState } from '../schema.js';
@@ -59,12 +59,12 @@ export function CreatePage({ kind }: { kind: string }) {
       {doc === undefined ? (
         <p class="muted">Loading the schema…</p>
       ) : (
-        <form
-          noValidate
-          onSubmit={(e) => {
-            e.preventDefault();
-            void send('create');
-          }}
+        <ChangeForm
+          fields={{ doc, state, onChange: setState, errors, refs }}
+          error={error}
+          busy={busy}
+          submitLabel="Create"
+          onSend={(mode) => void send(mode === 'submit' ? 'create' : 'explain')}
         >
           <div class="field">
             <label for="node-name">Name</label>
@@ -82,22 +82,7 @@ export function CreatePage({ kind }: { kind: string }) {
               {nameError ?? ''}
             </small>
           </div>
-          <SchemaFields doc={doc} state={state} onChange={setState} errors={errors} refs={refs} />
-          {errors.length > 0 ? (
-            <p class="field-error" role="alert">
-              {errors.length} value(s) do not fit the schema; nothing was sent.
-            </p>
-          ) : null}
-          <ErrorBanner error={error} />
-          <div class="row">
-            <button type="button" class="secondary" disabled={busy} onClick={() => void send('explain')}>
-              Explain
-            </button>
-            <button type="submit" disabled={busy}>
-              Create
-            </button>
-          </div>
-        </form>
+        </ChangeForm>
       )}
       {explain === undefined ? null : <PlanView explain={explain} />}
     </section>

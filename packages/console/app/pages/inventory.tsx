@@ -6,7 +6,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { JobView, JsonValue, NodeView, PageView } from '@consortium/core';
 import { ApiError, messageOf, request } from '../api.js';
-import { ErrorBanner, PageTitle, StateBadge } from '../components.js';
+import { ColumnHeads, ErrorBanner, PageTitle, StateBadge } from '../components.js';
 import { useDocument } from '../kinds.js';
 import { href, navigate } from '../router.js';
 import type { Route } from '../router.js';
@@ -214,13 +214,7 @@ function BulkPanel({
       )}
       {Object.keys(progress).length === 0 ? null : (
         <table class="progress" aria-label="Progress per node">
-          <thead>
-            <tr>
-              <th scope="col">Node</th>
-              <th scope="col">Job</th>
-              <th scope="col">State</th>
-            </tr>
-          </thead>
+          <ColumnHeads columns={['Node', 'Job', 'State']} />
           <tbody aria-live="polite">
             {Object.values(progress).map((p) => (
               <tr key={p.name} data-node={p.name} data-state={p.state}>
@@ -238,38 +232,27 @@ function BulkPanel({
   );
 }
 
-/** The inventory page of `kind`. */
-export function InventoryPage({ kind, route, canEdit }: { kind: string; route: Route; canEdit: boolean }) {
-  const { doc, error: schemaError } = useDocument(kind);
-  const q = route.query.get('q') ?? '';
-  const cursor = route.query.get('cursor') ?? undefined;
-  const limit = route.query.get('limit') ?? '50';
-  const sort = route.query.get('sort') ?? 'name';
-  const dir = route.query.get('dir') === 'desc' ? 'desc' : 'asc';
-  const [text, setText] = useState(q);
-  const [page, setPage] = useState<{ items: readonly NodeView[]; next?: string; truncated?: boolean }>();
+/** A page of nodes as shown in the inventory. */
+interface NodePage {
+  readonly items: readonly NodeView[];
+  readonly next?: string;
+  readonly truncated?: boolean;
+}
+
+/**
+ * Loads the page the filter box asks for: NetBox-style filters page through the inventory, anything else is a
+ * search; a refused query is the operator's typing (`queryError`), anything else a page error.
+ */
+function useNodePage(
+  kind: string,
+  q: string,
+  cursor: string | undefined,
+  limit: string,
+  reload: number,
+): { page: NodePage | undefined; queryError: string | undefined; error: unknown } {
+  const [page, setPage] = useState<NodePage>();
   const [queryError, setQueryError] = useState<string>();
   const [error, setError] = useState<unknown>();
-  const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
-  const [reload, setReload] = useState(0);
-  const columns = useMemo(() => {
-    const chosen = route.query.get('cols');
-    if (chosen !== null) return chosen.split(',').filter((c) => c !== '');
-    return doc === undefined ? [] : defaultColumns(doc);
-  }, [route.query, doc]);
-
-  const go = (changes: Record<string, string | undefined>): void => {
-    const query = new URLSearchParams(route.query);
-    for (const [key, value] of Object.entries(changes)) {
-      if (value === undefined || value === '') query.delete(key);
-      else query.set(key, value);
-    }
-    navigate(href('inventory', kind, query));
-  };
-
-  useEffect(() => {
-    setText(q);
-  }, [q]);
   useEffect(() => {
     const abort = new AbortController();
     setQueryError(undefined);
@@ -318,6 +301,39 @@ export function InventoryPage({ kind, route, canEdit }: { kind: string; route: R
       abort.abort();
     };
   }, [kind, q, cursor, limit, reload]);
+  return { page, queryError, error };
+}
+
+/** The inventory page of `kind`. */
+export function InventoryPage({ kind, route, canEdit }: { kind: string; route: Route; canEdit: boolean }) {
+  const { doc, error: schemaError } = useDocument(kind);
+  const q = route.query.get('q') ?? '';
+  const cursor = route.query.get('cursor') ?? undefined;
+  const limit = route.query.get('limit') ?? '50';
+  const sort = route.query.get('sort') ?? 'name';
+  const dir = route.query.get('dir') === 'desc' ? 'desc' : 'asc';
+  const [text, setText] = useState(q);
+  const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
+  const [reload, setReload] = useState(0);
+  const columns = useMemo(() => {
+    const chosen = route.query.get('cols');
+    if (chosen !== null) return chosen.split(',').filter((c) => c !== '');
+    return doc === undefined ? [] : defaultColumns(doc);
+  }, [route.query, doc]);
+
+  const go = (changes: Record<string, string | undefined>): void => {
+    const query = new URLSearchParams(route.query);
+    for (const [key, value] of Object.entries(changes)) {
+      if (value === undefined || value === '') query.delete(key);
+      else query.set(key, value);
+    }
+    navigate(href('inventory', kind, query));
+  };
+
+  useEffect(() => {
+    setText(q);
+  }, [q]);
+  const { page, queryError, error } = useNodePage(kind, q, cursor, limit, reload);
 
   const rows = useMemo(() => {
     const items = [...(page?.items ?? [])];
@@ -397,27 +413,13 @@ export function InventoryPage({ kind, route, canEdit }: { kind: string; route: R
         </div>
       </form>
       {doc === undefined ? null : (
-        <details class="columns">
-          <summary>Columns</summary>
-          <fieldset>
-            <legend>Columns shown</legend>
-            {columnsOf(doc).map((column) => (
-              <label key={column} class="check">
-                <input
-                  type="checkbox"
-                  checked={columns.includes(column)}
-                  onChange={(e) => {
-                    const next = e.currentTarget.checked
-                      ? columnsOf(doc).filter((c) => c === column || columns.includes(c))
-                      : columns.filter((c) => c !== column);
-                    go({ cols: next.join(',') });
-                  }}
-                />{' '}
-                {column}
-              </label>
-            ))}
-          </fieldset>
-        </details>
+        <ColumnPicker
+          doc={doc}
+          columns={columns}
+          onChange={(next) => {
+            go({ cols: next.join(',') });
+          }}
+        />
       )}
       <ErrorBanner error={error} />
       {canEdit && selected.size > 0 && doc !== undefined ? (
@@ -480,34 +482,92 @@ export function InventoryPage({ kind, route, canEdit }: { kind: string; route: R
         </table>
       </div>
       {page === undefined ? null : (
-        <nav class="pager" aria-label="Pages">
-          <span class="muted">
-            {rows.length} shown{page.truncated === true ? ' (more match: narrow the search)' : ''}; sorting
-            orders this page
-          </span>
-          {cursor === undefined ? null : (
-            <button
-              type="button"
-              class="secondary"
-              onClick={() => {
-                history.back();
-              }}
-            >
-              Previous page
-            </button>
-          )}
-          {page.next === undefined ? null : (
-            <button
-              type="button"
-              onClick={() => {
-                go({ cursor: page.next });
-              }}
-            >
-              Next page
-            </button>
-          )}
-        </nav>
+        <Pager
+          shown={rows.length}
+          truncated={page.truncated === true}
+          back={cursor !== undefined}
+          {...(page.next === undefined
+            ? {}
+            : {
+                onNext: () => {
+                  go({ cursor: page.next });
+                },
+              })}
+        />
       )}
     </section>
+  );
+}
+
+/** The column chooser: every attribute the kind's schema has, the shown ones checked, in the schema's order. */
+function ColumnPicker({
+  doc,
+  columns,
+  onChange,
+}: {
+  doc: KindDocument;
+  columns: readonly string[];
+  onChange: (columns: string[]) => void;
+}) {
+  return (
+    <details class="columns">
+      <summary>Columns</summary>
+      <fieldset>
+        <legend>Columns shown</legend>
+        {columnsOf(doc).map((column) => (
+          <label key={column} class="check">
+            <input
+              type="checkbox"
+              checked={columns.includes(column)}
+              onChange={(e) => {
+                onChange(
+                  e.currentTarget.checked
+                    ? columnsOf(doc).filter((c) => c === column || columns.includes(c))
+                    : columns.filter((c) => c !== column),
+                );
+              }}
+            />{' '}
+            {column}
+          </label>
+        ))}
+      </fieldset>
+    </details>
+  );
+}
+
+/** Under the inventory: how many rows are shown, back to the previous page, on to the next. */
+function Pager({
+  shown,
+  truncated,
+  back,
+  onNext,
+}: {
+  shown: number;
+  truncated: boolean;
+  back: boolean;
+  onNext?: () => void;
+}) {
+  return (
+    <nav class="pager" aria-label="Pages">
+      <span class="muted">
+        {shown} shown{truncated ? ' (more match: narrow the search)' : ''}; sorting orders this page
+      </span>
+      {back ? (
+        <button
+          type="button"
+          class="secondary"
+          onClick={() => {
+            history.back();
+          }}
+        >
+          Previous page
+        </button>
+      ) : null}
+      {onNext === undefined ? null : (
+        <button type="button" onClick={onNext}>
+          Next page
+        </button>
+      )}
+    </nav>
   );
 }

@@ -8,7 +8,9 @@ import type { JobEventView, JobView, JsonValue, PageView } from '@consortium/cor
 import { followEvents, request } from '../api.js';
 import type { RoundLine, TaskLine } from '../components.js';
 import {
+  ColumnHeads,
   ErrorBanner,
+  NextPage,
   PageTitle,
   Rounds,
   StateBadge,
@@ -96,18 +98,9 @@ export function JobsPage({ route }: { route: Route }) {
       <ErrorBanner error={error} />
       <div class="table-wrap">
         <table class="jobs" aria-label="Jobs">
-          <thead>
-            <tr>
-              <th scope="col">Job</th>
-              <th scope="col">State</th>
-              <th scope="col">Node</th>
-              <th scope="col">Action</th>
-              <th scope="col">Actor</th>
-              <th scope="col">Started</th>
-              <th scope="col">Duration</th>
-              <th scope="col">Rounds</th>
-            </tr>
-          </thead>
+          <ColumnHeads
+            columns={['Job', 'State', 'Node', 'Action', 'Actor', 'Started', 'Duration', 'Rounds']}
+          />
           <tbody>
             {(page?.items ?? []).map((job) => (
               <tr key={job.id} data-job={job.id}>
@@ -140,18 +133,7 @@ export function JobsPage({ route }: { route: Route }) {
           </tbody>
         </table>
       </div>
-      {page?.next === undefined ? null : (
-        <nav class="pager" aria-label="Pages">
-          <button
-            type="button"
-            onClick={() => {
-              navigate(href('jobs', { ...Object.fromEntries(query), cursor: page.next ?? '' }));
-            }}
-          >
-            Next page
-          </button>
-        </nav>
-      )}
+      <NextPage next={page?.next} route="jobs" query={query} />
     </section>
   );
 }

@@ -7,8 +7,8 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { Attrs, ExplainView, JobView, NodeAuthorityView } from '@consortium/core';
 import { ApiError, request } from '../api.js';
-import { ErrorBanner, PageTitle, Rounds, Time, roundsOf } from '../components.js';
-import { SchemaFields, useRefOptions } from '../form.js';
+import { ColumnHeads, ErrorBanner, PageTitle, Rounds, Time, roundsOf } from '../components.js';
+import { ChangeForm, useRefOptions } from '../form.js';
 import { useDocument } from '../kinds.js';
 import { href, navigate } from '../router.js';
 import type { FieldError, FormState, KindDocument } from '../schema.js';
@@ -139,29 +139,13 @@ function EditForm({
           </button>
         </div>
       )}
-      <form
-        noValidate
-        onSubmit={(e) => {
-          e.preventDefault();
-          void send('apply');
-        }}
-      >
-        <SchemaFields doc={doc} state={state} onChange={setState} errors={errors} refs={refs} />
-        {errors.length > 0 ? (
-          <p class="field-error" role="alert">
-            {errors.length} value(s) do not fit the schema; nothing was sent.
-          </p>
-        ) : null}
-        <ErrorBanner error={error} />
-        <div class="row">
-          <button type="button" class="secondary" disabled={busy} onClick={() => void send('explain')}>
-            Explain
-          </button>
-          <button type="submit" disabled={busy}>
-            Apply
-          </button>
-        </div>
-      </form>
+      <ChangeForm
+        fields={{ doc, state, onChange: setState, errors, refs }}
+        error={error}
+        busy={busy}
+        submitLabel="Apply"
+        onSend={(mode) => void send(mode === 'submit' ? 'apply' : 'explain')}
+      />
       {explain === undefined ? null : <PlanView explain={explain} />}
     </section>
   );
@@ -243,14 +227,7 @@ export function NodePage({ kind, name, canEdit }: { kind: string; name: string; 
           )}
           <div class="table-wrap">
             <table class="attributes" aria-label="Attributes and their owners">
-              <thead>
-                <tr>
-                  <th scope="col">Attribute</th>
-                  <th scope="col">Value</th>
-                  <th scope="col">Owner</th>
-                  <th scope="col">Drift</th>
-                </tr>
-              </thead>
+              <ColumnHeads columns={['Attribute', 'Value', 'Owner', 'Drift']} />
               <tbody>
                 {Object.entries(node.authority).map(([p, owner]) => {
                   const value = valueAtPath(doc, node.attrs, p);
