@@ -6,7 +6,7 @@
  */
 import { Writable } from 'node:stream';
 import type { NodeObservation, NodeProvider, Observation, Store } from '@consortium/core';
-import { BackendUnavailableError, systemClock } from '@consortium/core';
+import { BackendUnavailableError } from '@consortium/core';
 import { openSqliteStore } from '@consortium/store-sqlite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import winston from 'winston';
@@ -34,6 +34,9 @@ afterEach(async () => {
   await store.close();
 });
 
+/** A clock that moves 1 ms at every reading, so that every time the observer takes is distinct. */
+const ticking = { at: 1_000, now: (): number => ++ticking.at, sleep: () => Promise.resolve() };
+
 function observer(observe: (name: string) => Promise<Observation>): Observer {
   const provider: NodeProvider = {
     name: 'vm',
@@ -56,7 +59,7 @@ function observer(observe: (name: string) => Promise<Observation>): Observer {
     store,
     kinds: new Map([['host', { providers: new Map([['vm', provider]]) }]]),
     logger,
-    clock: systemClock,
+    clock: ticking,
     intervalMs: 60_000,
   });
 }
@@ -92,6 +95,21 @@ describe('Observer.pass', () => {
     expect((await store.getNode('host', 'h-020'))?.observed).toEqual({});
     expect((await store.getNode('host', 'h-021'))?.observed['vm']?.attrs).toEqual({ power: 'off' });
     expect(warnings).toEqual(['observe failed']);
+  });
+
+  it('stamps a page with the time it began, so a change made while it was observed is newer than it', async () => {
+    await observer(async (name) => {
+      // h-010 was observed already; it changes before the page is written.
+      if (name === 'h-050') await store.updateNode('host', 'h-010', { power: 'off' }, ticking.now());
+      return { power: 'on' };
+    }).pass(new AbortController().signal);
+    const changed = await store.getNode('host', 'h-010');
+    const observedAt = changed?.observed['vm']?.at ?? Infinity;
+    expect(observedAt).toBeLessThan(changed?.updatedAt ?? -Infinity);
+    // The next page began after the change: its observations are newer.
+    expect((await store.getNode('host', 'h-150'))?.observed['vm']?.at).toBeGreaterThan(
+      changed?.updatedAt ?? Infinity,
+    );
   });
 
   it('counts the observations of a page the store refuses as failures and goes on', async () => {

@@ -59,6 +59,9 @@ export class Observer implements Runnable {
       do {
         const page = await store.listNodes(kind, { limit: 100, ...(cursor === undefined ? {} : { cursor }) });
         const seen: NodeObservation[] = [];
+        // The page's observations carry the time its first call began: none claims to be newer than it is, so a
+        // change written while the page was observed is never taken for drift (drift ignores older observations).
+        const observedAt = clock.now();
         for (const node of page.items) {
           if (stopped(signal)) break;
           nodes++;
@@ -87,7 +90,7 @@ export class Observer implements Runnable {
           );
         }
         try {
-          await store.putObservations(kind, seen, clock.now());
+          await store.putObservations(kind, seen, observedAt);
         } catch (error) {
           // The store is down: this page's observations are lost, the next pass writes them again.
           failures += seen.length;
