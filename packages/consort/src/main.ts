@@ -10,6 +10,7 @@ import type { Answer } from './client.js';
 import { Client } from './client.js';
 import { batchCommands, batchOptions, batchRequest, runBatch } from './batch-commands.js';
 import { configManagementCommands } from './config-management.js';
+import { discoveryCommands } from './discovery-commands.js';
 import { configPath, readConfig, resolveTarget, writeConfig } from './config.js';
 import { readFileSync } from 'node:fs';
 import { BOOLEAN_WORDS_HELP, parseBooleanWord } from '@consortium/core';
@@ -263,6 +264,7 @@ const POSITIONALS: Record<string, readonly [string, string][]> = {
     ['name', 'the node name'],
   ],
   list: [['kind', 'the kind']],
+  adopt: [['kind', 'the kind']],
   search: [['query', 'the query']],
   create: [
     ['kind', 'the kind'],
@@ -1123,7 +1125,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
     .describe('version', "show consort's version")
     // yargs' own wrapping (cliui's ESM build) cuts words in half; help is laid out unwrapped and wrapped by words.
     .wrap(null);
-  return configManagementCommands(parser, clientFor, run);
+  return discoveryCommands(configManagementCommands(parser, clientFor, run), clientFor, run);
 }
 
 /** Columns of kinds whose most common attributes are not the ones an operator looks for (capacity). */

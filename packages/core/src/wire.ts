@@ -141,3 +141,36 @@ export interface ProblemView {
   readonly detail: string;
   readonly [extra: string]: unknown;
 }
+
+/** A backend object of a node that exists (`GET /api/discovery`): which providers hold it, and where they differ. */
+export interface KnownView {
+  readonly name: string;
+  /** The providers whose backends hold an object of this name, sorted. */
+  readonly providers: readonly string[];
+  readonly drift: readonly DriftView[];
+}
+
+/** A backend object no node stands for: what the node adopting it would hold, from every provider that has it. */
+export interface UnmanagedView {
+  readonly name: string;
+  /** The providers whose backends hold an object of this name, sorted. */
+  readonly providers: readonly string[];
+  readonly attrs: Attrs;
+}
+
+/**
+ * `GET /api/discovery?kind=`: known (a node exists), adoptable (no node, and Consortium never had one) and orphaned
+ * (no node, but Consortium made, changed or adopted one of that name: it was deleted or never finished).
+ */
+export interface DiscoveryView {
+  readonly kind: string;
+  readonly known: readonly KnownView[];
+  readonly adoptable: readonly UnmanagedView[];
+  readonly orphaned: readonly UnmanagedView[];
+}
+
+/** `POST /api/discovery/adopt`: the nodes made, each with the providers its values came from. */
+export interface AdoptionView {
+  readonly kind: string;
+  readonly adopted: readonly UnmanagedView[];
+}

@@ -5,8 +5,14 @@
  * reports `netboot`, which lets a hypervisor provider boot the machine; deleting the host removes the system. Every
  * task reads the backend first, so a task that runs again converges instead of writing again.
  */
-import type { NodeProvider, ProposedUpdate } from '@consortium/core';
-import { interfaceOf } from '@consortium/core';
+import type {
+  Attrs,
+  DiscoveredObject,
+  NodeProvider,
+  ProposedUpdate,
+  ProviderContext,
+} from '@consortium/core';
+import { interfaceOf, isNodeName } from '@consortium/core';
 import { pxeHostClaims } from './host-attributes.js';
 import type { TaskRun } from './task-run.js';
 import { decisionProvider } from './task-run.js';
@@ -48,6 +54,8 @@ export interface PxeBackend<System extends PxeSystemState> {
   readonly label?: string;
   /** The system of `host`, or null. */
   get(host: string, signal: AbortSignal): Promise<System | null>;
+  /** Every system the service holds, by name, read only (for discovery); a backend without it discovers nothing. */
+  list?(signal: AbortSignal): Promise<ReadonlyMap<string, System>>;
   /** What differs between the system and `desired`; empty when they agree. */
   changes(existing: System, desired: DesiredPxeSystem): readonly PxeChange[];
   /** Why the service would refuse `desired` (`changes` undefined: a new system), checked before any write. */
@@ -174,6 +182,14 @@ async function decidePxe<System extends PxeSystemState>(
   out.accept(...all);
 }
 
+/** What a PXE provider observes of a system: the values of the paths it provides. */
+function observedOf(system: PxeSystemState): Attrs {
+  return {
+    ...(system.profile === undefined ? {} : { profile: system.profile }),
+    netboot: system.netboot,
+  };
+}
+
 /** A PXE provider for hosts over `backend`: claims `profile` and `netboot`, watches `interfaces` and `hostname`. */
 export function pxeProvider<System extends PxeSystemState>(backend: PxeBackend<System>): NodeProvider {
   return decisionProvider(
@@ -185,12 +201,20 @@ export function pxeProvider<System extends PxeSystemState>(backend: PxeBackend<S
       observe: async (ref, context) => {
         if (ref.kind !== 'host') return null;
         const system = await backend.get(ref.name, context.signal);
-        if (system === null) return null;
-        return {
-          ...(system.profile === undefined ? {} : { profile: system.profile }),
-          netboot: system.netboot,
-        };
+        return system === null ? null : observedOf(system);
       },
+      ...(backend.list === undefined
+        ? {}
+        : {
+            discover: async (kind: string, context: ProviderContext): Promise<DiscoveredObject[]> => {
+              if (kind !== 'host' || backend.list === undefined) return [];
+              const systems = await backend.list(context.signal);
+              // A node name is a lowercase DNS name; a system named otherwise maps to no node.
+              return [...systems]
+                .filter(([name]) => isNodeName(name))
+                .map(([name, system]) => ({ name, attrs: observedOf(system) }));
+            },
+          }),
     },
     (run) => decidePxe(backend, run),
   );

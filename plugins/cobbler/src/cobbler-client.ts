@@ -29,7 +29,7 @@ export interface CobblerInterface {
   readonly dnsName: string;
 }
 
-/** A Cobbler system, as the plugin reads it from `get_system`. */
+/** A Cobbler system, as the plugin reads it from `get_system` or `get_systems`. */
 export interface CobblerSystem {
   readonly name: string;
   readonly profile: string;
@@ -117,6 +117,20 @@ function readInterface(value: unknown): CobblerInterface {
   };
 }
 
+/** A system from the dict `get_system` and `get_systems` answer with. */
+function readSystem(fields: Record<string, unknown>): CobblerSystem {
+  const interfaces = (fields['interfaces'] ?? {}) as Record<string, unknown>;
+  const netboot = fields['netboot_enabled'];
+  return {
+    name: text(fields['name']),
+    profile: text(fields['profile']),
+    hostname: text(fields['hostname']),
+    gateway: text(fields['gateway']),
+    netbootEnabled: netboot === true || String(netboot).toLowerCase() === 'true',
+    interfaces: Object.fromEntries(Object.entries(interfaces).map(([k, v]) => [k, readInterface(v)])),
+  };
+}
+
 /** A client of one Cobbler server; safe to share between concurrent tasks. */
 export class CobblerClient {
   private target: Target;
@@ -159,17 +173,17 @@ export class CobblerClient {
     const value = await this.call('get_system', [name], signal);
     if (value === '~' || value === null || value === undefined) return null;
     if (typeof value !== 'object') throw this.unexpected('get_system', value);
-    const fields = value as Record<string, unknown>;
-    const interfaces = (fields['interfaces'] ?? {}) as Record<string, unknown>;
-    const netboot = fields['netboot_enabled'];
-    return {
-      name: text(fields['name']),
-      profile: text(fields['profile']),
-      hostname: text(fields['hostname']),
-      gateway: text(fields['gateway']),
-      netbootEnabled: netboot === true || String(netboot).toLowerCase() === 'true',
-      interfaces: Object.fromEntries(Object.entries(interfaces).map(([k, v]) => [k, readInterface(v)])),
-    };
+    return readSystem(value as Record<string, unknown>);
+  }
+
+  /** Every system, read in one call (`get_systems`, as cobblerd holds them in memory; read only, no token). */
+  async systems(signal: AbortSignal): Promise<CobblerSystem[]> {
+    const value = await this.call('get_systems', [], signal);
+    if (!Array.isArray(value)) throw this.unexpected('get_systems', value);
+    return value.map((item) => {
+      if (typeof item !== 'object' || item === null) throw this.unexpected('get_systems', item);
+      return readSystem(item as Record<string, unknown>);
+    });
   }
 
   /** Names of the systems matching `criteria` (`{mac_address: ...}`, `{ip_address: ...}`, globs on names). */

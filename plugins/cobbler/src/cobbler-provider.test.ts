@@ -11,7 +11,7 @@ import type {
   ProviderTask,
   Store,
 } from '@consortium/core';
-import { BackendUnavailableError, InputError, silentLogger } from '@consortium/core';
+import { BackendError, BackendUnavailableError, InputError, silentLogger } from '@consortium/core';
 import type { CobblerTestServer } from '@consortium/test-cobbler-server';
 import { startCobblerServer } from '@consortium/test-cobbler-server';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -473,5 +473,28 @@ describe('the cobbler provider', () => {
     expect(await cobbler.observe!(ref, context)).toBeNull();
     await cobbler.apply(task([sync()], node(MAC1, '10.1.2.34')), context);
     expect(await cobbler.observe!(ref, context)).toEqual({ profile: 'debian12', netboot: true });
+  });
+
+  it('discovers every system as observe sees it, in one get_systems call and no write, names that are no node left out', async () => {
+    const cobbler = provider();
+    await cobbler.apply(task([sync()], node(MAC1, '10.1.2.34')), context);
+    server.addSystem({ name: 'pxe-07', profile: 'rocky9', netboot_enabled: false });
+    server.addSystem({ name: 'Legacy_Box', profile: 'rocky9' });
+    const before = server.calls.length;
+    const found = await cobbler.discover!('host', context);
+    expect(found).toEqual([
+      { name: 'web-01', attrs: { profile: 'debian12', netboot: true } },
+      { name: 'pxe-07', attrs: { profile: 'rocky9', netboot: false } },
+    ]);
+    expect(server.calls.slice(before).map((c) => c.method)).toEqual(['get_systems']);
+    for (const { name, attrs } of found)
+      expect(await cobbler.observe!({ kind: 'host', name }, context)).toEqual(attrs);
+    expect(await cobbler.discover!('vlan', context)).toEqual([]);
+    server.injectFault('get_systems', 'cannot read the collection');
+    const failed = await cobbler.discover!('host', context).catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(BackendError);
+    expect((failed as Error).message).toBe(
+      "Cobbler fault in get_systems: <class 'cobbler.cexceptions.CX'>:'cannot read the collection'",
+    );
   });
 });

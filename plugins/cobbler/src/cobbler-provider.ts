@@ -143,6 +143,14 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
     });
   }
 
+  const stateOf = (system: CobblerSystem): CobblerState => ({
+    system,
+    profile: system.profile === '' ? undefined : system.profile,
+    netboot: system.netbootEnabled,
+    unsaved: unsaved.has(system.name),
+    syncPending: syncPending.get(system.name),
+  });
+
   return {
     provider: COBBLER_PROVIDER,
     interface: iface,
@@ -150,14 +158,13 @@ function cobblerBackend(client: CobblerClient, options: CobblerProviderOptions):
 
     async get(host, signal) {
       const system = await client.getSystem(host, signal);
-      if (system === null) return null;
-      return {
-        system,
-        profile: system.profile === '' ? undefined : system.profile,
-        netboot: system.netbootEnabled,
-        unsaved: unsaved.has(host),
-        syncPending: syncPending.get(host),
-      };
+      return system === null ? null : stateOf(system);
+    },
+
+    async list(signal) {
+      // One get_systems call: read only, no token, no write (discovery must leave Cobbler as it is).
+      const systems = await client.systems(signal);
+      return new Map(systems.map((system) => [system.name, stateOf(system)]));
     },
 
     changes: (existing, desired) => {

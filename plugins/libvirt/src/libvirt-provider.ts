@@ -9,6 +9,8 @@
  */
 import type {
   AttributeClaim,
+  Attrs,
+  DiscoveredObject,
   NodeProvider,
   NodeRef,
   Observation,
@@ -19,7 +21,7 @@ import type {
   VmDefinition,
   VmFacts,
 } from '@consortium/plugin-api';
-import { vmHostClaims, vmProvider } from '@consortium/plugin-api';
+import { isNodeName, vmHostClaims, vmProvider } from '@consortium/plugin-api';
 import type { DomainMetadata, NetworkConfig } from './domain-xml.js';
 import { domainXml } from './domain-xml.js';
 import type { HypervisorUsage, VmSize } from './placement.js';
@@ -187,16 +189,16 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
 
   /**
    * The domains of `hv`: from its trusted view (reading again only the domains events named, and `host`, whose
-   * change a moment ago may not have sent its event yet), else read in full.
+   * change a moment ago may not have sent its event yet, if given), else read in full.
    */
   async function domainsOf(
     hv: Hypervisor,
-    host: string,
+    host: string | undefined,
     signal: AbortSignal,
   ): Promise<readonly DomainState[]> {
     const view = viewOf(hv);
     if (view.trusted) {
-      const names = [...new Set([...view.dirty, host])];
+      const names = [...new Set([...view.dirty, ...(host === undefined ? [] : [host])])];
       view.dirty.clear();
       try {
         const states = await Promise.all(names.map((name) => hv.virsh.domain(name, { signal })));
@@ -226,6 +228,17 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
     views.get(hv.name)?.dirty.add(name);
   };
 
+  /**
+   * Which of the domains of one name on several hypervisors is the host's. One libvirt configured under two names
+   * shows its domains under both: the metadata says which one placed it. A domain moved by hand to another
+   * hypervisor keeps stale metadata and is still found where it is.
+   */
+  const chosen = (found: readonly Vm[]): Vm | null =>
+    found.find((v) => v.state.metadata?.hypervisor === v.hv.name) ??
+    found.find((v) => belongs(v.state, v.hv)) ??
+    found[0] ??
+    null;
+
   /** Reads every hypervisor; throws when one cannot be read (it might hold the host's domain). */
   async function scan(host: string, signal: AbortSignal): Promise<Scan> {
     const generation = placements;
@@ -242,13 +255,7 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
         if (domain.name === host) found.push(vmOf(hv, domain));
       }
     }
-    // One libvirt configured under two names shows its domains under both: the metadata says which one placed
-    // it. A domain moved by hand to another hypervisor keeps stale metadata and is still found where it is.
-    const vm =
-      found.find((v) => v.state.metadata?.hypervisor === v.hv.name) ??
-      found.find((v) => belongs(v.state, v.hv)) ??
-      found[0] ??
-      null;
+    const vm = chosen(found);
     if (vm === null) seenOn.delete(host);
     else seenOn.set(host, vm.hv.name);
     return { generation, usages, macs, found: vm };
@@ -489,10 +496,8 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
     },
   };
 
-  async function observe(ref: NodeRef, context: ProviderContext): Promise<Observation> {
-    if (ref.kind !== 'host') return null;
-    const { vm } = await locate(ref.name, seenOn.get(ref.name), context.signal);
-    if (vm === null) return null;
+  /** What the provider observes of a host's domain: the values of the paths it has authority over. */
+  const observedOf = (vm: Vm): Attrs => {
     const hwspec = hwspecOf(hwspecs, vm.memoryMib, vm.vcpus);
     return {
       ...(hwspec === undefined ? {} : { hwspec }),
@@ -500,10 +505,47 @@ export function libvirtProvider(options: LibvirtProviderOptions): LibvirtProvide
       hypervisor: vm.hypervisor,
       ...(vm.mac === undefined ? {} : { interfaces: [{ name: iface, mac: vm.mac }] }),
     };
+  };
+
+  async function observe(ref: NodeRef, context: ProviderContext): Promise<Observation> {
+    if (ref.kind !== 'host') return null;
+    const { vm } = await locate(ref.name, seenOn.get(ref.name), context.signal);
+    return vm === null ? null : observedOf(vm);
+  }
+
+  /**
+   * Every domain on every configured hypervisor whose name is a node name, each with what observe would report:
+   * read through the placement view (its trusted view, or one full read per hypervisor), never written.
+   */
+  async function discover(kind: string, context: ProviderContext): Promise<DiscoveredObject[]> {
+    if (kind !== 'host') return [];
+    const all = await Promise.all(
+      options.hypervisors.map(async (hv) => ({
+        hv,
+        domains: await domainsOf(hv, undefined, context.signal),
+      })),
+    );
+    const byHost = new Map<string, Vm[]>();
+    for (const { hv, domains } of all) {
+      for (const domain of domains) {
+        // A node name is a lowercase DNS name; a domain named otherwise maps to no node.
+        if (!isNodeName(domain.name)) continue;
+        byHost.set(domain.name, [...(byHost.get(domain.name) ?? []), vmOf(hv, domain)]);
+      }
+    }
+    const found: DiscoveredObject[] = [];
+    for (const [host, vms] of [...byHost].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const vm = chosen(vms);
+      if (vm === null) continue;
+      seenOn.set(host, vm.hv.name);
+      found.push({ name: host, attrs: observedOf(vm) });
+    }
+    return found;
   }
 
   return vmProvider(backend, {
     observe,
+    discover,
     usage: async (name: string, signal: AbortSignal): Promise<HypervisorUsage | null> => {
       const hv = byName.get(name);
       if (hv === undefined) return null;

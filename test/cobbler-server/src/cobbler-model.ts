@@ -405,7 +405,17 @@ export class CobblerModel {
       const name = arg(p, 0, 'get_profile', 'name');
       return typeof name === 'string' && this.profiles.has(name) ? this.profileDict(name) : '~';
     },
-    get_systems: () => [...this.systemsByName.values()].map((s) => this.cachedDict(s)),
+    // `get_systems(self, page=None, results_per_page=None, token=None, **rest)`: every system as cobblerd holds it
+    // in memory (a handle's unsaved edits included, unsaved new systems not), in the order they were added; the
+    // paging arguments and the token are ignored, a fourth positional argument is Python's TypeError.
+    get_systems: (p) => {
+      if (p.length > 3) {
+        throw typeError(
+          `get_systems() takes from 1 to 4 positional arguments but ${p.length + 1} were given`,
+        );
+      }
+      return [...this.systemsByName.values()].map((s) => this.cachedDict(s));
+    },
     get_system: (p) => {
       const system = this.systemsByName.get(String(arg(p, 0, 'get_system', 'name')));
       return system === undefined ? '~' : this.cachedDict(system);

@@ -90,6 +90,40 @@ describe('the Cobbler 3.3.7 test server', () => {
     expect(await call(url, 'find_system', [{ name: 'web-*' }, true])).toHaveLength(1);
   });
 
+  it('lists every system with get_systems (live edits in, unsaved new systems out) and counts calls per method', async () => {
+    // remote.py get_systems -> get_items("system"): [x.to_dict() for x in api.get_items("system")], no token.
+    const token = await login();
+    await createSystem(token, 'web-01', '52:54:00:00:00:01', '10.1.2.34');
+    server.addSystem({ name: 'db-01', profile: 'rocky9' });
+    const unsaved = await call(url, 'new_system', [token]);
+    await call(url, 'modify_system', [unsaved, 'name', 'web-02', token]);
+    const live = await call(url, 'get_system_handle', ['web-01', token]);
+    await call(url, 'modify_system', [live, 'profile', 'rocky9', token]);
+    const systems = (await call(url, 'get_systems', [])) as Record<string, any>[];
+    expect(systems.map((s) => [s['name'], s['profile']])).toEqual([
+      ['web-01', 'rocky9'],
+      ['db-01', 'rocky9'],
+    ]);
+    expect(systems[0]?.['interfaces'].eth0.mac_address).toBe('52:54:00:00:00:01');
+    // page, results_per_page and token are ignored; a fourth positional argument is Python's TypeError.
+    expect(await call(url, 'get_systems', [1, 10, token])).toHaveLength(2);
+    expect(await fault(call(url, 'get_systems', [1, 10, token, 'x']))).toBe(
+      "<class 'TypeError'>:get_systems() takes from 1 to 4 positional arguments but 5 were given",
+    );
+    server.injectFault('get_systems', 'cannot read the collection');
+    expect(await fault(call(url, 'get_systems', []))).toBe(
+      "<class 'cobbler.cexceptions.CX'>:'cannot read the collection'",
+    );
+    expect(server.callCounts()).toEqual({
+      login: 1,
+      new_system: 2,
+      modify_system: 6,
+      save_system: 1,
+      get_system_handle: 1,
+      get_systems: 4,
+    });
+  });
+
   it('refuses a second system of the same name in "new" mode, and edits through a handle', async () => {
     const token = await login();
     await createSystem(token, 'web-01', '52:54:00:00:00:01', '10.1.2.34');

@@ -67,6 +67,8 @@ export interface CobblerTestServer {
   readonly port: number;
   /** Every call received, in order. */
   readonly calls: CobblerCall[];
+  /** How many calls each method received so far (faulted ones included), by method name. */
+  callCounts(): Record<string, number>;
   /** Every system as saved on disk, sorted by name (unsaved handle edits are not in it). */
   systems(): SystemDict[];
   /** One system as saved on disk, or undefined. */
@@ -248,6 +250,11 @@ export async function startCobblerServer(options: CobblerServerOptions = {}): Pr
     url: `http://127.0.0.1:${port}${endpoint === 'apache' ? COBBLER_API_PATH : '/'}`,
     port,
     calls,
+    callCounts: () => {
+      const counts: Record<string, number> = {};
+      for (const call of calls) counts[call.method] = (counts[call.method] ?? 0) + 1;
+      return counts;
+    },
     systems: () => model.systems(),
     system: (name) => model.systems().find((s) => s.name === name),
     liveSystem: (name) => model.liveSystem(name),

@@ -5,7 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -34,6 +34,31 @@ export interface LibvirtLabOptions {
   readonly user?: string;
 }
 
+/** One domain event libvirtd sent (`virsh event --all`): a write to a domain, never a read. */
+export interface LabDomainEvent {
+  readonly domain: string;
+  /** The event as virsh prints it: `event 'lifecycle' for domain 'web-09': Defined Updated`. */
+  readonly line: string;
+}
+
+/**
+ * Every domain event of the shared libvirtd from the moment `watchDomainEvents` resolved: each define, undefine,
+ * start, stop or metadata change of any domain, by anyone (the lab's virsh, a provider over SSH, another test).
+ */
+export interface LabDomainEvents {
+  /** The events so far, in the order libvirtd sent them. */
+  readonly events: readonly LabDomainEvent[];
+  /** The events about one domain so far. */
+  of(domain: string): LabDomainEvent[];
+  /**
+   * Resolves once every event of a change made before the call has arrived: it redefines its own sentinel domain
+   * and waits for that event, which libvirtd sends after all earlier ones.
+   */
+  settle(): Promise<void>;
+  /** Stops listening and undefines the sentinel. Idempotent. */
+  stop(): Promise<void>;
+}
+
 /** A running lab. */
 export interface LibvirtLab {
   /** Where sshd listens: always 127.0.0.1. */
@@ -59,6 +84,8 @@ export interface LibvirtLab {
   removeDomain(name: string): Promise<void>;
   /** Names of all defined domains. */
   domains(): Promise<string[]>;
+  /** Starts counting the domain events of the lab's libvirtd (its writes); resolves once it is listening. */
+  watchDomainEvents(): Promise<LabDomainEvents>;
   /** Kills this lab's sshd; the last lab on the machine also stops the daemons a lab started. Idempotent. */
   stop(): Promise<void>;
 }
@@ -237,6 +264,101 @@ async function waitForExit(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** A domain never started, only redefined to mark a point in the event stream; its name is no node name. */
+function sentinelXml(name: string, uuid: string): string {
+  // With its uuid, so that defining it again updates it instead of clashing with itself.
+  return `<domain type='qemu'><name>${name}</name><uuid>${uuid}</uuid><memory unit='MiB'>16</memory><vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os></domain>`;
+}
+
+/** `virsh event --all --loop` as root on the lab's libvirtd, with a sentinel domain to settle on. */
+async function watchDomainEvents(
+  id: string,
+  virsh: (args: readonly string[]) => Promise<string>,
+  tryVirsh: (args: readonly string[]) => Promise<CommandResult>,
+): Promise<LabDomainEvents> {
+  const sentinel = `Lab_Events_${id.replace(/-/g, '_')}_${randomBytes(3).toString('hex')}`;
+  const sentinelFile = join(LAB_ROOT, `${sentinel}.xml`);
+  await writeFile(sentinelFile, sentinelXml(sentinel, randomUUID()));
+  const child = spawn('virsh', ['-c', LAB_URI, 'event', '--all', '--loop'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LC_ALL: 'C' },
+  });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  const events: LabDomainEvent[] = [];
+  const waiters = new Set<() => void>();
+  let partial = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString('utf8')).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const domain = /for domain '([^']*)'/.exec(line)?.[1];
+      if (domain !== undefined) events.push({ domain, line: line.trim() });
+    }
+    for (const waiter of waiters) waiter();
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const ended = new Promise<never>((_, reject) => {
+    child.once('exit', (code) => {
+      reject(new Error(`virsh event ended (exit ${String(code)}): ${stderr.trim()}`));
+    });
+  });
+  ended.catch(() => undefined);
+  const sentinelEvents = (): number => events.filter((e) => e.domain === sentinel).length;
+  /** Redefines the sentinel and waits for its event; false if none came within `ms` (the stream not yet registered). */
+  const mark = async (ms: number): Promise<boolean> => {
+    const seen = sentinelEvents();
+    let check = (): void => undefined;
+    const arrived = new Promise<boolean>((resolve) => {
+      check = () => {
+        if (sentinelEvents() > seen) resolve(true);
+      };
+      waiters.add(check);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // A file, not /dev/stdin: Node's stdin pipe is a socket, which virsh cannot open by that name.
+      await virsh(['define', sentinelFile]);
+      const late = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => {
+          resolve(false);
+        }, ms);
+      });
+      return await Promise.race([arrived, ended, late]);
+    } finally {
+      clearTimeout(timer);
+      waiters.delete(check);
+    }
+  };
+  // libvirtd gives no sign that the stream is registered but the events it sends: mark until one comes back.
+  const deadline = Date.now() + 30_000;
+  while (!(await mark(250))) {
+    if (Date.now() > deadline) {
+      child.kill('SIGTERM');
+      throw new Error(`virsh event sent nothing within 30 s: ${stderr.trim()}`);
+    }
+  }
+  const settle = async (): Promise<void> => {
+    if (!(await mark(60_000))) throw new Error('the sentinel domain event did not come back within 60 s');
+  };
+  let stopped: Promise<void> | undefined;
+  return {
+    get events() {
+      return events.filter((e) => e.domain !== sentinel);
+    },
+    of: (domain) => events.filter((e) => e.domain === domain),
+    settle,
+    stop: () =>
+      (stopped ??= (async () => {
+        child.kill('SIGTERM');
+        await tryVirsh(['undefine', sentinel]);
+        await rm(sentinelFile, { force: true });
+      })()),
+  };
+}
+
 /**
  * Starts a lab: checks the Debian packages (throws an Error naming the ones to `apt-get install`), makes the users
  * and config, starts virtlogd and libvirtd when they do not run (and warms QEMU's capability probe up), then an
@@ -337,6 +459,7 @@ export async function startLibvirtLab(options: LibvirtLabOptions = {}): Promise<
           .split('\n')
           .map((line) => line.trim())
           .filter((line) => line !== ''),
+      watchDomainEvents: () => watchDomainEvents(id, virsh, tryVirsh),
       stop: () => (stopped ??= cleanUp()),
     };
   } catch (error) {

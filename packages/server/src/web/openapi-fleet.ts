@@ -2,6 +2,17 @@
 
 const problem = { $ref: '#/components/responses/Problem' };
 
+/** One entry of a discovery group: its name, the providers that hold it, and `field` (drift or attrs). */
+const discovered = (field: string, schema: Record<string, unknown>) => ({
+  type: 'object',
+  required: ['name', 'providers', field],
+  properties: {
+    name: { type: 'string' },
+    providers: { type: 'array', items: { type: 'string' } },
+    [field]: schema,
+  },
+});
+
 /** Paths of `/api/batches`, `/api/enc`, `/api/hooks` and `/api/discovery`, keyed as OpenAPI's `paths`. */
 export function fleetPaths(): Record<string, unknown> {
   return {
@@ -58,14 +69,56 @@ export function fleetPaths(): Record<string, unknown> {
     },
     '/api/discovery': {
       get: {
-        summary: 'What the backends hold for ?kind=: known (with drift), adoptable, orphaned',
-        responses: { 200: { description: 'groups' }, default: problem },
+        summary:
+          'What the backends hold for ?kind=, one entry per name listing the providers that hold it: known (a node exists, with drift), adoptable (no node, never one), orphaned (no node, but a job or audit entry names one)',
+        parameters: [
+          { name: 'kind', in: 'query', required: true, description: 'the kind', schema: { type: 'string' } },
+        ],
+        responses: {
+          200: {
+            description: 'the three groups',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['kind', 'known', 'adoptable', 'orphaned'],
+                  properties: {
+                    kind: { type: 'string' },
+                    known: {
+                      type: 'array',
+                      items: discovered('drift', { type: 'array', items: { type: 'object' } }),
+                    },
+                    adoptable: { type: 'array', items: discovered('attrs', { type: 'object' }) },
+                    orphaned: { type: 'array', items: discovered('attrs', { type: 'object' }) },
+                  },
+                },
+              },
+            },
+          },
+          default: problem,
+        },
       },
     },
     '/api/discovery/adopt': {
       post: {
-        summary: 'Create nodes from observed values ({kind, names} or {kind, all: true}); writes no backend',
-        responses: { 201: { description: 'adopted' }, default: problem },
+        summary:
+          'Create nodes from observed values ({kind, names} or {kind, all: true}: every adoptable one; an orphan only by name); writes no backend. 404 for a name no backend holds, 409 for one that is a node; then nothing is adopted',
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['kind'],
+                properties: {
+                  kind: { type: 'string' },
+                  names: { type: 'array', items: { type: 'string' }, minItems: 1 },
+                  all: { const: true },
+                },
+              },
+            },
+          },
+        },
+        responses: { 201: { description: '{kind, adopted: [{name, providers, attrs}]}' }, default: problem },
       },
     },
     '/api/batches/{id}': {

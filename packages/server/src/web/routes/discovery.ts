@@ -1,66 +1,165 @@
 /**
  * Discovery and adoption: `GET /api/discovery?kind=host` asks every provider that can `discover()` what its
- * backend holds and sorts it into known (a node exists; with drift), adoptable (no node, never one) and orphaned (no
- * node, but Consortium made or changed one of that name). `POST /api/discovery/adopt` creates nodes from the observed
- * values without writing to any backend: the node and each provider's observation are written to the store only.
+ * backend holds, merges what several providers found under one name into one entry listing them, and sorts the
+ * entries into known (a node exists; with drift), adoptable (no node, and Consortium never had one) and orphaned
+ * (no node, but Consortium made, changed or adopted one of that name: deleted behind its back, or a create that
+ * never finished). The groups are decided here, from the store, so every provider's objects are sorted alike.
+ * `POST /api/discovery/adopt` creates nodes from the observed values without writing to any backend: the node and
+ * each provider's observation are written to the store only.
  */
 import express from 'express';
-import type { Attrs, DiscoveredObject, JsonValue } from '@consortium/core';
-import {
-  ConflictError,
-  InputError,
-  NotFoundError,
-  deepEqual,
-  isJsonObject,
-  parsePath,
+import type {
+  Attrs,
+  DiscoveredObject,
+  DiscoveryView,
+  JsonValue,
+  KindSchema,
+  KnownView,
+  Path,
+  Store,
+  UnmanagedView,
 } from '@consortium/core';
+import { ConflictError, InputError, NotFoundError, isJsonObject, parsePath } from '@consortium/core';
 import { exists } from '../../intake.js';
 import type { KindRuntime } from '../../plugins.js';
 import { requireRole } from '../auth.js';
 import type { WebDeps } from '../shared.js';
 import { runtimeOf, single } from '../shared.js';
+import { driftOf } from '../views.js';
 
-/** What each provider found for one name. */
+/** What each provider found, by object name, then by provider name (providers in name order). */
 type Found = Map<string, Map<string, Attrs>>;
 
+/** Asks every provider of the kind that can discover, at once; a backend that cannot be read fails the request. */
 async function discoverAll(
   deps: Pick<WebDeps, 'logger' | 'clock'>,
   runtime: KindRuntime,
   kind: string,
 ): Promise<Found> {
+  const providers = [...runtime.providers].filter(([, p]) => p.discover !== undefined).sort(byName);
+  const answers = await Promise.all(
+    providers.map(async ([name, provider]): Promise<[string, readonly DiscoveredObject[]]> => [
+      name,
+      (await provider.discover?.(kind, {
+        logger: deps.logger.child({ discover: name }),
+        signal: AbortSignal.timeout(60_000),
+        fencingToken: '0',
+        now: () => deps.clock.now(),
+      })) ?? [],
+    ]),
+  );
   const found: Found = new Map();
-  for (const [name, provider] of runtime.providers) {
-    if (provider.discover === undefined) continue;
-    const objects: readonly DiscoveredObject[] = await provider.discover(kind, {
-      logger: deps.logger.child({ discover: name }),
-      signal: AbortSignal.timeout(60_000),
-      fencingToken: '0',
-      now: () => deps.clock.now(),
-    });
+  for (const [provider, objects] of answers) {
     for (const object of objects) {
       const byProvider = found.get(object.name) ?? new Map<string, Attrs>();
-      byProvider.set(name, object.attrs);
+      byProvider.set(provider, object.attrs);
       found.set(object.name, byProvider);
     }
   }
   return found;
 }
 
-/** The node a set of observations makes: the authority's value for each path, `present` set. */
-function adoptedAttrs(runtime: KindRuntime, observed: Map<string, Attrs>): Attrs {
+const byName = <T>([a]: [string, T], [b]: [string, T]): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The provider with authority over `path`, or undefined for a path the kind does not have. */
+function ownerOf(schema: KindSchema, path: Path): string | undefined {
+  try {
+    return schema.authorityOf(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Merges one provider's observed value at `path` into what others observed: map lists item by item (libvirt's
+ * `interfaces[eth0].mac` beside ipam's `interfaces[eth0].ip`), objects field by field, and a leaf the provider's
+ * when it has authority over it (or nobody else gave one).
+ */
+function mergeObserved(
+  schema: KindSchema,
+  path: Path,
+  current: JsonValue | undefined,
+  incoming: JsonValue,
+  provider: string,
+): JsonValue {
+  if (current === undefined) return incoming;
+  const list = schema.listSemanticsAt(path);
+  if (list?.type === 'map' && Array.isArray(current) && Array.isArray(incoming)) {
+    const items = new Map<string, JsonValue>();
+    const keyOf = (item: JsonValue): string | undefined =>
+      isJsonObject(item) && typeof item[list.key] === 'string' ? (item[list.key] as string) : undefined;
+    for (const item of current as readonly JsonValue[]) items.set(keyOf(item) ?? JSON.stringify(item), item);
+    for (const item of incoming as readonly JsonValue[]) {
+      const key = keyOf(item);
+      if (key === undefined) continue;
+      items.set(key, mergeObserved(schema, [...path, { key }], items.get(key), item, provider));
+    }
+    return [...items.values()];
+  }
+  if (isJsonObject(current) && isJsonObject(incoming)) {
+    const merged: Record<string, JsonValue> = { ...current };
+    for (const [field, value] of Object.entries(incoming))
+      merged[field] = mergeObserved(schema, [...path, { prop: field }], merged[field], value, provider);
+    return merged;
+  }
+  return ownerOf(schema, path) === provider ? incoming : current;
+}
+
+/** The node a set of observations makes: each value from the provider with authority over it, `present` set. */
+export function adoptedAttrs(schema: KindSchema, observed: ReadonlyMap<string, Attrs>): Attrs {
   const attrs: Record<string, JsonValue> = { present: true };
   for (const [provider, values] of observed) {
     for (const [key, value] of Object.entries(values)) {
-      let owner: string | undefined;
-      try {
-        owner = runtime.schema.authorityOf(parsePath(key));
-      } catch {
-        owner = undefined;
-      }
-      if (attrs[key] === undefined || owner === provider) attrs[key] = value;
+      attrs[key] = mergeObserved(schema, parsePath(key), attrs[key], value, provider);
     }
   }
   return attrs;
+}
+
+/** True when Consortium ever had a node of this name: a job or an audit entry (an adoption has no job). */
+async function hadNode(store: Store, kind: string, name: string): Promise<boolean> {
+  if ((await store.listJobs({ kind, name, limit: 1 })).items.length > 0) return true;
+  return (await store.listAudit({ kind, name, limit: 1 })).items.length > 0;
+}
+
+/** Sorts what the backends hold into the three groups. */
+async function sortFound(
+  store: Store,
+  schema: KindSchema,
+  kind: string,
+  found: Found,
+  now: number,
+): Promise<DiscoveryView> {
+  const known: KnownView[] = [];
+  const adoptable: UnmanagedView[] = [];
+  const orphaned: UnmanagedView[] = [];
+  for (const [name, observed] of [...found].sort(byName)) {
+    const node = await store.getNode(kind, name);
+    const providers = [...observed.keys()];
+    if (exists(node)) {
+      // Drift as `?show=authority` reports it, from what discovery saw just now.
+      const fresh = Object.fromEntries([...observed].map(([p, attrs]) => [p, { attrs, at: now }]));
+      known.push({ name, providers, drift: driftOf(schema, { ...node, observed: fresh }) });
+      continue;
+    }
+    const entry = { name, providers, attrs: adoptedAttrs(schema, observed) };
+    ((await hadNode(store, kind, name)) ? orphaned : adoptable).push(entry);
+  }
+  return { kind, known, adoptable, orphaned };
+}
+
+/** The names an adopt request asks for: `{kind, names: [...]}` or `{kind, all: true}`; throws `InputError`. */
+function adoptRequest(body: unknown): { kind: string; names: readonly string[] | 'all' } {
+  const shape = 'the body must be {"kind": ..., "names": [...]} or {"kind": ..., "all": true}';
+  if (!isJsonObject(body) || typeof body['kind'] !== 'string') throw new InputError(shape);
+  const names = body['names'];
+  const all = body['all'] === true;
+  if (all === Array.isArray(names)) throw new InputError('give exactly one of names or all: true');
+  if (all) return { kind: body['kind'], names: 'all' };
+  const list = names as JsonValue[];
+  if (list.length === 0 || !list.every((n): n is string => typeof n === 'string'))
+    throw new InputError('names must be a non-empty list of node names');
+  return { kind: body['kind'], names: [...new Set(list)] };
 }
 
 /** The router of `/api/discovery`. */
@@ -71,59 +170,36 @@ export function discoveryRouter(deps: WebDeps): express.Router {
   const report = async (kind: string) => {
     const runtime = runtimeOf(kinds, kind);
     const found = await discoverAll(deps, runtime, kind);
-    const known: { name: string; providers: string[]; drift: unknown[] }[] = [];
-    const adoptable: { name: string; providers: string[]; attrs: Attrs }[] = [];
-    const orphaned: { name: string; providers: string[]; attrs: Attrs }[] = [];
-    for (const [name, observed] of [...found].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      const node = await store.getNode(kind, name);
-      const providers = [...observed.keys()];
-      if (exists(node)) {
-        const drift = [];
-        for (const [provider, values] of observed)
-          for (const [path, value] of Object.entries(values))
-            if (!deepEqual(node.attrs[path] ?? null, value))
-              drift.push({ path, provider, node: node.attrs[path] ?? null, observed: value });
-        known.push({ name, providers, drift });
-        continue;
-      }
-      const history = (await store.listJobs({ kind, name, limit: 1 })).items.length > 0;
-      (history ? orphaned : adoptable).push({ name, providers, attrs: adoptedAttrs(runtime, observed) });
-    }
-    return { runtime, found, known, adoptable, orphaned };
+    return { runtime, found, view: await sortFound(store, runtime.schema, kind, found, clock.now()) };
   };
 
   router.get('/discovery', async (req, res) => {
     requireRole(res, 'reader');
     const kind = single(req.query['kind'], 'kind');
     if (kind === undefined) throw new InputError('discovery needs ?kind=, such as ?kind=host');
-    const { known, adoptable, orphaned } = await report(kind);
-    res.json({ kind, known, adoptable, orphaned });
+    res.json((await report(kind)).view);
   });
 
   router.post('/discovery/adopt', async (req, res) => {
     const caller = requireRole(res, 'operator');
-    const body: unknown = req.body;
-    if (!isJsonObject(body) || typeof body['kind'] !== 'string')
-      throw new InputError('the body must be {"kind": ..., "names": [...]} or {"kind": ..., "all": true}');
-    const kind = body['kind'];
-    const names = body['names'];
-    const all = body['all'] === true;
-    if (all === Array.isArray(names)) throw new InputError('give exactly one of names or all: true');
-    const { runtime, found, adoptable, orphaned } = await report(kind);
-    const candidates = new Set([...adoptable, ...orphaned].map((o) => o.name));
-    const chosen = all ? adoptable.map((o) => o.name) : (names as unknown[]).map(String);
+    const request = adoptRequest(req.body);
+    const { kind } = request;
+    const { found, view } = await report(kind);
+    const candidates = new Map([...view.adoptable, ...view.orphaned].map((o) => [o.name, o]));
+    // `all` takes the adoptable only: an orphan's node was deleted on purpose or never finished; name it to adopt.
+    const chosen = request.names === 'all' ? view.adoptable.map((o) => o.name) : request.names;
+    // Every name is checked before anything is written: a refused request writes nothing.
     for (const name of chosen) {
       if (!found.has(name)) throw new NotFoundError(`no backend holds a ${kind} named ${name}`);
       if (!candidates.has(name)) throw new ConflictError(`${kind}/${name} already exists; nothing to adopt`);
     }
-    const adopted = [];
+    const adopted: UnmanagedView[] = [];
     for (const name of chosen) {
-      const observed = found.get(name) as Map<string, Attrs>;
-      const attrs = adoptedAttrs(runtime, observed);
+      const entry = candidates.get(name) as UnmanagedView;
       const now = clock.now();
       // The store refuses a node that appeared meanwhile (ConflictError); no backend is written.
-      await store.insertNode(kind, name, attrs, now);
-      for (const [provider, values] of observed)
+      await store.insertNode(kind, name, entry.attrs, now);
+      for (const [provider, values] of found.get(name) ?? [])
         await store.putObservation(kind, name, provider, values, now);
       await store.appendAudit({
         at: now,
@@ -132,9 +208,9 @@ export function discoveryRouter(deps: WebDeps): express.Router {
         kind,
         name,
         before: null,
-        after: attrs,
+        after: entry.attrs,
       });
-      adopted.push({ name, attrs });
+      adopted.push(entry);
     }
     res.status(201).json({ kind, adopted });
   });
