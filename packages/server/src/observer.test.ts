@@ -10,7 +10,7 @@ import { BackendUnavailableError } from '@consortium/core';
 import { openSqliteStore } from '@consortium/store-sqlite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import winston from 'winston';
-import { Observer } from './observer.js';
+import { OBSERVE_PAGE, Observer } from './observer.js';
 
 let store: Store & { close(): Promise<void> };
 let batches: number[];
@@ -65,7 +65,7 @@ function observer(observe: (name: string) => Promise<Observation>): Observer {
 }
 
 describe('Observer.pass', () => {
-  it('writes each page of 100 nodes in one store call and lets other work run between pages', async () => {
+  it('writes each page of nodes in one store call and lets other work run between pages', async () => {
     let immediateRan = false;
     let seenByLastNode: boolean | undefined;
     const pass = observer((name) => {
@@ -76,7 +76,7 @@ describe('Observer.pass', () => {
       immediateRan = true;
     });
     expect(await pass).toEqual({ nodes: 250, failures: 0 });
-    expect(batches).toEqual([100, 100, 50]);
+    expect(batches).toEqual(Array.from({ length: 10 }, () => OBSERVE_PAGE));
     expect(seenByLastNode).toBe(true);
     expect((await store.getNode('host', 'h-249'))?.observed['vm']?.attrs).toEqual({ power: 'on' });
     expect((await store.getNode('host', 'h-007'))?.observed['vm']?.attrs).toBeNull();
@@ -90,7 +90,7 @@ describe('Observer.pass', () => {
     }).pass(new AbortController().signal);
     // h-011 was listed before it went: it is observed, and the store skips its observation.
     expect(result).toEqual({ nodes: 250, failures: 1 });
-    expect(batches).toEqual([99, 100, 50]);
+    expect(batches).toEqual([OBSERVE_PAGE - 1, ...Array.from({ length: 9 }, () => OBSERVE_PAGE)]);
     expect(await store.getNode('host', 'h-011')).toBeUndefined();
     expect((await store.getNode('host', 'h-020'))?.observed).toEqual({});
     expect((await store.getNode('host', 'h-021'))?.observed['vm']?.attrs).toEqual({ power: 'off' });
@@ -100,7 +100,7 @@ describe('Observer.pass', () => {
   it('stamps a page with the time it began, so a change made while it was observed is newer than it', async () => {
     await observer(async (name) => {
       // h-010 was observed already; it changes before the page is written.
-      if (name === 'h-050') await store.updateNode('host', 'h-010', { power: 'off' }, ticking.now());
+      if (name === 'h-020') await store.updateNode('host', 'h-010', { power: 'off' }, ticking.now());
       return { power: 'on' };
     }).pass(new AbortController().signal);
     const changed = await store.getNode('host', 'h-010');
@@ -120,8 +120,10 @@ describe('Observer.pass', () => {
         ? Promise.reject(new BackendUnavailableError('disk full'))
         : refuse(kind, observations, at);
     const result = await observer(() => Promise.resolve({ power: 'on' })).pass(new AbortController().signal);
-    expect(result).toEqual({ nodes: 250, failures: 100 });
-    expect((await store.getNode('host', 'h-150'))?.observed).toEqual({});
+    expect(result).toEqual({ nodes: 250, failures: OBSERVE_PAGE });
+    expect((await store.getNode('host', `h-${String(OBSERVE_PAGE + 5).padStart(3, '0')}`))?.observed).toEqual(
+      {},
+    );
     expect((await store.getNode('host', 'h-200'))?.observed['vm']?.attrs).toEqual({ power: 'on' });
   });
 });

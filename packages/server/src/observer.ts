@@ -22,6 +22,13 @@ export interface ObserverDeps {
   readonly intervalMs: number;
 }
 
+/**
+ * Nodes per page of a pass: the longest the pass holds the event loop is one page (listed, observed, written). On a
+ * busy 2-core machine with the embedded store and 100k hosts a page of 25 takes 3 to 6 ms, one of 100 took 7 to 17;
+ * GET p99 while passes ran back to back was 101 ms against 165 (88 with observe off, in the same minutes).
+ */
+export const OBSERVE_PAGE = 25;
+
 /** The observer role: leader-only, one pass over every node every `intervalMs`. */
 export class Observer implements Runnable {
   readonly name = 'observer';
@@ -43,7 +50,7 @@ export class Observer implements Runnable {
 
   /**
    * One pass over every node of every kind; returns how many nodes were looked at and how many calls failed. A page
-   * of 100 nodes is observed node by node (one backend call at a time per provider), its observations written in one
+   * of `OBSERVE_PAGE` nodes is observed node by node (one backend call at a time per provider), its observations written in one
    * store call, and the pass yields to the event loop before the next page: with an embedded store every call
    * completes synchronously, so without it a pass over 100,000 nodes held off every request for its whole length.
    */
@@ -57,7 +64,10 @@ export class Observer implements Runnable {
       if (observers.length === 0) continue;
       let cursor: string | undefined;
       do {
-        const page = await store.listNodes(kind, { limit: 100, ...(cursor === undefined ? {} : { cursor }) });
+        const page = await store.listNodes(kind, {
+          limit: OBSERVE_PAGE,
+          ...(cursor === undefined ? {} : { cursor }),
+        });
         const seen: NodeObservation[] = [];
         // The page's observations carry the time its first call began: none claims to be newer than it is, so a
         // change written while the page was observed is never taken for drift (drift ignores older observations).
