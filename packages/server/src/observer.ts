@@ -3,12 +3,13 @@
  * backend holds; the answers refresh the store's per-provider observations, from which the API reports drift per
  * attribute and names the provider that saw it (`GET /api/inventory/:kind/:name?show=authority`).
  */
-import type { Clock, Store } from '@consortium/core';
+import { setImmediate } from 'node:timers/promises';
+import type { Clock, NodeObservation, Store } from '@consortium/core';
 import { toErrorInfo } from '@consortium/core';
 import type winston from 'winston';
 import type { HookPublisher } from './hooks.js';
 import { driftEvent } from './hooks.js';
-import type { Kinds } from './plugins.js';
+import type { KindRuntime } from './plugins.js';
 import type { Runnable } from './runnable.js';
 import { stopped } from './runnable.js';
 import { driftOf } from './web/views.js';
@@ -16,7 +17,8 @@ import { driftOf } from './web/views.js';
 /** Dependencies of the observer. */
 export interface ObserverDeps {
   readonly store: Store;
-  readonly kinds: Kinds;
+  /** The kinds and their providers (a process's `Kinds`; the providers, and the schema for drift). */
+  readonly kinds: ReadonlyMap<string, Pick<KindRuntime, 'providers'> & Partial<Pick<KindRuntime, 'schema'>>>;
   readonly logger: winston.Logger;
   readonly clock: Clock;
   /** Time between passes; 0 disables observing. */
@@ -24,6 +26,13 @@ export interface ObserverDeps {
   /** Hears of drift (`node.drift`). */
   readonly hooks?: HookPublisher;
 }
+
+/**
+ * Nodes per page of a pass: the longest the pass holds the event loop is one page (listed, observed, written). On a
+ * busy 2-core machine with the embedded store and 100k hosts a page of 25 takes 3 to 6 ms, one of 100 took 7 to 17;
+ * GET p99 while passes ran back to back was 101 ms against 165 (88 with observe off, in the same minutes).
+ */
+export const OBSERVE_PAGE = 25;
 
 /** The observer role: leader-only, one pass over every node every `intervalMs`. */
 export class Observer implements Runnable {
@@ -44,7 +53,12 @@ export class Observer implements Runnable {
     }
   }
 
-  /** One pass over every node of every kind; returns how many nodes were looked at and how many calls failed. */
+  /**
+   * One pass over every node of every kind; returns how many nodes were looked at and how many calls failed. A page
+   * of `OBSERVE_PAGE` nodes is observed node by node (one backend call at a time per provider), its observations written in one
+   * store call, and the pass yields to the event loop before the next page: with an embedded store every call
+   * completes synchronously, so without it a pass over 100,000 nodes held off every request for its whole length.
+   */
   async pass(signal: AbortSignal): Promise<{ nodes: number; failures: number }> {
     const { store, kinds, clock, logger } = this.deps;
     let nodes = 0;
@@ -55,18 +69,25 @@ export class Observer implements Runnable {
       if (observers.length === 0) continue;
       let cursor: string | undefined;
       do {
-        const page = await store.listNodes(kind, { limit: 100, ...(cursor === undefined ? {} : { cursor }) });
+        const page = await store.listNodes(kind, {
+          limit: OBSERVE_PAGE,
+          ...(cursor === undefined ? {} : { cursor }),
+        });
+        const seen: NodeObservation[] = [];
+        // The page's observations carry the time its first call began: none claims to be newer than it is, so a
+        // change written while the page was observed is never taken for drift (drift ignores older observations).
+        const observedAt = clock.now();
         for (const node of page.items) {
-          if (stopped(signal)) return { nodes, failures };
+          if (stopped(signal)) break;
           nodes++;
           await Promise.all(
             observers.map(async (provider) => {
               try {
-                const seen = await provider.observe?.(
+                const attrs = await provider.observe?.(
                   { kind, name: node.name },
                   { logger, signal, fencingToken: '0', now: () => clock.now() },
                 );
-                await store.putObservation(kind, node.name, provider.name, seen ?? null, clock.now());
+                seen.push({ name: node.name, provider: provider.name, attrs: attrs ?? null });
               } catch (error) {
                 failures++;
                 // One line per provider and pass: a backend that is down must not flood the log.
@@ -82,22 +103,40 @@ export class Observer implements Runnable {
               }
             }),
           );
-          await this.reportDrift(kind, node.name);
         }
+        try {
+          await store.putObservations(kind, seen, observedAt);
+          await this.reportDrift(kind, page.items);
+        } catch (error) {
+          // The store is down: this page's observations are lost, the next pass writes them again.
+          failures += seen.length;
+          logger.warn('observe failed', { kind, error: toErrorInfo(error).message });
+        }
+        if (stopped(signal)) return { nodes, failures };
+        await setImmediate();
         cursor = page.next;
       } while (cursor !== undefined);
     }
     return { nodes, failures };
   }
 
-  /** Tells hooks about the node's drift, if it has any now (the same drift at the same revision only once). */
-  private async reportDrift(kind: string, name: string): Promise<void> {
+  /**
+   * Tells hooks about the drift of a page's nodes that have some now (the same drift at the same revision only
+   * once); the nodes are read again only when a hook listens for drift of this kind.
+   */
+  private async reportDrift(kind: string, page: readonly { readonly name: string }[]): Promise<void> {
     const { hooks, store, kinds, clock } = this.deps;
     const schema = kinds.get(kind)?.schema;
     if (hooks === undefined || schema === undefined) return;
-    const node = await store.getNode(kind, name);
-    if (node === undefined) return;
-    const drift = driftOf(schema, node);
-    if (drift.length > 0) await hooks.publish([driftEvent(node, drift, clock.now())]);
+    const listening = (await store.listHooks()).some(
+      (hook) => hook.enabled && hook.events.includes('node.drift') && (hook.kind ?? kind) === kind,
+    );
+    if (!listening) return;
+    for (const { name } of page) {
+      const node = await store.getNode(kind, name);
+      if (node === undefined) continue;
+      const drift = driftOf(schema, node);
+      if (drift.length > 0) await hooks.publish([driftEvent(node, drift, clock.now())]);
+    }
   }
 }

@@ -47,6 +47,7 @@ import type {
   ListDeliveriesOptions,
   ListJobsOptions,
   ListNodesOptions,
+  NodeObservation,
   Page,
   Reservation,
   Role,
@@ -398,6 +399,17 @@ export class ArangoStore implements Store, StoreTransfer {
         if (done.length === 0) throw new NotFoundError(`Node ${kind}/${name} not found`);
       }),
     );
+  }
+
+  async putObservations(kind: string, observations: readonly NodeObservation[], at: number): Promise<void> {
+    // One node at a time: each is one atomic update, and a node deleted since it was listed is skipped.
+    for (const { name, provider, attrs } of observations) {
+      try {
+        await this.putObservation(kind, name, provider, attrs, at);
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+      }
+    }
   }
 
   createJob(job: JobRecord): Promise<void> {

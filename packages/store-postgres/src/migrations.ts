@@ -175,6 +175,16 @@ export const postgresMigrations: readonly PostgresMigration[] = [
       CREATE INDEX deliveries_by_hook ON deliveries (hook_id, created_at DESC, id DESC);
     `,
   },
+  {
+    version: 4,
+    name: "one owner's reservations in key order from the index",
+    // As in the SQLite store: the filter on the owner and the order by key from one index, never a walk over
+    // every reservation of a subnet with a sort.
+    sql: `
+      DROP INDEX reservations_by_owner;
+      CREATE INDEX reservations_by_owner ON reservations (namespace, owner, key);
+    `,
+  },
 ];
 
 /** The newest schema version in `migrations`, 0 for none. */

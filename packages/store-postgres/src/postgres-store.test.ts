@@ -14,7 +14,13 @@ import { describeStoreContract, startPostgres } from '@consortium/testkit';
 import type { PostgresHarness } from '@consortium/testkit';
 import { MIGRATION_LOCK_KEY, latestPostgresVersion } from './migrations.js';
 import type { PostgresStoreHandle } from './postgres-store.js';
-import { listNodesQuery, migratePostgres, openPostgresStore, postgresPoolConfig } from './postgres-store.js';
+import {
+  listNodesQuery,
+  migratePostgres,
+  openPostgresStore,
+  OWNER_RESERVATIONS_SQL,
+  postgresPoolConfig,
+} from './postgres-store.js';
 
 const T0 = 1_700_000_000_000;
 const TABLES = 'nodes, observations, jobs, job_events, audit, tokens, reservations, hooks, deliveries';
@@ -369,6 +375,26 @@ describe('PostgresStore', () => {
       }
       // 50 subnets, then 5,000 hosts.
       expect(sizes).toEqual([...Array.from({ length: 10 }, () => 500), 50]);
+    });
+
+    it("lists one owner's reservations from the owner index in key order, without a sort", async () => {
+      const store = await track(openPostgresStore({ url }));
+      await sql(
+        url,
+        `INSERT INTO reservations (namespace, key, owner)
+         SELECT 'ipam/big', '10.' || (i / 65536) || '.' || ((i / 256) % 256) || '.' || (i % 256), 'host/h-' || i
+         FROM generate_series(1, 5000) AS i`,
+      );
+      await store.reserve('ipam/big', '10.99.0.2', 'host/h-7');
+      await sql(url, 'ANALYZE reservations');
+      const rows = await sql(url, `EXPLAIN ${OWNER_RESERVATIONS_SQL}`, ['ipam/big', 'host/h-7']);
+      const plan = rows.map((row) => String(row['QUERY PLAN'])).join('\n');
+      expect(plan).toMatch(/Index (Only )?Scan using reservations_by_owner on reservations/);
+      expect(plan).not.toMatch(/Sort|Seq Scan/);
+      expect(await store.listReservations('ipam/big', 'host/h-7')).toEqual([
+        { key: '10.0.0.7', owner: 'host/h-7' },
+        { key: '10.99.0.2', owner: 'host/h-7' },
+      ]);
     });
   });
 

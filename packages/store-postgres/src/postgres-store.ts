@@ -43,6 +43,7 @@ import type {
   ListDeliveriesOptions,
   ListJobsOptions,
   ListNodesOptions,
+  NodeObservation,
   Page,
   Reservation,
   Role,
@@ -147,6 +148,10 @@ const NODE_COLUMNS = 'n.kind, n.name, n.attrs, n.revision, n.created_at, n.updat
 const OBSERVED =
   `(SELECT jsonb_object_agg(o.provider, jsonb_build_object('attrs', o.attrs, 'at', o.at)) ` +
   `FROM observations o WHERE o.kind = n.kind AND o.name = n.name) AS observed`;
+
+/** One owner's reservations in a namespace, in key order (the index test checks the owner index serves it). */
+export const OWNER_RESERVATIONS_SQL =
+  'SELECT key, owner FROM reservations WHERE namespace = $1 AND owner = $2 ORDER BY key';
 
 /**
  * The statement `listNodes` runs (one row more than `limit`, to tell whether there is a next page); exported so
@@ -392,6 +397,23 @@ export class PostgresStore implements PostgresStoreHandle {
     }
   }
 
+  async putObservations(kind: string, observations: readonly NodeObservation[], at: number): Promise<void> {
+    // One row per (name, provider), the later winning: one INSERT may not update a row twice.
+    const rows = new Map<string, NodeObservation>();
+    for (const o of observations) rows.set(JSON.stringify([o.name, o.provider]), o);
+    if (rows.size === 0) return;
+    // FOR KEY SHARE waits for a delete of a listed node and then leaves it out, where the foreign key would refuse
+    // the whole statement; a JSON null in attrs becomes SQL NULL (absent in the backend), as putObservation stores it.
+    await this.query(
+      'INSERT INTO observations (kind, name, provider, attrs, at) ' +
+        'SELECT n.kind, n.name, o.provider, o.attrs, $3 ' +
+        'FROM jsonb_to_recordset($2::jsonb) AS o(name text, provider text, attrs jsonb) ' +
+        'JOIN nodes n ON n.kind = $1 AND n.name = o.name FOR KEY SHARE OF n ' +
+        'ON CONFLICT (kind, name, provider) DO UPDATE SET attrs = excluded.attrs, at = excluded.at',
+      [kind, JSON.stringify([...rows.values()]), at],
+    );
+  }
+
   async createJob(job: JobRecord): Promise<void> {
     const rows = await this.query(
       'INSERT INTO jobs (id, kind, name, state, created_at, updated_at, record) VALUES ($1, $2, $3, $4, $5, $6, $7) ' +
@@ -608,10 +630,7 @@ export class PostgresStore implements PostgresStoreHandle {
 
   async listReservations(namespace: string, owner?: string): Promise<readonly Reservation[]> {
     if (owner !== undefined) {
-      return this.query<Reservation>(
-        'SELECT key, owner FROM reservations WHERE namespace = $1 AND owner = $2 ORDER BY key',
-        [namespace, owner],
-      );
+      return this.query<Reservation>(OWNER_RESERVATIONS_SQL, [namespace, owner]);
     }
     return this.query<Reservation>('SELECT key, owner FROM reservations WHERE namespace = $1 ORDER BY key', [
       namespace,

@@ -142,6 +142,19 @@ export const sqliteMigrations: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 4,
+    name: "one owner's reservations in key order from the index",
+    up: (db) => {
+      // With (namespace, owner) only, SQLite serves "one owner's keys in key order" from the primary key instead,
+      // to save a sort: it walks every reservation of the namespace, so each allocation in a subnet of 100,000
+      // hosts read all of them. With the key in the index, the filter and the order come from one index.
+      db.exec(`
+        DROP INDEX reservations_by_owner;
+        CREATE INDEX reservations_by_owner ON reservations (namespace, owner, key);
+      `);
+    },
+  },
 ];
 
 /** The newest schema version in `migrations`, 0 for none. */

@@ -2,7 +2,8 @@
  * The filters that indexes serve use them: SQLite's `EXPLAIN QUERY PLAN` of the page query `listNodes` runs, for
  * an equality, `has` on a set list, a CIDR query and a hop along a reference. Each must find its candidates in the
  * value index and look the nodes up by key, never scan the nodes of the kind (a cost in proportion to the
- * inventory), and must not sort (the lookups come in name order).
+ * inventory), and must not sort (the lookups come in name order). So must the listing of one owner's
+ * reservations that every address allocation makes: never a walk over every reservation of the subnet.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import Database from 'better-sqlite3';
 import type { Filter } from '@consortium/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IPV4_IN_FUNCTION, ipv4In } from './filter-sql.js';
-import { listNodesQuery, openSqliteStore } from './sqlite-store.js';
+import { listNodesQuery, openSqliteStore, OWNER_RESERVATIONS_SQL } from './sqlite-store.js';
 
 let dir: string;
 let db: Database.Database;
@@ -34,6 +35,7 @@ beforeAll(async () => {
       },
       0,
     );
+    await store.reserve('ipam/s1', `10.0.${Math.floor(i / 100)}.${i % 100}`, `host/h${i}`);
   }
   await store.close();
   db = new Database(path);
@@ -102,6 +104,16 @@ describe.each([
       ),
     ).toHaveLength(1);
     expect(steps.filter((step) => valueLookup.test(step)).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("one owner's reservations come from the owner index in key order, not a walk of the namespace", () => {
+    const steps = db
+      .prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${OWNER_RESERVATIONS_SQL}`)
+      .all('ipam/s1', 'host/h7')
+      .map((row) => row.detail);
+    expect(steps).toEqual([
+      'SEARCH reservations USING COVERING INDEX reservations_by_owner (namespace=? AND owner=?)',
+    ]);
   });
 
   it('a filter without an index walks the nodes (the plan tells them apart)', () => {

@@ -38,6 +38,7 @@ import type {
   ListDeliveriesOptions,
   ListJobsOptions,
   ListNodesOptions,
+  NodeObservation,
   Page,
   Reservation,
   Role,
@@ -263,6 +264,24 @@ export class SqliteStore implements Store, StoreTransfer {
           throw new NotFoundError(`Node ${kind}/${name} not found`);
         }
         this.stmt.putObservation.run(kind, name, provider, attrs === null ? null : JSON.stringify(attrs), at);
+      });
+    });
+  }
+
+  putObservations(kind: string, observations: readonly NodeObservation[], at: number): Promise<void> {
+    return this.run(() => {
+      this.immediate(() => {
+        for (const { name, provider, attrs } of observations) {
+          // A node deleted since it was listed is skipped: the foreign key would refuse the whole batch.
+          if (this.stmt.nodeRevision.get(kind, name) === undefined) continue;
+          this.stmt.putObservation.run(
+            kind,
+            name,
+            provider,
+            attrs === null ? null : JSON.stringify(attrs),
+            at,
+          );
+        }
       });
     });
   }
@@ -609,6 +628,10 @@ export class SqliteStore implements Store, StoreTransfer {
   }
 }
 
+/** One owner's reservations in a namespace, in key order (the query plan test checks the index serves it). */
+export const OWNER_RESERVATIONS_SQL =
+  'SELECT key, owner FROM reservations WHERE namespace = ? AND owner = ? ORDER BY key';
+
 /** The SQL of one page of `listNodes` (at most `rows` rows) and its parameters; exported for the query-plan test. */
 export function listNodesQuery(
   kind: string,
@@ -716,7 +739,7 @@ function prepareStatements(db: BetterSqlite3.Database) {
       'SELECT key, owner FROM reservations WHERE namespace = ? ORDER BY key',
     ),
     listOwnerReservations: db.prepare<[string, string], { key: string; owner: string }>(
-      'SELECT key, owner FROM reservations WHERE namespace = ? AND owner = ? ORDER BY key',
+      OWNER_RESERVATIONS_SQL,
     ),
   };
 }

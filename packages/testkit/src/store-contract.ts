@@ -10,7 +10,8 @@
  * - filters: a path that crosses an array holds if it holds for any element; a missing value is JSON null;
  *   comparisons are type-strict; `ne` is `not eq`; `has` tests the array at the end of the path; `glob` knows only
  *   `*` and `?`, is case-sensitive and applies to strings;
- * - `putObservation` needs an existing node and changes neither its revision nor `updatedAt`; deleting a node
+ * - `putObservation` needs an existing node and changes neither its revision nor `updatedAt`; `putObservations`
+ *   records a batch of one kind and skips nodes that are gone; deleting a node
  *   deletes its observations; `putToken` replaces a token with the same id.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -353,6 +354,40 @@ export function describeStoreContract(
         await store.deleteNode('host', 'web-01');
         await store.insertNode('host', 'web-01', {}, T0 + 30);
         expect((await store.getNode('host', 'web-01'))?.observed).toStrictEqual({});
+      });
+
+      it('records a batch in one call, skipping nodes that are gone, the later of two for a provider winning', async () => {
+        await store.insertNode('host', 'web-02', { power: 'off' }, T0);
+        await store.insertNode('subnet', 'web-01', {}, T0);
+        await store.putObservation('host', 'web-02', 'libvirt', { power: 'on' }, T0 + 5);
+        await store.putObservations(
+          'host',
+          [
+            { name: 'web-01', provider: 'libvirt', attrs: { power: 'off' } },
+            { name: 'gone', provider: 'libvirt', attrs: { power: 'on' } },
+            { name: 'web-02', provider: 'libvirt', attrs: null },
+            { name: 'web-01', provider: 'netbox', attrs: { rack: 'r1' } },
+            { name: 'web-01', provider: 'libvirt', attrs: { power: 'on' } },
+          ],
+          T0 + 10,
+        );
+        const page = await store.listNodes('host', { limit: 10 });
+        expect(page.items.map((n) => [n.name, n.observed, n.revision, n.updatedAt])).toStrictEqual([
+          [
+            'web-01',
+            {
+              libvirt: { attrs: { power: 'on' }, at: T0 + 10 },
+              netbox: { attrs: { rack: 'r1' }, at: T0 + 10 },
+            },
+            1,
+            T0,
+          ],
+          ['web-02', { libvirt: { attrs: null, at: T0 + 10 } }, 1, T0],
+        ]);
+        expect(await store.getNode('host', 'gone')).toBeUndefined();
+        // The kind is the batch's: the subnet of the same name observed nothing.
+        expect((await store.getNode('subnet', 'web-01'))?.observed).toStrictEqual({});
+        await store.putObservations('host', [], T0 + 20);
       });
     });
 

@@ -209,6 +209,19 @@ export interface NodeStore extends NodeReader {
     attrs: Attrs | null,
     at: number,
   ): Promise<void>;
+  /**
+   * Records many observations of nodes of one kind in one write, all at `at` (a page of periodic observe: one
+   * transaction instead of one per node). Observations of nodes that no longer exist are skipped, not an error
+   * (the node was deleted since it was listed); of two for the same node and provider the later wins.
+   */
+  putObservations(kind: string, observations: readonly NodeObservation[], at: number): Promise<void>;
+}
+
+/** One provider's observation of one node, as `putObservations` takes it (attrs null: absent in its backend). */
+export interface NodeObservation {
+  readonly name: string;
+  readonly provider: string;
+  readonly attrs: Attrs | null;
 }
 
 /** What ends a job together with its last write: the `ended` event and the audit entry. */
