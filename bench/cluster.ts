@@ -10,7 +10,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +32,88 @@ const WORKER_BATCH = 16;
 const E2E_CLIENTS = 16;
 /** Jobs of the burst; BENCH_BURST=100 for a quick look on a slow machine. */
 const BURST = Number(process.env['BENCH_BURST'] ?? 1000);
+/** BENCH_CLUSTER=jobs runs only the no-op jobs through the processes (default: every figure). */
+const PARTS = process.env['BENCH_CLUSTER'] ?? 'all';
+/** BENCH_STORES=sqlite (or postgres) limits the job figures to one store. */
+const STORES = (process.env['BENCH_STORES'] ?? 'sqlite,postgres').split(',');
+/** CONSORTIUM_TRACE_JOBS=1: the processes trace each job's stages and the run prints where the time goes. */
+const TRACE = process.env['CONSORTIUM_TRACE_JOBS'] === '1';
+/** BENCH_CPU_PROF=<dir>: the web, master and worker write V8 CPU profiles there when they stop. */
+const CPU_PROF = process.env['BENCH_CPU_PROF'];
+
+/** One traced stage of a job, as a process wrote it on stderr (packages/server/src/trace.ts). */
+interface Stage {
+  readonly trace: string;
+  readonly stage: string;
+  readonly at: number;
+}
+
+/** CPU time (user + system) process `pid` has used, in ms; NaN once it is gone. */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the line, in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The pid of the etcd serving `endpoint` (the harness does not tell it). */
+function etcdPid(endpoint: string): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (args[0]?.endsWith('etcd') === true && args.some((arg) => arg.includes(endpoint)))
+        return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Where a job's time goes: for each stage, the median over `jobs` of the time from the job's first stage to the
+ * first time it reached this one, in the order of those medians.
+ */
+function timeline(stages: readonly Stage[], jobs: ReadonlySet<string>): string[] {
+  const byJob = new Map<string, Map<string, number>>();
+  for (const { trace, stage, at } of stages) {
+    if (!jobs.has(trace)) continue;
+    let seen = byJob.get(trace);
+    if (seen === undefined) {
+      seen = new Map();
+      byJob.set(trace, seen);
+    }
+    if (!seen.has(stage)) seen.set(stage, at);
+  }
+  const origin = new Map([...byJob].map(([job, seen]) => [job, Math.min(...seen.values())]));
+  const offsets = new Map<string, number[]>();
+  for (const [job, seen] of byJob) {
+    const start = origin.get(job) ?? 0;
+    for (const [stage, at] of seen) {
+      let list = offsets.get(stage);
+      if (list === undefined) {
+        list = [];
+        offsets.set(stage, list);
+      }
+      list.push(at - start);
+    }
+  }
+  const median = (list: number[]): number =>
+    [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)] ?? NaN;
+  const rows = [...offsets].map(([stage, list]) => ({ stage, at: median(list), n: list.length }));
+  rows.sort((a, b) => a.at - b.at);
+  let previous = 0;
+  return rows.map(({ stage, at, n }) => {
+    const line = `      ${stage.padEnd(26)} +${at.toFixed(1).padStart(7)} ms  (Δ ${(at - previous).toFixed(1).padStart(6)} ms, ${n} jobs)`;
+    previous = at;
+    return line;
+  });
+}
 
 /** Runs `lanes` loops of `step` until `until` (ms since the epoch); returns how many steps ended. */
 async function lanes(count: number, until: number, step: () => Promise<unknown>): Promise<number> {
@@ -193,6 +275,10 @@ interface EndToEnd {
   readonly n: number;
   readonly burstRate: number;
   readonly burstFailed: number;
+  /** With CONSORTIUM_TRACE_JOBS=1: the median timeline of the jobs of the 16-client run. */
+  readonly timeline: readonly string[];
+  /** CPU ms per job of the 16-client run, by process (on a busy machine, the figure that moves least). */
+  readonly cpuPerJob: Readonly<Record<string, number>>;
 }
 
 async function endToEnd(
@@ -223,13 +309,39 @@ async function endToEnd(
   const token = created.stdout.trim();
   if (token === '') throw new Error(`consortium token create failed: ${created.stderr}`);
   const children: ChildProcess[] = [];
+  const stages: Stage[] = [];
+  const pids: Record<string, number | undefined> = { etcd: etcdPid(endpoint) };
   const start = (role: string): ChildProcess => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', CONSORTIUM, role, '--config', config, '--port', '0'],
-      { stdio: ['ignore', 'pipe', 'inherit'], env: childEnv },
+      [
+        ...(CPU_PROF === undefined
+          ? []
+          : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`, `--cpu-prof-name=${role}.cpuprofile`]),
+        '--import',
+        'tsx',
+        CONSORTIUM,
+        role,
+        '--config',
+        config,
+        '--port',
+        '0',
+      ],
+      { stdio: ['ignore', 'pipe', TRACE ? 'pipe' : 'inherit'], env: childEnv },
     );
+    if (TRACE) {
+      let rest = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        const lines = (rest + d.toString()).split('\n');
+        rest = lines.pop() ?? '';
+        for (const line of lines) {
+          if (line.startsWith('{"trace":')) stages.push(JSON.parse(line) as Stage);
+          else process.stderr.write(`${line}\n`);
+        }
+      });
+    }
     children.push(child);
+    pids[role] = child.pid;
     return child;
   };
   try {
@@ -257,7 +369,9 @@ async function endToEnd(
     for (let i = 0; ; i++) {
       if ((await submit(`warm-${i}`, '?wait=30s')).state === 'succeeded' && i >= 20) break;
     }
+    const cpuBefore = Object.fromEntries(Object.entries(pids).map(([role, pid]) => [role, cpuMs(pid)]));
     const latencies: number[] = [];
+    const measured = new Set<string>();
     const started = Date.now();
     let k = 0;
     await lanes(E2E_CLIENTS, started + SECONDS * 2000, async () => {
@@ -265,8 +379,15 @@ async function endToEnd(
       const job = await submit(`n-${k++}`, '?wait=30s');
       if (job.state !== 'succeeded') throw new Error(`no-op job ${String(job.state)}`);
       latencies.push(performance.now() - t0);
+      if (job.id !== undefined) measured.add(job.id);
     });
     const elapsed = (Date.now() - started) / 1000;
+    const cpuPerJob = Object.fromEntries(
+      Object.entries(pids).map(([role, pid]) => [
+        role,
+        (cpuMs(pid) - (cpuBefore[role] ?? NaN)) / Math.max(1, latencies.length),
+      ]),
+    );
     latencies.sort((a, b) => a - b);
     const at = (p: number): number =>
       latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
@@ -304,6 +425,8 @@ async function endToEnd(
       n: latencies.length,
       burstRate,
       burstFailed: failed,
+      timeline: timeline(stages, measured),
+      cpuPerJob,
     };
   } finally {
     for (const child of children) child.kill('SIGTERM');
@@ -321,54 +444,72 @@ function printEndToEnd(store: string, e2e: EndToEnd): void {
   console.log(
     `    burst of ${BURST} submitted without waiting ${e2e.burstRate.toFixed(1).padStart(8)} jobs/s   ${BURST - e2e.burstFailed} ended succeeded, ${e2e.burstFailed} not`,
   );
+  const cpu = Object.entries(e2e.cpuPerJob);
+  const total = cpu.reduce((sum, [, ms]) => sum + ms, 0);
+  console.log(
+    `    CPU per job: ${cpu.map(([role, ms]) => `${role} ${ms.toFixed(1)}`).join(', ')}, total ${total.toFixed(1)} ms (2 cores: ≤ 10 ms for 200 jobs/s)`,
+  );
+  if (e2e.timeline.length > 0) {
+    console.log('    median timeline of a job (CONSORTIUM_TRACE_JOBS=1), from its first stage:');
+    for (const line of e2e.timeline) console.log(line);
+  }
 }
 
 /** `make bench BENCH=cluster`. */
 export async function clusterBench(): Promise<void> {
   const etcd = await startEtcd();
   try {
-    const raw = await rawPutRate(etcd.endpoint);
-    console.log(`\ncluster (etcd ${etcd.endpoint}, ${SECONDS}s per figure)`);
-    console.log(
-      `  raw etcd put rate from Node (${IN_FLIGHT} in flight)   ${raw.toFixed(0).padStart(8)} puts/s   (baseline)`,
-    );
-    const rates = new Map<number, number>();
-    for (const workers of [1, 2, 4]) {
-      const rate = await queueRate(etcd.endpoint, workers);
-      rates.set(workers, rate);
-      console.log(
-        `  queue enqueue→claim→ack, ${workers} worker(s)        ${rate.toFixed(0).padStart(8)} tasks/s  ratio ${(rate / raw).toFixed(3)}`,
-      );
+    if (PARTS !== 'jobs') await queueFigures(etcd.endpoint);
+    if (STORES.includes('sqlite')) {
+      printEndToEnd('SQLite', await endToEnd(etcd.endpoint, { driver: 'sqlite' }, {}));
     }
-    if (existsSync(REDIS_SERVER)) {
-      const peer = await bullmqRates(4);
-      const ours = (rates.get(4) ?? NaN) / raw;
-      console.log(
-        `  Redis durable SET rate (appendfsync always)  ${peer.raw.toFixed(0).padStart(8)} sets/s   (peer baseline)`,
-      );
-      console.log(
-        `  BullMQ add→process→complete, 4 workers      ${peer.bull.toFixed(0).padStart(8)} jobs/s   ratio ${(peer.bull / peer.raw).toFixed(3)}`,
-      );
-      console.log(
-        `  4 workers, each against its own store:   Consortium/etcd ${ours.toFixed(3)}  vs  BullMQ/Redis ${(peer.bull / peer.raw).toFixed(3)}  (target ≥ 0.25)`,
-      );
-    } else {
-      console.log(
-        `  BullMQ peer skipped: ${REDIS_SERVER} is missing (scripts/install-system-deps.sh installs it)`,
-      );
-    }
-    printEndToEnd('SQLite', await endToEnd(etcd.endpoint, { driver: 'sqlite' }, {}));
-    const postgres = await startPostgres();
-    try {
-      const url = await postgres.createDatabase('cluster_bench');
-      printEndToEnd(
-        'PostgreSQL',
-        await endToEnd(etcd.endpoint, { driver: 'postgres' }, { CONSORTIUM_STORE_URL: url }),
-      );
-    } finally {
-      await postgres.stop();
+    if (STORES.includes('postgres')) {
+      const postgres = await startPostgres();
+      try {
+        const url = await postgres.createDatabase('cluster_bench');
+        printEndToEnd(
+          'PostgreSQL',
+          await endToEnd(etcd.endpoint, { driver: 'postgres' }, { CONSORTIUM_STORE_URL: url }),
+        );
+      } finally {
+        await postgres.stop();
+      }
     }
   } finally {
     await etcd.stop();
+  }
+}
+
+/** The raw etcd put rate, the queue's rates against it and the BullMQ peer's. */
+async function queueFigures(endpoint: string): Promise<void> {
+  const raw = await rawPutRate(endpoint);
+  console.log(`\ncluster (etcd ${endpoint}, ${SECONDS}s per figure)`);
+  console.log(
+    `  raw etcd put rate from Node (${IN_FLIGHT} in flight)   ${raw.toFixed(0).padStart(8)} puts/s   (baseline)`,
+  );
+  const rates = new Map<number, number>();
+  for (const workers of [1, 2, 4]) {
+    const rate = await queueRate(endpoint, workers);
+    rates.set(workers, rate);
+    console.log(
+      `  queue enqueue→claim→ack, ${workers} worker(s)        ${rate.toFixed(0).padStart(8)} tasks/s  ratio ${(rate / raw).toFixed(3)}`,
+    );
+  }
+  if (existsSync(REDIS_SERVER)) {
+    const peer = await bullmqRates(4);
+    const ours = (rates.get(4) ?? NaN) / raw;
+    console.log(
+      `  Redis durable SET rate (appendfsync always)  ${peer.raw.toFixed(0).padStart(8)} sets/s   (peer baseline)`,
+    );
+    console.log(
+      `  BullMQ add→process→complete, 4 workers      ${peer.bull.toFixed(0).padStart(8)} jobs/s   ratio ${(peer.bull / peer.raw).toFixed(3)}`,
+    );
+    console.log(
+      `  4 workers, each against its own store:   Consortium/etcd ${ours.toFixed(3)}  vs  BullMQ/Redis ${(peer.bull / peer.raw).toFixed(3)}  (target ≥ 0.25)`,
+    );
+  } else {
+    console.log(
+      `  BullMQ peer skipped: ${REDIS_SERVER} is missing (scripts/install-system-deps.sh installs it)`,
+    );
   }
 }

@@ -11,6 +11,7 @@ import { Client } from './client.js';
 import { batchCommands, batchOptions, batchRequest, runBatch } from './batch-commands.js';
 import { configManagementCommands } from './config-management.js';
 import { discoveryCommands } from './discovery-commands.js';
+import { hookCommands } from './hook-commands.js';
 import { configPath, readConfig, resolveTarget, writeConfig } from './config.js';
 import { readFileSync } from 'node:fs';
 import { BOOLEAN_WORDS_HELP, parseBooleanWord } from '@consortium/core';
@@ -745,6 +746,9 @@ export function cli(argv: readonly string[]): Argv<Global> {
         }),
     )
     .command('batches', 'list, show and cancel batches', (y) => batchCommands(y, clientFor, run))
+    .command('hooks', 'webhooks: list, create, delete, enable, deliveries', (y) =>
+      hookCommands(y, clientFor, run),
+    )
     .command('jobs', 'list, show, watch and cancel jobs', (y) =>
       y
         .command(

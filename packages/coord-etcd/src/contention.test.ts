@@ -53,6 +53,8 @@ async function eventually(check: () => boolean, what: string, ms = 10_000): Prom
 class GatedKv extends EtcdKv {
   readonly #gate: Promise<void>;
   open!: () => void;
+  /** Watch streams asked for. */
+  watches = 0;
 
   constructor(endpoint: string, prefix: string) {
     super({ endpoints: [endpoint], prefix, requestTimeoutMs: 2000 });
@@ -62,6 +64,7 @@ class GatedKv extends EtcdKv {
   }
 
   override async watchStream(): ReturnType<EtcdKv['watchStream']> {
+    this.watches += 1;
     await this.#gate;
     return super.watchStream();
   }
@@ -121,5 +124,30 @@ describe('a lock holder over etcd', () => {
     await eventually(() => held.lost.aborted, 'the holder to step down');
     expect(held.lost.reason).toBeInstanceOf(LeaseLostError);
     expect((held.lost.reason as Error).message).toBe('Lost lock "k": its key was deleted');
+  });
+
+  it('sees its key deleted before its watch opened, and steps down', async () => {
+    const prefix = `/test/${randomUUID()}/`;
+    const { context, kv } = member(prefix);
+    kv.open();
+    const spec = { root: lockRoot('k'), describe: 'lock "k"', releasedMessage: 'Lock "k" released' };
+    const held = await contend(context, spec, new AbortController().signal);
+    await admin.delete().prefix(`${prefix}${spec.root}`);
+    expect(kv.watches).toBe(0);
+    await eventually(() => held.lost.aborted, 'the holder to step down');
+    expect((held.lost.reason as Error).message).toBe('Lost lock "k": its key was deleted');
+    expect(kv.watches).toBe(1);
+  });
+
+  it('opens no watch for a hold released within its first 200 ms', async () => {
+    const prefix = `/test/${randomUUID()}/`;
+    const { context, kv } = member(prefix);
+    kv.open();
+    const spec = { root: lockRoot('k'), describe: 'lock "k"', releasedMessage: 'Lock "k" released' };
+    const held = await contend(context, spec, new AbortController().signal);
+    await held.release();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(kv.watches).toBe(0);
+    expect((held.lost.reason as Error).message).toBe('Lock "k" released');
   });
 });

@@ -9,14 +9,15 @@
  * expiry, revocation), when its key is deleted, and when the watch on its key fails (DESIGN.md §5); in the last
  * case it deletes its key so that the next waiter does not wait for the lease to expire. When the history its
  * watch resumes from was compacted, it reads its key instead: a key still there with its create revision was never
- * deleted (a deleted key cannot come back with it), so it goes on holding and watches from the read on.
+ * deleted (a deleted key cannot come back with it), so it goes on holding and watches from the read on. That watch
+ * opens 200 ms into the hold, from the revision the hold began at: a lock released sooner never opens one.
  */
 import { backoffDelay, CancelledError, LeaseLostError } from '@consortium/core';
 import type { Held } from '@consortium/core';
 import { describeError } from './context.js';
 import type { CoordinatorContext } from './context.js';
 import { isRetryable, WaitAborted } from './etcd-errors.js';
-import type { KeyValue } from './etcd-kv.js';
+import type { KeyValue, RangeResult } from './etcd-kv.js';
 import { isWaiterKey } from './keys.js';
 import { KeyWatch } from './key-watch.js';
 import type { Session } from './session.js';
@@ -40,6 +41,9 @@ interface Standing {
   /** The revision at which the key was seen at the head. */
   readonly revision: bigint;
 }
+
+/** How long a hold lasts before a watch on its key looks out for the key's deletion. */
+const watchGraceMs = 200;
 
 /** Attempts at a guarded delete before the session is given up to make sure the key goes. */
 const withdrawAttempts = 3;
@@ -100,11 +104,13 @@ async function stand(
 ): Promise<Standing | undefined> {
   const { kv } = context;
   const key = spec.root + session.leaseHex;
+  // The line is read in the same transaction: an uncontended lock costs one round trip to take, not two.
+  const readLine = kv.read(spec.root, { prefix: true, keysOnly: true });
   const created = await kv.txn(
     `Standing in ${spec.describe}`,
     [kv.absent(key)],
-    [kv.put(key, context.memberId, session.leaseId)],
-    [kv.read(key)],
+    [kv.put(key, context.memberId, session.leaseId), readLine],
+    [kv.read(key), readLine],
   );
   let createRevision: bigint;
   if (created.succeeded) {
@@ -114,12 +120,16 @@ async function stand(
     if (existing === undefined) return undefined;
     createRevision = BigInt(existing.createRevision);
   }
+  const readWith = created.ranges[created.succeeded ? 0 : 1];
+  let firstRead: RangeResult | undefined =
+    readWith === undefined ? undefined : { ...readWith, revision: created.revision };
 
   try {
     for (;;) {
       if (signal.aborted) throw new WaitAborted();
       if (!session.alive) return undefined;
-      const line = await kv.range(spec.root, { prefix: true, keysOnly: true });
+      const line = firstRead ?? (await kv.range(spec.root, { prefix: true, keysOnly: true }));
+      firstRead = undefined;
       let mine = false;
       let predecessor: KeyValue | undefined;
       let predecessorRevision = 0n;
@@ -230,33 +240,43 @@ function hold(
   const lost = new AbortController();
   let releasing: Promise<void> | undefined;
 
-  // The watch's callbacks only run once its stream delivers, after everything below is set up.
-  const watch = new KeyWatch(context.kv, {
-    key,
-    startRevision: standing.revision + 1n,
-    only: 'delete',
-    onEvents: () => {
-      stepDown(new LeaseLostError(`Lost ${spec.describe}: its key was deleted`), false);
-    },
-    onInterrupted: (error) => {
-      stepDown(
-        new LeaseLostError(`Lost ${spec.describe}: the watch on its key failed (${error.message})`),
-        true,
-      );
-    },
-    onCompacted: async () => {
-      // Throws while etcd is unavailable: the watch retries, and the session's keepalives decide meanwhile.
-      const current = await context.kv.range(key);
-      if (current.kvs[0]?.createRevision !== String(createRevision)) {
+  // The watch opens only once the hold has lasted `watchGraceMs`: most locks are held for a few calls and would
+  // pay a stream opened and cancelled for nothing. It starts from the revision the hold began at, so a deletion in
+  // the meantime is still delivered (or, once compacted, found by reading the key): it is noticed later, not missed.
+  // The session's keepalives watch for a lost lease from the start. Its callbacks only run once its stream
+  // delivers, after everything below is set up.
+  let watch: KeyWatch | undefined;
+  const openWatch = (): KeyWatch =>
+    new KeyWatch(context.kv, {
+      key,
+      startRevision: standing.revision + 1n,
+      only: 'delete',
+      onEvents: () => {
         stepDown(new LeaseLostError(`Lost ${spec.describe}: its key was deleted`), false);
-        return undefined;
-      }
-      return current.revision + 1n;
-    },
-    logger: context.logger,
-  });
+      },
+      onInterrupted: (error) => {
+        stepDown(
+          new LeaseLostError(`Lost ${spec.describe}: the watch on its key failed (${error.message})`),
+          true,
+        );
+      },
+      onCompacted: async () => {
+        // Throws while etcd is unavailable: the watch retries, and the session's keepalives decide meanwhile.
+        const current = await context.kv.range(key);
+        if (current.kvs[0]?.createRevision !== String(createRevision)) {
+          stepDown(new LeaseLostError(`Lost ${spec.describe}: its key was deleted`), false);
+          return undefined;
+        }
+        return current.revision + 1n;
+      },
+      logger: context.logger,
+    });
+  const grace = setTimeout(() => {
+    watch = openWatch();
+  }, watchGraceMs);
   const detach = (): void => {
-    watch.close();
+    clearTimeout(grace);
+    watch?.close();
     session.lost.removeEventListener('abort', onSessionLost);
     context.closed.removeEventListener('abort', onClosed);
   };

@@ -66,13 +66,16 @@ export interface TxnResult {
 
 type FaultPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
 
+/** The signal of calls made without one: shared, since making one per call showed in profiles. */
+const neverAborted = new AbortController().signal;
+
 /** A fault-handling policy that calls straight through: no retry, no circuit breaker. */
 const passThrough: FaultPolicy = {
   // eslint-disable-next-line @typescript-eslint/no-deprecated -- cockatiel's IPolicy type requires it; never read
   _altReturn: undefined as never,
   onSuccess: () => ({ dispose: () => undefined }),
   onFailure: () => ({ dispose: () => undefined }),
-  execute: async (fn, signal) => fn({ signal: signal ?? new AbortController().signal }),
+  execute: async (fn, signal) => fn({ signal: signal ?? neverAborted }),
 };
 
 /** Options of `EtcdKv`. */
@@ -102,6 +105,17 @@ export function prefixEnd(prefix: Buffer): Buffer {
     }
   }
   return Buffer.from([0]);
+}
+
+// TEMP-COUNT
+export const etcdCounts: Record<string, number> = {};
+function countCall(name: string): void {
+  etcdCounts[name] = (etcdCounts[name] ?? 0) + 1;
+}
+if (process.env['CONSORTIUM_COUNT_ETCD'] === '1') {
+  setInterval(() => {
+    process.stderr.write(`ETCDCOUNT ${process.argv[3] ?? ''} ${Date.now()} ${JSON.stringify(etcdCounts)}\n`);
+  }, 1000).unref();
 }
 
 /** The etcd connection of one coordinator. */
@@ -160,6 +174,7 @@ export class EtcdKv {
   /** Reads a key or a range; throws translated errors. */
   async range(key: string, options: RangeOptions = {}): Promise<RangeResult> {
     try {
+      countCall(`range ${key.split('/').slice(0, 3).join('/')}`);
       const response = await this.#client.kv.range(this.rangeRequest(key, options));
       return this.#rangeResult(response.header, response.kvs, response.more, response.count);
     } catch (error) {
@@ -176,6 +191,7 @@ export class EtcdKv {
   ): Promise<TxnResult> {
     let response: ITxnResponse;
     try {
+      countCall(`txn ${what.slice(0, 40)}`);
       response = await this.#client.kv.txn({
         compare: [...compare],
         success: [...success],
@@ -246,20 +262,6 @@ export class EtcdKv {
     return { request_range: this.rangeRequest(key, options) };
   }
 
-  /** Puts without a transaction; only for writes that may harmlessly apply twice. */
-  async putPlain(key: string, value: string, lease: string): Promise<bigint> {
-    try {
-      const response = await this.#client.kv.put({
-        key: this.key(key),
-        value: Buffer.from(value, 'utf8'),
-        lease,
-      });
-      return BigInt(response.header.revision);
-    } catch (error) {
-      throw translateEtcdError(error, `Writing ${key}`);
-    }
-  }
-
   /** Grants a lease of `ttlSeconds`; returns its id (decimal). */
   async grant(ttlSeconds: number): Promise<string> {
     try {
@@ -296,6 +298,7 @@ export class EtcdKv {
   /** Opens a watch stream. */
   async watchStream(): Promise<IDuplexStream<IWatchRequest, IWatchResponse>> {
     try {
+      countCall('watch');
       return await this.#client.watchClient.watch();
     } catch (error) {
       throw translateEtcdError(error, 'Opening a watch stream');

@@ -1,6 +1,8 @@
 /**
  * Notifications over etcd: `notify` puts `notify/<topic>` on a short-lived lease (so topic keys clean themselves
- * up), and `subscribe` watches the puts under `notify/<prefix>`. A subscription resumes from the last revision it
+ * up), and `subscribe` watches the puts under `notify/<prefix>`. Notifications sent while one is in flight go
+ * together as one transaction of puts (`TxnBatcher`; two of one topic never share one, so none is lost), so that
+ * many jobs announcing their steps at once pay one consensus round rather than one each. A subscription resumes from the last revision it
  * delivered after a disconnect; when that history was compacted it relists the topic keys changed since and
  * delivers their current values before watching on, so a subscriber misses at most intermediate values.
  */
@@ -11,6 +13,7 @@ import type { CoordinatorContext } from './context.js';
 import type { KeyValue } from './etcd-kv.js';
 import { notifyRoot } from './keys.js';
 import { KeyWatch } from './key-watch.js';
+import { TxnBatcher } from './txn-batcher.js';
 
 /** Largest notification; they are signals, not data. */
 const maxMessageBytes = 64 * 1024;
@@ -26,12 +29,14 @@ export class Notifications {
   readonly #context: CoordinatorContext;
   readonly #ttlSeconds: number;
   readonly #subscriptions = new Set<() => void>();
+  readonly #puts: TxnBatcher;
   #lease: NotifyLease | undefined;
   #granting: Promise<NotifyLease> | undefined;
 
   constructor(context: CoordinatorContext, ttlSeconds: number) {
     this.#context = context;
     this.#ttlSeconds = ttlSeconds;
+    this.#puts = new TxnBatcher(context.kv, 'Notifying');
   }
 
   /** Puts `message` on `topic`; throws `InputError` for an empty topic, `PayloadTooLargeError` for a big message. */
@@ -46,8 +51,16 @@ export class Notifications {
     for (let attempt = 1; ; attempt++) {
       const lease = await this.#currentLease();
       try {
-        // A plain put: applying twice only repeats a notification, which at-least-once delivery allows.
-        await this.#context.kv.putPlain(notifyRoot + topic, value, lease.id);
+        // An unguarded put: applying twice only repeats a notification, which at-least-once delivery allows.
+        const key = notifyRoot + topic;
+        await this.#puts.submit({
+          what: `Notifying ${topic}`,
+          keys: [key],
+          compares: [],
+          success: [this.#context.kv.put(key, value, lease.id)],
+          checks: [],
+          held: () => true,
+        });
         return;
       } catch (error) {
         if (!(error instanceof LeaseLostError) || attempt > 1) throw error;

@@ -22,4 +22,6 @@ export * from './integrity.js';
 export * from './outcome-builder.js';
 export * from './interfaces.js';
 export * from './ipv4.js';
+export * from './filter-match.js';
+export * from './hooks.js';
 export type * from './wire.js';

@@ -82,6 +82,15 @@ export interface Config {
   };
   /** Seconds between passes of periodic observe (drift detection); 0 turns it off. */
   readonly observe: { readonly intervalSeconds: number };
+  /**
+   * Deliveries of hooks: attempts per delivery (through the `hooks` queue, with its exponential backoff), failed
+   * attempts in a row after which a hook is disabled, and how long a receiver has to answer.
+   */
+  readonly hooks: {
+    readonly maxAttempts: number;
+    readonly maxFailures: number;
+    readonly timeoutSeconds: number;
+  };
   readonly log: {
     readonly level: 'error' | 'warn' | 'info' | 'debug';
     readonly format: 'auto' | 'json' | 'pretty';
@@ -188,6 +197,15 @@ const schema = {
       type: 'object',
       additionalProperties: false,
       properties: { intervalSeconds: { type: 'number', minimum: 0 } },
+    },
+    hooks: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxAttempts: { type: 'integer', minimum: 1, maximum: 100 },
+        maxFailures: { type: 'integer', minimum: 1 },
+        timeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 300 },
+      },
     },
     log: {
       type: 'object',
@@ -299,6 +317,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     worker: { concurrency: 8 },
     planner: { maxRounds: 50, ttlSeconds: 3600, maxTaskAttempts: 5 },
     observe: { intervalSeconds: 60 },
+    hooks: { maxAttempts: 8, maxFailures: 10, timeoutSeconds: 10 },
     log: { level: 'info', format: 'auto' },
     plugins: DEFAULT_PLUGINS,
   };

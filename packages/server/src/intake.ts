@@ -39,6 +39,7 @@ import type { Plan } from '@consortium/core';
 import type winston from 'winston';
 import type { KindRuntime, Kinds } from './plugins.js';
 import { JOB_QUEUE, intakeLockKey } from './protocol.js';
+import { TRACING, traceJob, traceNow } from './trace.js';
 
 /** One requested change of one node, as the API took it. */
 export interface ChangeRequest {
@@ -264,6 +265,7 @@ export class Intake {
     // (clients retrying on 412 would otherwise crowd it); the check under the lock below is the one that counts.
     if (request.expectedRevision !== undefined) await this.admissible(request);
     let held;
+    const started = TRACING ? traceNow() : 0;
     try {
       held = await coordinator.lock(
         intakeLockKey(request.kind, request.name),
@@ -275,10 +277,13 @@ export class Intake {
         `${request.kind}/${request.name}: another request held the node's intake for ${INTAKE_LOCK_TIMEOUT_MS / 1000} s; try again`,
       );
     }
+    const locked = TRACING ? traceNow() : 0;
     try {
       const { node, leftover } = await this.admissible(request);
       const now = clock.now();
       const id = newJobId(now);
+      traceJob(id, 'web.intake', started);
+      traceJob(id, 'web.locked', locked);
       const current = asCreated(node, leftover);
       planChange(runtime, { ...request, jobId: id }, current, now);
       await this.checkReferrers(runtime, request, current);
@@ -295,8 +300,11 @@ export class Intake {
         updatedAt: now,
         ...(request.expectedRevision === undefined ? {} : { expectedRevision: request.expectedRevision }),
       };
+      traceJob(id, 'web.admitted');
       await store.createJob(job);
+      traceJob(id, 'web.stored');
       await coordinator.queue(JOB_QUEUE).enqueue({ id: job.id, payload: job.id });
+      traceJob(id, 'web.queued');
       return job;
     } finally {
       await held.release();

@@ -18,34 +18,43 @@ import { buildKinds, importPlugins } from './plugins.js';
 import { runAll } from './runnable.js';
 import { Worker } from './worker.js';
 
-/** A coordinator whose first `failures` notifications fail as an etcd outage would. */
-function flakyNotify(inner: Coordinator, failures: number): Coordinator & { failed: number } {
+/** A coordinator whose first `failures` node locks or notifications fail as an etcd outage would. */
+function flaky(
+  inner: Coordinator,
+  failures: number,
+  what: 'node lock' | 'notify',
+): Coordinator & { failed: number } {
+  const outage = (): Promise<never> => {
+    wrapped.failed++;
+    return Promise.reject(
+      new BackendUnavailableError('etcd is unavailable (14 UNAVAILABLE: Connection dropped)'),
+    );
+  };
   const wrapped = {
     failed: 0,
     memberId: inner.memberId,
     campaign: (election: string, signal: AbortSignal) => inner.campaign(election, signal),
-    lock: (key: string, signal: AbortSignal) => inner.lock(key, signal),
+    lock: (key: string, signal: AbortSignal) =>
+      what === 'node lock' && key.startsWith('node/') && wrapped.failed < failures
+        ? outage()
+        : inner.lock(key, signal),
     queue: (name: string) => inner.queue(name),
     subscribe: (prefix: string, listener: Parameters<Coordinator['subscribe']>[1]) =>
       inner.subscribe(prefix, listener),
     close: () => inner.close(),
-    notify: (topic: string, message: Parameters<Coordinator['notify']>[1]) => {
-      if (wrapped.failed < failures) {
-        wrapped.failed++;
-        return Promise.reject(
-          new BackendUnavailableError('etcd is unavailable (14 UNAVAILABLE: Connection dropped)'),
-        );
-      }
-      return inner.notify(topic, message);
-    },
+    notify: (topic: string, message: Parameters<Coordinator['notify']>[1]) =>
+      what === 'notify' && wrapped.failed < failures ? outage() : inner.notify(topic, message),
   };
   return wrapped;
 }
 
 describe('Master', () => {
-  it('drives a job again after a passing fault instead of leaving it running', async () => {
+  /** Runs a create with the first two node locks or notices failing; the job's log lines and its end. */
+  async function withFaults(
+    what: 'node lock' | 'notify',
+  ): Promise<{ lines: string[]; ended: JobRecord | undefined }> {
     const store = await openSqliteStore({ path: ':memory:' });
-    const coordinator = flakyNotify(new MemoryCoordinator(new MemoryCluster()), 2);
+    const coordinator = flaky(new MemoryCoordinator(new MemoryCluster()), 2, what);
     const lines: string[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {
@@ -101,11 +110,28 @@ describe('Master', () => {
     expect(coordinator.failed).toBe(2);
     expect(ended?.state).toBe('succeeded');
     expect((await store.getNode('vlan', 'v1'))?.attrs).toEqual({ present: true, vid: 5 });
+    await coordinator.close();
+    await store.close();
+    return { lines, ended };
+  }
+
+  it('drives a job again after a passing fault instead of leaving it running', async () => {
+    const { lines, ended } = await withFaults('node lock');
+    expect(ended?.state).toBe('succeeded');
     expect(lines.filter((l) => l.includes('job runner hit a passing fault; resuming the job'))).toHaveLength(
       2,
     );
-    await coordinator.close();
-    await store.close();
+  });
+
+  it('does not hold a job up for a notice that failed: it logs it and goes on', async () => {
+    const { lines, ended } = await withFaults('notify');
+    expect(ended?.state).toBe('succeeded');
+    expect(lines.filter((l) => l.includes('job runner hit a passing fault'))).toHaveLength(0);
+    expect(
+      lines.filter((l) =>
+        l.includes('announcing a job event failed; its watchers see it when they next poll'),
+      ),
+    ).toHaveLength(2);
   });
 
   it('applies a change made against a revision only at that revision, and fails it otherwise', async () => {

@@ -30,6 +30,7 @@ import {
 } from '@consortium/core';
 import type winston from 'winston';
 import { admit, asCreated, exists, failedCreateOf, planChange } from './intake.js';
+import type { HookPublisher } from './hooks.js';
 import type { Metrics } from './metrics.js';
 import type { KindRuntime, Kinds } from './plugins.js';
 import {
@@ -50,6 +51,7 @@ import {
 } from './protocol.js';
 import type { Runnable } from './runnable.js';
 import { stopped } from './runnable.js';
+import { traceJob } from './trace.js';
 
 /** Wait before driving a job again after a passing fault: 0.25 s doubling to 10 s. */
 const RESUME_BACKOFF = { initialMs: 250, factor: 2, maxMs: 10_000 };
@@ -67,6 +69,8 @@ export interface MasterDeps {
   readonly logger: winston.Logger;
   readonly clock: Clock;
   readonly metrics?: Metrics;
+  /** Tells hooks how each job ended. */
+  readonly hooks?: HookPublisher;
 }
 
 /** One job being driven: its mailbox of results and a way to wake its loop. */
@@ -154,6 +158,7 @@ export class Master implements Runnable {
         } while (cursor !== undefined);
       }
       logger.info('master ready', { resumed: this.running.size });
+      await this.republishRecentEnds();
       await Promise.all([this.consumeJobs(signal), this.consumeResults(signal)]);
     } finally {
       unsubscribe();
@@ -209,7 +214,9 @@ export class Master implements Runnable {
         const claimed = await queue.claimMany(this.deps.coordinator.memberId, QUEUE_BATCH, signal);
         for (const entry of claimed) {
           try {
-            this.schedule(decodeJobId(entry.payload), signal);
+            const jobId = decodeJobId(entry.payload);
+            traceJob(jobId, 'master.claimed');
+            this.schedule(jobId, signal);
           } catch (error) {
             this.deps.logger.error('dropped a malformed job queue entry', {
               error: (error as Error).message,
@@ -252,7 +259,34 @@ export class Master implements Runnable {
     const runner = this.runners.get(message.jobId);
     if (runner === undefined) {
       this.deps.logger.debug('result for a job not running here; dropped', { job: message.jobId });
-    } else runner.deliver(message.result);
+    } else {
+      traceJob(message.jobId, 'master.result');
+      runner.deliver(message.result);
+    }
+  }
+
+  /**
+   * Publishes the hook events of the jobs that ended in the last `REPUBLISH_WINDOW_MS` again: a master that stopped
+   * between storing a job's end and publishing it would otherwise have lost them. Deliveries are keyed by hook and
+   * event, so the events already published are not sent again.
+   */
+  private async republishRecentEnds(): Promise<void> {
+    const { hooks, store, clock } = this.deps;
+    if (hooks === undefined) return;
+    const since = clock.now() - REPUBLISH_WINDOW_MS;
+    const page = await store.listJobs({
+      states: ['succeeded', 'failed', 'expired'],
+      limit: REPUBLISH_MAX_JOBS,
+    });
+    let jobs = 0;
+    let deliveries = 0;
+    for (const job of page.items) {
+      if ((job.endedAt ?? 0) < since) continue;
+      const deleted = job.state === 'succeeded' && job.action === 'delete';
+      jobs += 1;
+      deliveries += (await hooks.publishJob(job, deleted ? null : (job.plan?.attrs ?? null))).length;
+    }
+    this.deps.logger.info('hook events of recent jobs published again', { jobs, deliveries });
   }
 
   /** An actor as a message names it: its token's description and id (`ci pipeline (3f9a1c0b7d2e)`), else its id. */
@@ -263,27 +297,38 @@ export class Master implements Runnable {
 
   private async event(job: JobRecord, type: string, data: JsonObject): Promise<void> {
     const event = await this.deps.store.appendEvent(job.id, type, data, this.deps.clock.now());
-    await this.announce(event);
+    this.announce(event);
   }
 
-  private async announce(event: JobEvent): Promise<void> {
-    await this.deps.coordinator.notify(
-      jobTopic(event.jobId),
-      encodeJobNotice({ kind: 'event', seq: event.seq, type: event.type }),
-    );
+  /**
+   * Tells the watchers of a job (waiting requests, event streams) that it has a new event, without waiting for
+   * etcd: the event is already stored, the job's next step need not wait a round trip for the signal, and a notice
+   * that fails is only late (watchers also poll), so it is logged rather than failing the job.
+   */
+  private announce(event: JobEvent): void {
+    this.deps.coordinator
+      .notify(jobTopic(event.jobId), encodeJobNotice({ kind: 'event', seq: event.seq, type: event.type }))
+      .catch((error: unknown) => {
+        this.deps.logger.warn('announcing a job event failed; its watchers see it when they next poll', {
+          job: event.jobId,
+          seq: event.seq,
+          error: (error as Error).message,
+        });
+      });
   }
 
   /** Ends a job that never got a plan (its kind is gone, it was cancelled while queued, it no longer validates). */
   private async endEarly(job: JobRecord, state: JobState, code: string, message: string): Promise<void> {
     const now = this.deps.clock.now();
-    const { event } = await this.deps.store.endJob(
+    const ended = await this.deps.store.endJob(
       job.id,
       { state, endedAt: now, failure: { code: code as 'CANCELLED', message } },
       now,
       { event: { type: 'ended', data: { state, failure: { code, message } } } },
     );
-    await this.announce(event);
+    this.announce(ended.event);
     this.deps.metrics?.jobEnded(job.kind, state);
+    await this.deps.hooks?.publishJob(ended.job, null);
   }
 
   private async drive(jobId: string, runner: JobRunner, signal: AbortSignal): Promise<void> {
@@ -312,11 +357,13 @@ export class Master implements Runnable {
       if (error instanceof CancelledError) return;
       throw error;
     }
+    traceJob(jobId, 'master.locked');
     const log = logger.child({ job: jobId, kind: queued.kind, node: queued.name });
     try {
       await this.driveLocked(jobId, runtime, runner, lock, signal, log);
     } finally {
       await lock.release();
+      traceJob(jobId, 'master.released');
     }
   }
 
@@ -344,6 +391,7 @@ export class Master implements Runnable {
     };
     let state: PlannerState | undefined;
     if (!(await this.takeUp(run))) return;
+    traceJob(jobId, 'master.takenup');
     if (found.plan === undefined) state = await this.begin(run, node);
     else {
       state = runtime.planner.resume(found.rollback ?? found.plan, clock.now());
@@ -395,8 +443,9 @@ export class Master implements Runnable {
         this.fence,
       );
       run.job = ended.job;
-      await this.announce(ended.event);
+      this.announce(ended.event);
       this.deps.metrics?.jobEnded(run.job.kind, 'failed');
+      await this.deps.hooks?.publishJob(ended.job, null);
       return false;
     }
     run.job = await store.updateJob(run.job.id, { resumes }, now, this.fence);
@@ -426,13 +475,16 @@ export class Master implements Runnable {
       return undefined;
     }
     const now = clock.now();
-    run.job = await store.updateJob(
+    const started = await store.stepJob(
       job.id,
       { state: 'running', startedAt: now, plan: state },
       now,
+      { type: 'state', data: { state: 'running' } },
       this.fence,
     );
-    await this.event(run.job, 'state', { state: 'running' });
+    run.job = started.job;
+    this.announce(started.event);
+    traceJob(job.id, 'master.running');
     run.log.info('job started');
     return state;
   }
@@ -449,9 +501,20 @@ export class Master implements Runnable {
     let state = initial;
     const persist = async (type: string, data: JsonObject): Promise<void> => {
       const now = clock.now();
-      const patch = slot === 'plan' ? { plan: state } : { rollback: state };
-      run.job = await store.updateJob(run.job.id, { ...patch, ...resetResumes(run.job) }, now, this.fence);
-      if (state.phase !== 'cancelled') await this.writeNode(run, nodeAttrs(slot, state.attrs), now);
+      const patch = {
+        ...(slot === 'plan' ? { plan: state } : { rollback: state }),
+        ...resetResumes(run.job),
+      };
+      const attrs = nodeAttrs(slot, state.attrs);
+      if (state.phase === 'cancelled' || nodeHas(run, attrs)) {
+        // No node write in between: the job's step and its event go in one transaction.
+        const step = await store.stepJob(run.job.id, patch, now, { type, data }, this.fence);
+        run.job = step.job;
+        this.announce(step.event);
+        return;
+      }
+      run.job = await store.updateJob(run.job.id, patch, now, this.fence);
+      await this.writeNode(run, attrs, now);
       await this.event(run.job, type, data);
     };
     const turn = turnTaker();
@@ -478,6 +541,7 @@ export class Master implements Runnable {
             payload: encodeTaskMessage({ task, fencingToken: run.lock.token }),
           });
         }
+        traceJob(run.job.id, 'master.dispatched');
         await persist('dispatched', {
           ...(slot === 'rollback' ? { rollback: true } : {}),
           round: dispatch.tasks[0]?.round ?? 0,
@@ -487,6 +551,7 @@ export class Master implements Runnable {
             updates: t.updates.map((u) => u.id),
           })),
         });
+        traceJob(run.job.id, 'master.dispatch-persisted');
         continue;
       }
       if (isTerminal(state)) break;
@@ -507,6 +572,7 @@ export class Master implements Runnable {
             : { outcome: outcomeJson(result.outcome) }),
           roundClosed: state.round === null,
         });
+        traceJob(run.job.id, 'master.step-persisted');
       }
       if (results.length > 0) continue;
       const wakeAt = dispatch.wakeAt;
@@ -537,16 +603,21 @@ export class Master implements Runnable {
       },
       now,
     );
-    run.job = await store.updateJob(
+    const step = await store.stepJob(
       run.job.id,
       { plan: failed, rollback, ...(failed.failure === undefined ? {} : { failure: failed.failure }) },
       now,
+      {
+        type: 'rollback',
+        data: {
+          state: failed.phase,
+          ...(failed.failure === undefined ? {} : { failure: { ...failed.failure } }),
+        },
+      },
       this.fence,
     );
-    await this.event(run.job, 'rollback', {
-      state: failed.phase,
-      ...(failed.failure === undefined ? {} : { failure: { ...failed.failure } }),
-    });
+    run.job = step.job;
+    this.announce(step.event);
     run.log.info('create failed; rolling it back', { failure: failed.failure?.message });
     return rollback;
   }
@@ -580,7 +651,7 @@ export class Master implements Runnable {
     const { store } = this.deps;
     const { job, node } = run;
     // Never a write without a change: the revision is the ETag clients hold.
-    if (node.attrs !== undefined && (node.attrs === attrs || deepEqual(node.attrs, attrs))) return;
+    if (nodeHas(run, attrs)) return;
     const written =
       node.revision === undefined
         ? await store.insertNode(job.kind, job.name, attrs, now)
@@ -596,7 +667,9 @@ export class Master implements Runnable {
     await store.updateJob(run.job.id, {}, now, this.fence);
     if (deleted) await store.deleteNode(run.job.kind, run.job.name, run.node.revision);
     else if (state.phase !== 'cancelled') await this.writeNode(run, state.attrs, now);
+    traceJob(run.job.id, 'master.node-written');
     await this.end(run, state.phase, state, deleted ? null : state.attrs);
+    traceJob(run.job.id, 'master.ended');
     run.log.info('job ended', {
       state: state.phase,
       rounds: state.rounds.length,
@@ -610,7 +683,7 @@ export class Master implements Runnable {
     const { job } = run;
     const now = clock.now();
     // One transaction: a master killed here leaves the job running (and resumed) or ended with its event and audit.
-    const { event } = await store.endJob(
+    const ended = await store.endJob(
       job.id,
       {
         state: phase,
@@ -642,7 +715,9 @@ export class Master implements Runnable {
       this.fence,
     );
     this.deps.metrics?.jobEnded(job.kind, phase, state.rounds.length);
-    await this.announce(event);
+    this.announce(ended.event);
+    // After the job's end is stored: a crash before this line loses the hook events of this one job (see README).
+    await this.deps.hooks?.publishJob(ended.job, after);
   }
 }
 
@@ -656,6 +731,18 @@ interface JobRun {
   readonly signal: AbortSignal;
   readonly log: winston.Logger;
   node: { readonly attrs: Attrs | undefined; readonly revision: number | undefined };
+}
+
+/** How far back a new master publishes ended jobs' hook events again. */
+const REPUBLISH_WINDOW_MS = 10 * 60_000;
+
+/** Most ended jobs a new master looks at to publish again. */
+const REPUBLISH_MAX_JOBS = 200;
+
+/** True when the node already has `attrs` as this job last read or wrote it. */
+function nodeHas(run: JobRun, attrs: Attrs): boolean {
+  const { node } = run;
+  return node.attrs !== undefined && (node.attrs === attrs || deepEqual(node.attrs, attrs));
 }
 
 /** Times a job is taken up (started or resumed) without a step in between before it is failed. */

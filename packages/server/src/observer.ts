@@ -6,9 +6,12 @@
 import type { Clock, Store } from '@consortium/core';
 import { toErrorInfo } from '@consortium/core';
 import type winston from 'winston';
+import type { HookPublisher } from './hooks.js';
+import { driftEvent } from './hooks.js';
 import type { Kinds } from './plugins.js';
 import type { Runnable } from './runnable.js';
 import { stopped } from './runnable.js';
+import { driftOf } from './web/views.js';
 
 /** Dependencies of the observer. */
 export interface ObserverDeps {
@@ -18,6 +21,8 @@ export interface ObserverDeps {
   readonly clock: Clock;
   /** Time between passes; 0 disables observing. */
   readonly intervalMs: number;
+  /** Hears of drift (`node.drift`). */
+  readonly hooks?: HookPublisher;
 }
 
 /** The observer role: leader-only, one pass over every node every `intervalMs`. */
@@ -77,10 +82,22 @@ export class Observer implements Runnable {
               }
             }),
           );
+          await this.reportDrift(kind, node.name);
         }
         cursor = page.next;
       } while (cursor !== undefined);
     }
     return { nodes, failures };
+  }
+
+  /** Tells hooks about the node's drift, if it has any now (the same drift at the same revision only once). */
+  private async reportDrift(kind: string, name: string): Promise<void> {
+    const { hooks, store, kinds, clock } = this.deps;
+    const schema = kinds.get(kind)?.schema;
+    if (hooks === undefined || schema === undefined) return;
+    const node = await store.getNode(kind, name);
+    if (node === undefined) return;
+    const drift = driftOf(schema, node);
+    if (drift.length > 0) await hooks.publish([driftEvent(node, drift, clock.now())]);
   }
 }

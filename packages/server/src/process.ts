@@ -17,6 +17,8 @@ import { createLogger } from './logging.js';
 import { BatchRunner } from './batch-runner.js';
 import { Master } from './master.js';
 import { Metrics } from './metrics.js';
+import { HookSender } from './hook-sender.js';
+import { HookPublisher } from './hooks.js';
 import { Intake } from './intake.js';
 import { Observer } from './observer.js';
 import { Seeder } from './seeder.js';
@@ -36,6 +38,9 @@ import { Worker } from './worker.js';
 export const VERSION = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
+
+/** Hook deliveries one worker process sends at once. */
+const HOOK_SENDERS = 4;
 
 /** The roles a process can host. */
 export type Role = 'web' | 'master' | 'worker';
@@ -258,7 +263,15 @@ export async function startRoles(
     );
   }
   if (roles.includes('master')) {
-    const master = new Master({ store, coordinator, kinds, logger, clock, metrics });
+    const hooks = new HookPublisher({
+      store,
+      coordinator,
+      kinds,
+      clock,
+      logger: logger.child({ component: 'hooks' }),
+      maxAttempts: config.hooks.maxAttempts,
+    });
+    const master = new Master({ store, coordinator, kinds, logger, clock, metrics, hooks });
     runnables.push({
       name: master.name,
       needsLeader: true,
@@ -273,7 +286,14 @@ export async function startRoles(
     });
     runnables.push(new BatchRunner({ store, coordinator, clock, logger }));
     runnables.push(
-      new Observer({ store, kinds, logger, clock, intervalMs: config.observe.intervalSeconds * 1000 }),
+      new Observer({
+        store,
+        kinds,
+        logger,
+        clock,
+        intervalMs: config.observe.intervalSeconds * 1000,
+        hooks,
+      }),
     );
     const seeds = pluginSeeds(plugins);
     if (seeds.length > 0) {
@@ -291,6 +311,18 @@ export async function startRoles(
         concurrency: config.worker.concurrency,
         hardStop: hardStop.signal,
         metrics,
+      }),
+    );
+    runnables.push(
+      new HookSender({
+        store,
+        coordinator,
+        clock,
+        logger: logger.child({ component: 'hooks' }),
+        maxAttempts: config.hooks.maxAttempts,
+        maxFailures: config.hooks.maxFailures,
+        timeoutMs: config.hooks.timeoutSeconds * 1000,
+        concurrency: HOOK_SENDERS,
       }),
     );
   }

@@ -1,6 +1,6 @@
 /**
  * The worker: claims provider tasks from the `tasks` queue and runs them against the backends, `concurrency` at a
- * time, then hands each result back through the `results` queue. On shutdown it stops claiming and lets the tasks
+ * time (one claim takes as many as there are free slots), then hands each result back through the `results` queue. On shutdown it stops claiming and lets the tasks
  * in flight finish, so nothing is lost on Ctrl-C; a second, hard stop aborts them (they are re-run elsewhere).
  * A task runs under a lock on its id, so that two attempts of one task never run at the same time.
  */
@@ -8,6 +8,7 @@ import type { ClaimedTask, Clock, Coordinator, Held, Queue, TaskResult } from '@
 import {
   backoffDelay,
   CancelledError,
+  MAX_CLAIM_BATCH,
   isConsortiumError,
   runProviderTask,
   toErrorInfo,
@@ -19,6 +20,7 @@ import type { ResultMessage, TaskMessage } from './protocol.js';
 import { RESULT_QUEUE, TASK_QUEUE, decodeTaskMessage, encodeResultMessage } from './protocol.js';
 import type { Runnable } from './runnable.js';
 import { stopped } from './runnable.js';
+import { traceJob } from './trace.js';
 
 /**
  * The lock key of a provider task (`<job>/r<round>/<provider>`, the same on every attempt): a resumed job's new
@@ -55,53 +57,84 @@ export class Worker implements Runnable {
   constructor(private readonly deps: WorkerDeps) {}
 
   async run(signal: AbortSignal): Promise<void> {
-    await Promise.all(Array.from({ length: this.deps.concurrency }, (_, i) => this.loop(i, signal)));
+    const { coordinator, logger, clock, concurrency } = this.deps;
+    const tasks = coordinator.queue(TASK_QUEUE);
+    const running = new Set<Promise<void>>();
+    let slotFreed: (() => void) | undefined;
+    try {
+      while (!signal.aborted) {
+        if (running.size >= concurrency) {
+          // Tasks in flight finish even on shutdown, so one of them always frees a slot.
+          await new Promise<void>((resolve) => {
+            slotFreed = resolve;
+          });
+          continue;
+        }
+        // One claim for every free slot: a single waiting claim per worker instead of one per slot, which woke
+        // every slot's claim on each new task to race for it (a read and a lost transaction each).
+        let claimed: readonly ClaimedTask[];
+        try {
+          claimed = await tasks.claimMany(
+            coordinator.memberId,
+            Math.min(concurrency - running.size, MAX_CLAIM_BATCH),
+            signal,
+          );
+        } catch (error) {
+          if (error instanceof CancelledError || stopped(signal)) return;
+          logger.error('claiming a task failed', { error: (error as Error).message });
+          await clock.sleep(500, signal);
+          continue;
+        }
+        for (const task of claimed) {
+          const done: Promise<void> = this.process(tasks, task).finally(() => {
+            running.delete(done);
+            const wake = slotFreed;
+            slotFreed = undefined;
+            wake?.();
+          });
+          running.add(done);
+        }
+      }
+    } finally {
+      await Promise.allSettled([...running]);
+    }
   }
 
-  private async loop(slot: number, signal: AbortSignal): Promise<void> {
-    const { coordinator, logger, clock } = this.deps;
-    const tasks = coordinator.queue(TASK_QUEUE);
-    const workerId = `${coordinator.memberId}/${slot}`;
-    while (!signal.aborted) {
-      let claimed: ClaimedTask;
-      try {
-        claimed = await tasks.claim(workerId, signal);
-      } catch (error) {
-        if (error instanceof CancelledError || stopped(signal)) return;
-        logger.error('claiming a task failed', { error: (error as Error).message });
-        await clock.sleep(500, signal);
-        continue;
-      }
-      let message: TaskMessage;
-      try {
-        message = decodeTaskMessage(claimed.payload);
-      } catch (error) {
-        logger.error('a malformed task was given back', {
-          task: claimed.id,
-          error: (error as Error).message,
-        });
-        await this.giveBack(tasks, claimed, error);
-        continue;
-      }
-      let result: TaskResult;
-      try {
-        result = await this.executeAlone(message);
-      } catch (error) {
-        if (error instanceof CancelledError || this.deps.hardStop?.aborted === true) return;
-        logger.error('could not lock the task; it is given back to run again', {
-          task: claimed.id,
-          error: (error as Error).message,
-        });
-        await this.giveBack(tasks, claimed, error);
-        continue;
-      }
-      const reply: ResultMessage = { jobId: message.task.jobId, result };
-      try {
-        await this.handBack(tasks, claimed, reply);
-      } catch (error) {
-        if (error instanceof CancelledError || this.deps.hardStop?.aborted === true) return;
-        logger.error('handing a result back failed', { task: claimed.id, error: (error as Error).message });
-      }
+  /** Runs one claimed task and hands its result back; never throws. */
+  private async process(tasks: Queue, claimed: ClaimedTask): Promise<void> {
+    const { logger } = this.deps;
+    let message: TaskMessage;
+    try {
+      message = decodeTaskMessage(claimed.payload);
+    } catch (error) {
+      logger.error('a malformed task was given back', {
+        task: claimed.id,
+        error: (error as Error).message,
+      });
+      await this.giveBack(tasks, claimed, error);
+      return;
+    }
+    traceJob(message.task.jobId, 'worker.claimed');
+    let result: TaskResult;
+    try {
+      result = await this.executeAlone(message);
+    } catch (error) {
+      if (error instanceof CancelledError || this.deps.hardStop?.aborted === true) return;
+      logger.error('could not lock the task; it is given back to run again', {
+        task: claimed.id,
+        error: (error as Error).message,
+      });
+      await this.giveBack(tasks, claimed, error);
+      return;
+    }
+    const reply: ResultMessage = { jobId: message.task.jobId, result };
+    traceJob(message.task.jobId, 'worker.ran');
+    try {
+      await this.handBack(tasks, claimed, reply);
+      traceJob(message.task.jobId, 'worker.acked');
+    } catch (error) {
+      if (error instanceof CancelledError || this.deps.hardStop?.aborted === true) return;
+      logger.error('handing a result back failed', { task: claimed.id, error: (error as Error).message });
     }
   }
 
@@ -119,6 +152,7 @@ export class Worker implements Runnable {
       await this.retrying('enqueueing a result', claimed.id, () =>
         results.enqueue({ id: claimed.id, payload: encodeResultMessage(reply) }),
       );
+      traceJob(reply.jobId, 'worker.result-queued');
     } catch (error) {
       if (error instanceof CancelledError || this.deps.hardStop?.aborted === true) throw error;
       logger.error('the result was refused; the task is given back to run again', {
@@ -170,6 +204,7 @@ export class Worker implements Runnable {
         taskLockKey(id),
         this.deps.hardStop ?? new AbortController().signal,
       );
+      traceJob(message.task.jobId, 'worker.locked');
       try {
         return await this.execute(message);
       } finally {

@@ -35,12 +35,16 @@ import {
 import type {
   Attrs,
   AuditEntry,
+  DeliveryPatch,
+  DeliveryRecord,
+  HookRecord,
   JobEnding,
   JobEvent,
   JobPatch,
   JobRecord,
   JsonObject,
   ListAuditOptions,
+  ListDeliveriesOptions,
   ListJobsOptions,
   ListNodesOptions,
   Page,
@@ -55,6 +59,7 @@ import type {
 } from '@consortium/core';
 import { isUniqueViolation, isWriteConflict, translateError } from './errors.js';
 import { compileFilter } from './filter-aql.js';
+import { ArangoHooks } from './hooks.js';
 import { applyMigrations, arangoMigrations, checkSchema, Collections } from './migrations.js';
 import type { ReferenceMap } from './references.js';
 import { digest, edgeDocuments, nodeKey } from './references.js';
@@ -229,6 +234,7 @@ export class ArangoStore implements Store, StoreTransfer {
   private readonly audit: DocumentCollection;
   private readonly tokens: DocumentCollection;
   private readonly reservations: DocumentCollection;
+  private readonly hooks: ArangoHooks;
   private closed = false;
 
   /** Wraps an open, migrated database; use `openArangoStore`. */
@@ -248,6 +254,13 @@ export class ArangoStore implements Store, StoreTransfer {
     this.audit = db.collection(Collections.audit);
     this.tokens = db.collection(Collections.tokens);
     this.reservations = db.collection(Collections.reservations);
+    this.hooks = new ArangoHooks({
+      db,
+      all: (query, trx) => this.all(query, trx),
+      inTransaction: (collections, fn) => this.inTransaction(collections, fn),
+      write: (fn) => this.run(() => this.retrying(fn)),
+      read: (fn) => this.run(fn),
+    });
   }
 
   getNode(kind: string, name: string): Promise<StoredNode | undefined> {
@@ -467,6 +480,16 @@ export class ArangoStore implements Store, StoreTransfer {
     );
   }
 
+  stepJob(
+    id: string,
+    patch: JobPatch,
+    at: number,
+    event: JobEnding['event'],
+    fence?: string,
+  ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }> {
+    return this.endJob(id, patch, at, { event }, fence);
+  }
+
   /** The body of `updateJob`, inside the caller's stream transaction. */
   private async writeJob(
     trx: Transaction,
@@ -634,6 +657,50 @@ export class ArangoStore implements Store, StoreTransfer {
         );
       }),
     );
+  }
+
+  createHook(hook: HookRecord): Promise<void> {
+    return this.hooks.createHook(hook);
+  }
+
+  getHook(id: string): Promise<HookRecord | undefined> {
+    return this.hooks.getHook(id);
+  }
+
+  listHooks(): Promise<readonly HookRecord[]> {
+    return this.hooks.listHooks();
+  }
+
+  deleteHook(id: string): Promise<void> {
+    return this.hooks.deleteHook(id);
+  }
+
+  recordHookAttempt(
+    id: string,
+    succeeded: boolean,
+    maxFailures: number,
+  ): Promise<{ readonly hook: HookRecord; readonly disabled: boolean }> {
+    return this.hooks.recordHookAttempt(id, succeeded, maxFailures);
+  }
+
+  setHookEnabled(id: string, enabled: boolean): Promise<HookRecord> {
+    return this.hooks.setHookEnabled(id, enabled);
+  }
+
+  createDelivery(delivery: DeliveryRecord): Promise<boolean> {
+    return this.hooks.createDelivery(delivery);
+  }
+
+  getDelivery(id: string): Promise<DeliveryRecord | undefined> {
+    return this.hooks.getDelivery(id);
+  }
+
+  updateDelivery(id: string, patch: DeliveryPatch): Promise<DeliveryRecord> {
+    return this.hooks.updateDelivery(id, patch);
+  }
+
+  listDeliveries(hookId: string, options: ListDeliveriesOptions): Promise<Page<DeliveryRecord>> {
+    return this.hooks.listDeliveries(hookId, options);
   }
 
   reserve(namespace: string, key: string, owner: string): Promise<boolean> {

@@ -17,6 +17,9 @@ export const Collections = {
   audit: 'audit',
   tokens: 'tokens',
   reservations: 'reservations',
+  /** Hooks (webhooks) and their deliveries. */
+  hooks: 'hooks',
+  deliveries: 'deliveries',
   /** Edges from a node to the nodes its `x-ref` fields name; see `references.ts`. */
   refs: 'refs',
   /** The schema version document and the references the edges were derived with. */
@@ -98,6 +101,17 @@ export const arangoMigrations: readonly ArangoMigration[] = [
           persistent('reservations_namespace_key', ['namespace', 'key'], { unique: true }),
           persistent('reservations_namespace_owner', ['namespace', 'owner']),
         ],
+      },
+    ],
+  },
+  {
+    version: 2,
+    name: 'hooks and their deliveries',
+    collections: [
+      { name: Collections.hooks, indexes: [persistent('hooks_created', ['createdAt', 'id'])] },
+      {
+        name: Collections.deliveries,
+        indexes: [persistent('deliveries_hook_created', ['hookId', 'createdAt', 'id'])],
       },
     ],
   },

@@ -157,6 +157,24 @@ export const postgresMigrations: readonly PostgresMigration[] = [
       ON CONFLICT DO NOTHING;
     `,
   },
+  {
+    version: 3,
+    name: 'hooks and their deliveries',
+    sql: `
+      CREATE TABLE hooks (
+        id text COLLATE "C" PRIMARY KEY,
+        created_at bigint NOT NULL,
+        record jsonb NOT NULL
+      );
+      CREATE TABLE deliveries (
+        id text COLLATE "C" PRIMARY KEY,
+        hook_id text COLLATE "C" NOT NULL REFERENCES hooks (id) ON DELETE CASCADE,
+        created_at bigint NOT NULL,
+        record jsonb NOT NULL
+      );
+      CREATE INDEX deliveries_by_hook ON deliveries (hook_id, created_at DESC, id DESC);
+    `,
+  },
 ];
 
 /** The newest schema version in `migrations`, 0 for none. */

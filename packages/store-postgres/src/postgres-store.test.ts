@@ -17,7 +17,12 @@ import type { PostgresStoreHandle } from './postgres-store.js';
 import { listNodesQuery, migratePostgres, openPostgresStore, postgresPoolConfig } from './postgres-store.js';
 
 const T0 = 1_700_000_000_000;
-const TABLES = 'nodes, observations, jobs, job_events, audit, tokens, reservations';
+const TABLES = 'nodes, observations, jobs, job_events, audit, tokens, reservations, hooks, deliveries';
+
+/** Every schema version, oldest first. */
+function allVersions(): number[] {
+  return Array.from({ length: latestPostgresVersion() }, (_, i) => i + 1);
+}
 
 type ErrorClass = abstract new (...args: never[]) => Error;
 
@@ -180,7 +185,7 @@ describe('PostgresStore', () => {
           `this Consortium needs ${latestPostgresVersion()}: run \`consortium store migrate\``,
       );
       expect(await sql(url, "SELECT to_regclass('nodes') AS t")).toEqual([{ t: null }]);
-      expect(await migratePostgres({ url })).toEqual({ applied: [1, 2] });
+      expect(await migratePostgres({ url })).toEqual({ applied: allVersions() });
       expect(await migratePostgres({ url })).toEqual({ applied: [] });
       const store = await track(openPostgresStore({ url, runMigrations: false }));
       expect(await store.schemaVersion()).toBe(latestPostgresVersion());
@@ -445,10 +450,9 @@ describe('PostgresStore', () => {
       } finally {
         await holder.end();
       }
-      expect(await sql(url, 'SELECT version FROM schema_migrations ORDER BY version')).toEqual([
-        { version: 1 },
-        { version: 2 },
-      ]);
+      expect(await sql(url, 'SELECT version FROM schema_migrations ORDER BY version')).toEqual(
+        allVersions().map((version) => ({ version })),
+      );
     });
 
     it('is unavailable while PostgreSQL restarts and recovers without reopening', async () => {

@@ -31,12 +31,16 @@ import {
 import type {
   Attrs,
   AuditEntry,
+  DeliveryPatch,
+  DeliveryRecord,
+  HookRecord,
   JobEnding,
   JobEvent,
   JobPatch,
   JobRecord,
   JsonObject,
   ListAuditOptions,
+  ListDeliveriesOptions,
   ListJobsOptions,
   ListNodesOptions,
   Page,
@@ -50,6 +54,7 @@ import type {
   TokenRecord,
 } from '@consortium/core';
 import { compileFilter } from './filter-sql.js';
+import { PostgresHooks } from './hooks.js';
 import {
   applyPostgresMigrations,
   currentPostgresVersion,
@@ -274,6 +279,7 @@ export class PostgresStore implements PostgresStoreHandle {
   private readonly password: string;
   private readonly statementTimeoutMs: number;
   private closing: Promise<void> | undefined;
+  private readonly hooks: PostgresHooks;
 
   /** Creates the pool without connecting; prefer `openPostgresStore`, which also migrates. */
   constructor(options: PostgresStoreOptions) {
@@ -281,6 +287,10 @@ export class PostgresStore implements PostgresStoreHandle {
     this.password = passwordOf(options.url);
     this.statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
     this.pool = new pg.Pool(postgresPoolConfig(options));
+    this.hooks = new PostgresHooks({
+      query: (sql, params) => this.query(sql, params),
+      transaction: (fn) => this.transaction(fn),
+    });
     // An idle connection whose server went away emits 'error' on the pool; unhandled, it would end the process.
     // The pool has already dropped the connection, so there is nothing to do but report it.
     this.pool.on('error', (error) => {
@@ -417,6 +427,16 @@ export class PostgresStore implements PostgresStoreHandle {
     });
   }
 
+  async stepJob(
+    id: string,
+    patch: JobPatch,
+    at: number,
+    event: JobEnding['event'],
+    fence?: string,
+  ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }> {
+    return this.endJob(id, patch, at, { event }, fence);
+  }
+
   async listJobs(options: ListJobsOptions): Promise<Page<JobRecord>> {
     const limit = checkPageLimit(options.limit);
     const where: string[] = [];
@@ -515,6 +535,50 @@ export class PostgresStore implements PostgresStoreHandle {
 
   async deleteToken(id: string): Promise<void> {
     await this.query('DELETE FROM tokens WHERE id = $1', [id]);
+  }
+
+  createHook(hook: HookRecord): Promise<void> {
+    return this.hooks.createHook(hook);
+  }
+
+  getHook(id: string): Promise<HookRecord | undefined> {
+    return this.hooks.getHook(id);
+  }
+
+  listHooks(): Promise<readonly HookRecord[]> {
+    return this.hooks.listHooks();
+  }
+
+  deleteHook(id: string): Promise<void> {
+    return this.hooks.deleteHook(id);
+  }
+
+  recordHookAttempt(
+    id: string,
+    succeeded: boolean,
+    maxFailures: number,
+  ): Promise<{ readonly hook: HookRecord; readonly disabled: boolean }> {
+    return this.hooks.recordHookAttempt(id, succeeded, maxFailures);
+  }
+
+  setHookEnabled(id: string, enabled: boolean): Promise<HookRecord> {
+    return this.hooks.setHookEnabled(id, enabled);
+  }
+
+  createDelivery(delivery: DeliveryRecord): Promise<boolean> {
+    return this.hooks.createDelivery(delivery);
+  }
+
+  getDelivery(id: string): Promise<DeliveryRecord | undefined> {
+    return this.hooks.getDelivery(id);
+  }
+
+  updateDelivery(id: string, patch: DeliveryPatch): Promise<DeliveryRecord> {
+    return this.hooks.updateDelivery(id, patch);
+  }
+
+  listDeliveries(hookId: string, options: ListDeliveriesOptions): Promise<Page<DeliveryRecord>> {
+    return this.hooks.listDeliveries(hookId, options);
   }
 
   async reserve(namespace: string, key: string, owner: string): Promise<boolean> {

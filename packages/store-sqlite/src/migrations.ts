@@ -122,6 +122,26 @@ export const sqliteMigrations: readonly Migration[] = [
       }
     },
   },
+  {
+    version: 3,
+    name: 'hooks and their deliveries',
+    up: (db) => {
+      db.exec(`
+        CREATE TABLE hooks (
+          id TEXT PRIMARY KEY,
+          created_at INTEGER NOT NULL,
+          record TEXT NOT NULL CHECK (json_valid(record))
+        );
+        CREATE TABLE deliveries (
+          id TEXT PRIMARY KEY,
+          hook_id TEXT NOT NULL REFERENCES hooks (id) ON DELETE CASCADE,
+          created_at INTEGER NOT NULL,
+          record TEXT NOT NULL CHECK (json_valid(record))
+        );
+        CREATE INDEX deliveries_by_hook ON deliveries (hook_id, created_at DESC, id DESC);
+      `);
+    },
+  },
 ];
 
 /** The newest schema version in `migrations`, 0 for none. */

@@ -27,11 +27,15 @@ import {
 import type {
   Attrs,
   AuditEntry,
+  DeliveryPatch,
+  DeliveryRecord,
+  HookRecord,
   JobEvent,
   JobPatch,
   JobRecord,
   JsonObject,
   ListAuditOptions,
+  ListDeliveriesOptions,
   ListJobsOptions,
   ListNodesOptions,
   Page,
@@ -46,6 +50,7 @@ import type {
   TokenRecord,
 } from '@consortium/core';
 import { compileFilter, IPV4_IN_FUNCTION, ipv4In } from './filter-sql.js';
+import { SqliteHooks } from './hooks.js';
 import { applyMigrations, sqliteMigrations } from './migrations.js';
 import { nodeValueWriter } from './node-values.js';
 import type { NodeValueWriter } from './node-values.js';
@@ -139,6 +144,7 @@ export class SqliteStore implements Store, StoreTransfer {
 
   private readonly stmt: Statements;
   private readonly values: NodeValueWriter;
+  private readonly hooks: SqliteHooks;
 
   /** Opens and migrates the database synchronously; prefer `openSqliteStore`. Throws SQLite errors untranslated. */
   constructor(options: SqliteStoreOptions) {
@@ -161,6 +167,7 @@ export class SqliteStore implements Store, StoreTransfer {
     this.db = db;
     this.stmt = prepareStatements(db);
     this.values = nodeValueWriter(db);
+    this.hooks = new SqliteHooks(db);
   }
 
   getNode(kind: string, name: string): Promise<StoredNode | undefined> {
@@ -302,6 +309,16 @@ export class SqliteStore implements Store, StoreTransfer {
         return { job, event };
       }),
     );
+  }
+
+  stepJob(
+    id: string,
+    patch: JobPatch,
+    at: number,
+    event: JobEnding['event'],
+    fence?: string,
+  ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }> {
+    return this.endJob(id, patch, at, { event }, fence);
   }
 
   /** The body of `updateJob`, inside the caller's transaction. */
@@ -459,6 +476,54 @@ export class SqliteStore implements Store, StoreTransfer {
     return this.run(() => {
       this.stmt.deleteToken.run(id);
     });
+  }
+
+  createHook(hook: HookRecord): Promise<void> {
+    return this.run(() => {
+      this.hooks.createHook(hook);
+    });
+  }
+
+  getHook(id: string): Promise<HookRecord | undefined> {
+    return this.run(() => this.hooks.getHook(id));
+  }
+
+  listHooks(): Promise<readonly HookRecord[]> {
+    return this.run(() => this.hooks.listHooks());
+  }
+
+  deleteHook(id: string): Promise<void> {
+    return this.run(() => {
+      this.hooks.deleteHook(id);
+    });
+  }
+
+  recordHookAttempt(
+    id: string,
+    succeeded: boolean,
+    maxFailures: number,
+  ): Promise<{ readonly hook: HookRecord; readonly disabled: boolean }> {
+    return this.run(() => this.hooks.recordHookAttempt(id, succeeded, maxFailures));
+  }
+
+  setHookEnabled(id: string, enabled: boolean): Promise<HookRecord> {
+    return this.run(() => this.hooks.setHookEnabled(id, enabled));
+  }
+
+  createDelivery(delivery: DeliveryRecord): Promise<boolean> {
+    return this.run(() => this.hooks.createDelivery(delivery));
+  }
+
+  getDelivery(id: string): Promise<DeliveryRecord | undefined> {
+    return this.run(() => this.hooks.getDelivery(id));
+  }
+
+  updateDelivery(id: string, patch: DeliveryPatch): Promise<DeliveryRecord> {
+    return this.run(() => this.hooks.updateDelivery(id, patch));
+  }
+
+  listDeliveries(hookId: string, options: ListDeliveriesOptions): Promise<Page<DeliveryRecord>> {
+    return this.run(() => this.hooks.listDeliveries(hookId, options));
   }
 
   reserve(namespace: string, key: string, owner: string): Promise<boolean> {

@@ -15,6 +15,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FILTER_ALL_HOSTS, FILTER_CASES, FILTER_HOSTS } from './filter-cases.js';
+import { describeHookStoreCases } from './hook-store-contract.js';
 import {
   ConflictError,
   InputError,
@@ -621,6 +622,36 @@ export function describeStoreContract(
         );
       });
 
+      it('writes a step of a job with its event in one write, or not at all', async () => {
+        await store.createJob(job('job-s'));
+        await store.updateJob('job-s', { state: 'running' }, T0 + 1, '5');
+        await store.updateJob('job-s', {}, T0 + 2, '6');
+        // A stale master writes no step: no patch, no event.
+        await expectRejection(
+          store.stepJob('job-s', { resumes: 1 }, T0 + 3, { type: 'task', data: { n: 1 } }, '5'),
+          LeaseLostError,
+          'Job job-s belongs to a newer master (fence 6 > 5)',
+        );
+        expect((await store.getJob('job-s'))?.resumes).toBeUndefined();
+        expect(await store.listEvents('job-s', 0)).toEqual([]);
+        const step = await store.stepJob(
+          'job-s',
+          { resumes: 2 },
+          T0 + 4,
+          { type: 'task', data: { n: 2 } },
+          '6',
+        );
+        expect([step.job.state, step.job.resumes, step.job.updatedAt]).toEqual(['running', 2, T0 + 4]);
+        expect(step.event).toEqual({ jobId: 'job-s', seq: 1, at: T0 + 4, type: 'task', data: { n: 2 } });
+        expect(await store.listEvents('job-s', 0)).toEqual([step.event]);
+        expect(await store.getJob('job-s')).toEqual(step.job);
+        await expectRejection(
+          store.stepJob('job-none', {}, T0 + 5, { type: 'task', data: {} }),
+          NotFoundError,
+          'Job job-none not found',
+        );
+      });
+
       it('creates a job and reads it back whole', async () => {
         const record = job('job-1', {
           before: null,
@@ -1069,6 +1100,8 @@ export function describeStoreContract(
         expect(await store.listReservations(ns)).toHaveLength(keys.length);
       });
     });
+
+    describeHookStoreCases(() => store);
 
     describe('across instances and faults', () => {
       const others: Store[] = [];

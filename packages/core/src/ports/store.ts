@@ -5,6 +5,7 @@
  * node's revision (optimistic concurrency); the revision is the node's ETag.
  */
 import type { ErrorInfo } from '../errors.js';
+import type { DeliveryPatch, DeliveryRecord, HookRecord } from '../hooks.js';
 import type { Attrs, JsonObject, JsonValue, UpdateRequest } from '../model.js';
 import type { JobFailure, PlannerState } from '../planner.js';
 
@@ -237,6 +238,17 @@ export interface JobStore {
     ending: JobEnding,
     fence?: string,
   ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }>;
+  /**
+   * One step of a job in one transaction: `patch` written as `updateJob` writes it (fenced the same way) and the
+   * event that tells it appended, so that a step costs one write and its event never goes without it.
+   */
+  stepJob(
+    id: string,
+    patch: JobPatch,
+    at: number,
+    event: JobEnding['event'],
+    fence?: string,
+  ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }>;
   listJobs(options: ListJobsOptions): Promise<Page<JobRecord>>;
 
   /** Appends an event to a job's stream and returns it with its sequence number. */
@@ -283,6 +295,45 @@ export interface ReservationStore {
   listReservations(namespace: string, owner?: string): Promise<readonly Reservation[]>;
 }
 
+/** Options of `listDeliveries`: one hook's deliveries, newest first, a page at a time. */
+export interface ListDeliveriesOptions {
+  readonly limit: number;
+  /** The `next` of the previous page. */
+  readonly cursor?: string;
+}
+
+/**
+ * Hooks and their deliveries. Errors, worded as the store contract pins them: `Hook <id> already exists`
+ * (ConflictError), `Hook <id> not found` and `Delivery <id> not found` (NotFoundError).
+ */
+export interface HookStore {
+  /** Inserts a hook; throws `ConflictError` when one has its id. */
+  createHook(hook: HookRecord): Promise<void>;
+  getHook(id: string): Promise<HookRecord | undefined>;
+  /** Every hook, oldest first. */
+  listHooks(): Promise<readonly HookRecord[]>;
+  /** Deletes a hook and its deliveries; throws `NotFoundError`. */
+  deleteHook(id: string): Promise<void>;
+  /**
+   * Counts one attempt of one of the hook's deliveries in one transaction (see `hookAfterAttempt`): of many
+   * concurrent failures, exactly one reports `disabled`. Throws `NotFoundError`.
+   */
+  recordHookAttempt(
+    id: string,
+    succeeded: boolean,
+    maxFailures: number,
+  ): Promise<{ readonly hook: HookRecord; readonly disabled: boolean }>;
+  /** Enables (resetting its failures) or disables a hook; throws `NotFoundError`. */
+  setHookEnabled(id: string, enabled: boolean): Promise<HookRecord>;
+  /** Inserts a delivery unless one has its id; true when inserted. Throws `NotFoundError` when its hook is gone. */
+  createDelivery(delivery: DeliveryRecord): Promise<boolean>;
+  getDelivery(id: string): Promise<DeliveryRecord | undefined>;
+  /** Updates some fields of a delivery and returns it; throws `NotFoundError`. */
+  updateDelivery(id: string, patch: DeliveryPatch): Promise<DeliveryRecord>;
+  /** A hook's deliveries, newest first (by `createdAt`, then id); throws `InputError` for a bad limit or cursor. */
+  listDeliveries(hookId: string, options: ListDeliveriesOptions): Promise<Page<DeliveryRecord>>;
+}
+
 /** The types of record a store holds, in the order `store copy` moves them (a job before its events). */
 export const STORE_RECORD_TYPES = ['node', 'job', 'event', 'audit', 'token', 'reservation'] as const;
 
@@ -315,7 +366,7 @@ export interface PluginStore extends NodeReader, ReservationStore {}
  * The whole store, as a process opens it: every part above and `close`. Each user takes only the part it needs.
  * Methods throw `NotFoundError` for a missing node or job where one is required.
  */
-export interface Store extends NodeStore, JobStore, AuditStore, TokenStore, ReservationStore {
+export interface Store extends NodeStore, JobStore, AuditStore, TokenStore, ReservationStore, HookStore {
   close(): Promise<void>;
 }
 

@@ -14,6 +14,7 @@ import { discoveryRouter } from './routes/discovery.js';
 import { encRouter } from './routes/enc.js';
 import { auditRouter } from './routes/audit.js';
 import { healthRouter } from './routes/health.js';
+import { hooksRouter } from './routes/hooks.js';
 import { inventoryRouter } from './routes/inventory.js';
 import { jobsRouter } from './routes/jobs.js';
 import { schemaRouter } from './routes/schema.js';
@@ -77,6 +78,7 @@ export function createApp(deps: WebDeps): express.Express {
   api.use(encRouter(deps));
   api.use(discoveryRouter(deps));
   api.use(auditRouter(deps));
+  api.use(hooksRouter(deps));
 
   app.use('/api', api);
   app.use(consoleRouter(deps.consoleDir));

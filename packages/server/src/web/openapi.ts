@@ -6,6 +6,7 @@
  */
 import type { Kinds } from '../plugins.js';
 import { fleetPaths } from './openapi-fleet.js';
+import { hookPaths } from './openapi-hooks.js';
 import { AUDIT_QUERY } from './routes/audit.js';
 import { JSON_PATCH, MERGE_PATCH, UPDATES } from './shared.js';
 
@@ -521,6 +522,7 @@ export function openApiDocument(
   const schemas = { ...commonSchemas(), ...jobSchemas(), ...inventorySchemas() };
   const paths = { ...commonPaths(), ...jobPaths(), ...tokenPaths() };
   Object.assign(paths, fleetPaths());
+  Object.assign(paths, hookPaths());
   for (const [kind, runtime] of kinds) {
     const title = titleOf(kind);
     const document = Object.fromEntries(

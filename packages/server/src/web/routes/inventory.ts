@@ -19,6 +19,7 @@ import {
 } from '@consortium/core';
 import type { ChangeRequest } from '../../intake.js';
 import { Intake } from '../../intake.js';
+import { traceJob } from '../../trace.js';
 import { actorNames } from '../actors.js';
 import { requireRole } from '../auth.js';
 import { filtersFromQuery } from '../filters.js';
@@ -110,10 +111,12 @@ export function inventoryRouter(deps: WebDeps): express.Router {
       return;
     }
     const job = await intake.submit(request);
+    traceJob(job.id, 'web.submitted');
     res.status(202).location(`/api/jobs/${job.id}`);
     const { wait } = options;
     const shown = wait === undefined || wait === 0 ? job : await waitForJob(deps, job.id, wait);
     if (TERMINAL.includes(shown.state)) res.status(200);
+    traceJob(job.id, 'web.answered');
     res.json(jobView(shown, await actorNames(store)));
   };
 
