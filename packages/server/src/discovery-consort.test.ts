@@ -1,5 +1,5 @@
 /**
- * `consort discover` and `consort adopt` (the real binaries) against `consortium dev` with the NetBox and Cobbler
+ * `consort discover` and `consort adopt` (the real binary) against `consortium dev` with the NetBox and Cobbler
  * test servers: the three groups as a table and as JSON/YAML, adoption by name and with --all (with its count), the
  * exit codes of a usage error (2), an unknown name (4) and a name that is already a node (5), and no backend write.
  */
@@ -13,14 +13,15 @@ import type { NetboxServer } from '@consortium/test-netbox-server';
 import { startNetboxServer } from '@consortium/test-netbox-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import type { BinaryServer } from './test-support/dev-server.js';
-import { spawnBinary, tempDir } from './test-support/dev-server.js';
+import type { Api } from './test-support/dev-server.js';
+import { startInProcess, tempDir } from './test-support/dev-server.js';
 
 const CONSORT = fileURLToPath(new URL('../../consort/bin/consort.js', import.meta.url));
 const data = tempDir('consortium-discovery-consort-');
 let netbox: NetboxServer;
 let cobbler: CobblerTestServer;
-let server: BinaryServer | undefined;
+let api: Api | undefined;
+let stop: () => Promise<void> = () => Promise.resolve();
 
 beforeAll(async () => {
   netbox = await startNetboxServer();
@@ -52,16 +53,14 @@ beforeAll(async () => {
       ],
     }),
   );
-  server = await spawnBinary(data.dir, ['--config', configFile], { CONSORTIUM_OBSERVE_SECONDS: '0' });
+  // The server in this process (the consort binary is a child process): a lighter start than a second binary.
+  const started = await startInProcess({ CONSORTIUM_CONFIG: configFile, CONSORTIUM_OBSERVE_SECONDS: '0' });
+  api = started.api;
+  stop = () => started.stop();
 }, 60_000);
 
 afterAll(async () => {
-  const child = server?.child;
-  if (child !== undefined && child.exitCode === null) {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  }
+  await stop();
   await cobbler.stop();
   await netbox.stop();
   data.remove();
@@ -79,8 +78,8 @@ function consort(...args: string[]): Promise<{ code: number | null; stdout: stri
           PATH: process.env['PATH'],
           HOME: data.dir,
           COLUMNS: '200',
-          CONSORT_URL: server?.api.url,
-          CONSORT_TOKEN: server?.api.token,
+          CONSORT_URL: api?.url,
+          CONSORT_TOKEN: api?.token,
         },
       },
       (error, stdout, stderr) => {
@@ -173,5 +172,5 @@ describe('consort discover and adopt', () => {
       ['pxe-02', []],
       ['web-09', ['netbox:status']],
     ]);
-  });
+  }, 120_000);
 });

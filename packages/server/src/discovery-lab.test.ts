@@ -192,7 +192,7 @@ describe('discovery against the libvirt lab and the Cobbler test server', () => 
     const again = await api.request('GET', '/api/discovery?kind=host');
     expect(named(again.body.known, VM)).toEqual({ name: VM, providers: ['cobbler', 'libvirt'], drift: [] });
     expect(named(again.body.adoptable, VM)).toBeUndefined();
-  });
+  }, 120_000);
 
   it("lists a node deleted behind Consortium's back, its domain and system still there, as orphaned", async () => {
     await parts.store.deleteNode('host', VM);
@@ -209,5 +209,5 @@ describe('discovery against the libvirt lab and the Cobbler test server', () => 
     expect(missing.body.detail).toBe(`no backend holds a host named ${PREFIX}nowhere`);
     await events.settle();
     expect(events.of(VM)).toHaveLength(1);
-  });
+  }, 120_000);
 });

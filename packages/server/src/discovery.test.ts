@@ -104,4 +104,32 @@ describe('discovery and adoption', () => {
     expect(after.body.adoptable).toEqual([]);
     expect(writes()).toBe(before);
   });
+
+  it('refuses to adopt a name while a change of it is queued or running, and writes nothing', async () => {
+    netbox.seed({ virtualMachines: [{ name: 'web-10', status: 'active', site: 'pek1', cluster: 'web' }] });
+    const before = writes();
+    // A create of web-10 accepted a moment ago: its record is written, the master has not run it yet.
+    const now = Date.now();
+    await parts.store.createJob({
+      id: 'j-adopt-busy',
+      kind: 'host',
+      name: 'web-10',
+      action: 'create',
+      state: 'running',
+      actor: 'dev',
+      updates: [],
+      before: null,
+      createdAt: now,
+      updatedAt: now,
+    });
+    const refused = await api.request('POST', '/api/discovery/adopt', {
+      body: { kind: 'host', names: ['web-10'] },
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.body.detail).toBe(
+      'host/web-10 is being changed by job j-adopt-busy; adopt it once that ends',
+    );
+    expect((await api.request('GET', '/api/inventory/host/web-10')).status).toBe(404);
+    expect(writes()).toBe(before);
+  });
 });

@@ -19,9 +19,18 @@ import type {
   Store,
   UnmanagedView,
 } from '@consortium/core';
-import { ConflictError, InputError, NotFoundError, isJsonObject, parsePath } from '@consortium/core';
+import {
+  CancelledError,
+  ConflictError,
+  InputError,
+  NotFoundError,
+  TimeoutError,
+  isJsonObject,
+  parsePath,
+} from '@consortium/core';
 import { exists } from '../../intake.js';
 import type { KindRuntime } from '../../plugins.js';
+import { intakeLockKey } from '../../protocol.js';
 import { requireRole } from '../auth.js';
 import type { WebDeps } from '../shared.js';
 import { runtimeOf, single } from '../shared.js';
@@ -162,6 +171,56 @@ function adoptRequest(body: unknown): { kind: string; names: readonly string[] |
   return { kind: body['kind'], names: [...new Set(list)] };
 }
 
+/** Throws `ConflictError` while a change of the node is queued or running (a create may be making it now). */
+async function refuseBusy(store: Store, kind: string, name: string): Promise<void> {
+  const busy = (await store.listJobs({ kind, name, states: ['queued', 'running'], limit: 1 })).items[0];
+  if (busy !== undefined)
+    throw new ConflictError(`${kind}/${name} is being changed by job ${busy.id}; adopt it once that ends`);
+}
+
+/** How long an adoption waits for a node's intake lock (held only for a few store calls at a time). */
+const INTAKE_LOCK_WAIT_MS = 30_000;
+
+/**
+ * Writes one adopted node, its providers' observations and an audit entry, under the node's intake lock (the lock
+ * a create takes), so that no change of it is admitted meanwhile. Writes no backend.
+ */
+async function adoptOne(
+  deps: Pick<WebDeps, 'store' | 'coordinator' | 'clock'>,
+  adoption: { kind: string; entry: UnmanagedView; observed: ReadonlyMap<string, Attrs>; actor: string },
+): Promise<void> {
+  const { store, coordinator, clock } = deps;
+  const { kind, entry, observed, actor } = adoption;
+  const { name } = entry;
+  let held;
+  try {
+    held = await coordinator.lock(intakeLockKey(kind, name), AbortSignal.timeout(INTAKE_LOCK_WAIT_MS));
+  } catch (error) {
+    if (!(error instanceof CancelledError)) throw error;
+    throw new TimeoutError(`${kind}/${name}: another request held the node's intake too long; try again`);
+  }
+  try {
+    await refuseBusy(store, kind, name);
+    if (exists(await store.getNode(kind, name)))
+      throw new ConflictError(`${kind}/${name} already exists; nothing to adopt`);
+    const now = clock.now();
+    // A stub left by a failed create makes the store refuse the insert (ConflictError): it is created again instead.
+    await store.insertNode(kind, name, entry.attrs, now);
+    for (const [provider, values] of observed) await store.putObservation(kind, name, provider, values, now);
+    await store.appendAudit({
+      at: now,
+      actor,
+      action: 'adopt',
+      kind,
+      name,
+      before: null,
+      after: entry.attrs,
+    });
+  } finally {
+    await held.release();
+  }
+}
+
 /** The router of `/api/discovery`. */
 export function discoveryRouter(deps: WebDeps): express.Router {
   const { store, kinds, clock } = deps;
@@ -192,24 +251,12 @@ export function discoveryRouter(deps: WebDeps): express.Router {
     for (const name of chosen) {
       if (!found.has(name)) throw new NotFoundError(`no backend holds a ${kind} named ${name}`);
       if (!candidates.has(name)) throw new ConflictError(`${kind}/${name} already exists; nothing to adopt`);
+      await refuseBusy(store, kind, name);
     }
     const adopted: UnmanagedView[] = [];
     for (const name of chosen) {
       const entry = candidates.get(name) as UnmanagedView;
-      const now = clock.now();
-      // The store refuses a node that appeared meanwhile (ConflictError); no backend is written.
-      await store.insertNode(kind, name, entry.attrs, now);
-      for (const [provider, values] of found.get(name) ?? [])
-        await store.putObservation(kind, name, provider, values, now);
-      await store.appendAudit({
-        at: now,
-        actor: caller.id,
-        action: 'adopt',
-        kind,
-        name,
-        before: null,
-        after: entry.attrs,
-      });
+      await adoptOne(deps, { kind, entry, observed: found.get(name) ?? new Map(), actor: caller.id });
       adopted.push(entry);
     }
     res.status(201).json({ kind, adopted });
