@@ -69,12 +69,22 @@ describe('discovery and adoption', () => {
     });
     expect(first.body.orphaned).toEqual([]);
 
+    // A hook for new hosts hears of the adoption, though no job made the node (nothing listens at port 9).
+    const hook = await api.request('POST', '/api/hooks', {
+      body: { url: 'http://127.0.0.1:9/hook', events: ['node.created'], kind: 'host' },
+    });
+    expect(hook.status).toBe(201);
     const before = writes();
     const adopted = await api.request('POST', '/api/discovery/adopt', {
       body: { kind: 'host', names: ['web-09'] },
     });
     expect(adopted.status).toBe(201);
     expect(writes()).toBe(before);
+    const deliveries = await api.request('GET', `/api/hooks/${hook.body.id as string}/deliveries`);
+    expect(deliveries.body.items.map((d: any) => [d.event, d.payload.node.name])).toEqual([
+      ['node.created', 'web-09'],
+    ]);
+    expect(deliveries.body.items[0].payload.adoption).toEqual({ actor: expect.any(String) });
     const node = await api.request('GET', '/api/inventory/host/web-09?show=authority');
     expect(node.body.attrs).toMatchObject({ datacenter: 'pek1', subcluster: 'web', puppet_roles: ['nginx'] });
     expect(node.body.drift).toEqual([]);

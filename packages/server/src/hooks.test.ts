@@ -251,6 +251,7 @@ describe('hooks', () => {
       (e) => e.action === 'hook:disabled',
     );
     expect(disabled).toHaveLength(1);
+    expect(audit.body.items[0].links).toEqual({ hook: `/api/hooks/${down}` });
     expect(seen.filter((s) => s.path === '/down').every((s) => s.answered === 503)).toBe(true);
   }, 180_000);
 });

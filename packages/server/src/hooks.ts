@@ -209,6 +209,19 @@ export function driftEvent(node: StoredNode, drift: readonly DriftView[], at: nu
   };
 }
 
+/** The `node.created` of an adopted node: it was made from what the backends hold, by `actor`, with no job. */
+export function adoptionEvent(node: StoredNode, actor: string, at: number): HookEventInput {
+  return {
+    event: 'node.created',
+    eventId: `adopt.${node.kind}.${node.name}.r${String(node.revision)}.${String(node.createdAt)}`,
+    occurredAt: at,
+    kind: node.kind,
+    name: node.name,
+    attrs: node.attrs,
+    detail: { adoption: { actor } },
+  };
+}
+
 /** The JSON body of an event: `{id, event, occurredAt, node, ...detail}`. */
 export function eventBody(input: HookEventInput): JsonObject {
   return {

@@ -216,11 +216,21 @@ export async function startRoles(
   const stopping = new AbortController();
   const hardStop = new AbortController();
   const runnables: Runnable[] = [];
+  // Masters publish the events of ended jobs and of drift; web processes those of adoptions (which have no job).
+  const hooks = new HookPublisher({
+    store,
+    coordinator,
+    kinds,
+    clock,
+    logger: logger.child({ component: 'hooks' }),
+    maxAttempts: config.hooks.maxAttempts,
+  });
   if (roles.includes('web')) {
     const bodyParser = new BodyParserWorker();
     await bodyParser.warm();
     const app = createApp({
       bodyParser,
+      hooks,
       store,
       coordinator,
       kinds,
@@ -263,14 +273,6 @@ export async function startRoles(
     );
   }
   if (roles.includes('master')) {
-    const hooks = new HookPublisher({
-      store,
-      coordinator,
-      kinds,
-      clock,
-      logger: logger.child({ component: 'hooks' }),
-      maxAttempts: config.hooks.maxAttempts,
-    });
     const master = new Master({ store, coordinator, kinds, logger, clock, metrics, hooks });
     runnables.push({
       name: master.name,

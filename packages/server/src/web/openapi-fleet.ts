@@ -1,4 +1,4 @@
-/** The OpenAPI paths of fleet operations: batches, the Puppet ENC, hooks and discovery. */
+/** The OpenAPI paths of fleet operations: batches, the Puppet ENC and discovery (hooks: openapi-hooks.ts). */
 
 const problem = { $ref: '#/components/responses/Problem' };
 

@@ -216,7 +216,7 @@ function inventorySchemas(): Record<string, unknown> {
         job: nullable(string),
         before: nullable({ type: 'object' }),
         after: nullable({ type: 'object' }),
-        links: { type: 'object', properties: { node: string, job: string } },
+        links: { type: 'object', properties: { node: string, job: string, hook: string } },
       },
     },
     AuditPage: page(ref('AuditEntry'), 'audit entries, newest first'),

@@ -23,6 +23,7 @@ import {
   isJsonObject,
 } from '@consortium/core';
 import type winston from 'winston';
+import type { HookPublisher } from '../hooks.js';
 import type { Metrics } from '../metrics.js';
 import type { KindRuntime, Kinds } from '../plugins.js';
 import { JOB_TOPIC_PREFIX, jobOfTopic } from '../protocol.js';
@@ -46,6 +47,8 @@ export interface WebDeps {
   readonly trustProxy?: string | readonly string[];
   /** The built web console served at `/` (packages/console/dist when undefined). */
   readonly consoleDir?: string;
+  /** Hears of nodes made without a job (adoptions: `node.created`); none when undefined. */
+  readonly hooks?: HookPublisher;
 }
 
 /** RFC 7396 merge patch. */

@@ -23,7 +23,10 @@ export function auditView(entry: AuditEntry, actors: ActorNames): Record<string,
     before: entry.before,
     after: entry.after,
     links: {
-      node: `/api/inventory/${entry.kind}/${entry.name}`,
+      // Hooks are audited under the kind `hook` (not a node kind): their entries link to the hook.
+      ...(entry.kind === 'hook'
+        ? { hook: `/api/hooks/${entry.name}` }
+        : { node: `/api/inventory/${entry.kind}/${entry.name}` }),
       ...(entry.jobId === undefined ? {} : { job: `/api/jobs/${entry.jobId}` }),
     },
   };

@@ -30,6 +30,7 @@ import {
 } from '@consortium/core';
 import { exists } from '../../intake.js';
 import type { KindRuntime } from '../../plugins.js';
+import { adoptionEvent } from '../../hooks.js';
 import { intakeLockKey } from '../../protocol.js';
 import { requireRole } from '../auth.js';
 import type { WebDeps } from '../shared.js';
@@ -186,10 +187,10 @@ const INTAKE_LOCK_WAIT_MS = 30_000;
  * a create takes), so that no change of it is admitted meanwhile. Writes no backend.
  */
 async function adoptOne(
-  deps: Pick<WebDeps, 'store' | 'coordinator' | 'clock'>,
+  deps: Pick<WebDeps, 'store' | 'coordinator' | 'clock' | 'hooks'>,
   adoption: { kind: string; entry: UnmanagedView; observed: ReadonlyMap<string, Attrs>; actor: string },
 ): Promise<void> {
-  const { store, coordinator, clock } = deps;
+  const { store, coordinator, clock, hooks } = deps;
   const { kind, entry, observed, actor } = adoption;
   const { name } = entry;
   let held;
@@ -205,7 +206,7 @@ async function adoptOne(
       throw new ConflictError(`${kind}/${name} already exists; nothing to adopt`);
     const now = clock.now();
     // A stub left by a failed create makes the store refuse the insert (ConflictError): it is created again instead.
-    await store.insertNode(kind, name, entry.attrs, now);
+    const node = await store.insertNode(kind, name, entry.attrs, now);
     for (const [provider, values] of observed) await store.putObservation(kind, name, provider, values, now);
     await store.appendAudit({
       at: now,
@@ -216,6 +217,7 @@ async function adoptOne(
       before: null,
       after: entry.attrs,
     });
+    await hooks?.publish([adoptionEvent(node, actor, now)]);
   } finally {
     await held.release();
   }
