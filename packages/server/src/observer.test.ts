@@ -10,6 +10,8 @@ import { BackendUnavailableError } from '@consortium/core';
 import { openSqliteStore } from '@consortium/store-sqlite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import winston from 'winston';
+import { provisioningWorld } from '@consortium/testkit';
+import type { HookEventInput, HookPublisher } from './hooks.js';
 import { OBSERVE_PAGE, Observer } from './observer.js';
 
 let store: Store & { close(): Promise<void> };
@@ -125,5 +127,55 @@ describe('Observer.pass', () => {
       {},
     );
     expect((await store.getNode('host', 'h-200'))?.observed['vm']?.attrs).toEqual({ power: 'on' });
+  });
+
+  it('tells hooks of drift only when one listens for it, after the page is written', async () => {
+    const { schema } = provisioningWorld();
+    await store.insertNode('host', 'drifty', { present: true, hwspec: 'small' }, 0);
+    const published: HookEventInput[] = [];
+    const hooks = {
+      publish: (events: readonly HookEventInput[]) => {
+        published.push(...events);
+        return Promise.resolve([]);
+      },
+    } as unknown as HookPublisher;
+    const libvirt: NodeProvider = {
+      name: 'libvirt',
+      kind: 'host',
+      claims: [],
+      apply: () => Promise.reject(new Error('not called')),
+      explain: () => Promise.reject(new Error('not called')),
+      observe: (ref) => Promise.resolve(ref.name === 'drifty' ? { hwspec: 'large' } : null),
+    };
+    const drifting = new Observer({
+      store,
+      kinds: new Map([['host', { providers: new Map([['libvirt', libvirt]]), schema }]]),
+      logger: winston.createLogger({ silent: true }),
+      clock: ticking,
+      intervalMs: 60_000,
+      hooks,
+    });
+    // No hook listens: nothing is published.
+    await drifting.pass(new AbortController().signal);
+    expect(published).toEqual([]);
+    await store.createHook({
+      id: 'h1',
+      url: 'http://127.0.0.1:9/',
+      events: ['node.drift'],
+      kind: 'host',
+      secret: 's',
+      enabled: true,
+      consecutiveFailures: 0,
+      createdAt: 0,
+      actor: 'test',
+    });
+    await drifting.pass(new AbortController().signal);
+    expect(published.map((e) => [e.event, e.name, e.detail])).toEqual([
+      [
+        'node.drift',
+        'drifty',
+        { drift: [{ path: 'hwspec', provider: 'libvirt', expected: 'small', observed: 'large' }] },
+      ],
+    ]);
   });
 });

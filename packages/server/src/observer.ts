@@ -67,6 +67,8 @@ export class Observer implements Runnable {
     for (const [kind, runtime] of kinds) {
       const observers = [...runtime.providers.values()].filter((p) => p.observe !== undefined);
       if (observers.length === 0) continue;
+      // Asked once per kind and pass: a hook made during the pass hears of drift from the next one.
+      const reportsDrift = await this.driftListened(kind);
       let cursor: string | undefined;
       do {
         const page = await store.listNodes(kind, {
@@ -106,7 +108,7 @@ export class Observer implements Runnable {
         }
         try {
           await store.putObservations(kind, seen, observedAt);
-          await this.reportDrift(kind, page.items);
+          if (reportsDrift) await this.reportDrift(kind, page.items);
         } catch (error) {
           // The store is down: this page's observations are lost, the next pass writes them again.
           failures += seen.length;
@@ -121,17 +123,27 @@ export class Observer implements Runnable {
   }
 
   /**
-   * Tells hooks about the drift of a page's nodes that have some now (the same drift at the same revision only
-   * once); the nodes are read again only when a hook listens for drift of this kind.
+   * True when some enabled hook listens for drift of `kind` (and the kind has a schema to find drift with); false,
+   * logged, when the store cannot say: observing goes on, and the next pass reports the drift.
    */
+  private async driftListened(kind: string): Promise<boolean> {
+    const { hooks, store, kinds, logger } = this.deps;
+    if (hooks === undefined || kinds.get(kind)?.schema === undefined) return false;
+    try {
+      return (await store.listHooks()).some(
+        (hook) => hook.enabled && hook.events.includes('node.drift') && (hook.kind ?? kind) === kind,
+      );
+    } catch (error) {
+      logger.warn('listing hooks for drift failed', { kind, error: toErrorInfo(error).message });
+      return false;
+    }
+  }
+
+  /** Tells hooks about the drift of a page's nodes that have some now (the same drift at the same revision only once). */
   private async reportDrift(kind: string, page: readonly { readonly name: string }[]): Promise<void> {
     const { hooks, store, kinds, clock } = this.deps;
     const schema = kinds.get(kind)?.schema;
     if (hooks === undefined || schema === undefined) return;
-    const listening = (await store.listHooks()).some(
-      (hook) => hook.enabled && hook.events.includes('node.drift') && (hook.kind ?? kind) === kind,
-    );
-    if (!listening) return;
     for (const { name } of page) {
       const node = await store.getNode(kind, name);
       if (node === undefined) continue;
