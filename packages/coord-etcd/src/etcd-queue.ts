@@ -8,8 +8,8 @@
  *     dlq/<id>                       empty; the record keeps the last error
  *
  * Enqueue, claim, ack, fail, promotion and reaping are each guarded by compares that make them apply at most once
- * (never over 128 ops per transaction). Enqueues and acks that arrive while one is in flight are combined into one
- * transaction (`TxnBatcher`), and `claimMany` claims several tasks in one: the compares stay per task, so a
+ * (never over 128 ops per transaction). Enqueues and acks go through the coordinator's write pipe (`TxnBatcher`):
+ * those made together, with the process's other writes, are combined into one transaction, and `claimMany` claims several tasks in one: the compares stay per task, so a
  * combination changes the number of consensus rounds, not what applies. A claim reads `ready/` in key order with a
  * limit, and the records, as serializable reads (hints: the transaction checks them again), and takes the first
  * keys; after a conflicting transaction the member picks at random among the first few for a while, to get off a
@@ -49,7 +49,6 @@ import type { KeyValue } from './etcd-kv.js';
 import { KeyWatch } from './key-watch.js';
 import type { WatchEvent } from './key-watch.js';
 import { QueueKeys, sequenceAt } from './keys.js';
-import { TxnBatcher } from './txn-batcher.js';
 import type { SequenceClock } from './keys.js';
 import type { Session } from './session.js';
 import { etcdRetry, isAborted, sleep } from './waits.js';
@@ -176,8 +175,6 @@ export class EtcdQueue implements Queue {
   readonly #options: EtcdQueueOptions;
   #waker: QueueWaker | undefined;
   #lastFullReconcile = 0;
-  /** Enqueues and acks that arrive together go as one transaction. */
-  readonly #writes: TxnBatcher;
   /** Ready keys that a claim pass of this member is taking now; its other passes leave them alone. */
   readonly #inFlight = new Set<string>();
   /** Ready keys once seen without a record that points to them; a second sighting checks whether they are stray. */
@@ -192,7 +189,6 @@ export class EtcdQueue implements Queue {
     this.#name = name;
     this.#keys = new QueueKeys(name);
     this.#options = options;
-    this.#writes = new TxnBatcher(context.kv, `Writing to queue "${name}"`);
   }
 
   /** Adds a task unless its id is known; throws `InputError` for an invalid task. */
@@ -216,7 +212,7 @@ export class EtcdQueue implements Queue {
         k: index,
       };
       const taskKey = this.#keys.task(task.id);
-      return this.#writes.submit({
+      return this.#context.writes.submit({
         what: `Enqueueing task ${task.id} on queue "${this.#name}"`,
         keys: [taskKey, index],
         compares: [kv.absent(taskKey)],
@@ -295,7 +291,7 @@ export class EtcdQueue implements Queue {
       const { kv } = this.#context;
       const claimKey = this.#keys.claim(task.id);
       const taskKey = this.#keys.task(task.id);
-      return this.#writes.submit({
+      return this.#context.writes.submit({
         what: `Acking task ${task.id} on queue "${this.#name}"`,
         keys: [claimKey, taskKey],
         compares: [kv.createIs(claimKey, task.claim)],
