@@ -9,8 +9,9 @@
  *
  * Enqueue, claim, ack, fail, promotion and reaping are each guarded by compares that make them apply at most once
  * (never over 128 ops per transaction). Enqueues and acks go through the coordinator's write pipe (`TxnBatcher`):
- * those made together, with the process's other writes, are combined into one transaction, and `claimMany` claims several tasks in one: the compares stay per task, so a
- * combination changes the number of consensus rounds, not what applies. A claim reads `ready/` in key order with a
+ * those made together, with the process's other writes, are combined into one transaction, and `claimMany` claims
+ * several tasks in one: the compares stay per task, so a combination changes the number of consensus rounds, not
+ * what applies. A claim reads `ready/` in key order with a
  * limit, and the records, as serializable reads (hints: the transaction checks them again), and takes the first
  * keys; after a conflicting transaction the member picks at random among the first few for a while, to get off a
  * hot head, and its own concurrent claims never pick the same key. The claim id is the claim key's create
