@@ -22,6 +22,7 @@ import type {
   IWatchResponse,
 } from 'etcd3';
 import { translateEtcdError } from './etcd-errors.js';
+import { WatchHub } from './watch-hub.js';
 
 /** A key-value pair as read, with its key relative to the prefix. */
 export interface KeyValue {
@@ -311,7 +312,10 @@ export class EtcdKv {
     }
   }
 
-  /** Opens a watch stream. */
+  /** The watch stream all watches of this connection share. */
+  readonly watchHub = new WatchHub(() => this.watchStream());
+
+  /** Opens a watch stream (the hub's; watches go through `watchHub`). */
   async watchStream(): Promise<IDuplexStream<IWatchRequest, IWatchResponse>> {
     try {
       countCall('watch', '');
@@ -340,6 +344,7 @@ export class EtcdKv {
   /** Closes every connection; calls in flight fail. */
   close(): void {
     this.#closed = true;
+    this.watchHub.close();
     this.#client.close();
   }
 
