@@ -46,7 +46,7 @@ import type {
 import { assertOpen, closedError, describeError, waitError } from './context.js';
 import type { CoordinatorContext } from './context.js';
 import { isRetryable, WaitAborted } from './etcd-errors.js';
-import type { KeyValue } from './etcd-kv.js';
+import type { KeyValue, RangeResult } from './etcd-kv.js';
 import { KeyWatch } from './key-watch.js';
 import type { WatchEvent } from './key-watch.js';
 import { QueueKeys, sequenceAt } from './keys.js';
@@ -72,6 +72,8 @@ const batchRounds = 3;
 const pageSize = 256;
 /** Reads per read-only transaction, well under etcd's 128 operations. */
 const readBatch = 100;
+/** Ready keys a member's watch keeps at most; past that its claims read them from etcd again. */
+const maxTrackedReady = 1000;
 /** Suspected orphans remembered before falling back to a full reconcile. */
 const maxSuspects = 1000;
 /** Attempts to learn whether an ambiguous claim applied, or to undo a claim nobody will take. */
@@ -419,10 +421,15 @@ export class EtcdQueue implements Queue {
       return { kind: 'retry' };
     }
     const window = max + readyWindow + this.#inFlight.size;
-    // With values: a ready key carries a copy of its task's record (see `#claimPicks`).
-    const ready = await kv.range(this.#keys.ready, { prefix: true, limit: window, serializable: true });
-    // From the first pass on, the watch wakes waiting claims and keeps the delayed-task hint.
-    this.#wakerFrom(ready.revision);
+    // The ready keys as the watch saw them, once it keeps them; else read, with values (a ready key carries a copy of
+    // its task's record, see `#claimPicks`).
+    const tracked = this.#waker?.readyKeys(window);
+    const ready =
+      tracked ?? (await kv.range(this.#keys.ready, { prefix: true, limit: window, serializable: true }));
+    // From the first pass on, the watch wakes waiting claims and keeps the delayed-task hint; from the first pass
+    // that finds no ready key, it keeps the ready keys too.
+    const waker = this.#wakerFrom(ready.revision);
+    if (tracked === undefined && ready.kvs.length === 0) waker.trackReadyFrom(ready.revision);
     // Keys that a claim of this member is taking right now are not candidates for its other claims.
     const free = ready.kvs.filter((entry) => !this.#inFlight.has(entry.key));
     if (free.length === 0) {
@@ -575,6 +582,7 @@ export class EtcdQueue implements Queue {
     }
     if (result.succeeded) {
       const revision = String(result.revision);
+      this.#waker?.forgetReady(claims.map((claim) => claim.readyKey));
       return { kind: 'claimed', claims: claims.map((claim) => claimOf(claim, revision)) };
     }
     if (claims.length === 1) return { kind: 'conflict' };
@@ -881,6 +889,12 @@ class QueueWaker {
   /** The revision of the newest relevant change seen. */
   #latest = 0n;
   #gap = false;
+  /**
+   * The ready keys, kept from the watch's puts and deletes after `#readyAfter`, a revision at which a read found
+   * none; undefined while not kept (before such a read, after a gap, past `maxTrackedReady` keys).
+   */
+  #ready: Map<string, KeyValue> | undefined;
+  #readyAfter = 0n;
 
   constructor(
     context: CoordinatorContext,
@@ -906,6 +920,7 @@ class QueueWaker {
       },
       onCompacted: () => {
         this.#gap = true;
+        this.#ready = undefined;
         this.needsReconcile = true;
         this.#wakeAll();
         return Promise.resolve(undefined);
@@ -958,6 +973,33 @@ class QueueWaker {
     this.#watch.close();
   }
 
+  /** A read found no ready key at `revision`: from then on the watch keeps the ready keys, unless it has a gap. */
+  trackReadyFrom(revision: bigint): void {
+    if (this.#ready !== undefined || this.#gap || revision + 1n < this.#coveredFrom) return;
+    this.#ready = new Map();
+    this.#readyAfter = revision;
+  }
+
+  /**
+   * The first `limit` ready keys in dispatch order as the watch has seen them, with the revision they are known at
+   * (a hint like a serializable read: claims check them); undefined when they are not kept.
+   */
+  readyKeys(limit: number): RangeResult | undefined {
+    if (this.#ready === undefined || this.#gap) return undefined;
+    const keys = [...this.#ready.keys()].sort();
+    const kvs = keys.slice(0, limit).flatMap((key) => {
+      const entry = this.#ready?.get(key);
+      return entry === undefined ? [] : [entry];
+    });
+    const revision = this.#latest > this.#readyAfter ? this.#latest : this.#readyAfter;
+    return { revision, kvs, more: keys.length > limit, count: keys.length };
+  }
+
+  /** Forgets ready keys this member just claimed, before the watch reports their deletion. */
+  forgetReady(keys: readonly string[]): void {
+    for (const key of keys) this.#ready?.delete(key);
+  }
+
   /** True while the watch may have missed changes (its history was compacted and it has not caught up). */
   get gapped(): boolean {
     return this.#gap;
@@ -975,6 +1017,16 @@ class QueueWaker {
     }
     for (const event of events) {
       const { key } = event.kv;
+      if (
+        this.#ready !== undefined &&
+        event.revision > this.#readyAfter &&
+        key.startsWith(this.#keys.ready)
+      ) {
+        if (event.type === 'put') this.#ready.set(key, event.kv);
+        else this.#ready.delete(key);
+        // A backlog this big is read a window at a time instead of kept in memory.
+        if (this.#ready.size > maxTrackedReady) this.#ready = undefined;
+      }
       if (event.type === 'put' && (key.startsWith(this.#keys.ready) || key.startsWith(this.#keys.delayed))) {
         const delayed = this.#keys.parseDelayed(key);
         if (delayed !== undefined) this.#onDelayed(delayed.due);
