@@ -1,7 +1,7 @@
 /** The hand-written event stream: field encoding, the first write, keep-alives, nothing after the end. */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openEventStream, sseEvent } from './sse.js';
 import type { EventStream } from './sse.js';
@@ -12,9 +12,9 @@ afterEach(async () => {
 });
 
 /** A server whose every request gets an event stream handed to `handle`. */
-async function serve(handle: (stream: EventStream) => void): Promise<string> {
+async function serve(handle: (stream: EventStream, res: ServerResponse) => void): Promise<string> {
   const server: Server = createServer((req, res) => {
-    handle(openEventStream(req, res, { retryMs: 1500, keepAliveMs: 20 }));
+    handle(openEventStream(req, res, { retryMs: 1500, keepAliveMs: 20 }), res);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   closers.push(
@@ -72,5 +72,23 @@ describe('openEventStream', () => {
     ]);
     controller.abort();
     expect(answer).toBe('nothing written');
+  });
+
+  it('starts nothing for a client that left before the first send (no headers, no keep-alive timer)', async () => {
+    let closed: (() => void) | undefined;
+    const gone = new Promise<void>((resolve) => (closed = resolve));
+    let handled: { stream: EventStream; res: ServerResponse } | undefined;
+    const url = await serve((stream, res) => {
+      handled = { stream, res };
+      res.once('close', () => closed?.());
+    });
+    const controller = new AbortController();
+    const request = fetch(url, { signal: controller.signal }).catch(() => 'aborted');
+    while (handled === undefined) await new Promise((resolve) => setTimeout(resolve, 5));
+    controller.abort();
+    expect(await request).toBe('aborted');
+    await gone;
+    handled.stream.send('event:late\n\n');
+    expect(handled.res.headersSent).toBe(false);
   });
 });

@@ -76,11 +76,13 @@ export function openEventStream(
   return {
     lastEventId,
     send: (chunk) => {
+      // Checked before `start`: a client gone before the first write must not leave a keep-alive timer behind.
+      if (res.writableEnded || res.destroyed) return;
       const all = start() + chunk;
-      if (all !== '' && !res.writableEnded) res.write(all);
+      if (all !== '') res.write(all);
     },
     end: (chunk = '') => {
-      if (res.writableEnded) return;
+      if (res.writableEnded || res.destroyed) return;
       res.end(start() + chunk);
     },
   };
