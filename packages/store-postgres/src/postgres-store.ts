@@ -430,7 +430,11 @@ export class PostgresStore implements PostgresStoreHandle {
 
   async updateJob(id: string, patch: JobPatch, at: number, fence?: string): Promise<JobRecord> {
     checkFence(fence);
-    return this.transaction((client) => writeJob(client, id, patch, at, fence));
+    const rows = await this.query<{ record: JobRecord }>(
+      UPDATE_JOB_SQL,
+      jobWriteParams(id, patch, at, fence),
+    );
+    return rows[0]?.record ?? this.refusedJobWrite(id, patch, at, fence);
   }
 
   async endJob(
@@ -441,12 +445,16 @@ export class PostgresStore implements PostgresStoreHandle {
     fence?: string,
   ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }> {
     checkFence(fence);
-    return this.transaction(async (client) => {
-      const job = await writeJob(client, id, patch, at, fence);
-      const event = await writeEvent(client, id, ending.event.type, ending.event.data, at);
-      if (ending.audit !== undefined) await writeAudit(client, ending.audit);
-      return { job, event };
-    });
+    const { event, audit } = ending;
+    const params = [...jobWriteParams(id, patch, at, fence), event.type, JSON.stringify(event.data)];
+    if (audit !== undefined) params.push(...auditParams(audit));
+    const rows = await this.query<{ record: JobRecord; seq: number }>(
+      audit === undefined ? STEP_JOB_SQL : END_JOB_SQL,
+      params,
+    );
+    const row = rows[0];
+    if (row === undefined) return this.refusedJobWrite(id, patch, at, fence);
+    return { job: row.record, event: { jobId: id, seq: row.seq, at, type: event.type, data: event.data } };
   }
 
   async stepJob(
@@ -746,6 +754,17 @@ export class PostgresStore implements PostgresStoreHandle {
     return rows[0]?.revision;
   }
 
+  /**
+   * Why a job write changed no row: the job is missing (`NotFoundError`) or a newer master wrote it
+   * (`LeaseLostError`, as `applyJobPatch` words it). Fences only grow, so a write refused for its fence stays refused.
+   */
+  private async refusedJobWrite(id: string, patch: JobPatch, at: number, fence?: string): Promise<never> {
+    const current = await this.getJob(id);
+    if (current === undefined) throw new NotFoundError(`Job ${id} not found`);
+    applyJobPatch(current, patch, at, fence);
+    throw new InternalError(`The write of job ${id} changed no row, yet its fence admits it`);
+  }
+
   private checkOpen(): void {
     if (this.closing !== undefined)
       throw new InternalError(`The PostgreSQL store at ${this.target} is closed`);
@@ -1021,30 +1040,65 @@ function checkFence(fence: string | undefined): void {
   }
 }
 
-/** The body of `updateJob`, inside the caller's transaction. */
-async function writeJob(
-  client: PoolClient,
-  id: string,
-  patch: JobPatch,
-  at: number,
-  fence: string | undefined,
-): Promise<JobRecord> {
-  // FOR UPDATE: the fence is read and the record written under one row lock, so a newer master's write cannot
-  // slip in between.
-  const result = await client.query<{ record: JobRecord }>(
-    'SELECT record FROM jobs WHERE id = $1 FOR UPDATE',
-    [id],
-  );
-  const current = result.rows[0]?.record;
-  if (current === undefined) throw new NotFoundError(`Job ${id} not found`);
-  const job = applyJobPatch(current, patch, at, fence);
-  await client.query('UPDATE jobs SET state = $1, updated_at = $2, record = $3 WHERE id = $4', [
-    job.state,
-    at,
-    JSON.stringify(job),
-    id,
-  ]);
-  return job;
+/**
+ * Whether the fencing token `$5` (NULL: an unfenced write) admits a write of the job row: no master has fenced it
+ * yet, or the newest one had a token no greater (compared as integers, so "10" is newer than "9"). Inside the
+ * UPDATE's WHERE, PostgreSQL checks it against the row as it stands under the row lock, re-reading a row that a
+ * concurrent write changed, so a newer master's write cannot slip in between the check and the write.
+ */
+const FENCE_ADMITS = `($5::numeric IS NULL OR (record->>'fence') IS NULL OR (record->>'fence')::numeric <= $5::numeric)`;
+
+/**
+ * The SET of a job write: the patch merged over the record (top-level keys, as `applyJobPatch` spreads them), the
+ * state column kept in step with the record's.
+ */
+const JOB_SET = 'state = COALESCE($2::text, state), updated_at = $3::bigint, record = record || $4::jsonb';
+
+/** `updateJob` in one statement: one round trip, no transaction. */
+const UPDATE_JOB_SQL = `UPDATE jobs SET ${JOB_SET} WHERE id = $1 AND ${FENCE_ADMITS} RETURNING record`;
+
+/**
+ * `stepJob` in one statement: the job write, and the event numbered by the job's counter in the same row update
+ * (the row lock hands out distinct, gapless numbers); the event is written only when the job write was.
+ */
+const STEP_JOB_SQL =
+  `WITH j AS (UPDATE jobs SET ${JOB_SET}, events = events + 1 WHERE id = $1 AND ${FENCE_ADMITS} ` +
+  'RETURNING record, events), ' +
+  'e AS (INSERT INTO job_events (job_id, seq, at, type, data) ' +
+  'SELECT $1, j.events, $3::bigint, $6::text, $7::jsonb FROM j RETURNING seq) ' +
+  'SELECT j.record, e.seq FROM j, e';
+
+/** `endJob` with an audit entry in one statement: `STEP_JOB_SQL` and the entry, written only with the job. */
+const END_JOB_SQL =
+  `WITH j AS (UPDATE jobs SET ${JOB_SET}, events = events + 1 WHERE id = $1 AND ${FENCE_ADMITS} ` +
+  'RETURNING record, events), ' +
+  'e AS (INSERT INTO job_events (job_id, seq, at, type, data) ' +
+  'SELECT $1, j.events, $3::bigint, $6::text, $7::jsonb FROM j RETURNING seq), ' +
+  'a AS (INSERT INTO audit (at, actor, action, kind, name, job_id, before_attrs, after_attrs) ' +
+  'SELECT $8::bigint, $9::text, $10::text, $11::text, $12::text, $13::text, $14::jsonb, $15::jsonb FROM j) ' +
+  'SELECT j.record, e.seq FROM j, e';
+
+/**
+ * Parameters $1-$5 of a job write. The merged object is `applyJobPatch`'s: the patch's defined keys (JSON leaves out
+ * undefined ones), the fence of a fenced write, the time.
+ */
+function jobWriteParams(id: string, patch: JobPatch, at: number, fence: string | undefined): unknown[] {
+  const merge = { ...patch, ...(fence === undefined ? {} : { fence }), updatedAt: at };
+  return [id, patch.state ?? null, at, JSON.stringify(merge), fence ?? null];
+}
+
+/** The columns of an audit entry, in the order `writeAudit` and `END_JOB_SQL` take them. */
+function auditParams(entry: AuditEntry): unknown[] {
+  return [
+    entry.at,
+    entry.actor,
+    entry.action,
+    entry.kind,
+    entry.name,
+    entry.jobId ?? null,
+    entry.before === null ? null : JSON.stringify(entry.before),
+    entry.after === null ? null : JSON.stringify(entry.after),
+  ];
 }
 
 /** The body of `appendEvent`. */
@@ -1072,15 +1126,6 @@ async function writeAudit(client: PoolClient, entry: AuditEntry): Promise<void> 
   await client.query(
     'INSERT INTO audit (at, actor, action, kind, name, job_id, before_attrs, after_attrs) ' +
       'VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-    [
-      entry.at,
-      entry.actor,
-      entry.action,
-      entry.kind,
-      entry.name,
-      entry.jobId ?? null,
-      entry.before === null ? null : JSON.stringify(entry.before),
-      entry.after === null ? null : JSON.stringify(entry.after),
-    ],
+    auditParams(entry),
   );
 }
