@@ -149,6 +149,12 @@ const OBSERVED =
   `(SELECT jsonb_object_agg(o.provider, jsonb_build_object('attrs', o.attrs, 'at', o.at)) ` +
   `FROM observations o WHERE o.kind = n.kind AND o.name = n.name) AS observed`;
 
+/** `getNode`. */
+const GET_NODE_SQL = `SELECT ${NODE_COLUMNS}, ${OBSERVED} FROM nodes n WHERE n.kind = $1 AND n.name = $2`;
+
+/** The columns of a token row, named: a prepared statement's columns must not change when a migration adds one. */
+const TOKEN_COLUMNS = 'id, hash, role, description, created_at, expires_at';
+
 /** One owner's reservations in a namespace, in key order (the index test checks the owner index serves it). */
 export const OWNER_RESERVATIONS_SQL =
   'SELECT key, owner FROM reservations WHERE namespace = $1 AND owner = $2 ORDER BY key';
@@ -315,10 +321,7 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async getNode(kind: string, name: string): Promise<StoredNode | undefined> {
-    const rows = await this.query<NodeRow>(
-      `SELECT ${NODE_COLUMNS}, ${OBSERVED} FROM nodes n WHERE n.kind = $1 AND n.name = $2`,
-      [kind, name],
-    );
+    const rows = await this.prepared<NodeRow>(GET_NODE_SQL, [kind, name]);
     return rows[0] === undefined ? undefined : toStoredNode(rows[0]);
   }
 
@@ -333,7 +336,7 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async insertNode(kind: string, name: string, attrs: Attrs, at: number): Promise<StoredNode> {
-    const rows = await this.query<NodeRow>(
+    const rows = await this.prepared<NodeRow>(
       'INSERT INTO nodes AS n (kind, name, attrs, revision, created_at, updated_at) ' +
         `VALUES ($1, $2, $3, 1, $4, $4) ON CONFLICT (kind, name) DO NOTHING RETURNING ${NODE_COLUMNS}, NULL::jsonb AS observed`,
       [kind, name, JSON.stringify(attrs), at],
@@ -352,7 +355,7 @@ export class PostgresStore implements PostgresStoreHandle {
     const params: unknown[] = [JSON.stringify(attrs), at, kind, name];
     if (expectedRevision !== undefined) params.push(expectedRevision);
     // One statement: the revision test and the write happen under the row lock the UPDATE takes.
-    const rows = await this.query<NodeRow>(
+    const rows = await this.prepared<NodeRow>(
       `UPDATE nodes n SET attrs = $1, revision = n.revision + 1, updated_at = $2 WHERE n.kind = $3 AND n.name = $4 ` +
         `${expectedRevision === undefined ? '' : 'AND n.revision = $5 '}RETURNING ${NODE_COLUMNS}, ${OBSERVED}`,
       params,
@@ -415,7 +418,7 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async createJob(job: JobRecord): Promise<void> {
-    const rows = await this.query(
+    const rows = await this.prepared(
       'INSERT INTO jobs (id, kind, name, state, created_at, updated_at, record) VALUES ($1, $2, $3, $4, $5, $6, $7) ' +
         'ON CONFLICT (id) DO NOTHING RETURNING 1',
       [job.id, job.kind, job.name, job.state, job.createdAt, job.updatedAt, JSON.stringify(job)],
@@ -424,13 +427,13 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async getJob(id: string): Promise<JobRecord | undefined> {
-    const rows = await this.query<{ record: JobRecord }>('SELECT record FROM jobs WHERE id = $1', [id]);
+    const rows = await this.prepared<{ record: JobRecord }>('SELECT record FROM jobs WHERE id = $1', [id]);
     return rows[0]?.record;
   }
 
   async updateJob(id: string, patch: JobPatch, at: number, fence?: string): Promise<JobRecord> {
     checkFence(fence);
-    const rows = await this.query<{ record: JobRecord }>(
+    const rows = await this.prepared<{ record: JobRecord }>(
       UPDATE_JOB_SQL,
       jobWriteParams(id, patch, at, fence),
     );
@@ -448,7 +451,7 @@ export class PostgresStore implements PostgresStoreHandle {
     const { event, audit } = ending;
     const params = [...jobWriteParams(id, patch, at, fence), event.type, JSON.stringify(event.data)];
     if (audit !== undefined) params.push(...auditParams(audit));
-    const rows = await this.query<{ record: JobRecord; seq: number }>(
+    const rows = await this.prepared<{ record: JobRecord; seq: number }>(
       audit === undefined ? STEP_JOB_SQL : END_JOB_SQL,
       params,
     );
@@ -479,22 +482,36 @@ export class PostgresStore implements PostgresStoreHandle {
       const after = decodeJobCursor(options.cursor);
       where.push(`(created_at, id) < (${param(after.createdAt)}::bigint, ${param(after.id)})`);
     }
-    const rows = await this.query<{ record: JobRecord }>(
+    const sql =
       `SELECT record FROM jobs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
-        `ORDER BY created_at DESC, id DESC LIMIT ${param(limit + 1)}`,
-      params,
-    );
+      `ORDER BY created_at DESC, id DESC LIMIT ${param(limit + 1)}`;
+    // One node's jobs (what every change reads) come from the node index whatever the values: a prepared
+    // statement's plan. Other listings are planned for their values (a state may hold most jobs, or none).
+    const oneNode = options.kind !== undefined && options.name !== undefined;
+    const rows = oneNode
+      ? await this.prepared<{ record: JobRecord }>(sql, params)
+      : await this.query<{ record: JobRecord }>(sql, params);
     const items = rows.slice(0, limit).map((row) => row.record);
     const last = items[items.length - 1];
     return rows.length > limit && last !== undefined ? { items, next: encodeJobCursor(last) } : { items };
   }
 
   async appendEvent(jobId: string, type: string, data: JsonObject, at: number): Promise<JobEvent> {
-    return this.withClient((client) => writeEvent(client, jobId, type, data, at));
+    // The job's counter hands out the number under the job's row lock, so concurrent appends (from any process)
+    // get distinct, gapless numbers; the counter and the event commit together or not at all.
+    const rows = await this.prepared<{ seq: number }>(APPEND_EVENT_SQL, [
+      jobId,
+      at,
+      type,
+      JSON.stringify(data),
+    ]);
+    const seq = rows[0]?.seq;
+    if (seq === undefined) throw new NotFoundError(`Job ${jobId} not found`);
+    return { jobId, seq, at, type, data };
   }
 
   async listEvents(jobId: string, afterSeq: number): Promise<readonly JobEvent[]> {
-    const rows = await this.query<{ seq: number; at: number; type: string; data: JsonObject }>(
+    const rows = await this.prepared<{ seq: number; at: number; type: string; data: JsonObject }>(
       'SELECT seq, at, type, data FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq',
       [jobId, afterSeq],
     );
@@ -502,7 +519,7 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async appendAudit(entry: AuditEntry): Promise<void> {
-    await this.withClient((client) => writeAudit(client, entry));
+    await this.prepared(INSERT_AUDIT_SQL, auditParams(entry));
   }
 
   async listAudit(options: ListAuditOptions): Promise<Page<AuditEntry>> {
@@ -555,12 +572,14 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async findToken(hash: string): Promise<TokenRecord | undefined> {
-    const rows = await this.query<TokenRow>('SELECT * FROM tokens WHERE hash = $1', [hash]);
+    const rows = await this.prepared<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE hash = $1`, [hash]);
     return rows[0] === undefined ? undefined : toToken(rows[0]);
   }
 
   async listTokens(): Promise<readonly TokenRecord[]> {
-    return (await this.query<TokenRow>('SELECT * FROM tokens ORDER BY created_at, id')).map(toToken);
+    return (
+      await this.prepared<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id`, [])
+    ).map(toToken);
   }
 
   async deleteToken(id: string): Promise<void> {
@@ -746,8 +765,26 @@ export class PostgresStore implements PostgresStoreHandle {
     }
   }
 
+  /**
+   * One statement of fixed text as a prepared statement of each pooled connection: parsed and planned once per
+   * connection instead of on every call, and sent without its text after the first. Only for the statements every
+   * job runs, whose text never changes and whose plan does not depend on the values (a key lookup, a row write);
+   * filters and pages stay one-off statements, planned for their values.
+   */
+  private async prepared<R extends QueryResultRow = QueryResultRow>(
+    sql: string,
+    params: readonly unknown[],
+  ): Promise<R[]> {
+    this.checkOpen();
+    try {
+      return (await this.pool.query<R>({ name: statementName(sql), text: sql, values: [...params] })).rows;
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
   private async revisionOf(kind: string, name: string): Promise<number | undefined> {
-    const rows = await this.query<{ revision: number }>(
+    const rows = await this.prepared<{ revision: number }>(
       'SELECT revision FROM nodes WHERE kind = $1 AND name = $2',
       [kind, name],
     );
@@ -809,7 +846,7 @@ const EXPORTS: Readonly<Record<StoreRecordType, { select: string; keys: readonly
     select: 'SELECT id, at, actor, action, kind, name, job_id, before_attrs, after_attrs FROM audit',
     keys: ['id'],
   },
-  token: { select: 'SELECT * FROM tokens', keys: ['id'] },
+  token: { select: `SELECT ${TOKEN_COLUMNS} FROM tokens`, keys: ['id'] },
   reservation: { select: 'SELECT namespace, key, owner FROM reservations', keys: ['namespace', 'key'] },
 };
 
@@ -1087,7 +1124,7 @@ function jobWriteParams(id: string, patch: JobPatch, at: number, fence: string |
   return [id, patch.state ?? null, at, JSON.stringify(merge), fence ?? null];
 }
 
-/** The columns of an audit entry, in the order `writeAudit` and `END_JOB_SQL` take them. */
+/** The columns of an audit entry, in the order `INSERT_AUDIT_SQL` and `END_JOB_SQL` take them. */
 function auditParams(entry: AuditEntry): unknown[] {
   return [
     entry.at,
@@ -1101,31 +1138,25 @@ function auditParams(entry: AuditEntry): unknown[] {
   ];
 }
 
-/** The body of `appendEvent`. */
-async function writeEvent(
-  client: PoolClient,
-  jobId: string,
-  type: string,
-  data: JsonObject,
-  at: number,
-): Promise<JobEvent> {
-  // The job's counter hands out the number under the job's row lock, so concurrent appends (from any process)
-  // get distinct, gapless numbers; the counter and the event commit together or not at all.
-  const result = await client.query<{ seq: number }>(
-    'WITH s AS (UPDATE jobs SET events = events + 1 WHERE id = $1 RETURNING events) ' +
-      'INSERT INTO job_events (job_id, seq, at, type, data) SELECT $1, events, $2, $3, $4 FROM s RETURNING seq',
-    [jobId, at, type, JSON.stringify(data)],
-  );
-  const seq = result.rows[0]?.seq;
-  if (seq === undefined) throw new NotFoundError(`Job ${jobId} not found`);
-  return { jobId, seq, at, type, data };
-}
+/** `appendEvent`: the job's counter bumped and the event written under its number, in one statement. */
+const APPEND_EVENT_SQL =
+  'WITH s AS (UPDATE jobs SET events = events + 1 WHERE id = $1 RETURNING events) ' +
+  'INSERT INTO job_events (job_id, seq, at, type, data) SELECT $1, events, $2, $3, $4 FROM s RETURNING seq';
 
-/** The body of `appendAudit`. */
-async function writeAudit(client: PoolClient, entry: AuditEntry): Promise<void> {
-  await client.query(
-    'INSERT INTO audit (at, actor, action, kind, name, job_id, before_attrs, after_attrs) ' +
-      'VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-    auditParams(entry),
-  );
+/** `appendAudit`. */
+const INSERT_AUDIT_SQL =
+  'INSERT INTO audit (at, actor, action, kind, name, job_id, before_attrs, after_attrs) ' +
+  'VALUES ($1, $2, $3, $4, $5, $6, $7, $8)';
+
+/** The names of the prepared statements, by their text. */
+const statementNames = new Map<string, string>();
+
+/** The name of the prepared statement of `sql`: one per distinct text, the same on every connection. */
+function statementName(sql: string): string {
+  let name = statementNames.get(sql);
+  if (name === undefined) {
+    name = `consortium_${statementNames.size + 1}`;
+    statementNames.set(sql, name);
+  }
+  return name;
 }
