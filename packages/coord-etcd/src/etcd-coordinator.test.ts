@@ -308,6 +308,30 @@ describe('EtcdCoordinator against a real etcd', () => {
     expect(BigInt(last.token)).toBeGreaterThan(BigInt(next.token));
   });
 
+  it('claims past a ready key whose record is gone (its copy of the record is stale), and drops that key', async () => {
+    const { admin: client } = server();
+    const [a] = pair();
+    const queue = a.queue('q');
+    await queue.enqueue({ id: 't0', payload: 0 });
+    const [real] = await client.getAll().prefix(`${prefix}q/q/ready/`).keys();
+    const priority = real?.slice(`${prefix}q/q/ready/`.length).split('/')[0] ?? '';
+    // First in dispatch order, with a copy of a record that says it is ready, but no record at tasks/ghost.
+    const ghost = `q/q/ready/${priority}/0000000000000000/ghost`;
+    await client
+      .put(prefix + ghost)
+      .value(JSON.stringify({ p: 'boo', r: 100, m: 5, a: 0, s: 'ready', k: ghost }));
+    const claimed: string[] = [];
+    for (let i = 0; ; i++) {
+      const task = await within(queue.claim('w', scope.signal), `task t${i} past the ghost key`);
+      claimed.push(task.id);
+      expect(await queue.ack(task)).toBe(true);
+      if ((await client.get(prefix + ghost).string()) === null) break;
+      if (i >= 20) throw new Error(`the ghost key is still there after ${i + 1} claims`);
+      await queue.enqueue({ id: `t${i + 1}`, payload: i + 1 });
+    }
+    expect(claimed).toEqual(claimed.map((_, i) => `t${i}`));
+  });
+
   it('reaps a task whose claimer lost its lease as soon as a waiting member sees the claim go', async () => {
     // A long reconcile interval leaves the watch on claims/ as the only way to notice the orphan in time.
     const [a, b] = pair({ reconcileIntervalMs: 600_000 });

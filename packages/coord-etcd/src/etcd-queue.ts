@@ -8,9 +8,10 @@
  *     dlq/<id>                       empty; the record keeps the last error
  *
  * Enqueue, claim, ack, fail, promotion and reaping are each guarded by compares that make them apply at most once
- * (never over 128 ops per transaction). Enqueues and acks that arrive while one is in flight are combined into one
- * transaction (`TxnBatcher`), and `claimMany` claims several tasks in one: the compares stay per task, so a
- * combination changes the number of consensus rounds, not what applies. A claim reads `ready/` in key order with a
+ * (never over 128 ops per transaction). Enqueues and acks go through the coordinator's write pipe (`TxnBatcher`):
+ * those made together, with the process's other writes, are combined into one transaction, and `claimMany` claims
+ * several tasks in one: the compares stay per task, so a combination changes the number of consensus rounds, not
+ * what applies. A claim reads `ready/` in key order with a
  * limit, and the records, as serializable reads (hints: the transaction checks them again), and takes the first
  * keys; after a conflicting transaction the member picks at random among the first few for a while, to get off a
  * hot head, and its own concurrent claims never pick the same key. The claim id is the claim key's create
@@ -49,7 +50,6 @@ import type { KeyValue } from './etcd-kv.js';
 import { KeyWatch } from './key-watch.js';
 import type { WatchEvent } from './key-watch.js';
 import { QueueKeys, sequenceAt } from './keys.js';
-import { TxnBatcher } from './txn-batcher.js';
 import type { SequenceClock } from './keys.js';
 import type { Session } from './session.js';
 import { etcdRetry, isAborted, sleep } from './waits.js';
@@ -176,12 +176,12 @@ export class EtcdQueue implements Queue {
   readonly #options: EtcdQueueOptions;
   #waker: QueueWaker | undefined;
   #lastFullReconcile = 0;
-  /** Enqueues and acks that arrive together go as one transaction. */
-  readonly #writes: TxnBatcher;
   /** Ready keys that a claim pass of this member is taking now; its other passes leave them alone. */
   readonly #inFlight = new Set<string>();
   /** Ready keys once seen without a record that points to them; a second sighting checks whether they are stray. */
   readonly #strayCandidates = new Set<string>();
+  /** Ready keys whose copy of the record did not lead to a claim: their records are read on the next sighting. */
+  readonly #distrusted = new Set<string>();
   /** Until when claims pick at random near the head, after another member won a race for it. */
   #contendedUntil = 0;
   /** No delayed task is due before this time (ms since the epoch), as far as the last scan and the watch know. */
@@ -192,7 +192,6 @@ export class EtcdQueue implements Queue {
     this.#name = name;
     this.#keys = new QueueKeys(name);
     this.#options = options;
-    this.#writes = new TxnBatcher(context.kv, `Writing to queue "${name}"`);
   }
 
   /** Adds a task unless its id is known; throws `InputError` for an invalid task. */
@@ -216,11 +215,12 @@ export class EtcdQueue implements Queue {
         k: index,
       };
       const taskKey = this.#keys.task(task.id);
-      return this.#writes.submit({
+      const encoded = encodeRecord(record, task.id);
+      return this.#context.writes.submit({
         what: `Enqueueing task ${task.id} on queue "${this.#name}"`,
         keys: [taskKey, index],
         compares: [kv.absent(taskKey)],
-        success: [kv.put(taskKey, encodeRecord(record, task.id)), kv.put(index, '')],
+        success: [kv.put(taskKey, encoded), kv.put(index, delayed ? '' : encoded)],
         checks: [kv.read(taskKey, { keysOnly: true })],
         held: ([read]) => read?.kvs.length === 0,
       });
@@ -295,7 +295,7 @@ export class EtcdQueue implements Queue {
       const { kv } = this.#context;
       const claimKey = this.#keys.claim(task.id);
       const taskKey = this.#keys.task(task.id);
-      return this.#writes.submit({
+      return this.#context.writes.submit({
         what: `Acking task ${task.id} on queue "${this.#name}"`,
         keys: [claimKey, taskKey],
         compares: [kv.createIs(claimKey, task.claim)],
@@ -419,12 +419,8 @@ export class EtcdQueue implements Queue {
       return { kind: 'retry' };
     }
     const window = max + readyWindow + this.#inFlight.size;
-    const ready = await kv.range(this.#keys.ready, {
-      prefix: true,
-      keysOnly: true,
-      limit: window,
-      serializable: true,
-    });
+    // With values: a ready key carries a copy of its task's record (see `#claimPicks`).
+    const ready = await kv.range(this.#keys.ready, { prefix: true, limit: window, serializable: true });
     // From the first pass on, the watch wakes waiting claims and keeps the delayed-task hint.
     this.#wakerFrom(ready.revision);
     // Keys that a claim of this member is taking right now are not candidates for its other claims.
@@ -451,14 +447,26 @@ export class EtcdQueue implements Queue {
     }
   }
 
-  /** Reads the records of the picked ready keys and claims the valid ones in one transaction. */
+  /**
+   * Claims the valid ones among the picked ready keys in one transaction. A ready key's value is a copy of its task's
+   * record, written in the transaction that wrote the record (enqueue, promotion, requeue), so the copy's mod
+   * revision is the record's for as long as the key stands; the claim transaction compares the record against it.
+   * Only keys without a copy (written by an older version), and keys whose copy-based claim failed, have their
+   * records read, so that a stray key is still found out and dropped.
+   */
   async #claimPicks(session: Session, worker: string, picks: readonly KeyValue[]): Promise<ClaimPass> {
     const entries = picks.map((pick) => ({ pick, id: this.#keys.idOfReady(pick.key) }));
-    const ids = entries.flatMap((entry) => (entry.id === undefined ? [] : [entry.id]));
-    const records = await this.#readRecords(ids, undefined, true);
+    const copies = new Map<string, StoredRecord>();
+    for (const { pick, id } of entries) {
+      const copy = id === undefined || this.#distrusted.delete(pick.key) ? undefined : storedRecord(pick);
+      if (copy?.record.s === 'ready' && copy.record.k === pick.key) copies.set(pick.key, copy);
+    }
+    const ids = entries.flatMap(({ pick, id }) => (id === undefined || copies.has(pick.key) ? [] : [id]));
+    const records =
+      ids.length === 0 ? new Map<string, StoredRecord>() : await this.#readRecords(ids, undefined, true);
     let candidates: Candidate[] = [];
     for (const { pick, id } of entries) {
-      const stored = id === undefined ? undefined : records.get(id);
+      const stored = copies.get(pick.key) ?? (id === undefined ? undefined : records.get(id));
       if (
         id === undefined ||
         stored === undefined ||
@@ -478,12 +486,24 @@ export class EtcdQueue implements Queue {
     }
     if (candidates.length === 0) return { kind: 'conflict' };
     const nonce = randomUUID();
+    let outcome: ClaimPass = { kind: 'conflict' };
     for (let round = 0; round < batchRounds && candidates.length > 0; round++) {
-      const outcome = await this.#claimTxn(session, worker, candidates, nonce);
-      if (outcome.kind !== 'partial') return outcome;
-      candidates = outcome.valid;
+      const attempt = await this.#claimTxn(session, worker, candidates, nonce);
+      if (attempt.kind !== 'partial') {
+        outcome = attempt;
+        break;
+      }
+      candidates = attempt.valid;
     }
-    return { kind: 'conflict' };
+    // A copy that did not lead to a claim may be stale (usually the task was claimed elsewhere and the key is gone):
+    // if the key is seen again, its record is read.
+    const taken = new Set(outcome.kind === 'claimed' ? outcome.claims.map((claim) => claim.readyKey) : []);
+    for (const key of copies.keys()) {
+      if (taken.has(key)) continue;
+      if (this.#distrusted.size >= maxSuspects) this.#distrusted.clear();
+      this.#distrusted.add(key);
+    }
+    return outcome;
   }
 
   /**
@@ -614,7 +634,7 @@ export class EtcdQueue implements Queue {
           [
             kv.delete(claimKey),
             kv.put(this.#keys.task(id), encodeRecord(claimed.before, id)),
-            kv.put(claimed.readyKey, ''),
+            kv.put(claimed.readyKey, encodeRecord(claimed.before, id)),
           ],
         );
         return;
@@ -689,14 +709,11 @@ export class EtcdQueue implements Queue {
       const { record } = stored;
       const readyKey = this.#keys.readyKey(record.r, sequenceAt(dueAt), id);
       const taskKey = this.#keys.task(id);
+      const encoded = encodeRecord({ ...record, s: 'ready', k: readyKey }, id);
       const result = await kv.txn(
         `Promoting task ${id} on queue "${this.#name}"`,
         [kv.exists(index.key), kv.modIs(taskKey, stored.modRevision)],
-        [
-          kv.delete(index.key),
-          kv.put(readyKey, ''),
-          kv.put(taskKey, encodeRecord({ ...record, s: 'ready', k: readyKey }, id)),
-        ],
+        [kv.delete(index.key), kv.put(readyKey, encoded), kv.put(taskKey, encoded)],
       );
       if (result.succeeded) promoted += 1;
     }
@@ -809,9 +826,10 @@ export class EtcdQueue implements Queue {
           s: 'ready',
           k: readyKey,
         };
+        const encoded = encodeRecord(withClaimant(ready, record), id);
         result = await kv.txn(`Requeueing orphaned task ${id} on queue "${this.#name}"`, guards, [
-          kv.put(taskKey, encodeRecord(withClaimant(ready, record), id)),
-          kv.put(readyKey, ''),
+          kv.put(taskKey, encoded),
+          kv.put(readyKey, encoded),
         ]);
       }
       if (result.succeeded) requeued += 1;
