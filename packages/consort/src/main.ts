@@ -6,45 +6,33 @@
 import type { Argv, FallbackCompletionFunction } from 'yargs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { missingArguments, normalizeBooleanFlags, withKind, withTarget } from './arguments.js';
 import type { Answer } from './client.js';
 import { Client } from './client.js';
 import { batchCommands, batchOptions, batchRequest, runBatch } from './batch-commands.js';
+import type { GlobalOptions } from './command-line.js';
+import { schemaModule, show, showData, urlPath } from './command-line.js';
 import { configManagementCommands } from './config-management.js';
 import { discoveryCommands } from './discovery-commands.js';
 import { hookCommands } from './hook-commands.js';
 import { configPath, readConfig, resolveTarget, writeConfig } from './config.js';
-import { readFileSync } from 'node:fs';
-import { BOOLEAN_WORDS_HELP, parseBooleanWord } from '@consortium/core';
 import { CliError, EXIT, EXIT_CODES_HELP, usage } from './errors.js';
-import type { Output, Table } from './render.js';
+import { helpWidth, version, wrapHelp } from './help.js';
+import { moreLine, pagingOptions, readPages } from './paging.js';
 import {
   FORMATS,
+  actorText,
   cell,
   columnCell,
   columnHeader,
-  csv,
   defaultColumns,
   flatten,
   parseOutput,
-  printData,
-  printJsonPath,
   table,
 } from './render.js';
 import type { Schema } from './schema.js';
-import type * as SchemaModule from './schema.js';
 import type { JobView } from './watch.js';
 import { ended, watchJob } from './watch.js';
-
-/**
- * The schema module (ajv, the planner's path and update helpers: most of the bundle by size), loaded only by the
- * commands that validate against a kind's schema, so that `get`, `list`, `search` and `jobs` start without it.
- */
-const schemaModule = (): Promise<typeof SchemaModule> => import('./schema.js');
-
-interface Global {
-  context?: string | undefined;
-  output: Output;
-}
 
 /** Runs a command body, turning errors into one line on stderr and the right exit code. */
 async function run(body: () => Promise<number | undefined>): Promise<void> {
@@ -61,81 +49,7 @@ async function run(body: () => Promise<number | undefined>): Promise<void> {
   }
 }
 
-const clientFor = (argv: Global): Client => new Client(resolveTarget(argv.context));
-const path = (...parts: string[]): string => parts.map(encodeURIComponent).join('/');
-
-/** Prints a value in the chosen format: JSON, YAML or a JSONPath of it; the table `tableOf` builds, or its CSV. */
-function show(argv: Global, value: unknown, tableOf: () => Table | string): void {
-  const output = argv.output;
-  if (output.format === 'json' || output.format === 'yaml') {
-    printData(value, output.format);
-    return;
-  }
-  if (output.format === 'jsonpath') {
-    printJsonPath(value, output.expression);
-    return;
-  }
-  const shown = tableOf();
-  if (output.format === 'csv') {
-    if (typeof shown === 'string') throw usage('-o csv prints tables; this command has none, use -o json');
-    process.stdout.write(csv(shown.headers, shown.rows));
-    return;
-  }
-  if (typeof shown === 'string') {
-    process.stdout.write(`${shown}\n`);
-    return;
-  }
-  const body =
-    shown.rows.length === 0 && shown.empty !== undefined ? shown.empty : table(shown.headers, shown.rows);
-  process.stdout.write(`${[body, ...(shown.footer ?? [])].join('\n')}\n`);
-}
-
-/** Prints the value a command ends with when the output is not a table (the table was drawn as it went). */
-function showData(argv: Global, value: unknown): void {
-  const output = argv.output;
-  if (output.format === 'json' || output.format === 'yaml') printData(value, output.format);
-  else if (output.format === 'jsonpath') printJsonPath(value, output.expression);
-  else if (output.format === 'csv') throw usage('-o csv prints tables; this command has none, use -o json');
-}
-
-/** A list page as the API answers it. */
-interface Paged<T> {
-  items: T[];
-  next?: string;
-}
-
-/** Reads a list from `path` (a query already on it), from `cursor` on; with `all`, every page after it too. */
-async function readPages<T>(
-  client: Client,
-  path: string,
-  options: { cursor?: string | undefined; all?: boolean | undefined },
-): Promise<Paged<T>> {
-  const join = path.includes('?') ? '&' : '?';
-  const at = (cursor: string | undefined): string =>
-    cursor === undefined ? path : `${path}${join}cursor=${encodeURIComponent(cursor)}`;
-  const first = (await client.request('GET', at(options.cursor))).body as Paged<T>;
-  const items = [...first.items];
-  let next = first.next;
-  while (options.all === true && next !== undefined) {
-    const more = (await client.request('GET', at(next))).body as Paged<T>;
-    items.push(...more.items);
-    next = more.next;
-  }
-  return { items, ...(next === undefined ? {} : { next }) };
-}
-
-/** The line under a page that has more: how to get it. */
-function moreLine(next: string | undefined): string[] {
-  return next === undefined ? [] : [`(more: --cursor ${next}, or --all)`];
-}
-
-/** The paging options of every list. */
-function pagingOptions<T>(y: Argv<T>, limit: number) {
-  return y
-    .option('limit', { type: 'number', default: limit, describe: 'how many to show per page' })
-    .option('cursor', { type: 'string', describe: 'start at this page (the cursor a page ends with)' })
-    .option('all', { type: 'boolean', describe: 'every page, not only the first' });
-}
+const clientFor = (argv: GlobalOptions): Client => new Client(resolveTarget(argv.context));
 
 function planTable(plan: {
   outcome: string;
@@ -189,7 +103,7 @@ function planTable(plan: {
 
 /** Sends a change and, unless told not to, follows its job to the end. */
 async function change(
-  argv: Global & { wait: boolean; explain?: boolean | undefined },
+  argv: GlobalOptions & { wait: boolean; explain?: boolean | undefined },
   send: (client: Client, query: string) => Promise<Answer>,
 ): Promise<number> {
   const client = clientFor(argv);
@@ -246,151 +160,6 @@ function changeOptions<T>(y: Argv<T>) {
     .option('explain', { type: 'boolean', describe: 'show the plan round by round; change nothing' });
 }
 
-function withKind<T>(y: Argv<T>) {
-  return y.positional('kind', {
-    type: 'string',
-    demandOption: true,
-    describe: 'host, hypervisor, subnet, vlan, vip, ... (consort schema lists them)',
-  });
-}
-
-function withTarget<T>(y: Argv<T>) {
-  return withKind(y).positional('name', { type: 'string', demandOption: true, describe: 'the node name' });
-}
-
-/** The positionals of each command, with how a message names them when they are missing. */
-const POSITIONALS: Record<string, readonly [string, string][]> = {
-  get: [
-    ['kind', 'the kind'],
-    ['name', 'the node name'],
-  ],
-  list: [['kind', 'the kind']],
-  adopt: [['kind', 'the kind']],
-  search: [['query', 'the query']],
-  create: [
-    ['kind', 'the kind'],
-    ['name', 'the node name'],
-  ],
-  set: [
-    ['kind', 'the kind'],
-    ['name', 'the node name'],
-    ['assignments..', 'at least one key=value'],
-  ],
-  delete: [
-    ['kind', 'the kind'],
-    ['name', 'the node name'],
-  ],
-  explain: [
-    ['action', 'the action (create, set or delete)'],
-    ['kind', 'the kind'],
-    ['name', 'the node name'],
-  ],
-  history: [
-    ['kind', 'the kind'],
-    ['name', 'the node name'],
-  ],
-  'jobs show': [['id', 'the job id']],
-  'jobs watch': [['id', 'the job id']],
-  'jobs cancel': [['id', 'the job id']],
-  'token revoke': [['id', 'the token id']],
-  'context set': [['name', 'the context name']],
-  'context use': [['name', 'the context name']],
-};
-
-/** yargs' "Not enough non-option arguments: got 1, need at least 2", said in words for the command given. */
-function missingArguments(message: string, args: readonly string[]): string | undefined {
-  const match = /^Not enough non-option arguments: got (\d+), need at least (\d+)$/.exec(message);
-  if (match === null) return undefined;
-  const words = args.filter((a) => !a.startsWith('-'));
-  const command = [words.slice(0, 2).join(' '), words[0] ?? ''].find((c) => POSITIONALS[c] !== undefined);
-  if (command === undefined) return undefined;
-  const positionals = POSITIONALS[command] ?? [];
-  const missing = positionals.slice(Number(match[1]), Number(match[2])).map(([, words]) => words);
-  const line = positionals.map(([name]) => `<${name}>`).join(' ');
-  const list = missing.length > 1 ? `${missing.slice(0, -1).join(', ')} and ${missing.at(-1)}` : missing[0];
-  return `${command} needs ${list ?? 'more arguments'}: consort ${command} ${line}`;
-}
-
-/** Boolean flags: `--wait=no`, `--all=yes` take the same words as attribute values. */
-const BOOLEAN_FLAGS = ['wait', 'authority', 'explain', 'use', 'all'];
-
-/** Rewrites `--flag=word` of a boolean flag into `--flag` or `--no-flag`; throws a usage error for another word. */
-export function normalizeBooleanFlags(args: readonly string[]): string[] {
-  return args.map((arg) => {
-    const match = /^--([a-z-]+)=(.*)$/.exec(arg);
-    if (match === null || !BOOLEAN_FLAGS.includes(match[1] as string)) return arg;
-    const value = parseBooleanWord(match[2] as string);
-    if (value === undefined) throw usage(`--${match[1]} takes ${BOOLEAN_WORDS_HELP}, not "${match[2]}"`);
-    return value ? `--${match[1]}` : `--no-${match[1]}`;
-  });
-}
-
-/** The version of this consort, from its package.json (next to dist/ and src/ alike). */
-function version(): string {
-  try {
-    const text = readFileSync(new URL('../package.json', import.meta.url), 'utf8');
-    return (JSON.parse(text) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
-
-/** The width help wraps at: the terminal's, else $COLUMNS, else 80. */
-function helpWidth(): number {
-  return process.stdout.isTTY ? process.stdout.columns : Number(process.env['COLUMNS'] ?? 80) || 80;
-}
-
-/**
- * Wraps one line of help at `width` between words, never inside one: a line in two columns (`  get <kind>   show
- * one node`) continues under its second column, any other under its own indentation. A word longer than the room
- * left stands alone on its line.
- */
-export function wrapHelpLine(line: string, width: number): string {
-  if (line.length <= width) return line;
-  const indent = /^ */.exec(line)?.[0].length ?? 0;
-  const gap = /\S( {2,})\S/.exec(line.slice(indent));
-  // Where the text to wrap starts (the second column, or the text itself), and where its lines continue.
-  const split = gap === null ? indent : indent + gap.index + gap[0].length - 1;
-  const hang = split > width - 20 ? Math.min(indent + 4, Math.max(0, width - 20)) : split;
-  const head = line.slice(0, split).trimEnd();
-  const words = line
-    .slice(split)
-    .split(/ +/)
-    .filter((w) => w !== '');
-  const lines: string[] = [];
-  let current = head === '' ? ' '.repeat(hang) : head.padEnd(split);
-  // True while `current` holds only its indentation (or the first column): the next word needs no space before it.
-  let fresh = true;
-  if (split !== hang) {
-    // A long first column goes alone on its lines (wrapped by words itself), its text under it.
-    lines.push(
-      head.length > width && head.trim().includes(' ')
-        ? wrapHelpLine(head.replace(/ {2,}/g, ' '), width)
-        : head,
-    );
-    current = ' '.repeat(hang);
-  }
-  for (const word of words) {
-    if (!fresh && current.length + 1 + word.length > width) {
-      lines.push(current);
-      current = ' '.repeat(hang);
-      fresh = true;
-    }
-    current = fresh ? `${current}${word}` : `${current} ${word}`;
-    fresh = false;
-  }
-  lines.push(current);
-  return lines.join('\n');
-}
-
-/** Help text wrapped at `width`, line by line. */
-export function wrapHelp(text: string, width: number): string {
-  return text
-    .split('\n')
-    .map((line) => wrapHelpLine(line, width))
-    .join('\n');
-}
-
 /** A before/after pair of attributes as changed paths: `power: on -> off`, `+ tags: a`, `- description: x`. */
 export function diffLines(
   before: Record<string, unknown> | null,
@@ -410,15 +179,8 @@ export function diffLines(
   return lines;
 }
 
-/** An actor as people read it: `ci pipeline (3f9a1c0b7d2e)`, or the id alone. */
-function actorText(actor: { id: string; description: string | null } | string | undefined): string {
-  if (actor === undefined) return '';
-  if (typeof actor === 'string') return actor;
-  return actor.description === null ? actor.id : `${actor.description} (${actor.id})`;
-}
-
 /** Builds the `consort` command line. */
-export function cli(argv: readonly string[]): Argv<Global> {
+export function cli(argv: readonly string[]): Argv<GlobalOptions> {
   const parser = yargs(argv)
     .scriptName('consort')
     .usage('$0 <command> [options]\n\nThe shell client of Consortium: one command to provision a machine.')
@@ -451,7 +213,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
         run(async () => {
           const answer = await clientFor(a).request(
             'GET',
-            `/api/inventory/${path(a.kind, a.name)}${a.authority === true ? '?show=authority' : ''}`,
+            `/api/inventory/${urlPath(a.kind, a.name)}${a.authority === true ? '?show=authority' : ''}`,
           );
           const node = answer.body as {
             attrs: Record<string, unknown>;
@@ -502,7 +264,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
           }
           const page = await readPages<{ name: string; revision: number; attrs: Record<string, unknown> }>(
             clientFor(a),
-            `/api/inventory/${path(a.kind)}?${query.toString()}`,
+            `/api/inventory/${urlPath(a.kind)}?${query.toString()}`,
             a,
           );
           show(a, page, () => {
@@ -590,7 +352,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
           const schema = await fetchSchema(client, a.kind);
           const attrs = attrsFromUpdates(schema, parseAssignments(a.kind, schema, a.assignments ?? []));
           return change(a, (c, q) =>
-            c.request('POST', `/api/inventory/${path(a.kind)}${q}`, { body: { name: a.name, attrs } }),
+            c.request('POST', `/api/inventory/${urlPath(a.kind)}${q}`, { body: { name: a.name, attrs } }),
           );
         }),
     )
@@ -627,7 +389,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
           const headers: Record<string, string> =
             a.ifRevision === undefined ? {} : { 'if-match': `"${a.ifRevision}"` };
           return change(a, (c, q) =>
-            c.request('PATCH', `/api/inventory/${path(a.kind, a.name)}${q}`, {
+            c.request('PATCH', `/api/inventory/${urlPath(a.kind, a.name)}${q}`, {
               body: updates,
               type: 'application/vnd.consortium.updates+json',
               headers,
@@ -651,7 +413,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
             return runBatch(clientFor(a), batchRequest(a, undefined));
           }
           if (name === undefined) throw usage('name the node to delete, or select nodes with -l <query>');
-          return change(a, (c, q) => c.request('DELETE', `/api/inventory/${path(a.kind, name)}${q}`));
+          return change(a, (c, q) => c.request('DELETE', `/api/inventory/${urlPath(a.kind, name)}${q}`));
         }),
     )
     .command(
@@ -677,7 +439,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
       (a) =>
         run(async () => {
           const client = clientFor(a);
-          const target = `/api/inventory/${path(a.kind, a.name)}`;
+          const target = `/api/inventory/${urlPath(a.kind, a.name)}`;
           const args = { ...a, wait: false, explain: true };
           if (a.action === 'delete') return change(args, (c, q) => c.request('DELETE', `${target}${q}`));
           const { attrsFromUpdates, fetchSchema, parseAssignments } = await schemaModule();
@@ -686,7 +448,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
           if (a.action === 'create') {
             const attrs = attrsFromUpdates(schema, updates);
             return change(args, (c, q) =>
-              c.request('POST', `/api/inventory/${path(a.kind)}${q}`, { body: { name: a.name, attrs } }),
+              c.request('POST', `/api/inventory/${urlPath(a.kind)}${q}`, { body: { name: a.name, attrs } }),
             );
           }
           return change(args, (c, q) =>
@@ -809,7 +571,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
                   error?: { message: string };
                 }[];
               };
-              const job = (await clientFor(a).request('GET', `/api/jobs/${path(a.id)}`)).body as Omit<
+              const job = (await clientFor(a).request('GET', `/api/jobs/${urlPath(a.id)}`)).body as Omit<
                 JobView,
                 'rounds'
               > & {
@@ -851,7 +613,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
           (a) =>
             run(async () => {
               const client = clientFor(a);
-              const job = (await client.request('GET', `/api/jobs/${path(a.id)}`)).body as JobView;
+              const job = (await client.request('GET', `/api/jobs/${urlPath(a.id)}`)).body as JobView;
               const tabular = a.output.format === 'table';
               const interactive = tabular && process.stdout.isTTY;
               const final = ended(job.state)
@@ -880,7 +642,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
               .example('$0 jobs cancel j-abc', 'stop it'),
           (a) =>
             run(async () => {
-              const job = (await clientFor(a).request('POST', `/api/jobs/${path(a.id)}/cancel`))
+              const job = (await clientFor(a).request('POST', `/api/jobs/${urlPath(a.id)}/cancel`))
                 .body as JobView;
               show(a, job, () => `cancel requested for ${job.id}`);
               return EXIT.ok;
@@ -1012,7 +774,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
               .example('$0 token revoke 3f9a1c0b7d2e', 'revoke a leaked token'),
           (a) =>
             run(async () => {
-              const answer = await clientFor(a).request('DELETE', `/api/tokens/${path(a.id)}`);
+              const answer = await clientFor(a).request('DELETE', `/api/tokens/${urlPath(a.id)}`);
               show(a, answer.body, () => `revoked ${a.id}`);
               return EXIT.ok;
             }),
@@ -1104,7 +866,7 @@ export function cli(argv: readonly string[]): Argv<Global> {
     )
     .completion('__complete', false, ((current, parsed, completionFilter, done) => {
       completionFilter((_error, defaults) => {
-        complete(current, parsed as Global & { _: (string | number)[] })
+        complete(current, parsed as GlobalOptions & { _: (string | number)[] })
           .then((found) => {
             done(found ?? defaults ?? []);
           })
@@ -1146,7 +908,7 @@ const NODE_COMMANDS = ['get', 'set', 'delete', 'history', 'create', 'list', 'exp
  */
 async function complete(
   current: string,
-  parsed: Global & { _: (string | number)[] },
+  parsed: GlobalOptions & { _: (string | number)[] },
 ): Promise<string[] | undefined> {
   if (current.startsWith('-')) return undefined;
   const words = parsed._.map(String);
@@ -1179,7 +941,8 @@ async function complete(
   if (command === 'list') return starting(await attributes());
   if (at.length === 1 && command !== 'create') {
     const query = new URLSearchParams({ limit: '1000', fields: 'present' });
-    const body = (await client.request('GET', `/api/inventory/${path(kind)}?${query.toString()}`)).body as {
+    const body = (await client.request('GET', `/api/inventory/${urlPath(kind)}?${query.toString()}`))
+      .body as {
       items: { name: string }[];
     };
     return starting(body.items.map((n) => n.name));
