@@ -6,7 +6,7 @@
 import type { Argv, FallbackCompletionFunction } from 'yargs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { missingArguments, normalizeBooleanFlags, withTarget } from './arguments.js';
+import { missingArguments, normalizeBooleanFlags } from './arguments.js';
 import { Client } from './client.js';
 import { batchCommands } from './batch-commands.js';
 import { changeCommands } from './change-commands.js';
@@ -14,13 +14,14 @@ import type { GlobalOptions } from './command-line.js';
 import { schemaModule, show, showData, urlPath } from './command-line.js';
 import { configManagementCommands } from './config-management.js';
 import { discoveryCommands } from './discovery-commands.js';
+import { historyCommands } from './history-commands.js';
 import { hookCommands } from './hook-commands.js';
 import { configPath, readConfig, resolveTarget, writeConfig } from './config.js';
 import { CliError, EXIT, EXIT_CODES_HELP, usage } from './errors.js';
 import { helpWidth, version, wrapHelp } from './help.js';
 import { moreLine, pagingOptions, readPages } from './paging.js';
 import { nodeCommands } from './node-commands.js';
-import { FORMATS, actorText, cell, flatten, parseOutput, table } from './render.js';
+import { FORMATS, actorText, cell, parseOutput, table } from './render.js';
 import type { Schema } from './schema.js';
 import type { JobView } from './watch.js';
 import { ended, watchJob } from './watch.js';
@@ -42,25 +43,6 @@ async function run(body: () => Promise<number | undefined>): Promise<void> {
 
 const clientFor = (argv: GlobalOptions): Client => new Client(resolveTarget(argv.context));
 
-/** A before/after pair of attributes as changed paths: `power: on -> off`, `+ tags: a`, `- description: x`. */
-export function diffLines(
-  before: Record<string, unknown> | null,
-  after: Record<string, unknown> | null,
-): string[] {
-  const old = new Map(flatten(before ?? {}));
-  const now = new Map(flatten(after ?? {}));
-  const lines: string[] = [];
-  for (const path of [...new Set([...old.keys(), ...now.keys()])].sort()) {
-    const a = old.get(path);
-    const b = now.get(path);
-    if (a === b) continue;
-    if (a === undefined) lines.push(`+ ${path}: ${b ?? ''}`);
-    else if (b === undefined) lines.push(`- ${path}: ${a}`);
-    else lines.push(`~ ${path}: ${a} -> ${b}`);
-  }
-  return lines;
-}
-
 /** Builds the `consort` command line. */
 export function cli(argv: readonly string[]): Argv<GlobalOptions> {
   let parser = yargs(argv)
@@ -81,55 +63,8 @@ export function cli(argv: readonly string[]): Argv<GlobalOptions> {
     .strict()
     .recommendCommands();
   parser = nodeCommands(parser, clientFor, run);
-  parser = changeCommands(parser, clientFor, run)
-    .command(
-      'history <kind> <name>',
-      'who changed a node, when, by which job, and what changed (the audit log)',
-      (y) =>
-        pagingOptions(withTarget(y), 20)
-          .example('$0 history host web-01', 'every change, newest first, with a diff')
-          .example('$0 history host web-01 --all -o csv', 'all of it, one changed value a line'),
-      (a) =>
-        run(async () => {
-          type Entry = {
-            at: string;
-            actor: { id: string; description: string | null };
-            action: string;
-            job: string | null;
-            before: Record<string, unknown> | null;
-            after: Record<string, unknown> | null;
-          };
-          const query = new URLSearchParams({ kind: a.kind, name: a.name, limit: String(a.limit) });
-          const page = await readPages<Entry>(clientFor(a), `/api/audit?${query.toString()}`, a);
-          if (a.output.format === 'table') {
-            if (page.items.length === 0) {
-              process.stdout.write(`no changes of ${a.kind}/${a.name} recorded\n`);
-              return EXIT.ok;
-            }
-            const blocks = page.items.map((e) =>
-              [
-                `${e.at}  ${e.action}  by ${actorText(e.actor)}${e.job === null ? '' : `  job ${e.job}`}`,
-                ...diffLines(e.before, e.after).map((line) => `    ${line}`),
-              ].join('\n'),
-            );
-            process.stdout.write(`${[...blocks, ...moreLine(page.next)].join('\n')}\n`);
-            return EXIT.ok;
-          }
-          show(a, page, () => ({
-            headers: ['AT', 'ACTOR', 'ACTION', 'JOB', 'CHANGE'],
-            rows: page.items.flatMap((e) =>
-              diffLines(e.before, e.after).map((line) => [
-                e.at,
-                actorText(e.actor),
-                e.action,
-                e.job ?? '',
-                line,
-              ]),
-            ),
-          }));
-          return EXIT.ok;
-        }),
-    )
+  parser = changeCommands(parser, clientFor, run);
+  parser = historyCommands(parser, clientFor, run)
     .command('batches', 'list, show and cancel batches', (y) => batchCommands(y, clientFor, run))
     .command('hooks', 'webhooks: list, create, delete, enable, deliveries', (y) =>
       hookCommands(y, clientFor, run),
