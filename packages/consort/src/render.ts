@@ -223,6 +223,13 @@ export function cell(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** An actor as people read it: `ci pipeline (3f9a1c0b7d2e)`, or the id alone. */
+export function actorText(actor: { id: string; description: string | null } | string | undefined): string {
+  if (actor === undefined) return '';
+  if (typeof actor === 'string') return actor;
+  return actor.description === null ? actor.id : `${actor.description} (${actor.id})`;
+}
+
 /** Attributes flattened to `path value` pairs (`interfaces[eth0].ip`), for `get` as a table. */
 export function flatten(attrs: Record<string, unknown>, prefix = ''): [string, string][] {
   const out: [string, string][] = [];

@@ -6,6 +6,7 @@ import type { EtcdHarness } from '@consortium/testkit';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EtcdCoordinator } from './etcd-coordinator.js';
+import { countEtcdCalls, etcdCallCounts } from './etcd-kv.js';
 import type { EtcdCoordinatorOptions } from './etcd-coordinator.js';
 
 // A real etcd from the harness. Without one installed every test here fails (from beforeEach, so that the run
@@ -330,6 +331,30 @@ describe('EtcdCoordinator against a real etcd', () => {
       await queue.enqueue({ id: `t${i + 1}`, payload: i + 1 });
     }
     expect(claimed).toEqual(claimed.map((_, i) => `t${i}`));
+  });
+
+  it('once a claim found the queue empty, claims take their picks from the watch, in dispatch order', async () => {
+    countEtcdCalls();
+    const [a, b] = pair();
+    const first = a.queue('q').claim('w', scope.signal);
+    expect(await isPending(first)).toBe(true);
+    await b.queue('q').enqueue({ id: 't0', payload: 0 });
+    expect((await within(first, 'a to claim t0')).id).toBe('t0');
+    const readsBefore = etcdCallCounts()['range q/q/ready'] ?? 0;
+    const claimed: string[] = [];
+    for (let round = 0; round < 5; round++) {
+      // Enqueued in one turn, so in one transaction: the watch shows both at once.
+      await Promise.all([
+        b.queue('q').enqueue({ id: `low-${round}`, payload: round, priority: 200 }),
+        b.queue('q').enqueue({ id: `high-${round}`, payload: round, priority: 50 }),
+      ]);
+      const tasks = await within(a.queue('q').claimMany('w', 2, scope.signal), `round ${round}`);
+      claimed.push(...tasks.map((task) => task.id));
+      if (tasks.length === 1)
+        claimed.push((await within(a.queue('q').claim('w', scope.signal), 'the other')).id);
+    }
+    expect(claimed).toEqual([0, 1, 2, 3, 4].flatMap((round) => [`high-${round}`, `low-${round}`]));
+    expect((etcdCallCounts()['range q/q/ready'] ?? 0) - readsBefore).toBe(0);
   });
 
   it('reaps a task whose claimer lost its lease as soon as a waiting member sees the claim go', async () => {

@@ -113,17 +113,27 @@ export function prefixEnd(prefix: Buffer): Buffer {
  * running totals to stderr four times a second as one JSON line (`{"etcdCalls":{"txn Acking task":12,...}}`);
  * bench/cluster.ts turns them into calls per job. Off, a call costs one boolean test.
  */
-const TRACING_CALLS = process.env['CONSORTIUM_TRACE_ETCD'] === '1';
+let countingCalls = process.env['CONSORTIUM_TRACE_ETCD'] === '1';
 const callCounts: Record<string, number> = {};
-if (TRACING_CALLS) {
+if (countingCalls) {
   setInterval(() => {
     process.stderr.write(`${JSON.stringify({ etcdCalls: callCounts })}\n`);
   }, 250).unref();
 }
 
+/** Starts counting this process's etcd calls without writing them out (tests read them with `etcdCallCounts`). */
+export function countEtcdCalls(): void {
+  countingCalls = true;
+}
+
+/** The etcd calls this process made since counting started, by what they do (`range q/tasks/ready`: 12). */
+export function etcdCallCounts(): Readonly<Record<string, number>> {
+  return { ...callCounts };
+}
+
 /** Counts one call under `what` without the ids in it (`Acking task j-1/r1/a on queue "tasks"` → `Acking task`). */
 function countCall(kind: string, what: string): void {
-  if (!TRACING_CALLS) return;
+  if (!countingCalls) return;
   const words =
     kind === 'txn'
       ? what
