@@ -1,13 +1,13 @@
 /** Jobs: the list, one job (optionally waiting for its end), cancelling, and its event stream (SSE). */
 import express from 'express';
-import type { JobEvent, JobState } from '@consortium/core';
+import { createSession } from 'better-sse';
+import type { JobState } from '@consortium/core';
 import { ConflictError, InputError } from '@consortium/core';
 import { encodeJobNotice, jobTopic } from '../../protocol.js';
 import { actorNames } from '../actors.js';
 import { requireRole } from '../auth.js';
 import type { WebDeps } from '../shared.js';
 import { TERMINAL, jobOf, listenForJob, parseLimit, parseWait, single, waitForJob } from '../shared.js';
-import { openEventStream, sseEvent } from '../sse.js';
 import { jobView } from '../views.js';
 
 /** The longest an event stream goes without reading its job's events when no notice comes (a lost notice is late by at most this). */
@@ -70,9 +70,9 @@ export function jobsRouter(
   router.get('/jobs/:id/events', async (req, res) => {
     requireRole(res, 'reader');
     const job = await jobOf(store, req.params['id']);
-    const stream = openEventStream(req, res, { retryMs: 2000, keepAliveMs: 15_000 });
+    const session = await createSession(req, res, { keepAlive: 15_000 });
     // Last-Event-ID is a decimal event number; anything else starts from the beginning.
-    let last = /^(0|[1-9][0-9]{0,15})$/.test(stream.lastEventId) ? Number(stream.lastEventId) : 0;
+    let last = /^(0|[1-9][0-9]{0,15})$/.test(session.lastId) ? Number(session.lastId) : 0;
     // Whether the job's `ended` may lie at or before `last`: only while the client's Last-Event-ID is all that is
     // known. From 0, or once an event was sent, `ended` (the job's last event) comes after `last` and a read of the
     // events finds it, so a poll needs no second read of the job.
@@ -80,15 +80,12 @@ export function jobsRouter(
     let ended = false;
     let closed = false;
     let pumping = Promise.resolve();
-    const encode = (event: JobEvent): string =>
-      sseEvent(event.type, String(event.seq), { ...event, at: new Date(event.at).toISOString() });
-    /** Sends the events after `last` in one write (the first write also sends the headers); ends after `ended`. */
+    /** Sends the events after `last` in one write; ends the stream after `ended`. */
     const pump = async (): Promise<void> => {
       if (ended || closed) return;
       const events = await store.listEvents(job.id, last);
-      let chunk = '';
+      const batch = [...events];
       for (const event of events) {
-        chunk += encode(event);
         last = Math.max(last, event.seq);
         beyond = false;
         if (event.type === 'ended') ended = true;
@@ -99,12 +96,18 @@ export function jobsRouter(
         // will never come.
         const final = (await store.listEvents(job.id, 0)).findLast((event) => event.type === 'ended');
         if (final !== undefined) {
-          chunk += encode(final);
+          batch.push(final);
           ended = true;
         }
       }
-      if (ended) stream.end(chunk);
-      else stream.send(chunk);
+      if (batch.length > 0) {
+        await session.batch((buffer) => {
+          for (const event of batch) {
+            buffer.push({ ...event, at: new Date(event.at).toISOString() }, event.type, String(event.seq));
+          }
+        });
+      }
+      if (ended) res.end();
     };
     // The master sends its notices without waiting for etcd, and one that fails is lost: a poll makes it late by
     // at most EVENT_POLL_MS. A wake restarts the poll's period (a stream that hears notices does not poll), and each
@@ -120,7 +123,7 @@ export function jobsRouter(
       poll.refresh();
       pumping = pumping.then(pump).catch((error: unknown) => {
         logger.warn('event stream failed', { job: job.id, error: (error as Error).message });
-        stream.end();
+        res.end();
       });
     };
     const unsubscribe = listenForJob(coordinator, job.id, wake);
