@@ -200,6 +200,14 @@ function jobWakeups(coordinator: Coordinator): JobWakeups {
   return found;
 }
 
+/**
+ * Calls `wake` on every notice about job `id` until the returned function is called, through the process's one
+ * subscription to every job's topic (one Map lookup per notice, however many requests and streams listen).
+ */
+export function listenForJob(coordinator: Coordinator, id: string, wake: () => void): () => void {
+  return jobWakeups(coordinator).listen(id, wake);
+}
+
 /** Waits until a job ends or `ms` pass; returns the job as it then stands. */
 export async function waitForJob(
   deps: Pick<WebDeps, 'store' | 'coordinator' | 'clock'>,
