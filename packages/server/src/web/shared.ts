@@ -26,6 +26,7 @@ import type winston from 'winston';
 import type { HookPublisher } from '../hooks.js';
 import type { Metrics } from '../metrics.js';
 import type { KindRuntime, Kinds } from '../plugins.js';
+import type { JobNotice } from '../protocol.js';
 import { JOB_TOPIC_PREFIX, decodeJobNotice, jobOfTopic } from '../protocol.js';
 import { parseDecimalInteger } from './filters.js';
 
@@ -160,22 +161,20 @@ export async function jobOf(store: Store, id: string): Promise<JobRecord> {
  * The wake-ups of the requests waiting for jobs in this process: one subscription to every job's topic, opened by
  * the first wait and kept as long as the coordinator, instead of one per request. A subscription per request cost a
  * watch set up on etcd per wait, and a job that ended before that watch stood was only seen by the next poll.
- * A waiter waits for the job's end, so only the notice of its `ended` event (or one this process cannot read) wakes
- * it: a wake-up per step cost a read of the job per step, to find it still running.
+ * Each listener gets the notice (undefined when this process cannot read it) and decides whether it matters.
  */
 class JobWakeups {
-  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #waiters = new Map<string, Set<(notice: JobNotice | undefined) => void>>();
 
   constructor(coordinator: Coordinator) {
     coordinator.subscribe(JOB_TOPIC_PREFIX, (topic, message) => {
       const notice = decodeJobNotice(message);
-      if (notice?.kind === 'cancel' || (notice?.kind === 'event' && notice.type !== 'ended')) return;
-      for (const wake of this.#waiters.get(jobOfTopic(topic)) ?? []) wake();
+      for (const wake of this.#waiters.get(jobOfTopic(topic)) ?? []) wake(notice);
     });
   }
 
-  /** Calls `wake` on every notice that job `id` may have ended, until the returned function is called. */
-  listen(id: string, wake: () => void): () => void {
+  /** Calls `wake` on every notice about job `id` until the returned function is called. */
+  listen(id: string, wake: (notice: JobNotice | undefined) => void): () => void {
     let waiters = this.#waiters.get(id);
     if (waiters === undefined) {
       waiters = new Set();
@@ -205,7 +204,18 @@ function jobWakeups(coordinator: Coordinator): JobWakeups {
  * subscription to every job's topic (one Map lookup per notice, however many requests and streams listen).
  */
 export function listenForJob(coordinator: Coordinator, id: string, wake: () => void): () => void {
-  return jobWakeups(coordinator).listen(id, wake);
+  return jobWakeups(coordinator).listen(id, () => {
+    wake();
+  });
+}
+
+/**
+ * True when a notice may mean that its job ended: the notice of its `ended` event, or one this process cannot read.
+ * A wait for a job's end wakes only on these: waking on every step cost a read of the job per step, to find it still
+ * running.
+ */
+function mayHaveEnded(notice: JobNotice | undefined): boolean {
+  return notice === undefined || (notice.kind === 'event' && notice.type === 'ended');
 }
 
 /** Waits until a job ends or `ms` pass; returns the job as it then stands. */
@@ -219,7 +229,8 @@ export async function waitForJob(
   // Listening starts before the first read, so that a notice sent after it wakes the wait.
   const notices = { count: 0 };
   let wake: (() => void) | undefined;
-  const stop = jobWakeups(coordinator).listen(id, () => {
+  const stop = jobWakeups(coordinator).listen(id, (notice) => {
+    if (!mayHaveEnded(notice)) return;
     notices.count += 1;
     wake?.();
   });

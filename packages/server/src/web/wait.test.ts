@@ -3,7 +3,7 @@ import { MemoryCluster, MemoryCoordinator } from '@consortium/coord-memory';
 import { systemClock } from '@consortium/core';
 import type { JobRecord, Store } from '@consortium/core';
 import { encodeJobNotice, jobTopic } from '../protocol.js';
-import { waitForJob } from './shared.js';
+import { listenForJob, waitForJob } from './shared.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -99,6 +99,20 @@ describe('waitForJob', () => {
     await vi.advanceTimersByTimeAsync(500);
     expect((await waiting).state).toBe('running');
     expect(reads()).toBe(4);
+    await coordinator.close();
+  });
+
+  it("leaves an event stream's listener every notice of the job, steps included", async () => {
+    const coordinator = new MemoryCoordinator(new MemoryCluster());
+    const heard: number[] = [];
+    const stop = listenForJob(coordinator, 'j-3', () => heard.push(heard.length + 1));
+    const topic = jobTopic('j-3');
+    await coordinator.notify(topic, encodeJobNotice({ kind: 'event', seq: 1, type: 'state' }));
+    await coordinator.notify(topic, encodeJobNotice({ kind: 'event', seq: 2, type: 'task' }));
+    await coordinator.notify(topic, encodeJobNotice({ kind: 'event', seq: 3, type: 'ended' }));
+    await settle();
+    expect(heard).toEqual([1, 2, 3]);
+    stop();
     await coordinator.close();
   });
 });

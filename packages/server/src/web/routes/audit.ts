@@ -33,7 +33,7 @@ export function auditView(entry: AuditEntry, actors: ActorNames): Record<string,
 }
 
 /** The router of `/api/audit`. */
-export function auditRouter(deps: Pick<WebDeps, 'store'>): express.Router {
+export function auditRouter(deps: Pick<WebDeps, 'store' | 'coordinator' | 'clock'>): express.Router {
   const { store } = deps;
   const router = express.Router();
   router.get('/audit', async (req, res) => {
@@ -61,7 +61,10 @@ export function auditRouter(deps: Pick<WebDeps, 'store'>): express.Router {
       ...(job === undefined ? {} : { jobId: job }),
       ...(cursor === undefined ? {} : { cursor }),
     });
-    const actors = await actorNames(store);
+    const actors = await actorNames(
+      deps,
+      page.items.map((entry) => entry.actor),
+    );
     res.json({
       items: page.items.map((entry) => auditView(entry, actors)),
       ...(page.next === undefined ? {} : { next: page.next }),

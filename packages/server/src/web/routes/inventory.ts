@@ -20,7 +20,7 @@ import {
 import type { ChangeRequest } from '../../intake.js';
 import { Intake } from '../../intake.js';
 import { traceJob } from '../../trace.js';
-import { actorNames } from '../actors.js';
+import { actorNames, jobActors } from '../actors.js';
 import { requireRole } from '../auth.js';
 import { filtersFromQuery } from '../filters.js';
 import type { WebDeps } from '../shared.js';
@@ -117,7 +117,7 @@ export function inventoryRouter(deps: WebDeps): express.Router {
     const shown = wait === undefined || wait === 0 ? job : await waitForJob(deps, job.id, wait);
     if (TERMINAL.includes(shown.state)) res.status(200);
     traceJob(job.id, 'web.answered');
-    res.json(jobView(shown, await actorNames(store)));
+    res.json(jobView(shown, await actorNames(deps, jobActors(shown))));
   };
 
   router.get('/inventory/:kind', async (req, res) => {

@@ -4,7 +4,7 @@ import { createSession } from 'better-sse';
 import type { JobState } from '@consortium/core';
 import { ConflictError, InputError } from '@consortium/core';
 import { encodeJobNotice, jobTopic } from '../../protocol.js';
-import { actorNames } from '../actors.js';
+import { actorNames, jobActors } from '../actors.js';
 import { requireRole } from '../auth.js';
 import type { WebDeps } from '../shared.js';
 import { TERMINAL, jobOf, listenForJob, parseLimit, parseWait, single, waitForJob } from '../shared.js';
@@ -41,7 +41,7 @@ export function jobsRouter(
       ...(name === undefined ? {} : { name }),
       ...(cursor === undefined ? {} : { cursor }),
     });
-    const actors = await actorNames(store);
+    const actors = await actorNames(deps, page.items.flatMap(jobActors));
     res.json({
       items: page.items.map((j) => jobView(j, actors, { summary: true })),
       ...(page.next === undefined ? {} : { next: page.next }),
@@ -53,7 +53,7 @@ export function jobsRouter(
     const wait = parseWait(single(req.query['wait'], 'wait'));
     const job = await jobOf(store, req.params['id']);
     const shown = wait === undefined ? job : await waitForJob(deps, job.id, wait);
-    res.json(jobView(shown, await actorNames(store)));
+    res.json(jobView(shown, await actorNames(deps, jobActors(shown))));
   });
 
   router.post('/jobs/:id/cancel', async (req, res) => {
@@ -64,7 +64,7 @@ export function jobsRouter(
     const now = clock.now();
     const updated = await store.updateJob(job.id, { cancelRequested: { by: caller.id, at: now } }, now);
     await coordinator.notify(jobTopic(job.id), encodeJobNotice({ kind: 'cancel' }));
-    res.status(202).json(jobView(updated, await actorNames(store)));
+    res.status(202).json(jobView(updated, await actorNames(deps, jobActors(updated))));
   });
 
   router.get('/jobs/:id/events', async (req, res) => {
