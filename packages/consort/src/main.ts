@@ -21,8 +21,8 @@ import { configPath, readConfig, resolveTarget, writeConfig } from './config.js'
 import { CliError, EXIT, EXIT_CODES_HELP, usage } from './errors.js';
 import { helpWidth, version, wrapHelp } from './help.js';
 import { nodeCommands } from './node-commands.js';
-import { FORMATS, cell, parseOutput, table } from './render.js';
-import type { Schema } from './schema.js';
+import { schemaCommands } from './schema-commands.js';
+import { FORMATS, parseOutput, table } from './render.js';
 
 /** Runs a command body, turning errors into one line on stderr and the right exit code. */
 async function run(body: () => Promise<number | undefined>): Promise<void> {
@@ -67,62 +67,8 @@ export function cli(argv: readonly string[]): Argv<GlobalOptions> {
     .command('hooks', 'webhooks: list, create, delete, enable, deliveries', (y) =>
       hookCommands(y, clientFor, run),
     )
-    .command('jobs', 'list, show, watch and cancel jobs', (y) => jobCommands(y, clientFor, run))
-    .command(
-      'schema [kind]',
-      "the kinds, or one kind's attributes with their owners, descriptions and references",
-      (y) =>
-        y
-          .positional('kind', { type: 'string', describe: 'a kind; without it, every kind' })
-          .example('$0 schema host', 'attributes of host, who owns them, what they mean'),
-      (a) =>
-        run(async () => {
-          const client = clientFor(a);
-          if (a.kind === undefined) {
-            const body = (await client.request('GET', '/api/schema')).body as {
-              kinds: { name: string; description?: string; providers: string[] }[];
-            };
-            show(a, body, () => ({
-              headers: ['KIND', 'PROVIDERS', 'DESCRIPTION'],
-              rows: body.kinds.map((k) => [k.name, k.providers.join(','), k.description ?? '']),
-            }));
-            return EXIT.ok;
-          }
-          const { fetchSchema } = await schemaModule();
-          const document = await fetchSchema(client, a.kind);
-          show(a, document, () => {
-            const rows: string[][] = [];
-            const walk = (properties: Record<string, Schema>, prefix: string): void => {
-              for (const [name, s] of Object.entries(properties)) {
-                const items = s['items'] as Schema | undefined;
-                const type =
-                  s['x-list-type'] === undefined
-                    ? cell(s['type'] ?? (s['enum'] !== undefined ? 'enum' : ''))
-                    : `${cell(s['type'])} (${cell(s['x-list-type'])})`;
-                const values = s['enum'] === undefined ? cell(items?.['enum']) : cell(s['enum']);
-                const ref = s['x-ref'] ?? items?.['x-ref'];
-                rows.push([
-                  `${prefix}${name}`,
-                  type,
-                  cell(s['x-authority']),
-                  ref === undefined ? '' : `-> ${cell(ref)}`,
-                  values,
-                  cell(s['description']),
-                ]);
-                if (s['x-list-type'] === 'map' && items?.['properties'] !== undefined) {
-                  walk(items['properties'] as Record<string, Schema>, `${prefix}${name}[*].`);
-                }
-              }
-            };
-            walk((document['properties'] ?? {}) as Record<string, Schema>, '');
-            return {
-              headers: ['ATTRIBUTE', 'TYPE', 'AUTHORITY', 'REFERS TO', 'VALUES', 'DESCRIPTION'],
-              rows,
-            };
-          });
-          return EXIT.ok;
-        }),
-    )
+    .command('jobs', 'list, show, watch and cancel jobs', (y) => jobCommands(y, clientFor, run));
+  parser = schemaCommands(parser, clientFor, run)
     .command('token', 'API tokens (admin)', (y) =>
       y
         .command(
