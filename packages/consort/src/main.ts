@@ -11,18 +11,20 @@ import { Client } from './client.js';
 import { batchCommands } from './batch-commands.js';
 import { changeCommands } from './change-commands.js';
 import type { GlobalOptions } from './command-line.js';
-import { schemaModule, show, urlPath } from './command-line.js';
+import { schemaModule, urlPath } from './command-line.js';
 import { configManagementCommands } from './config-management.js';
+import { contextCommands } from './context-commands.js';
 import { discoveryCommands } from './discovery-commands.js';
 import { historyCommands } from './history-commands.js';
 import { hookCommands } from './hook-commands.js';
 import { jobCommands } from './job-commands.js';
-import { configPath, readConfig, resolveTarget, writeConfig } from './config.js';
-import { CliError, EXIT, EXIT_CODES_HELP, usage } from './errors.js';
+import { resolveTarget } from './config.js';
+import { CliError, EXIT, EXIT_CODES_HELP } from './errors.js';
 import { helpWidth, version, wrapHelp } from './help.js';
 import { nodeCommands } from './node-commands.js';
 import { schemaCommands } from './schema-commands.js';
-import { FORMATS, parseOutput, table } from './render.js';
+import { tokenCommands } from './token-commands.js';
+import { FORMATS, parseOutput } from './render.js';
 
 /** Runs a command body, turning errors into one line on stderr and the right exit code. */
 async function run(body: () => Promise<number | undefined>): Promise<void> {
@@ -69,149 +71,8 @@ export function cli(argv: readonly string[]): Argv<GlobalOptions> {
     )
     .command('jobs', 'list, show, watch and cancel jobs', (y) => jobCommands(y, clientFor, run));
   parser = schemaCommands(parser, clientFor, run)
-    .command('token', 'API tokens (admin)', (y) =>
-      y
-        .command(
-          'create',
-          'make a token and print it (shown once)',
-          (c) =>
-            c
-              .option('role', {
-                choices: ['reader', 'operator', 'admin'] as const,
-                demandOption: true,
-                describe: 'reader reads (and explains), operator changes, admin also manages tokens',
-              })
-              .option('description', {
-                type: 'string',
-                describe: 'who or what uses it; jobs and the audit log show it',
-              })
-              .option('ttl', { type: 'number', describe: 'seconds until it expires' })
-              .example('$0 token create --role operator --description "ci"', 'a token for CI'),
-          (a) =>
-            run(async () => {
-              const body = {
-                role: a.role,
-                ...(a.description === undefined ? {} : { description: a.description }),
-                ...(a.ttl === undefined ? {} : { ttlSeconds: a.ttl }),
-              };
-              const answer = await clientFor(a).request('POST', '/api/tokens', { body });
-              const made = answer.body as { token: string };
-              show(a, made, () => made.token);
-              return EXIT.ok;
-            }),
-        )
-        .command(
-          'list',
-          'list the tokens (never their secrets)',
-          (c) => c.example('$0 token list', 'who can call the API'),
-          (a) =>
-            run(async () => {
-              const answer = await clientFor(a).request('GET', '/api/tokens');
-              const { items } = answer.body as {
-                items: {
-                  id: string;
-                  role: string;
-                  description: string | null;
-                  createdAt: string;
-                  expiresAt: string | null;
-                }[];
-              };
-              show(a, items, () =>
-                table(
-                  ['ID', 'ROLE', 'DESCRIPTION', 'CREATED', 'EXPIRES'],
-                  items.map((t) => [t.id, t.role, t.description ?? '', t.createdAt, t.expiresAt ?? 'never']),
-                ),
-              );
-              return EXIT.ok;
-            }),
-        )
-        .command(
-          'revoke <id>',
-          'revoke a token: it stops working at once on every web process',
-          (c) =>
-            c
-              .positional('id', {
-                type: 'string',
-                demandOption: true,
-                describe: 'the token id (token list)',
-              })
-              .example('$0 token revoke 3f9a1c0b7d2e', 'revoke a leaked token'),
-          (a) =>
-            run(async () => {
-              const answer = await clientFor(a).request('DELETE', `/api/tokens/${urlPath(a.id)}`);
-              show(a, answer.body, () => `revoked ${a.id}`);
-              return EXIT.ok;
-            }),
-        )
-        .demandCommand(1, 'name a token command: create, list, revoke'),
-    )
-    .command('context', 'named servers in the config file', (y) =>
-      y
-        .command(
-          'set <name>',
-          'add or change a context',
-          (c) =>
-            c
-              .positional('name', { type: 'string', demandOption: true, describe: 'the context name' })
-              .option('url', { type: 'string', demandOption: true, describe: 'the server URL' })
-              .option('token', { type: 'string', describe: 'the API token (cst_...)' })
-              .option('use', { type: 'boolean', describe: 'make it the current context' })
-              .example(
-                '$0 context set dev --url http://127.0.0.1:8080 --token cst_... --use',
-                'talk to consortium dev',
-              ),
-          (a) =>
-            run(() => {
-              const config = readConfig();
-              const contexts = {
-                ...config.contexts,
-                [a.name]: { url: a.url, ...(a.token === undefined ? {} : { token: a.token }) },
-              };
-              const current = a.use === true ? a.name : config['current-context'];
-              const file = writeConfig({
-                ...(current === undefined ? {} : { 'current-context': current }),
-                contexts,
-              });
-              process.stdout.write(
-                `context ${a.name} saved in ${file}${a.use === true ? ' and in use' : ''}\n`,
-              );
-              return Promise.resolve(EXIT.ok);
-            }),
-        )
-        .command(
-          'use <name>',
-          'switch the current context',
-          (c) =>
-            c
-              .positional('name', { type: 'string', demandOption: true, describe: 'the context name' })
-              .example('$0 context use prod', 'switch'),
-          (a) =>
-            run(() => {
-              const config = readConfig();
-              if (config.contexts[a.name] === undefined)
-                throw usage(`no context "${a.name}" in ${configPath()}`);
-              writeConfig({ ...config, 'current-context': a.name });
-              process.stdout.write(`now using context ${a.name}\n`);
-              return Promise.resolve(EXIT.ok);
-            }),
-        )
-        .command(
-          'list',
-          'the contexts',
-          (c) => c.example('$0 context list', 'all of them'),
-          (a) =>
-            run(() => {
-              const config = readConfig();
-              const rows = Object.entries(config.contexts).map(([name, c]) => [
-                name === config['current-context'] ? `* ${name}` : `  ${name}`,
-                c.url,
-              ]);
-              show(a, config.contexts, () => table(['CONTEXT', 'URL'], rows));
-              return Promise.resolve(EXIT.ok);
-            }),
-        )
-        .demandCommand(1, 'name a context command: set, use, list'),
-    )
+    .command('token', 'API tokens (admin)', (y) => tokenCommands(y, clientFor, run))
+    .command('context', 'named servers in the config file', (y) => contextCommands(y, run))
     .command(
       'completion [shell]',
       'print a shell completion script (bash or zsh)',
