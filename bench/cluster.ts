@@ -279,6 +279,8 @@ interface EndToEnd {
   readonly timeline: readonly string[];
   /** CPU ms per job of the 16-client run, by process (on a busy machine, the figure that moves least). */
   readonly cpuPerJob: Readonly<Record<string, number>>;
+  /** With CONSORTIUM_TRACE_JOBS=1: etcd calls per job of the 16-client run, by process and by what they do. */
+  readonly callsPerJob: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
 
 async function endToEnd(
@@ -300,7 +302,7 @@ async function endToEnd(
       plugins: [{ module: NOOP }],
     }),
   );
-  const childEnv = { ...process.env, ...env };
+  const childEnv = { ...process.env, ...env, ...(TRACE ? { CONSORTIUM_TRACE_ETCD: '1' } : {}) };
   const created = spawnSync(
     process.execPath,
     ['--import', 'tsx', CONSORTIUM, 'token', 'create', '--role', 'admin', '--config', config],
@@ -310,6 +312,8 @@ async function endToEnd(
   if (token === '') throw new Error(`consortium token create failed: ${created.stderr}`);
   const children: ChildProcess[] = [];
   const stages: Stage[] = [];
+  /** The latest running totals of etcd calls each process reported (CONSORTIUM_TRACE_ETCD). */
+  const calls: Record<string, Record<string, number>> = {};
   const pids: Record<string, number | undefined> = { etcd: etcdPid(endpoint) };
   const start = (role: string): ChildProcess => {
     const child = spawn(
@@ -336,6 +340,8 @@ async function endToEnd(
         rest = lines.pop() ?? '';
         for (const line of lines) {
           if (line.startsWith('{"trace":')) stages.push(JSON.parse(line) as Stage);
+          else if (line.startsWith('{"etcdCalls":'))
+            calls[role] = (JSON.parse(line) as { etcdCalls: Record<string, number> }).etcdCalls;
           else process.stderr.write(`${line}\n`);
         }
       });
@@ -370,6 +376,10 @@ async function endToEnd(
       if ((await submit(`warm-${i}`, '?wait=30s')).state === 'succeeded' && i >= 20) break;
     }
     const cpuBefore = Object.fromEntries(Object.entries(pids).map(([role, pid]) => [role, cpuMs(pid)]));
+    // The totals are reported every 250 ms: wait for fresh ones on both sides of the measured run.
+    const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, TRACE ? 600 : 0));
+    await settle();
+    const callsBefore = structuredClone(calls);
     const latencies: number[] = [];
     const measured = new Set<string>();
     const started = Date.now();
@@ -382,6 +392,18 @@ async function endToEnd(
       if (job.id !== undefined) measured.add(job.id);
     });
     const elapsed = (Date.now() - started) / 1000;
+    await settle();
+    const callsPerJob = Object.fromEntries(
+      Object.entries(calls).map(([role, totals]) => [
+        role,
+        Object.fromEntries(
+          Object.entries(totals).map(([what, n]) => [
+            what,
+            (n - (callsBefore[role]?.[what] ?? 0)) / Math.max(1, latencies.length),
+          ]),
+        ),
+      ]),
+    );
     const cpuPerJob = Object.fromEntries(
       Object.entries(pids).map(([role, pid]) => [
         role,
@@ -427,6 +449,7 @@ async function endToEnd(
       burstFailed: failed,
       timeline: timeline(stages, measured),
       cpuPerJob,
+      callsPerJob,
     };
   } finally {
     for (const child of children) child.kill('SIGTERM');
@@ -449,6 +472,14 @@ function printEndToEnd(store: string, e2e: EndToEnd): void {
   console.log(
     `    CPU per job: ${cpu.map(([role, ms]) => `${role} ${ms.toFixed(1)}`).join(', ')}, total ${total.toFixed(1)} ms (2 cores: ≤ 10 ms for 200 jobs/s)`,
   );
+  for (const [role, byWhat] of Object.entries(e2e.callsPerJob)) {
+    const rows = Object.entries(byWhat).filter(([, n]) => n >= 0.05);
+    rows.sort((a, b) => b[1] - a[1]);
+    const total = rows.reduce((sum, [, n]) => sum + n, 0);
+    console.log(
+      `    etcd calls per job, ${role}: ${total.toFixed(1)} (${rows.map(([what, n]) => `${what} ${n.toFixed(2)}`).join(', ')})`,
+    );
+  }
   if (e2e.timeline.length > 0) {
     console.log('    median timeline of a job (CONSORTIUM_TRACE_JOBS=1), from its first stage:');
     for (const line of e2e.timeline) console.log(line);

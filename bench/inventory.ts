@@ -9,7 +9,8 @@
  * not; on PostgreSQL it leaves out the database server's own CPU). Last, on SQLite, GET p99 while 200 clients
  * stream job events (SSE). Beside GET p99 the process's event-loop delay says whether the process stalled or the
  * machine did. ArangoDB has only a test double here (no server can be installed), so it has no figures.
- * BENCH_DEV_NODE_ARGS passes options to the measured process (`--cpu-prof --cpu-prof-dir=DIR` profiles it).
+ * BENCH_INVENTORY=sse runs only the SSE part (on an inventory of the largest of BENCH_SIZES). BENCH_DEV_NODE_ARGS
+ * passes options to the measured process (`--cpu-prof --cpu-prof-dir=DIR` profiles it).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -34,6 +35,8 @@ const SAMPLES = Number(process.env['BENCH_SAMPLES'] ?? 300);
 /** Hosts created through the API at each size. */
 const CREATE = Number(process.env['BENCH_CREATE'] ?? 1000);
 const CLIENTS = 8;
+/** BENCH_INVENTORY=sse runs only the SSE part, on an inventory of the largest size (default: every figure). */
+const PARTS = process.env['BENCH_INVENTORY'] ?? 'all';
 const SSE_CLIENTS = 200;
 const CONSORTIUM = fileURLToPath(new URL('../packages/server/bin/consortium.js', import.meta.url));
 const HOLD = fileURLToPath(new URL('./hold-plugin.ts', import.meta.url));
@@ -358,53 +361,126 @@ async function create(
   };
 }
 
-/** GET one node p99 while `SSE_CLIENTS` clients stream the events of jobs that run for a while. */
-async function sseLoad(
-  dev: Dev,
-  size: number,
-): Promise<{
-  quiet: Figure;
-  streaming: Figure;
-  streamingDelay: { readonly p99: number; readonly max: number };
-  events: number;
-}> {
+/** GETs while `SSE_CLIENTS` hold jobs run, with or without a client streaming each job's events. */
+interface HoldPhase {
+  readonly get: Figure;
+  readonly delay: { readonly p99: number; readonly max: number };
+  /** CPU time of the process from the first hold job to the end of the last job (and stream), ms. */
+  readonly cpu: number;
+  readonly events: number;
+  /** Streams still open when the GETs began and when they ended. */
+  readonly openAtStart: number;
+  readonly openAtEnd: number;
+  /** Streams that did not end with `ended` or whose ids were not 1, 2, 3, ... (an event skipped or repeated). */
+  readonly broken: number;
+}
+
+/** What the SSE part measured. */
+interface SseLoad {
+  readonly quiet: Figure;
+  readonly unwatched: HoldPhase;
+  readonly streaming: HoldPhase;
+}
+
+/**
+ * Submits `SSE_CLIENTS` hold jobs and, when `watch`, streams each one's events (SSE); measures GET one node once
+ * every client has its response (connected, not while connecting); then waits for every job (and stream) to end and
+ * checks that each stream ended with `ended` and sent the events 1, 2, 3, ... once each.
+ */
+async function holdPhase(dev: Dev, size: number, watch: boolean, round: string): Promise<HoldPhase> {
   const { get, post, headers } = client(dev);
   const pick = picker(7);
   const getOne = () => `/api/inventory/host/${hostName(pick(size))}`;
-  const quiet = await sample(get, getOne, (b) => b['name'] !== undefined);
   const controller = new AbortController();
+  const cpuBefore = cpuMs(dev.child.pid);
   let events = 0;
+  let open = 0;
+  let broken = 0;
   const jobs: string[] = [];
   for (let i = 0; i < SSE_CLIENTS; i++) {
-    const job = await post('/api/inventory/hold', { name: `hold-${i}`, attrs: { a: 'x' } });
+    const job = await post('/api/inventory/hold', { name: `hold-${round}-${i}`, attrs: { a: 'x' } });
     if (typeof job['id'] !== 'string') throw new Error(`hold job: ${JSON.stringify(job)}`);
     jobs.push(job['id']);
   }
-  const streams = jobs.map(async (id) => {
+  const connected: Promise<void>[] = [];
+  const stream = async (id: string): Promise<void> => {
+    let body = '';
+    let done = false;
     try {
-      const r = await fetch(`${dev.url}/api/jobs/${id}/events`, { headers, signal: controller.signal });
+      const response = fetch(`${dev.url}/api/jobs/${id}/events`, { headers, signal: controller.signal });
+      connected.push(response.then(() => undefined));
+      const r = await response;
+      open++;
       const reader = r.body?.getReader();
+      const decoder = new TextDecoder();
       for (;;) {
         const chunk = await reader?.read();
         if (chunk === undefined || chunk.done) break;
-        events += (new TextDecoder().decode(chunk.value).match(/^event:/gm) ?? []).length;
+        body += decoder.decode(chunk.value, { stream: true });
       }
+      done = true;
     } catch (error) {
       if (!controller.signal.aborted) throw error;
+    } finally {
+      open--;
     }
-  });
-  // Let every client connect before measuring.
-  await new Promise((r) => setTimeout(r, 500));
+    const blocks = body.split('\n\n').filter((b) => /^event:/m.test(b));
+    events += blocks.length;
+    const ids = blocks.map((b) => Number(/^id:(\d+)$/m.exec(b)?.[1]));
+    const last = blocks.at(-1) ?? '';
+    if (!done || !/^event:ended$/m.test(last) || ids.some((seq, i) => seq !== i + 1)) broken++;
+  };
+  const streams = watch ? jobs.map(stream) : [];
+  await Promise.all(connected);
+  const openAtStart = open;
   await loopDelay(dev);
-  const streaming = await sample(get, getOne, (b) => b['name'] !== undefined);
-  const streamingDelay = await loopDelay(dev);
-  controller.abort();
+  const figure = await sample(get, getOne, (b) => b['name'] !== undefined);
+  const delay = await loopDelay(dev);
+  const openAtEnd = open;
+  // Every job ends within seconds; a stream still open after a minute counts as broken.
+  const timeout = setTimeout(() => {
+    controller.abort();
+  }, 60_000);
   await Promise.all(streams);
-  return { quiet, streaming, streamingDelay, events };
+  for (const id of jobs) await get(`/api/jobs/${id}?wait=60s`);
+  clearTimeout(timeout);
+  const cpu = cpuMs(dev.child.pid) - cpuBefore;
+  return { get: figure, delay, cpu, events, openAtStart, openAtEnd, broken };
+}
+
+/** GET one node p99 quiet, while hold jobs run unwatched, and while `SSE_CLIENTS` clients stream their events. */
+async function sseLoad(dev: Dev, size: number): Promise<SseLoad> {
+  const { get } = client(dev);
+  const pick = picker(7);
+  const quiet = await sample(
+    get,
+    () => `/api/inventory/host/${hostName(pick(size))}`,
+    (b) => b['name'] !== undefined,
+  );
+  const unwatched = await holdPhase(dev, size, false, 'a');
+  const streaming = await holdPhase(dev, size, true, 'b');
+  return { quiet, unwatched, streaming };
 }
 
 const ms = (x: number): string => x.toFixed(2).padStart(7);
 const pair = (f: Figure): string => `p50 ${ms(f.p50)}  p99 ${ms(f.p99)}`;
+
+function printSse(load: SseLoad): void {
+  const { quiet, unwatched, streaming } = load;
+  console.log(
+    `    GET one node while ${SSE_CLIENTS} clients stream job events: ${pair(streaming.get)} (${delay(streaming.delay)}; target p99 < 20)`,
+  );
+  console.log(
+    `      the same ${SSE_CLIENTS} hold jobs unwatched: ${pair(unwatched.get)} (${delay(unwatched.delay)}); quiet: ${pair(quiet)}`,
+  );
+  const extra = streaming.cpu - unwatched.cpu;
+  console.log(
+    `      streams: ${streaming.openAtStart} open when the GETs began, ${streaming.openAtEnd} when they ended; ${streaming.events} events, ${streaming.broken} streams without \`ended\` or with an event skipped or repeated`,
+  );
+  console.log(
+    `      CPU of the process, first hold job to last end: ${streaming.cpu.toFixed(0)} ms streamed, ${unwatched.cpu.toFixed(0)} ms unwatched; the streams' share ${extra.toFixed(0)} ms = ${(extra / SSE_CLIENTS).toFixed(2)} ms per stream`,
+  );
+}
 
 async function benchStore(
   label: string,
@@ -416,6 +492,22 @@ async function benchStore(
   const dir = mkdtempSync(join(tmpdir(), 'consortium-inventory-bench-'));
   try {
     console.log(`\ninventory: ${label} (${SAMPLES} requests per figure, one at a time; ms)`);
+    if (PARTS === 'sse') {
+      const size = SIZES[SIZES.length - 1] ?? 1000;
+      if (!sse) return;
+      const store = await open();
+      await store.importRecords(generate(0, 0, Date.now()));
+      await fill(store, 0, size);
+      await store.close();
+      const dev = await startDev(dir, storeConfig, env, [{ module: HOLD, config: { holdMs: 250 } }]);
+      try {
+        console.log(`  ${String(size).padStart(6)} hosts`);
+        printSse(await sseLoad(dev, size));
+      } finally {
+        await dev.stop();
+      }
+      return;
+    }
     // The first thousand hosts through the API, on an empty store but for the subnet.
     const seed = await open();
     await seed.importRecords(generate(0, 0, Date.now()));
@@ -466,10 +558,7 @@ async function benchStore(
         if (sse && size === SIZES[SIZES.length - 1]) {
           await dev.stop();
           dev = await startDev(dir, storeConfig, env, [{ module: HOLD, config: { holdMs: 250 } }]);
-          const load = await sseLoad(dev, size);
-          console.log(
-            `    GET one node while ${SSE_CLIENTS} clients stream job events: ${pair(load.streaming)} (quiet: ${pair(load.quiet)}; ${load.events} events streamed; ${delay(load.streamingDelay)}; target p99 < 20)`,
-          );
+          printSse(await sseLoad(dev, size));
         }
       } finally {
         await dev.stop();

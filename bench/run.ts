@@ -6,6 +6,7 @@ import { consortStartupBench } from './consort-startup.js';
 import { httpBench } from './http.js';
 import { inventoryBench } from './inventory.js';
 import { plannerBench } from './planner.js';
+import { sseBench } from './sse.js';
 import { storeBench } from './store.js';
 
 const benches: Record<string, () => Promise<void>> = {
@@ -17,6 +18,7 @@ const benches: Record<string, () => Promise<void>> = {
   store: storeBench,
   console: consoleBench,
   inventory: inventoryBench,
+  sse: sseBench,
 };
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : Object.keys(benches)) {

@@ -10,6 +10,7 @@ import type { CoordinatorContext } from './context.js';
 import { EtcdKv } from './etcd-kv.js';
 import { lockRoot } from './keys.js';
 import { LocalTurns } from './local-turns.js';
+import { TxnBatcher } from './txn-batcher.js';
 import { SessionKeeper } from './session.js';
 
 let etcd: EtcdHarness;
@@ -89,6 +90,7 @@ describe('a lock holder over etcd', () => {
       kv,
       sessions,
       turns: new LocalTurns(),
+      writes: new TxnBatcher(kv, 'Writing'),
       memberId: 'm',
       logger,
       closed: closed.signal,

@@ -10,7 +10,9 @@
  * case it deletes its key so that the next waiter does not wait for the lease to expire. When the history its
  * watch resumes from was compacted, it reads its key instead: a key still there with its create revision was never
  * deleted (a deleted key cannot come back with it), so it goes on holding and watches from the read on. That watch
- * opens 200 ms into the hold, from the revision the hold began at: a lock released sooner never opens one.
+ * opens 200 ms into the hold, from the revision the hold began at: a lock released sooner never opens one. Standing
+ * in line and withdrawing go through the coordinator's write pipe (`TxnBatcher`), so a lock taken or released
+ * beside other writes (a result handed back, a job queued) shares their transaction.
  */
 import { backoffDelay, CancelledError, LeaseLostError } from '@consortium/core';
 import type { Held } from '@consortium/core';
@@ -104,25 +106,29 @@ async function stand(
 ): Promise<Standing | undefined> {
   const { kv } = context;
   const key = spec.root + session.leaseHex;
-  // The line is read in the same transaction: an uncontended lock costs one round trip to take, not two.
+  // The line is read in the same transaction: an uncontended lock costs one round trip to take, not two, and that
+  // transaction is shared with the process's other writes of the moment.
   const readLine = kv.read(spec.root, { prefix: true, keysOnly: true });
-  const created = await kv.txn(
-    `Standing in ${spec.describe}`,
-    [kv.absent(key)],
-    [kv.put(key, context.memberId, session.leaseId), readLine],
-    [kv.read(key), readLine],
-  );
+  const stood = await context.writes.run({
+    what: `Standing in ${spec.describe}`,
+    keys: [key],
+    compares: [kv.absent(key)],
+    success: [kv.put(key, context.memberId, session.leaseId), readLine],
+    checks: [kv.read(key)],
+    held: (ranges) => ranges[0]?.kvs.length === 0,
+  });
   let createRevision: bigint;
-  if (created.succeeded) {
-    createRevision = created.revision;
+  let firstRead: RangeResult | undefined;
+  if (stood.applied) {
+    createRevision = stood.revision;
+    const line = stood.ranges[0];
+    firstRead = line === undefined ? undefined : { ...line, revision: stood.revision };
   } else {
-    const existing = created.ranges[0]?.kvs[0];
+    // Already standing (an earlier answer was lost in transit): keep that place.
+    const existing = (await kv.range(key)).kvs[0];
     if (existing === undefined) return undefined;
     createRevision = BigInt(existing.createRevision);
   }
-  const readWith = created.ranges[created.succeeded ? 0 : 1];
-  let firstRead: RangeResult | undefined =
-    readWith === undefined ? undefined : { ...readWith, revision: created.revision };
 
   try {
     for (;;) {
@@ -207,7 +213,14 @@ async function withdraw(
   for (let attempt = 1; attempt <= withdrawAttempts; attempt++) {
     if (!session.alive || context.closed.aborted) return;
     try {
-      await kv.txn(`Withdrawing ${key}`, [kv.createIs(key, createRevision)], [kv.delete(key)]);
+      await context.writes.submit({
+        what: `Withdrawing ${key}`,
+        keys: [key],
+        compares: [kv.createIs(key, createRevision)],
+        success: [kv.delete(key)],
+        checks: [kv.read(key)],
+        held: (ranges) => ranges[0]?.kvs[0]?.createRevision === String(createRevision),
+      });
       return;
     } catch (error) {
       if (error instanceof LeaseLostError || !isRetryable(error)) break;

@@ -5,12 +5,15 @@ import { WaitAborted } from './etcd-errors.js';
 import type { EtcdKv } from './etcd-kv.js';
 import type { LocalTurns } from './local-turns.js';
 import type { SessionKeeper } from './session.js';
+import type { TxnBatcher } from './txn-batcher.js';
 
 /** The shared state of one coordinator, handed to elections, locks, queues and subscriptions. */
 export interface CoordinatorContext {
   readonly kv: EtcdKv;
   readonly sessions: SessionKeeper;
   readonly turns: LocalTurns;
+  /** The one pipe of guarded writes: those made together go as one transaction. */
+  readonly writes: TxnBatcher;
   readonly memberId: string;
   readonly logger: Logger;
   /** Aborts when the coordinator closes. */

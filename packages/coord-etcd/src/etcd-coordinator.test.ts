@@ -6,6 +6,7 @@ import type { EtcdHarness } from '@consortium/testkit';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EtcdCoordinator } from './etcd-coordinator.js';
+import { countEtcdCalls, etcdCallCounts } from './etcd-kv.js';
 import type { EtcdCoordinatorOptions } from './etcd-coordinator.js';
 
 // A real etcd from the harness. Without one installed every test here fails (from beforeEach, so that the run
@@ -306,6 +307,54 @@ describe('EtcdCoordinator against a real etcd', () => {
     await next.release();
     const last = await within(again, 'a to lead again');
     expect(BigInt(last.token)).toBeGreaterThan(BigInt(next.token));
+  });
+
+  it('claims past a ready key whose record is gone (its copy of the record is stale), and drops that key', async () => {
+    const { admin: client } = server();
+    const [a] = pair();
+    const queue = a.queue('q');
+    await queue.enqueue({ id: 't0', payload: 0 });
+    const [real] = await client.getAll().prefix(`${prefix}q/q/ready/`).keys();
+    const priority = real?.slice(`${prefix}q/q/ready/`.length).split('/')[0] ?? '';
+    // First in dispatch order, with a copy of a record that says it is ready, but no record at tasks/ghost.
+    const ghost = `q/q/ready/${priority}/0000000000000000/ghost`;
+    await client
+      .put(prefix + ghost)
+      .value(JSON.stringify({ p: 'boo', r: 100, m: 5, a: 0, s: 'ready', k: ghost }));
+    const claimed: string[] = [];
+    for (let i = 0; ; i++) {
+      const task = await within(queue.claim('w', scope.signal), `task t${i} past the ghost key`);
+      claimed.push(task.id);
+      expect(await queue.ack(task)).toBe(true);
+      if ((await client.get(prefix + ghost).string()) === null) break;
+      if (i >= 20) throw new Error(`the ghost key is still there after ${i + 1} claims`);
+      await queue.enqueue({ id: `t${i + 1}`, payload: i + 1 });
+    }
+    expect(claimed).toEqual(claimed.map((_, i) => `t${i}`));
+  });
+
+  it('once a claim found the queue empty, claims take their picks from the watch, in dispatch order', async () => {
+    countEtcdCalls();
+    const [a, b] = pair();
+    const first = a.queue('q').claim('w', scope.signal);
+    expect(await isPending(first)).toBe(true);
+    await b.queue('q').enqueue({ id: 't0', payload: 0 });
+    expect((await within(first, 'a to claim t0')).id).toBe('t0');
+    const readsBefore = etcdCallCounts()['range q/q/ready'] ?? 0;
+    const claimed: string[] = [];
+    for (let round = 0; round < 5; round++) {
+      // Enqueued in one turn, so in one transaction: the watch shows both at once.
+      await Promise.all([
+        b.queue('q').enqueue({ id: `low-${round}`, payload: round, priority: 200 }),
+        b.queue('q').enqueue({ id: `high-${round}`, payload: round, priority: 50 }),
+      ]);
+      const tasks = await within(a.queue('q').claimMany('w', 2, scope.signal), `round ${round}`);
+      claimed.push(...tasks.map((task) => task.id));
+      if (tasks.length === 1)
+        claimed.push((await within(a.queue('q').claim('w', scope.signal), 'the other')).id);
+    }
+    expect(claimed).toEqual([0, 1, 2, 3, 4].flatMap((round) => [`high-${round}`, `low-${round}`]));
+    expect((etcdCallCounts()['range q/q/ready'] ?? 0) - readsBefore).toBe(0);
   });
 
   it('reaps a task whose claimer lost its lease as soon as a waiting member sees the claim go', async () => {

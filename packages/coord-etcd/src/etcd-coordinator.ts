@@ -14,6 +14,7 @@ import {
 } from '@consortium/core';
 import type { BackoffPolicy, Coordinator, Held, JsonValue, Logger, Queue } from '@consortium/core';
 import { assertOpen, closedError, waitError } from './context.js';
+import { TxnBatcher } from './txn-batcher.js';
 import type { CoordinatorContext } from './context.js';
 import { contend } from './contention.js';
 import { refusalOf, WaitAborted } from './etcd-errors.js';
@@ -147,6 +148,7 @@ export class EtcdCoordinator implements Coordinator {
       kv: this.#kv,
       sessions: this.#sessions,
       turns: new LocalTurns(),
+      writes: new TxnBatcher(this.#kv, 'Writing'),
       memberId: this.memberId,
       logger,
       closed: this.#closed.signal,

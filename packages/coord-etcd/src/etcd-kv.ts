@@ -22,6 +22,7 @@ import type {
   IWatchResponse,
 } from 'etcd3';
 import { translateEtcdError } from './etcd-errors.js';
+import { WatchHub } from './watch-hub.js';
 
 /** A key-value pair as read, with its key relative to the prefix. */
 export interface KeyValue {
@@ -107,15 +108,41 @@ export function prefixEnd(prefix: Buffer): Buffer {
   return Buffer.from([0]);
 }
 
-// TEMP-COUNT
-export const etcdCounts: Record<string, number> = {};
-function countCall(name: string): void {
-  etcdCounts[name] = (etcdCounts[name] ?? 0) + 1;
-}
-if (process.env['CONSORTIUM_COUNT_ETCD'] === '1') {
+/**
+ * With `CONSORTIUM_TRACE_ETCD=1` in its environment, a process counts its etcd calls by what they do and writes the
+ * running totals to stderr four times a second as one JSON line (`{"etcdCalls":{"txn Acking task":12,...}}`);
+ * bench/cluster.ts turns them into calls per job. Off, a call costs one boolean test.
+ */
+let countingCalls = process.env['CONSORTIUM_TRACE_ETCD'] === '1';
+const callCounts: Record<string, number> = {};
+if (countingCalls) {
   setInterval(() => {
-    process.stderr.write(`ETCDCOUNT ${process.argv[3] ?? ''} ${Date.now()} ${JSON.stringify(etcdCounts)}\n`);
-  }, 1000).unref();
+    process.stderr.write(`${JSON.stringify({ etcdCalls: callCounts })}\n`);
+  }, 250).unref();
+}
+
+/** Starts counting this process's etcd calls without writing them out (tests read them with `etcdCallCounts`). */
+export function countEtcdCalls(): void {
+  countingCalls = true;
+}
+
+/** The etcd calls this process made since counting started, by what they do (`range q/tasks/ready`: 12). */
+export function etcdCallCounts(): Readonly<Record<string, number>> {
+  return { ...callCounts };
+}
+
+/** Counts one call under `what` without the ids in it (`Acking task j-1/r1/a on queue "tasks"` → `Acking task`). */
+function countCall(kind: string, what: string): void {
+  if (!countingCalls) return;
+  const words =
+    kind === 'txn'
+      ? what
+          .split(' ')
+          .slice(0, 3)
+          .filter((word) => !/[/"\d(]/.test(word))
+      : [what];
+  const name = `${kind} ${words.join(' ')}`;
+  callCounts[name] = (callCounts[name] ?? 0) + 1;
 }
 
 /** The etcd connection of one coordinator. */
@@ -174,7 +201,7 @@ export class EtcdKv {
   /** Reads a key or a range; throws translated errors. */
   async range(key: string, options: RangeOptions = {}): Promise<RangeResult> {
     try {
-      countCall(`range ${key.split('/').slice(0, 3).join('/')}`);
+      countCall('range', key.split('/').slice(0, 3).join('/'));
       const response = await this.#client.kv.range(this.rangeRequest(key, options));
       return this.#rangeResult(response.header, response.kvs, response.more, response.count);
     } catch (error) {
@@ -191,7 +218,7 @@ export class EtcdKv {
   ): Promise<TxnResult> {
     let response: ITxnResponse;
     try {
-      countCall(`txn ${what.slice(0, 40)}`);
+      countCall('txn', what);
       response = await this.#client.kv.txn({
         compare: [...compare],
         success: [...success],
@@ -295,10 +322,13 @@ export class EtcdKv {
     }
   }
 
-  /** Opens a watch stream. */
+  /** The watch stream all watches of this connection share. */
+  readonly watchHub = new WatchHub(() => this.watchStream());
+
+  /** Opens a watch stream (the hub's; watches go through `watchHub`). */
   async watchStream(): Promise<IDuplexStream<IWatchRequest, IWatchResponse>> {
     try {
-      countCall('watch');
+      countCall('watch', '');
       return await this.#client.watchClient.watch();
     } catch (error) {
       throw translateEtcdError(error, 'Opening a watch stream');
@@ -324,6 +354,7 @@ export class EtcdKv {
   /** Closes every connection; calls in flight fail. */
   close(): void {
     this.#closed = true;
+    this.watchHub.close();
     this.#client.close();
   }
 

@@ -8,9 +8,10 @@
  *     dlq/<id>                       empty; the record keeps the last error
  *
  * Enqueue, claim, ack, fail, promotion and reaping are each guarded by compares that make them apply at most once
- * (never over 128 ops per transaction). Enqueues and acks that arrive while one is in flight are combined into one
- * transaction (`TxnBatcher`), and `claimMany` claims several tasks in one: the compares stay per task, so a
- * combination changes the number of consensus rounds, not what applies. A claim reads `ready/` in key order with a
+ * (never over 128 ops per transaction). Enqueues and acks go through the coordinator's write pipe (`TxnBatcher`):
+ * those made together, with the process's other writes, are combined into one transaction, and `claimMany` claims
+ * several tasks in one: the compares stay per task, so a combination changes the number of consensus rounds, not
+ * what applies. A claim reads `ready/` in key order with a
  * limit, and the records, as serializable reads (hints: the transaction checks them again), and takes the first
  * keys; after a conflicting transaction the member picks at random among the first few for a while, to get off a
  * hot head, and its own concurrent claims never pick the same key. The claim id is the claim key's create
@@ -45,11 +46,10 @@ import type {
 import { assertOpen, closedError, describeError, waitError } from './context.js';
 import type { CoordinatorContext } from './context.js';
 import { isRetryable, WaitAborted } from './etcd-errors.js';
-import type { KeyValue } from './etcd-kv.js';
+import type { KeyValue, RangeResult } from './etcd-kv.js';
 import { KeyWatch } from './key-watch.js';
 import type { WatchEvent } from './key-watch.js';
 import { QueueKeys, sequenceAt } from './keys.js';
-import { TxnBatcher } from './txn-batcher.js';
 import type { SequenceClock } from './keys.js';
 import type { Session } from './session.js';
 import { etcdRetry, isAborted, sleep } from './waits.js';
@@ -72,6 +72,8 @@ const batchRounds = 3;
 const pageSize = 256;
 /** Reads per read-only transaction, well under etcd's 128 operations. */
 const readBatch = 100;
+/** Ready keys a member's watch keeps at most; past that its claims read them from etcd again. */
+const maxTrackedReady = 1000;
 /** Suspected orphans remembered before falling back to a full reconcile. */
 const maxSuspects = 1000;
 /** Attempts to learn whether an ambiguous claim applied, or to undo a claim nobody will take. */
@@ -176,12 +178,12 @@ export class EtcdQueue implements Queue {
   readonly #options: EtcdQueueOptions;
   #waker: QueueWaker | undefined;
   #lastFullReconcile = 0;
-  /** Enqueues and acks that arrive together go as one transaction. */
-  readonly #writes: TxnBatcher;
   /** Ready keys that a claim pass of this member is taking now; its other passes leave them alone. */
   readonly #inFlight = new Set<string>();
   /** Ready keys once seen without a record that points to them; a second sighting checks whether they are stray. */
   readonly #strayCandidates = new Set<string>();
+  /** Ready keys whose copy of the record did not lead to a claim: their records are read on the next sighting. */
+  readonly #distrusted = new Set<string>();
   /** Until when claims pick at random near the head, after another member won a race for it. */
   #contendedUntil = 0;
   /** No delayed task is due before this time (ms since the epoch), as far as the last scan and the watch know. */
@@ -192,7 +194,6 @@ export class EtcdQueue implements Queue {
     this.#name = name;
     this.#keys = new QueueKeys(name);
     this.#options = options;
-    this.#writes = new TxnBatcher(context.kv, `Writing to queue "${name}"`);
   }
 
   /** Adds a task unless its id is known; throws `InputError` for an invalid task. */
@@ -216,11 +217,12 @@ export class EtcdQueue implements Queue {
         k: index,
       };
       const taskKey = this.#keys.task(task.id);
-      return this.#writes.submit({
+      const encoded = encodeRecord(record, task.id);
+      return this.#context.writes.submit({
         what: `Enqueueing task ${task.id} on queue "${this.#name}"`,
         keys: [taskKey, index],
         compares: [kv.absent(taskKey)],
-        success: [kv.put(taskKey, encodeRecord(record, task.id)), kv.put(index, '')],
+        success: [kv.put(taskKey, encoded), kv.put(index, delayed ? '' : encoded)],
         checks: [kv.read(taskKey, { keysOnly: true })],
         held: ([read]) => read?.kvs.length === 0,
       });
@@ -295,7 +297,7 @@ export class EtcdQueue implements Queue {
       const { kv } = this.#context;
       const claimKey = this.#keys.claim(task.id);
       const taskKey = this.#keys.task(task.id);
-      return this.#writes.submit({
+      return this.#context.writes.submit({
         what: `Acking task ${task.id} on queue "${this.#name}"`,
         keys: [claimKey, taskKey],
         compares: [kv.createIs(claimKey, task.claim)],
@@ -419,14 +421,15 @@ export class EtcdQueue implements Queue {
       return { kind: 'retry' };
     }
     const window = max + readyWindow + this.#inFlight.size;
-    const ready = await kv.range(this.#keys.ready, {
-      prefix: true,
-      keysOnly: true,
-      limit: window,
-      serializable: true,
-    });
-    // From the first pass on, the watch wakes waiting claims and keeps the delayed-task hint.
-    this.#wakerFrom(ready.revision);
+    // The ready keys as the watch saw them, once it keeps them; else read, with values (a ready key carries a copy of
+    // its task's record, see `#claimPicks`).
+    const tracked = this.#waker?.readyKeys(window);
+    const ready =
+      tracked ?? (await kv.range(this.#keys.ready, { prefix: true, limit: window, serializable: true }));
+    // From the first pass on, the watch wakes waiting claims and keeps the delayed-task hint; from the first pass
+    // that finds no ready key, it keeps the ready keys too.
+    const waker = this.#wakerFrom(ready.revision);
+    if (tracked === undefined && ready.kvs.length === 0) waker.trackReadyFrom(ready.revision);
     // Keys that a claim of this member is taking right now are not candidates for its other claims.
     const free = ready.kvs.filter((entry) => !this.#inFlight.has(entry.key));
     if (free.length === 0) {
@@ -451,14 +454,26 @@ export class EtcdQueue implements Queue {
     }
   }
 
-  /** Reads the records of the picked ready keys and claims the valid ones in one transaction. */
+  /**
+   * Claims the valid ones among the picked ready keys in one transaction. A ready key's value is a copy of its task's
+   * record, written in the transaction that wrote the record (enqueue, promotion, requeue), so the copy's mod
+   * revision is the record's for as long as the key stands; the claim transaction compares the record against it.
+   * Only keys without a copy (written by an older version), and keys whose copy-based claim failed, have their
+   * records read, so that a stray key is still found out and dropped.
+   */
   async #claimPicks(session: Session, worker: string, picks: readonly KeyValue[]): Promise<ClaimPass> {
     const entries = picks.map((pick) => ({ pick, id: this.#keys.idOfReady(pick.key) }));
-    const ids = entries.flatMap((entry) => (entry.id === undefined ? [] : [entry.id]));
-    const records = await this.#readRecords(ids, undefined, true);
+    const copies = new Map<string, StoredRecord>();
+    for (const { pick, id } of entries) {
+      const copy = id === undefined || this.#distrusted.delete(pick.key) ? undefined : storedRecord(pick);
+      if (copy?.record.s === 'ready' && copy.record.k === pick.key) copies.set(pick.key, copy);
+    }
+    const ids = entries.flatMap(({ pick, id }) => (id === undefined || copies.has(pick.key) ? [] : [id]));
+    const records =
+      ids.length === 0 ? new Map<string, StoredRecord>() : await this.#readRecords(ids, undefined, true);
     let candidates: Candidate[] = [];
     for (const { pick, id } of entries) {
-      const stored = id === undefined ? undefined : records.get(id);
+      const stored = copies.get(pick.key) ?? (id === undefined ? undefined : records.get(id));
       if (
         id === undefined ||
         stored === undefined ||
@@ -478,12 +493,24 @@ export class EtcdQueue implements Queue {
     }
     if (candidates.length === 0) return { kind: 'conflict' };
     const nonce = randomUUID();
+    let outcome: ClaimPass = { kind: 'conflict' };
     for (let round = 0; round < batchRounds && candidates.length > 0; round++) {
-      const outcome = await this.#claimTxn(session, worker, candidates, nonce);
-      if (outcome.kind !== 'partial') return outcome;
-      candidates = outcome.valid;
+      const attempt = await this.#claimTxn(session, worker, candidates, nonce);
+      if (attempt.kind !== 'partial') {
+        outcome = attempt;
+        break;
+      }
+      candidates = attempt.valid;
     }
-    return { kind: 'conflict' };
+    // A copy that did not lead to a claim may be stale (usually the task was claimed elsewhere and the key is gone):
+    // if the key is seen again, its record is read.
+    const taken = new Set(outcome.kind === 'claimed' ? outcome.claims.map((claim) => claim.readyKey) : []);
+    for (const key of copies.keys()) {
+      if (taken.has(key)) continue;
+      if (this.#distrusted.size >= maxSuspects) this.#distrusted.clear();
+      this.#distrusted.add(key);
+    }
+    return outcome;
   }
 
   /**
@@ -555,6 +582,7 @@ export class EtcdQueue implements Queue {
     }
     if (result.succeeded) {
       const revision = String(result.revision);
+      this.#waker?.forgetReady(claims.map((claim) => claim.readyKey));
       return { kind: 'claimed', claims: claims.map((claim) => claimOf(claim, revision)) };
     }
     if (claims.length === 1) return { kind: 'conflict' };
@@ -614,7 +642,7 @@ export class EtcdQueue implements Queue {
           [
             kv.delete(claimKey),
             kv.put(this.#keys.task(id), encodeRecord(claimed.before, id)),
-            kv.put(claimed.readyKey, ''),
+            kv.put(claimed.readyKey, encodeRecord(claimed.before, id)),
           ],
         );
         return;
@@ -689,14 +717,11 @@ export class EtcdQueue implements Queue {
       const { record } = stored;
       const readyKey = this.#keys.readyKey(record.r, sequenceAt(dueAt), id);
       const taskKey = this.#keys.task(id);
+      const encoded = encodeRecord({ ...record, s: 'ready', k: readyKey }, id);
       const result = await kv.txn(
         `Promoting task ${id} on queue "${this.#name}"`,
         [kv.exists(index.key), kv.modIs(taskKey, stored.modRevision)],
-        [
-          kv.delete(index.key),
-          kv.put(readyKey, ''),
-          kv.put(taskKey, encodeRecord({ ...record, s: 'ready', k: readyKey }, id)),
-        ],
+        [kv.delete(index.key), kv.put(readyKey, encoded), kv.put(taskKey, encoded)],
       );
       if (result.succeeded) promoted += 1;
     }
@@ -809,9 +834,10 @@ export class EtcdQueue implements Queue {
           s: 'ready',
           k: readyKey,
         };
+        const encoded = encodeRecord(withClaimant(ready, record), id);
         result = await kv.txn(`Requeueing orphaned task ${id} on queue "${this.#name}"`, guards, [
-          kv.put(taskKey, encodeRecord(withClaimant(ready, record), id)),
-          kv.put(readyKey, ''),
+          kv.put(taskKey, encoded),
+          kv.put(readyKey, encoded),
         ]);
       }
       if (result.succeeded) requeued += 1;
@@ -863,6 +889,12 @@ class QueueWaker {
   /** The revision of the newest relevant change seen. */
   #latest = 0n;
   #gap = false;
+  /**
+   * The ready keys, kept from the watch's puts and deletes after `#readyAfter`, a revision at which a read found
+   * none; undefined while not kept (before such a read, after a gap, past `maxTrackedReady` keys).
+   */
+  #ready: Map<string, KeyValue> | undefined;
+  #readyAfter = 0n;
 
   constructor(
     context: CoordinatorContext,
@@ -888,6 +920,7 @@ class QueueWaker {
       },
       onCompacted: () => {
         this.#gap = true;
+        this.#ready = undefined;
         this.needsReconcile = true;
         this.#wakeAll();
         return Promise.resolve(undefined);
@@ -940,6 +973,33 @@ class QueueWaker {
     this.#watch.close();
   }
 
+  /** A read found no ready key at `revision`: from then on the watch keeps the ready keys, unless it has a gap. */
+  trackReadyFrom(revision: bigint): void {
+    if (this.#ready !== undefined || this.#gap || revision + 1n < this.#coveredFrom) return;
+    this.#ready = new Map();
+    this.#readyAfter = revision;
+  }
+
+  /**
+   * The first `limit` ready keys in dispatch order as the watch has seen them, with the revision they are known at
+   * (a hint like a serializable read: claims check them); undefined when they are not kept.
+   */
+  readyKeys(limit: number): RangeResult | undefined {
+    if (this.#ready === undefined || this.#gap) return undefined;
+    const keys = [...this.#ready.keys()].sort();
+    const kvs = keys.slice(0, limit).flatMap((key) => {
+      const entry = this.#ready?.get(key);
+      return entry === undefined ? [] : [entry];
+    });
+    const revision = this.#latest > this.#readyAfter ? this.#latest : this.#readyAfter;
+    return { revision, kvs, more: keys.length > limit, count: keys.length };
+  }
+
+  /** Forgets ready keys this member just claimed, before the watch reports their deletion. */
+  forgetReady(keys: readonly string[]): void {
+    for (const key of keys) this.#ready?.delete(key);
+  }
+
   /** True while the watch may have missed changes (its history was compacted and it has not caught up). */
   get gapped(): boolean {
     return this.#gap;
@@ -957,6 +1017,16 @@ class QueueWaker {
     }
     for (const event of events) {
       const { key } = event.kv;
+      if (
+        this.#ready !== undefined &&
+        event.revision > this.#readyAfter &&
+        key.startsWith(this.#keys.ready)
+      ) {
+        if (event.type === 'put') this.#ready.set(key, event.kv);
+        else this.#ready.delete(key);
+        // A backlog this big is read a window at a time instead of kept in memory.
+        if (this.#ready.size > maxTrackedReady) this.#ready = undefined;
+      }
       if (event.type === 'put' && (key.startsWith(this.#keys.ready) || key.startsWith(this.#keys.delayed))) {
         const delayed = this.#keys.parseDelayed(key);
         if (delayed !== undefined) this.#onDelayed(delayed.due);

@@ -1,15 +1,16 @@
 /**
  * A watch on a key or prefix that survives disconnects and compaction: it remembers the last revision it applied,
  * resumes from the next one on a new stream, and when that history was compacted asks its owner to relist.
- * It runs its own gRPC stream rather than etcd3's shared watch manager, whose reconnect can skip events (it resumes
- * from the creation header, not from what was delivered) and which drops a watcher for good on compaction.
+ * It runs on the connection's own shared stream (`WatchHub`) rather than etcd3's watch manager, whose reconnect can
+ * skip events (it resumes from the creation header, not from what was delivered) and which drops a watcher for good
+ * on compaction.
  */
 import { backoffDelay } from '@consortium/core';
 import type { Logger } from '@consortium/core';
 import { FilterType } from 'etcd3';
-import type { IDuplexStream, IWatchCreateRequest, IWatchRequest, IWatchResponse } from 'etcd3';
+import type { IWatchCreateRequest, IWatchResponse } from 'etcd3';
 import { translateEtcdError } from './etcd-errors.js';
-import { closeStream, prefixEnd } from './etcd-kv.js';
+import { prefixEnd } from './etcd-kv.js';
 import type { EtcdKv, KeyValue } from './etcd-kv.js';
 import { reconnectRetry } from './waits.js';
 
@@ -132,67 +133,50 @@ export class KeyWatch {
     });
   }
 
-  /** Runs one stream until it fails, is compacted or the watch closes. */
+  /** Runs one watch on the connection's shared stream until it fails, is compacted or the watch closes. */
   #stream(): Promise<StreamOutcome> {
     return new Promise((resolve) => {
-      let stream: IDuplexStream<IWatchRequest, IWatchResponse> | undefined;
       let settled = false;
       let connected = false;
       const settle = (outcome: StreamOutcome): void => {
         if (settled) return;
         settled = true;
         this.#stopStream = undefined;
-        if (stream !== undefined) closeStream(stream);
+        watch.close();
         resolve(outcome);
       };
       const fail = (error: Error): void => {
         settle({ kind: 'failed', error, connected });
       };
+      const request: IWatchCreateRequest = { ...this.#range(), progress_notify: true };
+      if (this.#next !== undefined) request.start_revision = String(this.#next);
+      if (this.#options.only === 'put') request.filters = [FilterType.Nodelete];
+      if (this.#options.only === 'delete') request.filters = [FilterType.Noput];
+      const watch = this.#kv.watchHub.watch(request, {
+        onResponse: (response) => {
+          if (settled) return;
+          if (response.created) {
+            connected = true;
+            this.#next ??= BigInt(response.header.revision) + 1n;
+            this.#options.onConnected?.(this.#next);
+          }
+          if (response.canceled) {
+            if (response.compact_revision !== '0' && response.compact_revision !== '') {
+              settle({ kind: 'compacted', compactRevision: BigInt(response.compact_revision) });
+            } else {
+              fail(new Error(`etcd cancelled the watch: ${response.cancel_reason || 'no reason given'}`));
+            }
+            return;
+          }
+          if (!response.created) this.#apply(response);
+        },
+        onFailure: (error) => {
+          fail(translateEtcdError(error, `Watching ${this.#options.key}`));
+        },
+      });
       this.#stopStream = () => {
         settle({ kind: 'closed' });
       };
-
-      this.#kv.watchStream().then(
-        (opened) => {
-          stream = opened;
-          if (settled) {
-            closeStream(opened);
-            return;
-          }
-          opened.on('data', (response) => {
-            if (settled) return;
-            if (response.canceled) {
-              if (response.compact_revision !== '0' && response.compact_revision !== '') {
-                settle({ kind: 'compacted', compactRevision: BigInt(response.compact_revision) });
-              } else {
-                fail(new Error(`etcd cancelled the watch: ${response.cancel_reason || 'no reason given'}`));
-              }
-              return;
-            }
-            if (response.created) {
-              connected = true;
-              this.#next ??= BigInt(response.header.revision) + 1n;
-              this.#options.onConnected?.(this.#next);
-              return;
-            }
-            this.#apply(response);
-          });
-          opened.on('error', (error) => {
-            fail(translateEtcdError(error, `Watching ${this.#options.key}`));
-          });
-          opened.on('end', () => {
-            fail(new Error('etcd ended the watch stream'));
-          });
-          const request: IWatchCreateRequest = { ...this.#range(), progress_notify: true };
-          if (this.#next !== undefined) request.start_revision = String(this.#next);
-          if (this.#options.only === 'put') request.filters = [FilterType.Nodelete];
-          if (this.#options.only === 'delete') request.filters = [FilterType.Noput];
-          opened.write({ create_request: request });
-        },
-        (error: unknown) => {
-          fail(error instanceof Error ? error : new Error(String(error)));
-        },
-      );
     });
   }
 

@@ -13,7 +13,6 @@ import type { CoordinatorContext } from './context.js';
 import type { KeyValue } from './etcd-kv.js';
 import { notifyRoot } from './keys.js';
 import { KeyWatch } from './key-watch.js';
-import { TxnBatcher } from './txn-batcher.js';
 
 /** Largest notification; they are signals, not data. */
 const maxMessageBytes = 64 * 1024;
@@ -29,14 +28,12 @@ export class Notifications {
   readonly #context: CoordinatorContext;
   readonly #ttlSeconds: number;
   readonly #subscriptions = new Set<() => void>();
-  readonly #puts: TxnBatcher;
   #lease: NotifyLease | undefined;
   #granting: Promise<NotifyLease> | undefined;
 
   constructor(context: CoordinatorContext, ttlSeconds: number) {
     this.#context = context;
     this.#ttlSeconds = ttlSeconds;
-    this.#puts = new TxnBatcher(context.kv, 'Notifying');
   }
 
   /** Puts `message` on `topic`; throws `InputError` for an empty topic, `PayloadTooLargeError` for a big message. */
@@ -53,7 +50,7 @@ export class Notifications {
       try {
         // An unguarded put: applying twice only repeats a notification, which at-least-once delivery allows.
         const key = notifyRoot + topic;
-        await this.#puts.submit({
+        await this.#context.writes.submit({
           what: `Notifying ${topic}`,
           keys: [key],
           compares: [],

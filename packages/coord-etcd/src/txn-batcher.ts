@@ -1,11 +1,16 @@
 /**
  * Combines small guarded writes that arrive together into one etcd transaction (DESIGN.md §5: every queue write
- * is one transaction whose compares make it apply at most once). Each write brings its compares, its operations and
- * the reads that tell, when the combined transaction fails, whether its own compares held. While one transaction is
- * in flight the next writes gather, so a busy queue pays one consensus round for many acks or enqueues, and an idle
- * one sends a write at once. A failed combination is told apart by those reads (taken atomically with the compares):
- * the writes whose guard failed answer false, the others go again together, alone after a few rounds.
+ * is one transaction whose compares make it apply at most once). One batcher serves a whole coordinator: queue
+ * writes, lock and election stands and withdrawals, and notifications of every topic share its transactions. Each
+ * write brings its compares, its operations (reads among them see the writes before them) and the reads that tell,
+ * when the combined transaction fails, whether its own compares held. The writes made in one turn of the event loop
+ * go together, and while a transaction is in flight the next writes gather, so a busy process pays one consensus
+ * round for many writes; an idle one sends a write after the current turn. A failed combination is told apart by
+ * those reads (taken atomically with the compares): the writes whose guard failed answer false, the others go again
+ * together, alone after a few rounds. A combination refused for a lost lease (one write's lease expired) is run
+ * again one write at a time, so that only the write on that lease fails.
  */
+import { LeaseLostError } from '@consortium/core';
 import type { ICompare, IRequestOp } from 'etcd3';
 import type { EtcdKv, RangeResult } from './etcd-kv.js';
 
@@ -23,10 +28,15 @@ export interface GuardedWrite {
   held(ranges: readonly RangeResult[]): boolean;
 }
 
+/** What became of a write: applied at `revision` with the results of its own reads, or not (a compare failed). */
+export type WriteOutcome =
+  | { readonly applied: true; readonly revision: bigint; readonly ranges: readonly RangeResult[] }
+  | { readonly applied: false };
+
 interface Pending {
   readonly write: GuardedWrite;
   rounds: number;
-  readonly resolve: (applied: boolean) => void;
+  readonly resolve: (outcome: WriteOutcome) => void;
   readonly reject: (error: unknown) => void;
 }
 
@@ -50,15 +60,23 @@ export class TxnBatcher {
   }
 
   /** Resolves true when the write applied, false when its compares failed; rejects with the transaction's error. */
-  submit(write: GuardedWrite): Promise<boolean> {
+  async submit(write: GuardedWrite): Promise<boolean> {
+    return (await this.run(write)).applied;
+  }
+
+  /** Like `submit`, with the revision the write applied at and the results of the reads among its operations. */
+  run(write: GuardedWrite): Promise<WriteOutcome> {
     return new Promise((resolve, reject) => {
       this.#pending.push({ write, rounds: 0, resolve, reject });
-      if (!this.#running) void this.#drain();
+      if (!this.#running) {
+        this.#running = true;
+        // The writes of this turn (a release, a result and an ack made together) go in one transaction.
+        setImmediate(() => void this.#drain());
+      }
     });
   }
 
   async #drain(): Promise<void> {
-    this.#running = true;
     try {
       while (this.#pending.length > 0) await this.#runBatch(this.#take());
     } finally {
@@ -112,11 +130,20 @@ export class TxnBatcher {
         only === undefined ? batch.flatMap((entry) => entry.write.checks) : [],
       );
       if (result.succeeded) {
-        for (const entry of batch) entry.resolve(true);
+        let offset = 0;
+        for (const entry of batch) {
+          const reads = entry.write.success.filter((op) => op.request_range !== undefined).length;
+          entry.resolve({
+            applied: true,
+            revision: result.revision,
+            ranges: result.ranges.slice(offset, offset + reads),
+          });
+          offset += reads;
+        }
         return;
       }
       if (only !== undefined) {
-        only.resolve(false);
+        only.resolve({ applied: false });
         return;
       }
       let offset = 0;
@@ -128,11 +155,18 @@ export class TxnBatcher {
         if (entry.write.held(ranges)) {
           entry.rounds += 1;
           again.push(entry);
-        } else entry.resolve(false);
+        } else entry.resolve({ applied: false });
       }
       // Those whose guards held go first in the next transaction.
       this.#pending.unshift(...again);
     } catch (error) {
+      if (error instanceof LeaseLostError && batch.length > 1) {
+        // etcd refuses the whole transaction when one put names a lease that is gone; nothing applied. Each write
+        // goes again alone, so that only the one on the lost lease fails.
+        for (const entry of batch) entry.rounds = maxRounds;
+        this.#pending.unshift(...batch);
+        return;
+      }
       for (const entry of batch) entry.reject(error);
     }
   }

@@ -303,7 +303,12 @@ export class Intake {
       traceJob(id, 'web.admitted');
       await store.createJob(job);
       traceJob(id, 'web.stored');
-      await coordinator.queue(JOB_QUEUE).enqueue({ id: job.id, payload: job.id });
+      // The job is stored, so a request admitted once the lock is released finds it: the release need not wait for
+      // the enqueue, and the two go to etcd in one transaction.
+      await Promise.all([
+        coordinator.queue(JOB_QUEUE).enqueue({ id: job.id, payload: job.id }),
+        held.release(),
+      ]);
       traceJob(id, 'web.queued');
       return job;
     } finally {

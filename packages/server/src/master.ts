@@ -664,7 +664,9 @@ export class Master implements Runnable {
     const now = clock.now();
     const deleted = state.phase === 'succeeded' && state.attrs[PRESENT_ATTR] === undefined;
     // Check the fence before the node changes; the job is marked ended only after, so a crash in between resumes.
-    await store.updateJob(run.job.id, {}, now, this.fence);
+    // Without a node change there is nothing to guard: the end itself is a fenced write.
+    const changesNode = deleted || (state.phase !== 'cancelled' && !nodeHas(run, state.attrs));
+    if (changesNode) await store.updateJob(run.job.id, {}, now, this.fence);
     if (deleted) await store.deleteNode(run.job.kind, run.job.name, run.node.revision);
     else if (state.phase !== 'cancelled') await this.writeNode(run, state.attrs, now);
     traceJob(run.job.id, 'master.node-written');

@@ -208,7 +208,8 @@ export class Worker implements Runnable {
       try {
         return await this.execute(message);
       } finally {
-        await held.release().catch((error: unknown) => {
+        // Not awaited: the release goes to etcd in one transaction with the result handed back next.
+        void held.release().catch((error: unknown) => {
           logger.warn('releasing the task lock failed; it goes with the lease', {
             task: id,
             error: (error as Error).message,

@@ -149,6 +149,12 @@ const OBSERVED =
   `(SELECT jsonb_object_agg(o.provider, jsonb_build_object('attrs', o.attrs, 'at', o.at)) ` +
   `FROM observations o WHERE o.kind = n.kind AND o.name = n.name) AS observed`;
 
+/** `getNode`. */
+const GET_NODE_SQL = `SELECT ${NODE_COLUMNS}, ${OBSERVED} FROM nodes n WHERE n.kind = $1 AND n.name = $2`;
+
+/** The columns of a token row, named: a prepared statement's columns must not change when a migration adds one. */
+const TOKEN_COLUMNS = 'id, hash, role, description, created_at, expires_at';
+
 /** One owner's reservations in a namespace, in key order (the index test checks the owner index serves it). */
 export const OWNER_RESERVATIONS_SQL =
   'SELECT key, owner FROM reservations WHERE namespace = $1 AND owner = $2 ORDER BY key';
@@ -315,10 +321,7 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async getNode(kind: string, name: string): Promise<StoredNode | undefined> {
-    const rows = await this.query<NodeRow>(
-      `SELECT ${NODE_COLUMNS}, ${OBSERVED} FROM nodes n WHERE n.kind = $1 AND n.name = $2`,
-      [kind, name],
-    );
+    const rows = await this.prepared<NodeRow>(GET_NODE_SQL, [kind, name]);
     return rows[0] === undefined ? undefined : toStoredNode(rows[0]);
   }
 
@@ -333,7 +336,7 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async insertNode(kind: string, name: string, attrs: Attrs, at: number): Promise<StoredNode> {
-    const rows = await this.query<NodeRow>(
+    const rows = await this.prepared<NodeRow>(
       'INSERT INTO nodes AS n (kind, name, attrs, revision, created_at, updated_at) ' +
         `VALUES ($1, $2, $3, 1, $4, $4) ON CONFLICT (kind, name) DO NOTHING RETURNING ${NODE_COLUMNS}, NULL::jsonb AS observed`,
       [kind, name, JSON.stringify(attrs), at],
@@ -352,7 +355,7 @@ export class PostgresStore implements PostgresStoreHandle {
     const params: unknown[] = [JSON.stringify(attrs), at, kind, name];
     if (expectedRevision !== undefined) params.push(expectedRevision);
     // One statement: the revision test and the write happen under the row lock the UPDATE takes.
-    const rows = await this.query<NodeRow>(
+    const rows = await this.prepared<NodeRow>(
       `UPDATE nodes n SET attrs = $1, revision = n.revision + 1, updated_at = $2 WHERE n.kind = $3 AND n.name = $4 ` +
         `${expectedRevision === undefined ? '' : 'AND n.revision = $5 '}RETURNING ${NODE_COLUMNS}, ${OBSERVED}`,
       params,
@@ -415,7 +418,7 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async createJob(job: JobRecord): Promise<void> {
-    const rows = await this.query(
+    const rows = await this.prepared(
       'INSERT INTO jobs (id, kind, name, state, created_at, updated_at, record) VALUES ($1, $2, $3, $4, $5, $6, $7) ' +
         'ON CONFLICT (id) DO NOTHING RETURNING 1',
       [job.id, job.kind, job.name, job.state, job.createdAt, job.updatedAt, JSON.stringify(job)],
@@ -424,13 +427,17 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async getJob(id: string): Promise<JobRecord | undefined> {
-    const rows = await this.query<{ record: JobRecord }>('SELECT record FROM jobs WHERE id = $1', [id]);
+    const rows = await this.prepared<{ record: JobRecord }>('SELECT record FROM jobs WHERE id = $1', [id]);
     return rows[0]?.record;
   }
 
   async updateJob(id: string, patch: JobPatch, at: number, fence?: string): Promise<JobRecord> {
     checkFence(fence);
-    return this.transaction((client) => writeJob(client, id, patch, at, fence));
+    const rows = await this.prepared<{ record: JobRecord }>(
+      UPDATE_JOB_SQL,
+      jobWriteParams(id, patch, at, fence),
+    );
+    return rows[0]?.record ?? this.refusedJobWrite(id, patch, at, fence);
   }
 
   async endJob(
@@ -441,12 +448,16 @@ export class PostgresStore implements PostgresStoreHandle {
     fence?: string,
   ): Promise<{ readonly job: JobRecord; readonly event: JobEvent }> {
     checkFence(fence);
-    return this.transaction(async (client) => {
-      const job = await writeJob(client, id, patch, at, fence);
-      const event = await writeEvent(client, id, ending.event.type, ending.event.data, at);
-      if (ending.audit !== undefined) await writeAudit(client, ending.audit);
-      return { job, event };
-    });
+    const { event, audit } = ending;
+    const params = [...jobWriteParams(id, patch, at, fence), event.type, JSON.stringify(event.data)];
+    if (audit !== undefined) params.push(...auditParams(audit));
+    const rows = await this.prepared<{ record: JobRecord; seq: number }>(
+      audit === undefined ? STEP_JOB_SQL : END_JOB_SQL,
+      params,
+    );
+    const row = rows[0];
+    if (row === undefined) return this.refusedJobWrite(id, patch, at, fence);
+    return { job: row.record, event: { jobId: id, seq: row.seq, at, type: event.type, data: event.data } };
   }
 
   async stepJob(
@@ -471,22 +482,36 @@ export class PostgresStore implements PostgresStoreHandle {
       const after = decodeJobCursor(options.cursor);
       where.push(`(created_at, id) < (${param(after.createdAt)}::bigint, ${param(after.id)})`);
     }
-    const rows = await this.query<{ record: JobRecord }>(
+    const sql =
       `SELECT record FROM jobs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
-        `ORDER BY created_at DESC, id DESC LIMIT ${param(limit + 1)}`,
-      params,
-    );
+      `ORDER BY created_at DESC, id DESC LIMIT ${param(limit + 1)}`;
+    // One node's jobs (what every change reads) come from the node index whatever the values: a prepared
+    // statement's plan. Other listings are planned for their values (a state may hold most jobs, or none).
+    const oneNode = options.kind !== undefined && options.name !== undefined;
+    const rows = oneNode
+      ? await this.prepared<{ record: JobRecord }>(sql, params)
+      : await this.query<{ record: JobRecord }>(sql, params);
     const items = rows.slice(0, limit).map((row) => row.record);
     const last = items[items.length - 1];
     return rows.length > limit && last !== undefined ? { items, next: encodeJobCursor(last) } : { items };
   }
 
   async appendEvent(jobId: string, type: string, data: JsonObject, at: number): Promise<JobEvent> {
-    return this.withClient((client) => writeEvent(client, jobId, type, data, at));
+    // The job's counter hands out the number under the job's row lock, so concurrent appends (from any process)
+    // get distinct, gapless numbers; the counter and the event commit together or not at all.
+    const rows = await this.prepared<{ seq: number }>(APPEND_EVENT_SQL, [
+      jobId,
+      at,
+      type,
+      JSON.stringify(data),
+    ]);
+    const seq = rows[0]?.seq;
+    if (seq === undefined) throw new NotFoundError(`Job ${jobId} not found`);
+    return { jobId, seq, at, type, data };
   }
 
   async listEvents(jobId: string, afterSeq: number): Promise<readonly JobEvent[]> {
-    const rows = await this.query<{ seq: number; at: number; type: string; data: JsonObject }>(
+    const rows = await this.prepared<{ seq: number; at: number; type: string; data: JsonObject }>(
       'SELECT seq, at, type, data FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq',
       [jobId, afterSeq],
     );
@@ -494,7 +519,7 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async appendAudit(entry: AuditEntry): Promise<void> {
-    await this.withClient((client) => writeAudit(client, entry));
+    await this.prepared(INSERT_AUDIT_SQL, auditParams(entry));
   }
 
   async listAudit(options: ListAuditOptions): Promise<Page<AuditEntry>> {
@@ -547,12 +572,14 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async findToken(hash: string): Promise<TokenRecord | undefined> {
-    const rows = await this.query<TokenRow>('SELECT * FROM tokens WHERE hash = $1', [hash]);
+    const rows = await this.prepared<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE hash = $1`, [hash]);
     return rows[0] === undefined ? undefined : toToken(rows[0]);
   }
 
   async listTokens(): Promise<readonly TokenRecord[]> {
-    return (await this.query<TokenRow>('SELECT * FROM tokens ORDER BY created_at, id')).map(toToken);
+    return (
+      await this.prepared<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id`, [])
+    ).map(toToken);
   }
 
   async deleteToken(id: string): Promise<void> {
@@ -738,12 +765,41 @@ export class PostgresStore implements PostgresStoreHandle {
     }
   }
 
+  /**
+   * One statement of fixed text as a prepared statement of each pooled connection: parsed and planned once per
+   * connection instead of on every call, and sent without its text after the first. Only for the statements every
+   * job runs, whose text never changes and whose plan does not depend on the values (a key lookup, a row write);
+   * filters and pages stay one-off statements, planned for their values.
+   */
+  private async prepared<R extends QueryResultRow = QueryResultRow>(
+    sql: string,
+    params: readonly unknown[],
+  ): Promise<R[]> {
+    this.checkOpen();
+    try {
+      return (await this.pool.query<R>({ name: statementName(sql), text: sql, values: [...params] })).rows;
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
   private async revisionOf(kind: string, name: string): Promise<number | undefined> {
-    const rows = await this.query<{ revision: number }>(
+    const rows = await this.prepared<{ revision: number }>(
       'SELECT revision FROM nodes WHERE kind = $1 AND name = $2',
       [kind, name],
     );
     return rows[0]?.revision;
+  }
+
+  /**
+   * Why a job write changed no row: the job is missing (`NotFoundError`) or a newer master wrote it
+   * (`LeaseLostError`, as `applyJobPatch` words it). Fences only grow, so a write refused for its fence stays refused.
+   */
+  private async refusedJobWrite(id: string, patch: JobPatch, at: number, fence?: string): Promise<never> {
+    const current = await this.getJob(id);
+    if (current === undefined) throw new NotFoundError(`Job ${id} not found`);
+    applyJobPatch(current, patch, at, fence);
+    throw new InternalError(`The write of job ${id} changed no row, yet its fence admits it`);
   }
 
   private checkOpen(): void {
@@ -790,7 +846,7 @@ const EXPORTS: Readonly<Record<StoreRecordType, { select: string; keys: readonly
     select: 'SELECT id, at, actor, action, kind, name, job_id, before_attrs, after_attrs FROM audit',
     keys: ['id'],
   },
-  token: { select: 'SELECT * FROM tokens', keys: ['id'] },
+  token: { select: `SELECT ${TOKEN_COLUMNS} FROM tokens`, keys: ['id'] },
   reservation: { select: 'SELECT namespace, key, owner FROM reservations', keys: ['namespace', 'key'] },
 };
 
@@ -1021,66 +1077,86 @@ function checkFence(fence: string | undefined): void {
   }
 }
 
-/** The body of `updateJob`, inside the caller's transaction. */
-async function writeJob(
-  client: PoolClient,
-  id: string,
-  patch: JobPatch,
-  at: number,
-  fence: string | undefined,
-): Promise<JobRecord> {
-  // FOR UPDATE: the fence is read and the record written under one row lock, so a newer master's write cannot
-  // slip in between.
-  const result = await client.query<{ record: JobRecord }>(
-    'SELECT record FROM jobs WHERE id = $1 FOR UPDATE',
-    [id],
-  );
-  const current = result.rows[0]?.record;
-  if (current === undefined) throw new NotFoundError(`Job ${id} not found`);
-  const job = applyJobPatch(current, patch, at, fence);
-  await client.query('UPDATE jobs SET state = $1, updated_at = $2, record = $3 WHERE id = $4', [
-    job.state,
-    at,
-    JSON.stringify(job),
-    id,
-  ]);
-  return job;
+/**
+ * Whether the fencing token `$5` (NULL: an unfenced write) admits a write of the job row: no master has fenced it
+ * yet, or the newest one had a token no greater (compared as integers, so "10" is newer than "9"). Inside the
+ * UPDATE's WHERE, PostgreSQL checks it against the row as it stands under the row lock, re-reading a row that a
+ * concurrent write changed, so a newer master's write cannot slip in between the check and the write.
+ */
+const FENCE_ADMITS = `($5::numeric IS NULL OR (record->>'fence') IS NULL OR (record->>'fence')::numeric <= $5::numeric)`;
+
+/**
+ * The SET of a job write: the patch merged over the record (top-level keys, as `applyJobPatch` spreads them), the
+ * state column kept in step with the record's.
+ */
+const JOB_SET = 'state = COALESCE($2::text, state), updated_at = $3::bigint, record = record || $4::jsonb';
+
+/** `updateJob` in one statement: one round trip, no transaction. */
+const UPDATE_JOB_SQL = `UPDATE jobs SET ${JOB_SET} WHERE id = $1 AND ${FENCE_ADMITS} RETURNING record`;
+
+/**
+ * `stepJob` in one statement: the job write, and the event numbered by the job's counter in the same row update
+ * (the row lock hands out distinct, gapless numbers); the event is written only when the job write was.
+ */
+const STEP_JOB_SQL =
+  `WITH j AS (UPDATE jobs SET ${JOB_SET}, events = events + 1 WHERE id = $1 AND ${FENCE_ADMITS} ` +
+  'RETURNING record, events), ' +
+  'e AS (INSERT INTO job_events (job_id, seq, at, type, data) ' +
+  'SELECT $1, j.events, $3::bigint, $6::text, $7::jsonb FROM j RETURNING seq) ' +
+  'SELECT j.record, e.seq FROM j, e';
+
+/** `endJob` with an audit entry in one statement: `STEP_JOB_SQL` and the entry, written only with the job. */
+const END_JOB_SQL =
+  `WITH j AS (UPDATE jobs SET ${JOB_SET}, events = events + 1 WHERE id = $1 AND ${FENCE_ADMITS} ` +
+  'RETURNING record, events), ' +
+  'e AS (INSERT INTO job_events (job_id, seq, at, type, data) ' +
+  'SELECT $1, j.events, $3::bigint, $6::text, $7::jsonb FROM j RETURNING seq), ' +
+  'a AS (INSERT INTO audit (at, actor, action, kind, name, job_id, before_attrs, after_attrs) ' +
+  'SELECT $8::bigint, $9::text, $10::text, $11::text, $12::text, $13::text, $14::jsonb, $15::jsonb FROM j) ' +
+  'SELECT j.record, e.seq FROM j, e';
+
+/**
+ * Parameters $1-$5 of a job write. The merged object is `applyJobPatch`'s: the patch's defined keys (JSON leaves out
+ * undefined ones), the fence of a fenced write, the time.
+ */
+function jobWriteParams(id: string, patch: JobPatch, at: number, fence: string | undefined): unknown[] {
+  const merge = { ...patch, ...(fence === undefined ? {} : { fence }), updatedAt: at };
+  return [id, patch.state ?? null, at, JSON.stringify(merge), fence ?? null];
 }
 
-/** The body of `appendEvent`. */
-async function writeEvent(
-  client: PoolClient,
-  jobId: string,
-  type: string,
-  data: JsonObject,
-  at: number,
-): Promise<JobEvent> {
-  // The job's counter hands out the number under the job's row lock, so concurrent appends (from any process)
-  // get distinct, gapless numbers; the counter and the event commit together or not at all.
-  const result = await client.query<{ seq: number }>(
-    'WITH s AS (UPDATE jobs SET events = events + 1 WHERE id = $1 RETURNING events) ' +
-      'INSERT INTO job_events (job_id, seq, at, type, data) SELECT $1, events, $2, $3, $4 FROM s RETURNING seq',
-    [jobId, at, type, JSON.stringify(data)],
-  );
-  const seq = result.rows[0]?.seq;
-  if (seq === undefined) throw new NotFoundError(`Job ${jobId} not found`);
-  return { jobId, seq, at, type, data };
+/** The columns of an audit entry, in the order `INSERT_AUDIT_SQL` and `END_JOB_SQL` take them. */
+function auditParams(entry: AuditEntry): unknown[] {
+  return [
+    entry.at,
+    entry.actor,
+    entry.action,
+    entry.kind,
+    entry.name,
+    entry.jobId ?? null,
+    entry.before === null ? null : JSON.stringify(entry.before),
+    entry.after === null ? null : JSON.stringify(entry.after),
+  ];
 }
 
-/** The body of `appendAudit`. */
-async function writeAudit(client: PoolClient, entry: AuditEntry): Promise<void> {
-  await client.query(
-    'INSERT INTO audit (at, actor, action, kind, name, job_id, before_attrs, after_attrs) ' +
-      'VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-    [
-      entry.at,
-      entry.actor,
-      entry.action,
-      entry.kind,
-      entry.name,
-      entry.jobId ?? null,
-      entry.before === null ? null : JSON.stringify(entry.before),
-      entry.after === null ? null : JSON.stringify(entry.after),
-    ],
-  );
+/** `appendEvent`: the job's counter bumped and the event written under its number, in one statement. */
+const APPEND_EVENT_SQL =
+  'WITH s AS (UPDATE jobs SET events = events + 1 WHERE id = $1 RETURNING events) ' +
+  'INSERT INTO job_events (job_id, seq, at, type, data) SELECT $1, events, $2, $3, $4 FROM s RETURNING seq';
+
+/** `appendAudit`. */
+const INSERT_AUDIT_SQL =
+  'INSERT INTO audit (at, actor, action, kind, name, job_id, before_attrs, after_attrs) ' +
+  'VALUES ($1, $2, $3, $4, $5, $6, $7, $8)';
+
+/** The names of the prepared statements, by their text. */
+const statementNames = new Map<string, string>();
+
+/** The name of the prepared statement of `sql`: one per distinct text, the same on every connection. */
+function statementName(sql: string): string {
+  let name = statementNames.get(sql);
+  if (name === undefined) {
+    name = `consortium_${statementNames.size + 1}`;
+    statementNames.set(sql, name);
+  }
+  return name;
 }

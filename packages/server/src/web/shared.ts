@@ -26,7 +26,7 @@ import type winston from 'winston';
 import type { HookPublisher } from '../hooks.js';
 import type { Metrics } from '../metrics.js';
 import type { KindRuntime, Kinds } from '../plugins.js';
-import { JOB_TOPIC_PREFIX, jobOfTopic } from '../protocol.js';
+import { JOB_TOPIC_PREFIX, decodeJobNotice, jobOfTopic } from '../protocol.js';
 import { parseDecimalInteger } from './filters.js';
 
 /** Dependencies of the web role. */
@@ -160,17 +160,21 @@ export async function jobOf(store: Store, id: string): Promise<JobRecord> {
  * The wake-ups of the requests waiting for jobs in this process: one subscription to every job's topic, opened by
  * the first wait and kept as long as the coordinator, instead of one per request. A subscription per request cost a
  * watch set up on etcd per wait, and a job that ended before that watch stood was only seen by the next poll.
+ * A waiter waits for the job's end, so only the notice of its `ended` event (or one this process cannot read) wakes
+ * it: a wake-up per step cost a read of the job per step, to find it still running.
  */
 class JobWakeups {
   readonly #waiters = new Map<string, Set<() => void>>();
 
   constructor(coordinator: Coordinator) {
-    coordinator.subscribe(JOB_TOPIC_PREFIX, (topic) => {
+    coordinator.subscribe(JOB_TOPIC_PREFIX, (topic, message) => {
+      const notice = decodeJobNotice(message);
+      if (notice?.kind === 'cancel' || (notice?.kind === 'event' && notice.type !== 'ended')) return;
       for (const wake of this.#waiters.get(jobOfTopic(topic)) ?? []) wake();
     });
   }
 
-  /** Calls `wake` on every notice about job `id` until the returned function is called. */
+  /** Calls `wake` on every notice that job `id` may have ended, until the returned function is called. */
   listen(id: string, wake: () => void): () => void {
     let waiters = this.#waiters.get(id);
     if (waiters === undefined) {
@@ -194,6 +198,14 @@ function jobWakeups(coordinator: Coordinator): JobWakeups {
     wakeups.set(coordinator, found);
   }
   return found;
+}
+
+/**
+ * Calls `wake` on every notice about job `id` until the returned function is called, through the process's one
+ * subscription to every job's topic (one Map lookup per notice, however many requests and streams listen).
+ */
+export function listenForJob(coordinator: Coordinator, id: string, wake: () => void): () => void {
+  return jobWakeups(coordinator).listen(id, wake);
 }
 
 /** Waits until a job ends or `ms` pass; returns the job as it then stands. */

@@ -1,16 +1,16 @@
 /** Jobs: the list, one job (optionally waiting for its end), cancelling, and its event stream (SSE). */
 import express from 'express';
-import { createSession } from 'better-sse';
 import type { JobEvent, JobState } from '@consortium/core';
 import { ConflictError, InputError } from '@consortium/core';
 import { encodeJobNotice, jobTopic } from '../../protocol.js';
 import { actorNames } from '../actors.js';
 import { requireRole } from '../auth.js';
 import type { WebDeps } from '../shared.js';
-import { TERMINAL, jobOf, parseLimit, parseWait, single, waitForJob } from '../shared.js';
+import { TERMINAL, jobOf, listenForJob, parseLimit, parseWait, single, waitForJob } from '../shared.js';
+import { openEventStream, sseEvent } from '../sse.js';
 import { jobView } from '../views.js';
 
-/** How often an event stream reads its job's events without a notice (a lost notice is late by at most this). */
+/** The longest an event stream goes without reading its job's events when no notice comes (a lost notice is late by at most this). */
 const EVENT_POLL_MS = 3000;
 
 /** The router of `/api/jobs`. */
@@ -70,40 +70,62 @@ export function jobsRouter(
   router.get('/jobs/:id/events', async (req, res) => {
     requireRole(res, 'reader');
     const job = await jobOf(store, req.params['id']);
-    const session = await createSession(req, res, { keepAlive: 15_000 });
+    const stream = openEventStream(req, res, { retryMs: 2000, keepAliveMs: 15_000 });
     // Last-Event-ID is a decimal event number; anything else starts from the beginning.
-    let last = /^(0|[1-9][0-9]{0,15})$/.test(session.lastId) ? Number(session.lastId) : 0;
-    let pumping = Promise.resolve();
+    let last = /^(0|[1-9][0-9]{0,15})$/.test(stream.lastEventId) ? Number(stream.lastEventId) : 0;
+    // Whether the job's `ended` may lie at or before `last`: only while the client's Last-Event-ID is all that is
+    // known. From 0, or once an event was sent, `ended` (the job's last event) comes after `last` and a read of the
+    // events finds it, so a poll needs no second read of the job.
+    let beyond = last > 0;
     let ended = false;
-    /** Sends one event; true when it is the last (`ended`). */
-    const push = (event: JobEvent): boolean => {
-      session.push({ ...event, at: new Date(event.at).toISOString() }, event.type, String(event.seq));
-      last = Math.max(last, event.seq);
-      return event.type === 'ended';
-    };
+    let closed = false;
+    let pumping = Promise.resolve();
+    const encode = (event: JobEvent): string =>
+      sseEvent(event.type, String(event.seq), { ...event, at: new Date(event.at).toISOString() });
+    /** Sends the events after `last` in one write (the first write also sends the headers); ends after `ended`. */
     const pump = async (): Promise<void> => {
-      if (ended) return;
+      if (ended || closed) return;
       const events = await store.listEvents(job.id, last);
-      for (const event of events) if (push(event)) ended = true;
-      if (!ended && events.length === 0 && TERMINAL.includes((await jobOf(store, job.id)).state)) {
+      let chunk = '';
+      for (const event of events) {
+        chunk += encode(event);
+        last = Math.max(last, event.seq);
+        beyond = false;
+        if (event.type === 'ended') ended = true;
+      }
+      if (!ended && beyond && events.length === 0 && TERMINAL.includes((await jobOf(store, job.id)).state)) {
         // An ended job whose `ended` event lies at or before Last-Event-ID (a client that claims to have seen
         // more than there is): the stream still ends with `ended`, so that no client waits for an event that
         // will never come.
         const final = (await store.listEvents(job.id, 0)).findLast((event) => event.type === 'ended');
-        if (final !== undefined) ended = push(final);
+        if (final !== undefined) {
+          chunk += encode(final);
+          ended = true;
+        }
       }
-      if (ended) res.end();
+      if (ended) stream.end(chunk);
+      else stream.send(chunk);
     };
+    // The master sends its notices without waiting for etcd, and one that fails is lost: a poll makes it late by
+    // at most EVENT_POLL_MS. A wake restarts the poll's period (a stream that hears notices does not poll), and each
+    // stream's period lies between half of EVENT_POLL_MS and all of it, so that streams opened together do not
+    // read the store together.
+    const poll = setInterval(
+      () => {
+        wake();
+      },
+      EVENT_POLL_MS * (0.5 + Math.random() / 2),
+    );
     const wake = (): void => {
+      poll.refresh();
       pumping = pumping.then(pump).catch((error: unknown) => {
         logger.warn('event stream failed', { job: job.id, error: (error as Error).message });
-        res.end();
+        stream.end();
       });
     };
-    const unsubscribe = coordinator.subscribe(jobTopic(job.id), wake);
-    // The master sends its notices without waiting for etcd, and one that fails is lost: a slow poll makes it late.
-    const poll = setInterval(wake, EVENT_POLL_MS);
+    const unsubscribe = listenForJob(coordinator, job.id, wake);
     res.on('close', () => {
+      closed = true;
       clearInterval(poll);
       unsubscribe();
     });
