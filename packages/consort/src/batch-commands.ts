@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import type { BatchOptions } from './batch.js';
 import { countsLine } from './batch.js';
-import type { Client } from './client.js';
+import type { ClientFor, GlobalOptions, RunCommand } from './command-line.js';
 import { EXIT } from './errors.js';
 import type { Output } from './render.js';
 import { printValue, table } from './render.js';
@@ -49,12 +49,6 @@ export function batchRequest(
   };
 }
 
-/** The options every command has. */
-interface GlobalOptions {
-  context?: string | undefined;
-  output: Output;
-}
-
 interface Listed {
   id: string;
   kind: string;
@@ -67,11 +61,7 @@ interface Listed {
 }
 
 /** `consort batches list|get|cancel`. */
-export function batchCommands(
-  y: Argv<GlobalOptions>,
-  clientFor: (argv: GlobalOptions) => Client,
-  run: (body: () => Promise<number | undefined>) => Promise<void>,
-) {
+export function batchCommands(y: Argv<GlobalOptions>, clientFor: ClientFor, run: RunCommand) {
   const show = (argv: GlobalOptions, value: unknown, tableOf: () => string): void => {
     if (argv.output.format === 'table') process.stdout.write(`${tableOf()}\n`);
     else printValue(value, argv.output);

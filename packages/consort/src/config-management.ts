@@ -6,8 +6,8 @@
  */
 import type { Argv } from 'yargs';
 import type { Client } from './client.js';
+import type { ClientFor, GlobalOptions, RunCommand } from './command-line.js';
 import { CliError, EXIT, exitForStatus, usage } from './errors.js';
-import type { Output } from './render.js';
 
 /** The kinds that are machines Ansible can reach. */
 const MACHINE_KINDS = ['host', 'hypervisor'];
@@ -84,10 +84,10 @@ async function machines(client: Client): Promise<ListedNode[]> {
 }
 
 /** Registers `enc` and `inventory` on the command line. */
-export function configManagementCommands<T extends { output: Output; context?: string | undefined }>(
+export function configManagementCommands<T extends GlobalOptions>(
   y: Argv<T>,
-  clientFor: (argv: { context?: string | undefined; output: Output }) => Client,
-  run: (body: () => Promise<number | undefined>) => Promise<void>,
+  clientFor: ClientFor,
+  run: RunCommand,
 ): Argv<T> {
   return y
     .command(

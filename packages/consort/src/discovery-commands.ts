@@ -5,16 +5,10 @@
  */
 import type { AdoptionView, DiscoveryView, DriftView, UnmanagedView } from '@consortium/core';
 import type { Argv } from 'yargs';
-import type { Client } from './client.js';
+import type { ClientFor, GlobalOptions, RunCommand } from './command-line.js';
 import { EXIT, usage } from './errors.js';
 import type { Output, Table } from './render.js';
 import { cell, csv, flatten, plural, printValue, table } from './render.js';
-
-/** The options every command has. */
-interface GlobalOptions {
-  context?: string | undefined;
-  output: Output;
-}
 
 /** Prints a table (or its CSV), else the value as JSON, YAML or a JSONPath of it. */
 function print(output: Output, value: unknown, shown: Table): void {
@@ -81,8 +75,8 @@ export function adoptionTable(view: AdoptionView): Table {
 /** Registers `discover` and `adopt` on the command line. */
 export function discoveryCommands<T extends GlobalOptions>(
   y: Argv<T>,
-  clientFor: (argv: GlobalOptions) => Client,
-  run: (body: () => Promise<number | undefined>) => Promise<void>,
+  clientFor: ClientFor,
+  run: RunCommand,
 ): Argv<T> {
   return y
     .command(

@@ -1,15 +1,8 @@
 /** `consort hooks list|create|delete|deliveries|enable`: subscriptions of other systems to Consortium's events. */
 import type { Argv } from 'yargs';
-import type { Client } from './client.js';
+import type { ClientFor, GlobalOptions, RunCommand } from './command-line.js';
 import { EXIT, usage } from './errors.js';
-import type { Output } from './render.js';
 import { printValue, table } from './render.js';
-
-/** The options every command has. */
-interface GlobalOptions {
-  context?: string | undefined;
-  output: Output;
-}
 
 /** A hook as the API shows it (the secret only in the answer to a create). */
 interface HookView {
@@ -48,11 +41,7 @@ const hookRow = (h: HookView): string[] => [
 const HOOK_HEADER = ['ID', 'ENABLED', 'EVENTS', 'KIND', 'FILTER', 'URL'];
 
 /** `consort hooks ...`. */
-export function hookCommands(
-  y: Argv<GlobalOptions>,
-  clientFor: (argv: GlobalOptions) => Client,
-  run: (body: () => Promise<number | undefined>) => Promise<void>,
-) {
+export function hookCommands(y: Argv<GlobalOptions>, clientFor: ClientFor, run: RunCommand) {
   const show = (argv: GlobalOptions, value: unknown, tableOf: () => string): void => {
     if (argv.output.format === 'table') process.stdout.write(`${tableOf()}\n`);
     else printValue(value, argv.output);

@@ -1,28 +1,31 @@
 /**
  * `consort`, the shell client operators live in (DESIGN.md §8): get, list, search, create, set, delete, explain,
  * history, jobs, schema, token, context, completion. A change waits and draws its job live unless `--no-wait`.
- * Exit codes: see `EXIT` (errors.ts); `consort --help` lists them.
+ * Exit codes: see `EXIT` (errors.ts); `consort --help` lists them. Each group of commands is a module; this one
+ * wires them under the global options, runs them and turns their errors into exit codes.
  */
-import type { Argv, FallbackCompletionFunction } from 'yargs';
+import type { Argv } from 'yargs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { missingArguments, normalizeBooleanFlags } from './arguments.js';
-import { Client } from './client.js';
 import { batchCommands } from './batch-commands.js';
 import { changeCommands } from './change-commands.js';
+import { Client } from './client.js';
 import type { GlobalOptions } from './command-line.js';
-import { schemaModule, show, urlPath } from './command-line.js';
+import { completionCommands, serverCompletions } from './completion.js';
+import { resolveTarget } from './config.js';
 import { configManagementCommands } from './config-management.js';
+import { contextCommands } from './context-commands.js';
 import { discoveryCommands } from './discovery-commands.js';
+import { CliError, EXIT, EXIT_CODES_HELP } from './errors.js';
+import { helpWidth, version, wrapHelp } from './help.js';
 import { historyCommands } from './history-commands.js';
 import { hookCommands } from './hook-commands.js';
 import { jobCommands } from './job-commands.js';
-import { configPath, readConfig, resolveTarget, writeConfig } from './config.js';
-import { CliError, EXIT, EXIT_CODES_HELP, usage } from './errors.js';
-import { helpWidth, version, wrapHelp } from './help.js';
 import { nodeCommands } from './node-commands.js';
-import { FORMATS, cell, parseOutput, table } from './render.js';
-import type { Schema } from './schema.js';
+import { FORMATS, parseOutput } from './render.js';
+import { schemaCommands } from './schema-commands.js';
+import { tokenCommands } from './token-commands.js';
 
 /** Runs a command body, turning errors into one line on stderr and the right exit code. */
 async function run(body: () => Promise<number | undefined>): Promise<void> {
@@ -60,6 +63,7 @@ export function cli(argv: readonly string[]): Argv<GlobalOptions> {
     })
     .strict()
     .recommendCommands();
+  // Commands are listed in --help in the order they are registered here.
   parser = nodeCommands(parser, clientFor, run);
   parser = changeCommands(parser, clientFor, run);
   parser = historyCommands(parser, clientFor, run)
@@ -67,232 +71,11 @@ export function cli(argv: readonly string[]): Argv<GlobalOptions> {
     .command('hooks', 'webhooks: list, create, delete, enable, deliveries', (y) =>
       hookCommands(y, clientFor, run),
     )
-    .command('jobs', 'list, show, watch and cancel jobs', (y) => jobCommands(y, clientFor, run))
-    .command(
-      'schema [kind]',
-      "the kinds, or one kind's attributes with their owners, descriptions and references",
-      (y) =>
-        y
-          .positional('kind', { type: 'string', describe: 'a kind; without it, every kind' })
-          .example('$0 schema host', 'attributes of host, who owns them, what they mean'),
-      (a) =>
-        run(async () => {
-          const client = clientFor(a);
-          if (a.kind === undefined) {
-            const body = (await client.request('GET', '/api/schema')).body as {
-              kinds: { name: string; description?: string; providers: string[] }[];
-            };
-            show(a, body, () => ({
-              headers: ['KIND', 'PROVIDERS', 'DESCRIPTION'],
-              rows: body.kinds.map((k) => [k.name, k.providers.join(','), k.description ?? '']),
-            }));
-            return EXIT.ok;
-          }
-          const { fetchSchema } = await schemaModule();
-          const document = await fetchSchema(client, a.kind);
-          show(a, document, () => {
-            const rows: string[][] = [];
-            const walk = (properties: Record<string, Schema>, prefix: string): void => {
-              for (const [name, s] of Object.entries(properties)) {
-                const items = s['items'] as Schema | undefined;
-                const type =
-                  s['x-list-type'] === undefined
-                    ? cell(s['type'] ?? (s['enum'] !== undefined ? 'enum' : ''))
-                    : `${cell(s['type'])} (${cell(s['x-list-type'])})`;
-                const values = s['enum'] === undefined ? cell(items?.['enum']) : cell(s['enum']);
-                const ref = s['x-ref'] ?? items?.['x-ref'];
-                rows.push([
-                  `${prefix}${name}`,
-                  type,
-                  cell(s['x-authority']),
-                  ref === undefined ? '' : `-> ${cell(ref)}`,
-                  values,
-                  cell(s['description']),
-                ]);
-                if (s['x-list-type'] === 'map' && items?.['properties'] !== undefined) {
-                  walk(items['properties'] as Record<string, Schema>, `${prefix}${name}[*].`);
-                }
-              }
-            };
-            walk((document['properties'] ?? {}) as Record<string, Schema>, '');
-            return {
-              headers: ['ATTRIBUTE', 'TYPE', 'AUTHORITY', 'REFERS TO', 'VALUES', 'DESCRIPTION'],
-              rows,
-            };
-          });
-          return EXIT.ok;
-        }),
-    )
-    .command('token', 'API tokens (admin)', (y) =>
-      y
-        .command(
-          'create',
-          'make a token and print it (shown once)',
-          (c) =>
-            c
-              .option('role', {
-                choices: ['reader', 'operator', 'admin'] as const,
-                demandOption: true,
-                describe: 'reader reads (and explains), operator changes, admin also manages tokens',
-              })
-              .option('description', {
-                type: 'string',
-                describe: 'who or what uses it; jobs and the audit log show it',
-              })
-              .option('ttl', { type: 'number', describe: 'seconds until it expires' })
-              .example('$0 token create --role operator --description "ci"', 'a token for CI'),
-          (a) =>
-            run(async () => {
-              const body = {
-                role: a.role,
-                ...(a.description === undefined ? {} : { description: a.description }),
-                ...(a.ttl === undefined ? {} : { ttlSeconds: a.ttl }),
-              };
-              const answer = await clientFor(a).request('POST', '/api/tokens', { body });
-              const made = answer.body as { token: string };
-              show(a, made, () => made.token);
-              return EXIT.ok;
-            }),
-        )
-        .command(
-          'list',
-          'list the tokens (never their secrets)',
-          (c) => c.example('$0 token list', 'who can call the API'),
-          (a) =>
-            run(async () => {
-              const answer = await clientFor(a).request('GET', '/api/tokens');
-              const { items } = answer.body as {
-                items: {
-                  id: string;
-                  role: string;
-                  description: string | null;
-                  createdAt: string;
-                  expiresAt: string | null;
-                }[];
-              };
-              show(a, items, () =>
-                table(
-                  ['ID', 'ROLE', 'DESCRIPTION', 'CREATED', 'EXPIRES'],
-                  items.map((t) => [t.id, t.role, t.description ?? '', t.createdAt, t.expiresAt ?? 'never']),
-                ),
-              );
-              return EXIT.ok;
-            }),
-        )
-        .command(
-          'revoke <id>',
-          'revoke a token: it stops working at once on every web process',
-          (c) =>
-            c
-              .positional('id', {
-                type: 'string',
-                demandOption: true,
-                describe: 'the token id (token list)',
-              })
-              .example('$0 token revoke 3f9a1c0b7d2e', 'revoke a leaked token'),
-          (a) =>
-            run(async () => {
-              const answer = await clientFor(a).request('DELETE', `/api/tokens/${urlPath(a.id)}`);
-              show(a, answer.body, () => `revoked ${a.id}`);
-              return EXIT.ok;
-            }),
-        )
-        .demandCommand(1, 'name a token command: create, list, revoke'),
-    )
-    .command('context', 'named servers in the config file', (y) =>
-      y
-        .command(
-          'set <name>',
-          'add or change a context',
-          (c) =>
-            c
-              .positional('name', { type: 'string', demandOption: true, describe: 'the context name' })
-              .option('url', { type: 'string', demandOption: true, describe: 'the server URL' })
-              .option('token', { type: 'string', describe: 'the API token (cst_...)' })
-              .option('use', { type: 'boolean', describe: 'make it the current context' })
-              .example(
-                '$0 context set dev --url http://127.0.0.1:8080 --token cst_... --use',
-                'talk to consortium dev',
-              ),
-          (a) =>
-            run(() => {
-              const config = readConfig();
-              const contexts = {
-                ...config.contexts,
-                [a.name]: { url: a.url, ...(a.token === undefined ? {} : { token: a.token }) },
-              };
-              const current = a.use === true ? a.name : config['current-context'];
-              const file = writeConfig({
-                ...(current === undefined ? {} : { 'current-context': current }),
-                contexts,
-              });
-              process.stdout.write(
-                `context ${a.name} saved in ${file}${a.use === true ? ' and in use' : ''}\n`,
-              );
-              return Promise.resolve(EXIT.ok);
-            }),
-        )
-        .command(
-          'use <name>',
-          'switch the current context',
-          (c) =>
-            c
-              .positional('name', { type: 'string', demandOption: true, describe: 'the context name' })
-              .example('$0 context use prod', 'switch'),
-          (a) =>
-            run(() => {
-              const config = readConfig();
-              if (config.contexts[a.name] === undefined)
-                throw usage(`no context "${a.name}" in ${configPath()}`);
-              writeConfig({ ...config, 'current-context': a.name });
-              process.stdout.write(`now using context ${a.name}\n`);
-              return Promise.resolve(EXIT.ok);
-            }),
-        )
-        .command(
-          'list',
-          'the contexts',
-          (c) => c.example('$0 context list', 'all of them'),
-          (a) =>
-            run(() => {
-              const config = readConfig();
-              const rows = Object.entries(config.contexts).map(([name, c]) => [
-                name === config['current-context'] ? `* ${name}` : `  ${name}`,
-                c.url,
-              ]);
-              show(a, config.contexts, () => table(['CONTEXT', 'URL'], rows));
-              return Promise.resolve(EXIT.ok);
-            }),
-        )
-        .demandCommand(1, 'name a context command: set, use, list'),
-    )
-    .command(
-      'completion [shell]',
-      'print a shell completion script (bash or zsh)',
-      (y) =>
-        y
-          .positional('shell', {
-            choices: ['bash', 'zsh'] as const,
-            default: 'bash' as const,
-            describe: 'the shell; completes commands, kinds, node names and attributes',
-          })
-          .example('source <($0 completion bash)', 'complete consort in bash')
-          .example('$0 completion zsh > ~/.zfunc/_consort', 'for zsh'),
-      () => {
-        completer.showCompletionScript();
-      },
-    )
-    .completion('__complete', false, ((current, parsed, completionFilter, done) => {
-      completionFilter((_error, defaults) => {
-        complete(current, parsed as GlobalOptions & { _: (string | number)[] })
-          .then((found) => {
-            done(found ?? defaults ?? []);
-          })
-          .catch(() => {
-            done(defaults ?? []);
-          });
-      });
-    }) satisfies FallbackCompletionFunction)
+    .command('jobs', 'list, show, watch and cancel jobs', (y) => jobCommands(y, clientFor, run));
+  parser = schemaCommands(parser, clientFor, run)
+    .command('token', 'API tokens (admin)', (y) => tokenCommands(y, clientFor, run))
+    .command('context', 'named servers in the config file', (y) => contextCommands(y, run));
+  parser = completionCommands(parser, clientFor)
     .demandCommand(1, 'name a command (consort --help lists them)')
     .fail((message, error: Error | undefined) => {
       if (error instanceof CliError) {
@@ -312,58 +95,6 @@ export function cli(argv: readonly string[]): Argv<GlobalOptions> {
   return discoveryCommands(configManagementCommands(parser, clientFor, run), clientFor, run);
 }
 
-/** Commands whose positionals are a kind, then a node name (`create` names a new node: no names to offer). */
-const NODE_COMMANDS = ['get', 'set', 'delete', 'history', 'create', 'list', 'explain'];
-
-/**
- * Completions from the server for the word being typed: kinds, then node names, then attribute names (`power=`);
- * undefined where yargs' own (commands, options) apply. Never fails the shell: any error gives yargs' own.
- */
-async function complete(
-  current: string,
-  parsed: GlobalOptions & { _: (string | number)[] },
-): Promise<string[] | undefined> {
-  if (current.startsWith('-')) return undefined;
-  const words = parsed._.map(String);
-  // The words before the one being typed, after "consort" itself.
-  const done = words
-    .slice(words[0] === 'consort' ? 1 : 0)
-    .filter((w, i, all) => !(i === all.length - 1 && w === current));
-  const command = done[0];
-  if (command === undefined) return undefined;
-  let at = done.slice(1);
-  if (command === 'explain') {
-    if (at.length === 0) return ['create', 'set', 'delete'].filter((a) => a.startsWith(current));
-    at = at.slice(1);
-  }
-  if (!NODE_COMMANDS.includes(command) && command !== 'schema') return undefined;
-  const client = clientFor(parsed);
-  const starting = (items: readonly string[]): string[] => items.filter((item) => item.startsWith(current));
-  if (at.length === 0) {
-    const body = (await client.request('GET', '/api/schema')).body as { kinds: { name: string }[] };
-    return starting(body.kinds.map((k) => k.name));
-  }
-  const kind = at[0] as string;
-  const attributes = async (): Promise<string[]> => {
-    const { fetchSchema } = await schemaModule();
-    const document = await fetchSchema(client, kind);
-    return Object.keys((document['properties'] ?? {}) as Record<string, unknown>)
-      .filter((a) => a !== 'present')
-      .map((a) => `${a}=`);
-  };
-  if (command === 'list') return starting(await attributes());
-  if (at.length === 1 && command !== 'create') {
-    const query = new URLSearchParams({ limit: '1000', fields: 'present' });
-    const body = (await client.request('GET', `/api/inventory/${urlPath(kind)}?${query.toString()}`))
-      .body as {
-      items: { name: string }[];
-    };
-    return starting(body.items.map((n) => n.name));
-  }
-  if (at.length >= 2 && ['create', 'set', 'explain'].includes(command)) return starting(await attributes());
-  return at.length === 1 ? [] : undefined;
-}
-
 let args: string[];
 try {
   args = normalizeBooleanFlags(hideBin(process.argv));
@@ -374,19 +105,7 @@ try {
 // yargs picks its completion template from $SHELL when it is built.
 if (args[0] === 'completion') process.env['SHELL'] = args[1] === 'zsh' ? '/bin/zsh' : '/bin/bash';
 if (args[0] === '--get-yargs-completions') {
-  // yargs runs the first command it finds among the words (and its strict checks) before it completes; the
-  // words after the command are answered here, from the server.
-  const words = args.slice(1);
-  const current = words.at(-1) ?? '';
-  const context = process.env['CONSORT_CONTEXT'];
-  const found =
-    words.length > 2
-      ? await complete(current, {
-          _: words,
-          output: { format: 'table' },
-          ...(context === undefined ? {} : { context }),
-        }).catch(() => [])
-      : undefined;
+  const found = await serverCompletions(args.slice(1), clientFor);
   if (found !== undefined) {
     process.stdout.write(found.map((f) => `${f}\n`).join(''));
     process.exit(EXIT.ok);
@@ -397,5 +116,4 @@ const log = console.log.bind(console);
 console.log = (...parts: unknown[]) => {
   log(wrapHelp(parts.map(String).join(' '), helpWidth()));
 };
-const completer = cli(args);
-await completer.parseAsync();
+await cli(args).parseAsync();
