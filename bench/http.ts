@@ -84,7 +84,10 @@ export async function httpBench(): Promise<void> {
     const created = Date.parse(job['createdAt']);
     const begun = Date.parse(job['startedAt']);
     const ended = Date.parse(job['endedAt']);
-    const rounds = job['rounds'] as { startedAt: number; endedAt: number; tasks: { durationMs: number }[] }[];
+    // The API shows a round's times as ISO strings, like the job's.
+    const rounds = (
+      job['rounds'] as { startedAt: string; endedAt: string; tasks: { durationMs: number }[] }[]
+    ).map((r) => ({ ...r, startedAt: Date.parse(r.startedAt), endedAt: Date.parse(r.endedAt) }));
     const roundTime = rounds.reduce((s, r) => s + (r.endedAt - r.startedAt), 0);
     const taskTime = rounds.reduce((s, r) => s + Math.max(...r.tasks.map((t) => t.durationMs)), 0);
     if (i >= 20)
