@@ -2,7 +2,7 @@
  * An at-least-once task queue over etcd (DESIGN.md §5). Under `q/<queue>/`:
  *
  *     tasks/<id>                     the record: payload, priority, attempts, maxAttempts, state, index key, error
- *     ready/<prio>/<seq>/<id>        empty; key order is dispatch order (priority, then enqueue order)
+ *     ready/<prio>/<seq>/<id>        a copy of the record; key order is dispatch order (priority, then enqueue order)
  *     delayed/<notBeforeMs>/<id>     empty; key order is due order
  *     claims/<id>                    {worker, member, attempt, nonce} on the claimer's session lease
  *     dlq/<id>                       empty; the record keeps the last error
@@ -11,12 +11,13 @@
  * (never over 128 ops per transaction). Enqueues and acks go through the coordinator's write pipe (`TxnBatcher`):
  * those made together, with the process's other writes, are combined into one transaction, and `claimMany` claims
  * several tasks in one: the compares stay per task, so a combination changes the number of consensus rounds, not
- * what applies. A claim reads `ready/` in key order with a
- * limit, and the records, as serializable reads (hints: the transaction checks them again), and takes the first
- * keys; after a conflicting transaction the member picks at random among the first few for a while, to get off a
- * hot head, and its own concurrent claims never pick the same key. The claim id is the claim key's create
- * revision (shared by the tasks of one batch, distinct per task key); ack and fail compare it, so a late ack from a
- * worker whose lease expired (its claim key went with the lease) is discarded.
+ * what applies. A ready key's value is a copy of its task's record, written with the record, so a claim reads only
+ * `ready/`: in key order with a limit, as a serializable read (a hint: the transaction compares each record against
+ * its copy's revision), or, once a claim of this member found the queue empty, from the ready keys its watch keeps.
+ * It takes the first keys; after a conflicting transaction the member picks at random among the first few for a
+ * while, to get off a hot head, and its own concurrent claims never pick the same key. The claim id is the claim
+ * key's create revision (shared by the tasks of one batch, distinct per task key); ack and fail compare it, so a
+ * late ack from a worker whose lease expired (its claim key went with the lease) is discarded.
  *
  * Reaping: every member that waits to claim watches the queue; a deleted claim whose task is still `claimed` means
  * the claimer's lease expired, and the task goes back to `ready/` (or to `dlq/` when out of attempts). A full
