@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { LeaseLostError } from '@consortium/core';
 import type { Logger } from '@consortium/core';
-import { startEtcd } from '@consortium/testkit';
+import { eventually, startEtcd } from '@consortium/testkit';
 import type { EtcdHarness } from '@consortium/testkit';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -40,14 +40,6 @@ function recordingLogger(): Logger & { readonly lines: string[] } {
     warn: record('warn'),
     error: record('error'),
   };
-}
-
-async function eventually(check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** An `EtcdKv` whose watch streams open only once `open()` is called, to hold a watch back past a compaction. */

@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { BackendUnavailableError, LeaseLostError } from '@consortium/core';
 import type { Held, JsonValue, Logger } from '@consortium/core';
-import { describeCoordinatorContract, startEtcd, startTcpProxy } from '@consortium/testkit';
+import {
+  describeCoordinatorContract,
+  eventually as eventuallyHolds,
+  startEtcd,
+  startTcpProxy,
+} from '@consortium/testkit';
 import type { EtcdHarness } from '@consortium/testkit';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -112,16 +117,9 @@ async function within<T>(promise: Promise<T>, what: string, ms = waitMs): Promis
   }
 }
 
-async function eventually(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  everyMs = 50,
-): Promise<void> {
-  const deadline = Date.now() + waitMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${waitMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
+/** Polls `check` every 50 ms (its checks read etcd) until it holds; fails after `waitMs`. */
+function eventually(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  return eventuallyHolds(check, what, { everyMs: 50, timeoutMs: waitMs });
 }
 
 /** Retries `fn` while etcd is unavailable (just after a restart). */

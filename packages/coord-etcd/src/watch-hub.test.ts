@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { startEtcd } from '@consortium/testkit';
+import { eventually, startEtcd } from '@consortium/testkit';
 import type { EtcdHarness } from '@consortium/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdKv } from './etcd-kv.js';
@@ -27,14 +27,6 @@ class CountingKv extends EtcdKv {
 }
 
 const quiet = { debug: () => undefined, warn: () => undefined };
-
-async function eventually(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('the shared watch stream of a connection', () => {
   it('carries many watches on one gRPC stream, each hearing only its key, and none after it closes', async () => {

@@ -14,6 +14,7 @@
 import { CancelledError, InputError, LeaseLostError, MAX_CLAIM_BATCH } from '@consortium/core';
 import type { ClaimedTask, Coordinator, ErrorInfo, Held, JsonValue, Queue } from '@consortium/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { eventually } from './helpers.js';
 
 /** Options the contract passes to the cluster factory. */
 export interface CoordinatorClusterOptions {
@@ -72,19 +73,6 @@ async function within<T>(promise: Promise<T>, what: string): Promise<T> {
     return await Promise.race([promise, timeout]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** Polls `check` until it holds; fails after the suite's wait timeout. */
-async function eventually(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  everyMs = 10,
-): Promise<void> {
-  const deadline = Date.now() + waitTimeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${waitTimeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
   }
 }
 
@@ -633,7 +621,7 @@ export function describeCoordinatorContract(name: string, makeCluster: MakeCoord
             return receivers.every((got) => has(got, topic));
           },
           `subscriptions to receive ${topic}`,
-          50,
+          { everyMs: 50 },
         );
       }
 

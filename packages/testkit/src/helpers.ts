@@ -1,5 +1,6 @@
 /**
- * Small helpers every package's tests used to copy: a virtual clock, an exact-error assertion and a free port.
+ * Small helpers every package's tests used to copy: a virtual clock, an exact-error assertion, a free port and a wait
+ * for a condition.
  * (core's own tests cannot import them: testkit depends on core, so core keeps its local copies.)
  */
 import { createServer } from 'node:net';
@@ -40,6 +41,19 @@ export function expectThrows<E extends Error>(
   expect(caught).toBeInstanceOf(type);
   expect((caught as E).message).toBe(message);
   return caught as E;
+}
+
+/** Waits until `check` holds, asking every `everyMs` (default 10); fails after `timeoutMs` (default 10 s) naming `what`. */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  { everyMs = 10, timeoutMs = 10_000 }: { readonly everyMs?: number; readonly timeoutMs?: number } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
 }
 
 /**
