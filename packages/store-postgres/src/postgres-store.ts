@@ -19,6 +19,7 @@ import {
   TimeoutError,
   isConsortiumError,
   applyJobPatch,
+  auditRow,
   checkPageLimit,
   staleRevision,
   decodeAuditCursor,
@@ -450,7 +451,7 @@ export class PostgresStore implements PostgresStoreHandle {
     checkFence(fence);
     const { event, audit } = ending;
     const params = [...jobWriteParams(id, patch, at, fence), event.type, JSON.stringify(event.data)];
-    if (audit !== undefined) params.push(...auditParams(audit));
+    if (audit !== undefined) params.push(...auditRow(audit));
     const rows = await this.prepared<{ record: JobRecord; seq: number }>(
       audit === undefined ? STEP_JOB_SQL : END_JOB_SQL,
       params,
@@ -519,7 +520,7 @@ export class PostgresStore implements PostgresStoreHandle {
   }
 
   async appendAudit(entry: AuditEntry): Promise<void> {
-    await this.prepared(INSERT_AUDIT_SQL, auditParams(entry));
+    await this.prepared(INSERT_AUDIT_SQL, auditRow(entry));
   }
 
   async listAudit(options: ListAuditOptions): Promise<Page<AuditEntry>> {
@@ -936,16 +937,7 @@ async function importRecord(client: PoolClient, record: StoreRecord): Promise<vo
       await client.query(
         'INSERT INTO audit (at, actor, action, kind, name, job_id, before_attrs, after_attrs) ' +
           'VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-        [
-          entry.at,
-          entry.actor,
-          entry.action,
-          entry.kind,
-          entry.name,
-          entry.jobId ?? null,
-          json(entry.before),
-          json(entry.after),
-        ],
+        auditRow(entry),
       );
       return;
     }
@@ -1122,20 +1114,6 @@ const END_JOB_SQL =
 function jobWriteParams(id: string, patch: JobPatch, at: number, fence: string | undefined): unknown[] {
   const merge = { ...patch, ...(fence === undefined ? {} : { fence }), updatedAt: at };
   return [id, patch.state ?? null, at, JSON.stringify(merge), fence ?? null];
-}
-
-/** The columns of an audit entry, in the order `INSERT_AUDIT_SQL` and `END_JOB_SQL` take them. */
-function auditParams(entry: AuditEntry): unknown[] {
-  return [
-    entry.at,
-    entry.actor,
-    entry.action,
-    entry.kind,
-    entry.name,
-    entry.jobId ?? null,
-    entry.before === null ? null : JSON.stringify(entry.before),
-    entry.after === null ? null : JSON.stringify(entry.after),
-  ];
 }
 
 /** `appendEvent`: the job's counter bumped and the event written under its number, in one statement. */

@@ -15,6 +15,7 @@ import {
   NotFoundError,
   isConsortiumError,
   applyJobPatch,
+  auditRow,
   checkPageLimit,
   staleRevision,
   decodeAuditCursor,
@@ -414,16 +415,7 @@ export class SqliteStore implements Store, StoreTransfer {
 
   /** The body of `appendAudit`, inside the caller's transaction if any. */
   private writeAudit(entry: AuditEntry): void {
-    this.stmt.appendAudit.run(
-      entry.at,
-      entry.actor,
-      entry.action,
-      entry.kind,
-      entry.name,
-      entry.jobId ?? null,
-      entry.before === null ? null : JSON.stringify(entry.before),
-      entry.after === null ? null : JSON.stringify(entry.after),
-    );
+    this.stmt.appendAudit.run(...auditRow(entry));
   }
 
   listAudit(options: ListAuditOptions): Promise<Page<AuditEntry>> {

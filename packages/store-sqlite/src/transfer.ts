@@ -14,7 +14,7 @@ import type {
   StoreRecordType,
   StoredNode,
 } from '@consortium/core';
-import { ConflictError } from '@consortium/core';
+import { ConflictError, auditRow } from '@consortium/core';
 import { nodeValueWriter } from './node-values.js';
 import type { NodeValueWriter } from './node-values.js';
 
@@ -228,16 +228,7 @@ function importRecord(db: BetterSqlite3.Database, record: StoreRecord, values: N
       db.prepare<(string | number | null)[]>(
         'INSERT INTO audit (at, actor, action, kind, name, job_id, before_attrs, after_attrs) ' +
           'VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      ).run(
-        entry.at,
-        entry.actor,
-        entry.action,
-        entry.kind,
-        entry.name,
-        entry.jobId ?? null,
-        entry.before === null ? null : JSON.stringify(entry.before),
-        entry.after === null ? null : JSON.stringify(entry.after),
-      );
+      ).run(...auditRow(entry));
       return;
     }
     case 'token': {

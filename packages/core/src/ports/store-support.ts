@@ -4,7 +4,7 @@
  */
 import { InputError, LeaseLostError, PreconditionFailedError } from '../errors.js';
 import type { JsonValue } from '../model.js';
-import type { JobPatch, JobRecord } from './store.js';
+import type { AuditEntry, JobPatch, JobRecord } from './store.js';
 
 /** The cursor after the node named `name`. */
 export function encodeNodeCursor(name: string): string {
@@ -95,6 +95,22 @@ export function applyJobPatch(
     ...(fence === undefined ? {} : { fence }),
     updatedAt: at,
   };
+}
+
+/** An audit entry as a SQL row: at, actor, action, kind, name, job id, before and after (JSON), in that order. */
+export function auditRow(
+  entry: AuditEntry,
+): [number, string, string, string, string, string | null, string | null, string | null] {
+  return [
+    entry.at,
+    entry.actor,
+    entry.action,
+    entry.kind,
+    entry.name,
+    entry.jobId ?? null,
+    entry.before === null ? null : JSON.stringify(entry.before),
+    entry.after === null ? null : JSON.stringify(entry.after),
+  ];
 }
 
 /** The error of a node write that expected another revision, worded as the store contract pins it. */
