@@ -7,6 +7,22 @@ import { listenForJob, waitForJob } from './shared.js';
 
 const T0 = 1_700_000_000_000;
 
+/** A create of host `name` that is running. */
+function runningCreate(id: string, name: string): JobRecord {
+  return {
+    id,
+    kind: 'host',
+    name,
+    action: 'create',
+    state: 'running',
+    actor: 'dev',
+    updates: [],
+    before: null,
+    createdAt: T0,
+    updatedAt: T0,
+  };
+}
+
 /** A job store of one job whose reads are counted. */
 function countingStore(job: { current: JobRecord }): { store: Store; reads: () => number } {
   let reads = 0;
@@ -32,20 +48,7 @@ describe('waitForJob', () => {
   it('reads the job again on the notice of its end, not on the notices of its steps', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const coordinator = new MemoryCoordinator(new MemoryCluster());
-    const job = {
-      current: {
-        id: 'j-1',
-        kind: 'host',
-        name: 'web-01',
-        action: 'create',
-        state: 'running',
-        actor: 'dev',
-        updates: [],
-        before: null,
-        createdAt: T0,
-        updatedAt: T0,
-      } as JobRecord,
-    };
+    const job = { current: runningCreate('j-1', 'web-01') };
     const { store, reads } = countingStore(job);
     const waiting = waitForJob({ store, coordinator, clock: systemClock }, 'j-1', 30_000);
     await settle();
@@ -71,20 +74,7 @@ describe('waitForJob', () => {
   it('still reads the job once a second without notices, and answers it as it stands at the deadline', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const coordinator = new MemoryCoordinator(new MemoryCluster());
-    const job = {
-      current: {
-        id: 'j-2',
-        kind: 'host',
-        name: 'web-02',
-        action: 'create',
-        state: 'running',
-        actor: 'dev',
-        updates: [],
-        before: null,
-        createdAt: T0,
-        updatedAt: T0,
-      } as JobRecord,
-    };
+    const job = { current: runningCreate('j-2', 'web-02') };
     const { store, reads } = countingStore(job);
     let now = T0;
     const clock = { ...systemClock, now: () => now };
